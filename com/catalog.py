@@ -1,0 +1,142 @@
+"""The catalog: which event ids and test results live in which journal blob, kept in SQLite.
+
+Derived and disposable (delete `.com/cache/` and it is rebuilt from the journal). It lets ingest
+deduplicate against a snapshot of a million events without reading them, and lets `com diff` find a
+test's status before a change. Because batch paths are derived from their content and blobs are never
+rewritten, "this event is in snapshot C" is exactly "one of its paths exists in C's tree".
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS blobs (path TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS ids (id TEXT NOT NULL, path TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS ids_by_id ON ids (id);
+CREATE TABLE IF NOT EXISTS results (test_id TEXT NOT NULL, ts TEXT NOT NULL, status TEXT NOT NULL, path TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS results_by_test ON results (test_id, ts);
+CREATE TABLE IF NOT EXISTS commits (sha TEXT PRIMARY KEY);
+"""
+
+
+def _rows_of(path: str, events) -> tuple[list, list]:
+    ids, results = [], []
+    for ev in events:
+        ids.append((ev["id"], path))
+        if ev["type"] == "test_result":
+            data = ev["data"]
+            tid = data.get("test_id")
+            if tid:
+                results.append((tid, ev["ts"], data.get("status", ""), path))
+    return ids, results
+
+
+class Catalog:
+    def __init__(self, folder: Path):
+        folder.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(folder / "catalog.sqlite", timeout=60, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        version = None
+        try:
+            row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            version = int(row[0]) if row else None
+        except sqlite3.OperationalError:
+            pass
+        if version != SCHEMA_VERSION:
+            self.db.executescript(
+                "DROP TABLE IF EXISTS blobs; DROP TABLE IF EXISTS ids; DROP TABLE IF EXISTS results;"
+                "DROP TABLE IF EXISTS commits;" + _SCHEMA
+            )
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+
+    def close(self):
+        self.db.close()
+
+    # -- keeping up with the journal ---------------------------------------------------------
+    def is_scanned(self, sha: str) -> bool:
+        return self.db.execute("SELECT 1 FROM commits WHERE sha=?", (sha,)).fetchone() is not None
+
+    def ensure(self, journal, commit) -> None:
+        """Catalog every blob reachable from `commit` that is not catalogued yet."""
+        if commit is None or self.is_scanned(str(commit.id)):
+            return
+        pending, seen, stack = [], set(), [commit]
+        while stack:
+            c = stack.pop()
+            sha = str(c.id)
+            if sha in seen or self.is_scanned(sha):
+                continue
+            seen.add(sha)
+            pending.append(c)
+            stack.extend(c.parents)
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            for c in pending:
+                for path, blob_id in journal.added_blobs(c):
+                    if self.db.execute("SELECT 1 FROM blobs WHERE path=?", (path,)).fetchone():
+                        continue
+                    self._insert(path, journal.read_blob(blob_id))
+            self.db.executemany("INSERT OR IGNORE INTO commits VALUES (?)", [(str(c.id),) for c in pending])
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    def _insert(self, path: str, events) -> None:
+        ids, results = _rows_of(path, events)
+        self.db.execute("INSERT OR IGNORE INTO blobs VALUES (?)", (path,))
+        self.db.executemany("INSERT INTO ids VALUES (?, ?)", ids)
+        self.db.executemany("INSERT INTO results VALUES (?, ?, ?, ?)", results)
+
+    def record_write(self, parent_sha: str | None, commit_sha: str, blobs: dict[str, list]) -> None:
+        """Catalog a commit this process just wrote, without reading it back."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            for path, events in blobs.items():
+                if not self.db.execute("SELECT 1 FROM blobs WHERE path=?", (path,)).fetchone():
+                    self._insert(path, events)
+            # Only a commit whose ancestors are all catalogued may be marked, or ensure() would stop early.
+            if parent_sha is None or self.is_scanned(parent_sha):
+                self.db.execute("INSERT OR IGNORE INTO commits VALUES (?)", (commit_sha,))
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    # -- questions ------------------------------------------------------------------------------
+    def paths_of(self, ids) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        ids = list(ids)
+        for start in range(0, len(ids), 900):
+            chunk = ids[start:start + 900]
+            marks = ",".join("?" * len(chunk))
+            for eid, path in self.db.execute(f"SELECT id, path FROM ids WHERE id IN ({marks})", chunk):
+                out.setdefault(eid, []).append(path)
+        return out
+
+    def latest_status(self, test_id: str, contains_path) -> str | None:
+        """The newest recorded status of a test among the blobs for which contains_path(path) is true."""
+        offset, page = 0, 8
+        while True:
+            rows = self.db.execute(
+                "SELECT status, path FROM results WHERE test_id=? ORDER BY ts DESC LIMIT ? OFFSET ?",
+                (test_id, page, offset),
+            ).fetchall()
+            for status, path in rows:
+                if contains_path(path):
+                    return status
+            if len(rows) < page:
+                return None
+            offset += page
+            page = min(page * 4, 4096)
+
+
+def parse_lines(data: bytes) -> list[dict]:
+    return [json.loads(line) for line in data.splitlines() if line.strip()]

@@ -1,0 +1,213 @@
+"""The Event: validation with precise messages, deterministic ids, UTC timestamps.
+
+An event is a plain dict (fast to build in bulk) with the keys
+id, type, project, source, ts, importance, tags, data — stored one per line in a journal blob.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import datetime, timezone
+
+from com.errors import ComError
+
+STATUSES = ("passed", "failed", "error", "skipped")
+FAILING = frozenset(("failed", "error"))
+
+# The seed system wrote these types; they are read as test_result with that status.
+SEED_TYPES = {"test_failure": "failed", "test_pass": "passed", "test_error": "error", "test_skip": "skipped"}
+
+DEFAULT_IMPORTANCE = {
+    "code_change": 2.0,
+    "healing_attempt": 2.0,
+    "rollup": 2.0,
+    "note": 1.0,
+}
+RESULT_IMPORTANCE = {"passed": 1.0, "skipped": 0.5, "failed": 3.0, "error": 3.0}
+
+FIELDS = ("id", "type", "project", "source", "ts", "importance", "tags", "data")
+ALIASES = {"timestamp": "ts"}
+
+_TYPE_RE = re.compile(r"[a-z][a-z0-9_]*\Z")
+# The project names a folder of the journal tree, so it must be a safe path component.
+_PROJECT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
+_ID_RE = re.compile(r"evt_[0-9a-f]{24}\Z")
+
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_dumps_sorted = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode
+
+
+class InvalidEvent(ComError):
+    """An event failed validation; the message names the field (and the line, when known)."""
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def format_ts(dt: datetime) -> str:
+    dt = dt.astimezone(timezone.utc)
+    if dt.microsecond:
+        return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(value, field: str = "ts") -> datetime:
+    """ISO-8601 (naive means UTC) or a Unix epoch number -> aware UTC datetime."""
+    if isinstance(value, bool):
+        raise InvalidEvent(f"field '{field}': expected an ISO-8601 time, got {value!r}")
+    if isinstance(value, (int, float)):
+        try:
+            return datetime.fromtimestamp(value, timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            raise InvalidEvent(f"field '{field}': epoch {value!r} is out of range") from None
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidEvent(f"field '{field}': expected an ISO-8601 time, got {value!r}")
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidEvent(f"field '{field}': not an ISO-8601 time: {value!r}") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc)
+
+
+def _fail(where: str, message: str):
+    raise InvalidEvent(f"{where}{message}")
+
+
+def normalize(raw, *, where: str = "", default_ts: str | None = None, defaults: dict | None = None) -> dict:
+    """Validate one incoming event (seed JSON accepted as-is) and return the stored form with its id.
+
+    `where` prefixes messages (e.g. "line 3: "). `default_ts` is used when the input has no ts; a
+    defaulted ts is not part of the event's identity, so re-ingesting the same JSON adds nothing.
+    `defaults` fills missing top-level fields (e.g. source from the command line).
+    """
+    if not isinstance(raw, dict):
+        _fail(where, f"expected a JSON object, got {type(raw).__name__}")
+    ev = {}
+    for key, value in raw.items():
+        key = ALIASES.get(key, key)
+        if key not in FIELDS:
+            _fail(where, f"unknown field '{key}' (expected one of: {', '.join(FIELDS)})")
+        ev[key] = value
+    if defaults:
+        for key, value in defaults.items():
+            if ev.get(key) is None and value is not None:
+                ev[key] = value
+
+    etype = ev.get("type")
+    if etype is None or etype == "":
+        _fail(where, "field 'type': missing")
+    if not isinstance(etype, str) or not _TYPE_RE.match(etype):
+        _fail(where, f"field 'type': expected a lowercase word, got {etype!r}")
+
+    project = ev.get("project")
+    if project is None or project == "":
+        _fail(where, "field 'project': missing")
+    if not isinstance(project, str) or not _PROJECT_RE.match(project) or len(project) > 100:
+        _fail(where, f"field 'project': expected a name of letters, digits, '.', '_' or '-', got {project!r}")
+
+    source = ev.get("source") or "cli"
+    if not isinstance(source, str):
+        _fail(where, f"field 'source': expected a string, got {source!r}")
+
+    data = ev.get("data")
+    if data is None:
+        data = {}
+    elif not isinstance(data, dict):
+        _fail(where, f"field 'data': expected an object, got {type(data).__name__}")
+
+    if etype in SEED_TYPES:
+        data = dict(data)
+        data.setdefault("status", SEED_TYPES[etype])
+        etype = "test_result"
+
+    if etype == "test_result":
+        status = data.get("status")
+        if status is None:
+            _fail(where, "field 'data.status': missing (a test_result needs passed, failed, error or skipped)")
+        if status not in STATUSES:
+            _fail(where, f"field 'data.status': unknown status {status!r} (expected {', '.join(STATUSES)})")
+        test_id = data.get("test_id")
+        if test_id is not None and (not isinstance(test_id, str) or not test_id):
+            _fail(where, f"field 'data.test_id': expected a non-empty string, got {test_id!r}")
+        default_importance = RESULT_IMPORTANCE[status]
+    else:
+        default_importance = DEFAULT_IMPORTANCE.get(etype, 2.0)
+
+    importance = ev.get("importance")
+    if importance is None:
+        importance = default_importance
+    if isinstance(importance, bool) or not isinstance(importance, (int, float)):
+        _fail(where, f"field 'importance': expected a number from 0 to 5, got {importance!r}")
+    importance = float(importance)
+    if not 0.0 <= importance <= 5.0:
+        _fail(where, f"field 'importance': {importance:g} is outside 0 to 5")
+
+    tags = ev.get("tags")
+    if tags is None:
+        tags = []
+    elif isinstance(tags, str):
+        tags = [t.strip() for t in tags.split(",") if t.strip()]
+    elif not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        _fail(where, f"field 'tags': expected a list of strings, got {tags!r}")
+
+    ts_given = ev.get("ts")
+    if ts_given is not None:
+        try:
+            ts = format_ts(parse_time(ts_given))
+        except InvalidEvent as exc:
+            raise InvalidEvent(f"{where}{exc}") from None
+    else:
+        ts = default_ts or format_ts(now_utc())
+
+    try:
+        data_json = _dumps_sorted(data)
+    except (TypeError, ValueError) as exc:
+        _fail(where, f"field 'data': cannot be stored as JSON ({exc})")
+    tags_json = _dumps(tags)
+    head = f"{_dumps(etype)}\x00{_dumps(project)}\x00{_dumps(source)}\x00{importance!r}\x00{tags_json}\x00{data_json}"
+
+    given_id = ev.get("id")
+    if given_id is not None:
+        # An exported event keeps its id, so re-importing it is recognised as a duplicate.
+        if not isinstance(given_id, str) or not _ID_RE.match(given_id):
+            _fail(where, f"field 'id': expected evt_ followed by 24 hex digits, got {given_id!r}")
+        event_id = given_id
+    else:
+        identity = head + ("\x00" + ts if ts_given is not None else "")
+        event_id = "evt_" + hashlib.blake2b(identity.encode("utf-8"), digest_size=12).hexdigest()
+
+    return {
+        "id": event_id,
+        "type": etype,
+        "project": project,
+        "source": source,
+        "ts": ts,
+        "importance": importance,
+        "tags": tags,
+        "data": data,
+    }
+
+
+def to_line(event: dict) -> str:
+    """The stored JSONL form: fixed key order, compact, data keys sorted."""
+    return (
+        f'{{"id":{_dumps(event["id"])},"type":{_dumps(event["type"])},"project":{_dumps(event["project"])},'
+        f'"source":{_dumps(event["source"])},"ts":{_dumps(event["ts"])},"importance":{event["importance"]!r},'
+        f'"tags":{_dumps(event["tags"])},"data":{_dumps_sorted(event["data"])}}}'
+    )
+
+
+def event_test_id(event: dict) -> str | None:
+    return event["data"].get("test_id") if event["type"] == "test_result" else None
+
+
+def event_status(event: dict) -> str | None:
+    return event["data"].get("status") if event["type"] == "test_result" else None

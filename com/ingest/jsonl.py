@@ -1,0 +1,51 @@
+"""JSON and JSONL input: one object, an array of objects, or one object per line."""
+
+from __future__ import annotations
+
+import json
+
+from com.errors import ComError
+from com.events import InvalidEvent, format_ts, normalize, now_utc
+
+
+def _where_json(exc: json.JSONDecodeError, line_no: int | None) -> str:
+    line = line_no if line_no is not None else exc.lineno
+    return f"line {line}: invalid JSON: {exc.msg} (column {exc.colno})"
+
+
+def parse(text: str, defaults: dict | None = None, origin: str = "<stdin>") -> list[dict]:
+    """Validated events from JSON/JSONL text; any bad line refuses the whole input with its place named."""
+    default_ts = format_ts(now_utc())
+    stripped = text.lstrip()
+    if not stripped:
+        raise ComError(f"{origin}: no events in the input")
+    if stripped.startswith("["):
+        try:
+            items = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ComError(f"{origin}: {_where_json(exc, None)}") from None
+        return [
+            normalize(item, where=f"{origin}: item {n}: ", default_ts=default_ts, defaults=defaults)
+            for n, item in enumerate(items, 1)
+        ]
+    lines = text.splitlines()
+    events = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            raw = json.loads(line)
+        except json.JSONDecodeError as exc:
+            # A single pretty-printed object spans lines; accept it whole if that is what this is.
+            if not events:
+                try:
+                    raw = json.loads(text)
+                except json.JSONDecodeError:
+                    raise ComError(f"{origin}: {_where_json(exc, n)}") from None
+                return [normalize(raw, where=f"{origin}: ", default_ts=default_ts, defaults=defaults)]
+            raise ComError(f"{origin}: {_where_json(exc, n)}") from None
+        try:
+            events.append(normalize(raw, where=f"line {n}: ", default_ts=default_ts, defaults=defaults))
+        except InvalidEvent as exc:
+            raise InvalidEvent(f"{origin}: {exc}") from None
+    return events
