@@ -358,6 +358,9 @@ def tag_cmd(
         )
 
 
+# Command modules register themselves on `app` when imported (one line each, kept light).
+# -- command modules --
+
 def main() -> None:
     app()
 
