@@ -12,29 +12,23 @@ import json
 import sqlite3
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
+# Event ids are stored as a 60-bit integer key (the first 15 hex digits of the 96-bit id) and blobs by
+# rowid: integer B-trees make cataloguing 100,000 events a small part of a bulk ingest.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
-CREATE TABLE IF NOT EXISTS blobs (path TEXT PRIMARY KEY);
-CREATE TABLE IF NOT EXISTS ids (id TEXT NOT NULL, path TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS ids_by_id ON ids (id);
-CREATE TABLE IF NOT EXISTS results (test_id TEXT NOT NULL, ts TEXT NOT NULL, status TEXT NOT NULL, path TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS blobs (n INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS ids (key INTEGER NOT NULL, blob INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS ids_by_key ON ids (key);
+CREATE TABLE IF NOT EXISTS results (test_id TEXT NOT NULL, ts TEXT NOT NULL, status TEXT NOT NULL, blob INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS results_by_test ON results (test_id, ts);
 CREATE TABLE IF NOT EXISTS commits (sha TEXT PRIMARY KEY);
 """
 
 
-def _rows_of(path: str, events) -> tuple[list, list]:
-    ids, results = [], []
-    for ev in events:
-        ids.append((ev["id"], path))
-        if ev["type"] == "test_result":
-            data = ev["data"]
-            tid = data.get("test_id")
-            if tid:
-                results.append((tid, ev["ts"], data.get("status", ""), path))
-    return ids, results
+def id_key(event_id: str) -> int:
+    return int(event_id[4:19], 16)
 
 
 class Catalog:
@@ -90,10 +84,17 @@ class Catalog:
             raise
 
     def _insert(self, path: str, events) -> None:
-        ids, results = _rows_of(path, events)
-        self.db.execute("INSERT OR IGNORE INTO blobs VALUES (?)", (path,))
-        self.db.executemany("INSERT INTO ids VALUES (?, ?)", ids)
-        self.db.executemany("INSERT INTO results VALUES (?, ?, ?, ?)", results)
+        n = self.db.execute("INSERT INTO blobs (path) VALUES (?)", (path,)).lastrowid
+        # Rows sorted in index order: B-tree inserts in order cost about a third less than random ones.
+        self.db.executemany("INSERT INTO ids VALUES (?, ?)", sorted((int(ev["id"][4:19], 16), n) for ev in events))
+        self.db.executemany(
+            "INSERT INTO results VALUES (?, ?, ?, ?)",
+            sorted(
+                (ev["data"]["test_id"], ev["ts"], ev["data"].get("status", ""), n)
+                for ev in events
+                if ev["type"] == "test_result" and ev["data"].get("test_id")
+            ),
+        )
 
     def record_write(self, parent_sha: str | None, commit_sha: str, blobs: dict[str, list]) -> None:
         """Catalog a commit this process just wrote, without reading it back."""
@@ -112,13 +113,18 @@ class Catalog:
 
     # -- questions ------------------------------------------------------------------------------
     def paths_of(self, ids) -> dict[str, list[str]]:
+        """Blob paths that hold each of `ids` (on any branch ever catalogued)."""
+        by_key = {id_key(eid): eid for eid in ids}
         out: dict[str, list[str]] = {}
-        ids = list(ids)
-        for start in range(0, len(ids), 900):
-            chunk = ids[start:start + 900]
+        keys = list(by_key)
+        for start in range(0, len(keys), 900):
+            chunk = keys[start:start + 900]
             marks = ",".join("?" * len(chunk))
-            for eid, path in self.db.execute(f"SELECT id, path FROM ids WHERE id IN ({marks})", chunk):
-                out.setdefault(eid, []).append(path)
+            rows = self.db.execute(
+                f"SELECT ids.key, blobs.path FROM ids JOIN blobs ON blobs.n = ids.blob WHERE ids.key IN ({marks})", chunk
+            )
+            for key, path in rows:
+                out.setdefault(by_key[key], []).append(path)
         return out
 
     def latest_status(self, test_id: str, contains_path) -> str | None:
@@ -126,7 +132,8 @@ class Catalog:
         offset, page = 0, 8
         while True:
             rows = self.db.execute(
-                "SELECT status, path FROM results WHERE test_id=? ORDER BY ts DESC LIMIT ? OFFSET ?",
+                "SELECT status, path FROM results JOIN blobs ON blobs.n = results.blob"
+                " WHERE test_id=? ORDER BY ts DESC LIMIT ? OFFSET ?",
                 (test_id, page, offset),
             ).fetchall()
             for status, path in rows:

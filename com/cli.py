@@ -226,7 +226,11 @@ def events_cmd(
         _journal(), at=at, type=type, project=project, test=test, status=status,
         since=since, until=until, limit=limit or None,
     )
-    emit({"events": events}, as_json, lambda o: table(_event_rows(o["events"]), ["time", "type", "project", "status", "what"]))
+    emit(
+        {"events": events},
+        as_json,
+        lambda o: table(_event_rows(o["events"]), ["time", "type", "project", "status", "what"]) if o["events"] else "",
+    )
 
 
 @command("log")

@@ -28,6 +28,7 @@ DEFAULT_IMPORTANCE = {
 RESULT_IMPORTANCE = {"passed": 1.0, "skipped": 0.5, "failed": 3.0, "error": 3.0}
 
 FIELDS = ("id", "type", "project", "source", "ts", "importance", "tags", "data")
+_FIELD_SET = frozenset(FIELDS)
 ALIASES = {"timestamp": "ts"}
 
 _TYPE_RE = re.compile(r"[a-z][a-z0-9_]*\Z")
@@ -35,8 +36,27 @@ _TYPE_RE = re.compile(r"[a-z][a-z0-9_]*\Z")
 _PROJECT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 _ID_RE = re.compile(r"evt_[0-9a-f]{24}\Z")
 
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _dumps_sorted = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode
+# The C string encoder: ingest encodes several strings per event, and this is the hot path of bulk ingest.
+_str = json.encoder.encode_basestring
+
+
+def _dumps(value) -> str:
+    if type(value) is str:
+        return _str(value)
+    if type(value) is list and all(type(v) is str for v in value):
+        return "[" + ",".join(map(_str, value)) + "]"
+    return _dumps_sorted(value)
+
+
+# Reports share timestamps (a JUnit suite has one), so parsing each distinct text once pays off.
+_ts_cache: dict = {}
+
+
+class Event(dict):
+    """A stored event: a plain dict that remembers its encoded data, so bulk ingest encodes it once."""
+
+    __slots__ = ("line",)  # the stored JSONL form, made while validating; an Event is not mutated after
 
 
 class InvalidEvent(ComError):
@@ -92,9 +112,10 @@ def normalize(raw, *, where: str = "", default_ts: str | None = None, defaults: 
         _fail(where, f"expected a JSON object, got {type(raw).__name__}")
     ev = {}
     for key, value in raw.items():
-        key = ALIASES.get(key, key)
-        if key not in FIELDS:
-            _fail(where, f"unknown field '{key}' (expected one of: {', '.join(FIELDS)})")
+        if key not in _FIELD_SET:
+            key = ALIASES.get(key, key)
+            if key not in _FIELD_SET:
+                _fail(where, f"unknown field '{key}' (expected one of: {', '.join(FIELDS)})")
         ev[key] = value
     if defaults:
         for key, value in defaults.items():
@@ -160,10 +181,16 @@ def normalize(raw, *, where: str = "", default_ts: str | None = None, defaults: 
 
     ts_given = ev.get("ts")
     if ts_given is not None:
-        try:
-            ts = format_ts(parse_time(ts_given))
-        except InvalidEvent as exc:
-            raise InvalidEvent(f"{where}{exc}") from None
+        ts = _ts_cache.get(ts_given) if type(ts_given) is str else None
+        if ts is None:
+            try:
+                ts = format_ts(parse_time(ts_given))
+            except InvalidEvent as exc:
+                raise InvalidEvent(f"{where}{exc}") from None
+            if type(ts_given) is str:
+                if len(_ts_cache) > 50_000:
+                    _ts_cache.clear()
+                _ts_cache[ts_given] = ts
     else:
         ts = default_ts or format_ts(now_utc())
 
@@ -172,7 +199,8 @@ def normalize(raw, *, where: str = "", default_ts: str | None = None, defaults: 
     except (TypeError, ValueError) as exc:
         _fail(where, f"field 'data': cannot be stored as JSON ({exc})")
     tags_json = _dumps(tags)
-    head = f"{_dumps(etype)}\x00{_dumps(project)}\x00{_dumps(source)}\x00{importance!r}\x00{tags_json}\x00{data_json}"
+    type_json, project_json, source_json = _str(etype), _str(project), _str(source)
+    head = f"{type_json}\x00{project_json}\x00{source_json}\x00{importance!r}\x00{tags_json}\x00{data_json}"
 
     given_id = ev.get("id")
     if given_id is not None:
@@ -184,20 +212,21 @@ def normalize(raw, *, where: str = "", default_ts: str | None = None, defaults: 
         identity = head + ("\x00" + ts if ts_given is not None else "")
         event_id = "evt_" + hashlib.blake2b(identity.encode("utf-8"), digest_size=12).hexdigest()
 
-    return {
-        "id": event_id,
-        "type": etype,
-        "project": project,
-        "source": source,
-        "ts": ts,
-        "importance": importance,
-        "tags": tags,
-        "data": data,
-    }
+    event = Event(
+        id=event_id, type=etype, project=project, source=source, ts=ts, importance=importance, tags=tags, data=data
+    )
+    event.line = (
+        f'{{"id":"{event_id}","type":{type_json},"project":{project_json},"source":{source_json},'
+        f'"ts":"{ts}","importance":{importance!r},"tags":{tags_json},"data":{data_json}}}'
+    )
+    return event
 
 
 def to_line(event: dict) -> str:
     """The stored JSONL form: fixed key order, compact, data keys sorted."""
+    line = getattr(event, "line", None)
+    if line is not None:
+        return line
     return (
         f'{{"id":{_dumps(event["id"])},"type":{_dumps(event["type"])},"project":{_dumps(event["project"])},'
         f'"source":{_dumps(event["source"])},"ts":{_dumps(event["ts"])},"importance":{event["importance"]!r},'

@@ -1,0 +1,284 @@
+"""`com fsck`: check that the journal is whole and the derived data agrees with it; repair what is safe.
+
+Checks: git's own fsck of the journal; every batch under every branch and tag parses, line by line, as a
+stored event whose project and day match its path and whose ids name the batch; no event id stands for
+two different events within a snapshot; the catalog knows every event of every snapshot; no lock file
+or temporary pack left behind by a killed process.
+
+The same event in two batches of one snapshot is harmless (both sides of a merge ingested it; readers
+count it once) and is reported as information. The same id with different content is corruption.
+Repair touches derived data and leftovers only (the catalog, the search index, stale locks and
+temporary files); the journal's history is never rewritten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sqlite3
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pygit2
+
+from com.events import FIELDS, InvalidEvent, normalize
+from com.journal import Journal, batch_project_day
+from com.sync import sync_lock
+
+_ID_RE_LEN = len("evt_") + 24
+# A temporary pack or lock file older than this belongs to a process that died, not to one at work.
+STALE_SECONDS = 60
+
+
+@dataclass
+class Report:
+    problems: list[dict] = field(default_factory=list)
+    info: list[str] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)
+    counts: dict = field(default_factory=dict)
+
+    def problem(self, check: str, message: str, repairable: bool = False) -> dict:
+        item = {"check": check, "message": message, "repairable": repairable, "repaired": False}
+        self.problems.append(item)
+        return item
+
+    @property
+    def ok(self) -> bool:
+        return all(p["repaired"] for p in self.problems)
+
+    def to_json(self) -> dict:
+        return {"ok": self.ok, "counts": self.counts, "problems": self.problems, "info": self.info,
+                "repaired": self.repaired}
+
+
+def fsck(memory, repair: bool = False) -> dict:
+    """Check the memory's journal and derived data; with repair, fix leftovers and rebuild derived data."""
+    report = Report()
+    journal = memory.journal()
+    # No sync or write may start while we look at (and maybe remove) leftovers; same order as a pull takes them.
+    with sync_lock(journal), journal._ref_lock():
+        _check_leftovers(journal, report, repair)
+    _check_git(journal, report)
+    snapshots = _check_batches(journal, report)
+    _check_catalog(memory, journal, snapshots, report, repair)
+    _check_index(memory, report, repair)
+    return report.to_json()
+
+
+# -- leftovers of killed processes ---------------------------------------------------------------
+def _leftovers(git_dir: Path) -> tuple[list[Path], list[Path]]:
+    now = time.time()
+    locks = [p for p in (git_dir / "refs").rglob("*.lock")]
+    locks += [git_dir / name for name in ("packed-refs.lock", "HEAD.lock", "config.lock") if (git_dir / name).exists()]
+    temps = list((git_dir / "objects" / "pack").glob("tmp_*")) + list((git_dir / "objects").glob("incoming-*"))
+    temps += list((git_dir / "objects").glob("*/tmp_obj_*"))
+    stale = lambda p: now - p.stat().st_mtime > STALE_SECONDS  # noqa: E731
+    return [p for p in locks if stale(p)], [p for p in temps if stale(p)]
+
+
+def _check_leftovers(journal: Journal, report: Report, repair: bool) -> None:
+    locks, temps = _leftovers(journal.path)
+    for lock in locks:
+        rel = lock.relative_to(journal.path)
+        item = report.problem("locks", f"stale lock file {rel} (left by a killed git or com process)", True)
+        if repair:
+            lock.unlink(missing_ok=True)
+            item["repaired"] = True
+            report.repaired.append(f"removed {rel}")
+    if temps:
+        size = sum(_size(p) for p in temps)
+        report.info.append(f"{len(temps)} temporary object file(s) of interrupted transfers ({size // 1024} KiB)")
+        if repair:
+            for path in temps:
+                shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+            report.repaired.append(f"removed {len(temps)} temporary object file(s)")
+
+
+def _size(path: Path) -> int:
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
+
+
+# -- git's own check ----------------------------------------------------------------------------
+def _check_git(journal: Journal, report: Report) -> None:
+    # Dangling objects are normal (a write killed before its ref moved), so they are not reported.
+    proc = subprocess.run(
+        ["git", "--git-dir", str(journal.path), "fsck", "--no-dangling", "--no-progress"],
+        capture_output=True, text=True,
+    )
+    lines = [line.strip() for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
+    if proc.returncode != 0:
+        shown = "; ".join(lines[:3]) + (f" (and {len(lines) - 3} more lines)" if len(lines) > 3 else "")
+        report.problem("git", f"git fsck failed: {shown or f'exit code {proc.returncode}'}")
+    elif lines:
+        report.info.append("git fsck: " + "; ".join(lines[:3]))
+
+
+# -- the batches ------------------------------------------------------------------------------
+def _tips(journal: Journal) -> dict[str, pygit2.Commit]:
+    repo = journal.repo
+    tips = {}
+    for ref in sorted(repo.references):
+        if ref.startswith(("refs/heads/", "refs/tags/")):
+            try:
+                tips[ref] = repo.revparse_single(ref).peel(pygit2.Commit)
+            except (KeyError, ValueError, pygit2.GitError) as exc:
+                tips[ref] = exc
+    return tips
+
+
+def _batch_name(ids: list[str]) -> str:
+    # The journal names a batch after its event ids (see Journal.write), so the name checks the content.
+    return hashlib.blake2b("\n".join(ids).encode(), digest_size=8).hexdigest()
+
+
+def _read_batch(journal: Journal, path: str, oid, report: Report) -> dict[str, bytes] | None:
+    """id -> stored line of a batch, or None (and a problem) if it is not a valid batch."""
+    where = batch_project_day(path)
+    if where is None:
+        report.problem("batches", f"{path}: not a batch path (events/<project>/<YYYY-MM-DD>/<id>.jsonl)")
+        return None
+    project, day = where
+    try:
+        data = journal.repo[oid].data
+    except (KeyError, pygit2.GitError):
+        report.problem("batches", f"{path}: blob {str(oid)[:10]} is missing")
+        return None
+    events: dict[str, bytes] = {}
+    ids = []
+    for n, line in enumerate(data.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            event = json.loads(line)
+            if not isinstance(event, dict):
+                raise InvalidEvent(f"expected a JSON object, got {type(event).__name__}")
+            missing = [k for k in FIELDS if k not in event]
+            if missing:
+                raise InvalidEvent(f"missing field '{missing[0]}'")
+            if not isinstance(event["id"], str) or len(event["id"]) != _ID_RE_LEN:
+                raise InvalidEvent(f"bad id {event['id']!r}")
+            normalize(event)
+            if event["project"] != project or str(event["ts"])[:10] != day:
+                raise InvalidEvent(f"event {event['id']} ({event['project']}, {str(event['ts'])[:10]}) is filed "
+                                   f"under {project}/{day}")
+        except (ValueError, InvalidEvent) as exc:  # json.JSONDecodeError is a ValueError
+            message = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+            report.problem("batches", f"{path}: line {n}: {message}")
+            return None
+        ids.append(event["id"])
+        if event["id"] in events and events[event["id"]] != line:
+            report.problem("duplicates", f"{path}: event {event['id']} appears twice with different content")
+        events[event["id"]] = line
+    name = path.rsplit("/", 1)[1][: -len(".jsonl")]
+    if ids and name != _batch_name(ids):
+        report.problem("batches", f"{path}: the batch name does not match its events (altered after writing?)")
+    return events
+
+
+def _check_batches(journal: Journal, report: Report) -> dict[str, dict[str, list[str]]]:
+    """Check every batch of every branch and tag; returns, per tip, id -> paths of its snapshot."""
+    parsed: dict[str, dict[str, bytes] | None] = {}  # blob id -> events, each blob read once
+    snapshots: dict[str, dict[str, list[str]]] = {}
+    seen_commits: dict[str, dict[str, list[str]]] = {}
+    shared_total = 0
+    tips = _tips(journal)
+    for ref, commit in tips.items():
+        if isinstance(commit, Exception):
+            report.problem("refs", f"{ref}: does not point to a commit ({commit})")
+            continue
+        key = str(commit.id)
+        if key in seen_commits:
+            snapshots[ref] = seen_commits[key]
+            continue
+        where: dict[str, list[str]] = {}
+        lines: dict[str, bytes] = {}
+        for path, oid, _ in journal.batches(commit.tree):
+            blob_key = str(oid)
+            if blob_key not in parsed:
+                parsed[blob_key] = _read_batch(journal, path, oid, report)
+            events = parsed[blob_key]
+            if events is None:
+                continue
+            for eid, line in events.items():
+                if eid in lines:
+                    if lines[eid] != line:
+                        report.problem("duplicates", f"{ref}: event {eid} has different content in "
+                                                     f"{where[eid][0]} and {path}")
+                    elif ref.startswith("refs/heads/"):
+                        shared_total += 1
+                where.setdefault(eid, []).append(path)
+                lines.setdefault(eid, line)
+        snapshots[ref] = seen_commits[key] = where
+    head = journal.head()
+    head_ref = f"refs/heads/{journal.branch}"
+    report.counts.update({
+        "branches": sum(1 for r in tips if r.startswith("refs/heads/")),
+        "tags": sum(1 for r in tips if r.startswith("refs/tags/")),
+        "batches": len(parsed),
+        "events": len(snapshots.get(head_ref, {})) if head is not None else 0,
+        "shared": shared_total,
+    })
+    if shared_total:
+        report.info.append(f"{shared_total} event(s) stored in more than one batch of a branch (both sides of a "
+                           "merge ingested them; harmless, each is read once)")
+    return snapshots
+
+
+# -- derived data -----------------------------------------------------------------------------
+def _catalog_gaps(journal: Journal, snapshots) -> int:
+    """How many (event, batch) pairs of the snapshots the catalog does not know."""
+    catalog = journal.catalog
+    for ref in snapshots:
+        catalog.ensure(journal, journal.repo.revparse_single(ref).peel(pygit2.Commit))
+    gaps = 0
+    checked: set[tuple[str, str]] = set()
+    for where in snapshots.values():
+        pending = [(eid, paths) for eid, paths in where.items() if (eid, paths[0]) not in checked]
+        known = catalog.paths_of([eid for eid, _ in pending])
+        for eid, paths in pending:
+            have = set(known.get(eid, ()))
+            gaps += sum(1 for p in paths if p not in have)
+            checked.update((eid, p) for p in paths)
+    return gaps
+
+
+def _check_catalog(memory, journal: Journal, snapshots, report: Report, repair: bool) -> None:
+    try:
+        gaps = _catalog_gaps(journal, snapshots)
+        error = f"the catalog misses {gaps} event(s) of the journal" if gaps else None
+    except (sqlite3.DatabaseError, KeyError, ValueError) as exc:
+        error = f"the catalog cannot be read ({exc})"
+    if error:
+        item = report.problem("catalog", error, True)
+    if not repair:
+        return
+    # Rebuilt on every repair: it is derived, and a damaged catalog need not look damaged.
+    if journal._catalog is not None:
+        journal._catalog.close()
+    with journal._ref_lock():
+        shutil.rmtree(memory.cache_path, ignore_errors=True)
+        memory.cache_path.mkdir(parents=True, exist_ok=True)
+        fresh = memory.journal()
+        gaps = _catalog_gaps(fresh, snapshots)
+    report.repaired.append("rebuilt the catalog from the journal")
+    if error:
+        item["repaired"] = gaps == 0
+
+
+def _check_index(memory, report: Report, repair: bool) -> None:
+    index = Path(memory.index_path)
+    present = index.is_dir() and any(index.iterdir())
+    if not present:
+        return
+    if repair:
+        # Derived from the journal alone: the next command that needs it rebuilds it.
+        shutil.rmtree(index, ignore_errors=True)
+        index.mkdir(parents=True, exist_ok=True)
+        report.repaired.append("removed the search index (rebuilt from the journal on next use)")
+    else:
+        report.info.append("search index present (derived; 'com fsck --repair' removes it for a rebuild)")

@@ -1,0 +1,467 @@
+"""JUnit XML reports (pytest, jest-junit, Playwright, Surefire/Gradle, gotestsum) turned into test_result events.
+
+Every <testcase> becomes one event per attempt: Surefire/Gradle `flakyFailure`/`flakyError` elements are
+the failed attempts before the passing (final) run, `rerunFailure`/`rerunError` the failed reruns after
+the first failure; attempt numbers follow the order in which the runs happened. The whole input is parsed
+before anything is written, so one malformed report refuses the batch.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Callable, Iterable
+
+from com.errors import ComError
+from com.events import format_ts, normalize, now_utc, parse_time
+
+DISCOVERY_PATTERNS = ("TEST-*.xml", "*junit*.xml")
+# Folders never searched by discovery: dependencies and hidden folders (the memory .com/ among them).
+_PRUNE = {"node_modules", "__pycache__", "venv", ".venv"}
+
+TRACE_LINES = 20
+TRACE_CHARS = 4000
+MESSAGE_CHARS = 2000
+OUTPUT_CHARS = 2000  # system-out / system-err: head and tail halves around a cut
+PROPERTY_CHARS = 500
+MAX_PROPERTIES = 50
+
+_RETRY_BEFORE = {"flakyFailure": "failed", "flakyError": "error"}  # failed runs before the final pass
+_RETRY_AFTER = {"rerunFailure": "failed", "rerunError": "error"}  # failed reruns after the first failure
+_OUTCOME = {"failure": "failed", "error": "error", "skipped": "skipped"}
+_STRENGTH = {"failed": 3, "error": 2, "skipped": 1}  # a testcase with several outcome children: the worst wins
+
+_ERROR_TYPE_RE = re.compile(
+    r'(?:\A|failed on (?:setup|teardown) with ")((?:[A-Za-z_$][\w$.]*)?(?:Error|Exception|Failure|Exit|Interrupt))(?=[:"\s]|\Z)'
+)
+_FILE_LIKE_RE = re.compile(r"[^\s]\.(?:[cm]?[jt]sx?|py|rb|go|java|kt|cs|php|swift|rs|exs?|feature)\Z")
+_GO_NOISE = ("=== RUN", "=== PAUSE", "=== CONT", "=== NAME", "--- FAIL", "--- SKIP", "--- PASS")
+_POSITION_RE = re.compile(r":? line \d+, column \d+\Z")
+_GLOB_CHARS = set("*?[")
+
+
+# -- finding reports ---------------------------------------------------------------------------
+def _discover(folder: Path) -> list[Path]:
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if d not in _PRUNE and not d.startswith("."))
+        for name in sorted(filenames):
+            if name.endswith(".xml") and (name.startswith("TEST-") or "junit" in name):
+                found.append(Path(dirpath) / name)
+    return found
+
+
+def find_reports(paths: Iterable[str], warn: Callable[[str], None]) -> list[Path]:
+    """Report files from files, folders (searched for TEST-*.xml and *junit*.xml) and globs, in a stable order."""
+    out: dict[str, Path] = {}
+    for raw in paths:
+        candidates: list[Path]
+        if os.path.exists(raw):
+            candidates = [Path(raw)]
+        elif _GLOB_CHARS & set(raw):
+            candidates = [Path(p) for p in sorted(glob.glob(raw, recursive=True))]
+            if not candidates:
+                warn(f"{raw}: matches no file")
+        else:
+            raise ComError(f"{raw}: no such file or folder")
+        for path in candidates:
+            files = _discover(path) if path.is_dir() else [path]
+            if path.is_dir() and not files:
+                warn(f"{raw}: no report named TEST-*.xml or *junit*.xml in this folder")
+            for f in files:
+                out.setdefault(str(f.resolve()), f)
+    return list(out.values())
+
+
+# -- small text helpers --------------------------------------------------------------------------
+def _local(tag) -> str:
+    return tag.rpartition("}")[2] if tag[:1] == "{" else tag
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _excerpt(text: str | None) -> str | None:
+    """system-out/err: kept whole when short, else the head and the tail (the end often says what went wrong)."""
+    if not text:
+        return None
+    text = text.strip()
+    if not text:
+        return None
+    if len(text) <= OUTPUT_CHARS:
+        return text
+    half = OUTPUT_CHARS // 2
+    return f"{text[:half]}\n…[{len(text) - 2 * half} characters cut]…\n{text[-half:]}"
+
+
+def _trace(text: str | None) -> str | None:
+    if not text:
+        return None
+    lines = text.splitlines()
+    start, end = 0, len(lines)
+    while start < end and not lines[start].strip():
+        start += 1
+    while end > start and not lines[end - 1].strip():
+        end -= 1
+    if start == end:
+        return None
+    return _clip("\n".join(line.rstrip() for line in lines[start:min(end, start + TRACE_LINES)]), TRACE_CHARS)
+
+
+def _go_message(text: str) -> str | None:
+    """The first line of go test output that is not go's own RUN/FAIL/SKIP bookkeeping."""
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith(_GO_NOISE):
+            return line
+    return None
+
+
+def _message(attr: str | None, text: str | None) -> str | None:
+    if attr and attr.startswith("=== RUN"):  # gotestsum puts a skipped test's output in the message
+        attr = _go_message(attr) or attr.strip()
+    if attr == "Failed" and text and text.lstrip().startswith("=== RUN"):  # gotestsum's fixed message
+        attr = _go_message(text) or attr
+    if not attr and text:  # jest-junit writes no message attribute: the trace's first line is the message
+        for line in text.splitlines():
+            if line.strip():
+                attr = line.strip()
+                break
+    return _clip(attr, MESSAGE_CHARS) if attr else None
+
+
+def _error_type(attr: str | None, message: str | None) -> str | None:
+    if attr:
+        return attr
+    if message:
+        m = _ERROR_TYPE_RE.search(message)
+        if m:
+            return m.group(1)
+    return None
+
+
+def _duration_ms(value: str | None):
+    """Seconds as written by the tool -> milliseconds (int when whole). Locale-formatted '1,234.5' is read too."""
+    if value is None:
+        return None
+    value = value.strip()
+    if "," in value:
+        value = value.replace(",", "") if "." in value else value.replace(",", ".")
+    try:
+        ms = round(float(value) * 1000.0, 3)
+    except ValueError:
+        return None
+    if ms != ms or ms < 0:  # NaN or negative: not a duration
+        return None
+    return int(ms) if ms.is_integer() else ms
+
+
+def _properties(elem) -> dict | None:
+    props: dict = {}
+    for prop in elem:
+        if _local(prop.tag) != "property":
+            continue
+        name = prop.get("name")
+        if not name or len(props) >= MAX_PROPERTIES:
+            continue
+        value = prop.get("value")
+        if value is None:
+            value = (prop.text or "").strip()
+        value = _clip(value, PROPERTY_CHARS)
+        if name in props:  # repeated names (e.g. Playwright annotations) keep every value
+            old = props[name]
+            props[name] = (old if isinstance(old, list) else [old]) + [value]
+        else:
+            props[name] = value
+    return props or None
+
+
+# -- test ids ----------------------------------------------------------------------------------
+def pytest_node_id(classname: str, name: str, file: str | None) -> str:
+    """The pytest node id from pytest's junit classname (module dotted path + classes) and name.
+
+    With xunit1 the file is known and only the classes are split off. With xunit2 the module/class
+    boundary is inferred: trailing parts starting with an upper-case letter are classes (pytest's
+    default python_classes is Test*)."""
+    if file and file.endswith(".py"):
+        module = file[:-3].replace("/", ".").replace("\\", ".")
+        if classname == module:
+            return f"{file}::{name}"
+        if classname.startswith(module + "."):
+            return "::".join([file, *classname[len(module) + 1:].split("."), name])
+    parts = classname.split(".") if classname else []
+    classes: list[str] = []
+    while len(parts) > 1 and parts[-1][:1].isupper():
+        classes.insert(0, parts.pop())
+    if not parts:
+        return f"{file}::{name}" if file else name
+    return "::".join(["/".join(parts) + ".py", *classes, name])
+
+
+def generic_test_id(file: str | None, classname: str | None, name: str) -> str:
+    """file::classname::name, leaving out what is missing or repeats (jest-junit's classname == name,
+    Playwright's classname == file)."""
+    cls = classname if classname and classname != name and classname != file else None
+    return "::".join(p for p in (file, cls, name) if p)
+
+
+# -- one report --------------------------------------------------------------------------------
+def _producer(root, first_suite, first_case) -> str:
+    """A best guess of the tool that wrote the report, used as the events' default source."""
+    if root.get("name") == "pytest tests" or (first_suite is not None and first_suite.get("name") == "pytest"):
+        return "pytest"
+    if root.get("name") == "jest tests":
+        return "jest"
+    if first_case is not None and (
+        " › " in (first_case.get("name") or "")
+        or (root.get("id") is not None and _FILE_LIKE_RE.search(first_case.get("classname") or ""))
+    ):
+        return "playwright"
+    if first_suite is not None:
+        for key, value in first_suite.attrib.items():
+            if key.endswith("noNamespaceSchemaLocation") and "surefire" in value:
+                return "surefire"
+        for child in first_suite:
+            if _local(child.tag) == "properties":
+                if any(p.get("name") == "go.version" for p in child):
+                    return "go"
+                break
+    return "junit"
+
+
+def _suite_ts(suite, inherited: str | None, origin: str) -> str | None:
+    stamp = suite.get("timestamp")
+    if not stamp:
+        return inherited
+    try:
+        return format_ts(parse_time(stamp.strip(), "timestamp"))
+    except ComError:
+        raise ComError(
+            f"{origin}: testsuite '{suite.get('name', '')}': timestamp {stamp!r} is not an ISO-8601 time"
+        ) from None
+
+
+def _first(root, tag):
+    for elem in root.iter(tag):
+        return elem
+    return None
+
+
+def parse_report(
+    content: bytes,
+    origin: str,
+    *,
+    project: str,
+    commit: str | None,
+    branch: str | None,
+    run_id: str | None,
+    source: str | None,
+    default_ts: str,
+    warn: Callable[[str], None],
+) -> list[dict] | None:
+    """Events of one report's bytes; None (with a warning) when it is well-formed XML but not JUnit."""
+    try:
+        root = ET.fromstring(content)
+    except ET.ParseError as exc:
+        line, column = exc.position
+        reason = _POSITION_RE.sub("", str(exc))
+        raise ComError(f"{origin}: line {line}: malformed XML: {reason} (column {column})") from None
+    root_tag = _local(root.tag)
+    if root_tag not in ("testsuites", "testsuite"):
+        warn(f"{origin}: not a JUnit report (root element <{root_tag}>), skipped")
+        return None
+    run_id = run_id or "junit-" + hashlib.blake2b(content, digest_size=8).hexdigest()
+    first_suite = root if root_tag == "testsuite" else _first(root, "testsuite")
+    source = source or _producer(root, first_suite, _first(root, "testcase"))
+    is_pytest = source == "pytest"
+    report = os.path.basename(origin)
+    common = {"commit": commit, "branch": branch, "run_id": run_id, "report": report}
+    attempts_seen: dict[str, int] = {}
+    events: list[dict] = []
+    defaults = {"project": project, "source": source}
+    case_no = 0
+
+    def add(data: dict, ts: str | None):
+        raw = {"type": "test_result", "data": data}
+        if ts is not None:
+            raw["ts"] = ts
+        events.append(normalize(raw, where=f"{origin}: testcase {case_no}: ", default_ts=default_ts, defaults=defaults))
+
+    def walk(suite, suite_name: str | None, ts: str | None):
+        nonlocal case_no
+        for elem in suite:
+            tag = _local(elem.tag)
+            if tag == "testsuite":
+                walk(elem, elem.get("name") or suite_name, _suite_ts(elem, ts, origin))
+            elif tag == "testcase":
+                case_no += 1
+                testcase(elem, suite_name, ts)
+
+    def testcase(tc, suite_name, ts):
+        name = (tc.get("name") or "").strip()
+        classname = (tc.get("classname") or "").strip()
+        if not name:
+            raise ComError(f"{origin}: testcase {case_no} (classname {classname!r}) has no name attribute")
+        file = tc.get("file") or None
+        if file is None and _FILE_LIKE_RE.search(classname):  # Playwright: the classname is the spec file
+            file = classname
+        if is_pytest and classname:
+            test_id = pytest_node_id(classname, name, tc.get("file") or None)
+        else:
+            test_id = generic_test_id(file, classname, name)
+
+        outcome_elem, status = None, "passed"
+        before, after, stdout, stderr, props = [], [], None, None, None
+        for child in tc:
+            tag = _local(child.tag)
+            kind = _OUTCOME.get(tag)
+            if kind is not None:
+                if outcome_elem is None or _STRENGTH[kind] > _STRENGTH[status]:
+                    outcome_elem, status = child, kind
+            elif tag in _RETRY_BEFORE:
+                before.append((_RETRY_BEFORE[tag], child))
+            elif tag in _RETRY_AFTER:
+                after.append((_RETRY_AFTER[tag], child))
+            elif tag == "system-out":
+                stdout = child.text
+            elif tag == "system-err":
+                stderr = child.text
+            elif tag == "properties":
+                props = _properties(child)
+
+        base = {"test_id": test_id, "name": name, "classname": classname or None, "suite": suite_name, **common}
+        if file:
+            base["file"] = file
+        line = tc.get("line")
+        if line and line.isdigit():
+            base["line"] = int(line)
+        if props:
+            base["properties"] = props
+        attempt = attempts_seen.get(test_id, 0)
+
+        for retry_status, elem in before:
+            attempt += 1
+            add(_retry_data(base, retry_status, elem, attempt), ts)
+
+        attempt += 1
+        data = dict(base)
+        data["status"] = status
+        data["attempt"] = attempt
+        data["duration_ms"] = _duration_ms(tc.get("time"))
+        if outcome_elem is not None:
+            text = outcome_elem.text
+            message = _message(outcome_elem.get("message"), text)
+            if status == "skipped":
+                if message:
+                    data["skip_reason"] = message
+                if outcome_elem.get("type"):
+                    data["skip_type"] = outcome_elem.get("type")
+            else:
+                _put(data, "error_message", message)
+                _put(data, "error_type", _error_type(outcome_elem.get("type"), message))
+                _put(data, "trace", _trace(text))
+        _put(data, "stdout", _excerpt(stdout))
+        _put(data, "stderr", _excerpt(stderr))
+        add(data, ts)
+
+        for retry_status, elem in after:
+            attempt += 1
+            add(_retry_data(base, retry_status, elem, attempt), ts)
+        attempts_seen[test_id] = attempt
+
+    # A root <testsuite> (Surefire) is walked like any suite; a root <testsuites> only groups suites.
+    walk(root, root.get("name") or None, _suite_ts(root, None, origin))
+    if not events:
+        warn(f"{origin}: a JUnit report with no test cases")
+    return events
+
+
+def _put(data: dict, key: str, value) -> None:
+    if value is not None:
+        data[key] = value
+
+
+def _retry_data(base: dict, status: str, elem, attempt: int) -> dict:
+    """One flaky*/rerun* element: a failed attempt with its own message, trace and output."""
+    trace_text, stdout, stderr = elem.text, None, None
+    for child in elem:
+        tag = _local(child.tag)
+        if tag == "stackTrace":
+            trace_text = child.text
+        elif tag == "system-out":
+            stdout = child.text
+        elif tag == "system-err":
+            stderr = child.text
+    message = _message(elem.get("message"), trace_text)
+    data = dict(base)
+    data["status"] = status
+    data["attempt"] = attempt
+    data["duration_ms"] = _duration_ms(elem.get("time"))
+    data["retry"] = _local(elem.tag)
+    _put(data, "error_message", message)
+    _put(data, "error_type", _error_type(elem.get("type"), message))
+    _put(data, "trace", _trace(trace_text))
+    _put(data, "stdout", _excerpt(stdout))
+    _put(data, "stderr", _excerpt(stderr))
+    return data
+
+
+# -- the whole input -------------------------------------------------------------------------
+def _warn_stderr(message: str) -> None:
+    from com.output import note
+
+    note(f"com: warning: {message}")
+
+
+def events_from_reports(
+    paths: Iterable[str],
+    *,
+    project: str | None = None,
+    commit: str | None = None,
+    run_id: str | None = None,
+    repo: str | os.PathLike | None = None,
+    branch: str | None = None,
+    source: str | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> list[dict]:
+    """Validated test_result events from JUnit reports (files, folders, globs); nothing is written here.
+
+    project defaults to the code repository's folder name; run_id to a hash of each report's bytes
+    (so re-ingesting a report adds nothing); commit/branch as com.code_repo.resolve finds them."""
+    from com import code_repo
+
+    warn = warn or _warn_stderr
+    paths = list(paths)
+    files = find_reports(paths, warn)
+    contents = []
+    for path in files:
+        try:
+            contents.append((path, path.read_bytes()))
+        except OSError as exc:
+            raise ComError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    revision = code_repo.resolve(commit, branch, repo)
+    if revision.commit is None:
+        warn("no code commit known for these results (not in a git repository; give --commit or --repo)")
+    project = project or code_repo.default_project(repo)
+    default_ts = format_ts(now_utc())
+    events: list[dict] = []
+    skipped = 0
+    for path, content in contents:
+        got = parse_report(
+            content, str(path), project=project, commit=revision.commit, branch=revision.branch,
+            run_id=run_id, source=source, default_ts=default_ts, warn=warn,
+        )
+        if got is None:
+            skipped += 1
+        else:
+            events.extend(got)
+    if len(contents) == skipped:
+        looked = ", ".join(paths)
+        extra = f"; {skipped} file(s) skipped as not JUnit" if skipped else ""
+        raise ComError(f"no JUnit report found in {looked} (folders are searched for TEST-*.xml and *junit*.xml{extra})")
+    return events
