@@ -118,8 +118,10 @@ def ingest_cmd(
     if junit:
         from com.ingest import junit as junit_mod
 
+        # `--junit a.xml b.xml`: the path after the first report arrives as the positional argument.
+        reports = list(junit) + ([input] if input not in (None, "-") else [])
         events = junit_mod.events_from_reports(
-            junit, project=project or config.get("project"), commit=commit, run_id=run_id,
+            reports, project=project or config.get("project"), commit=commit, run_id=run_id,
             repo=repo, branch=branch, source=source,
         )
     elif input == "-" or file is not None:
@@ -364,9 +366,21 @@ def tag_cmd(
 
 # Command modules register themselves on `app` when imported (one line each, kept light).
 # -- command modules --
+from com.commands import search as _search  # noqa: E402,F401
+from com.commands import sync as _sync  # noqa: E402,F401
 
 def main() -> None:
-    app()
+    import os
+
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:  # a bug: one line for the user, the traceback only when asked for
+        if os.environ.get("COM_DEBUG"):
+            raise
+        note(f"com: internal error: {type(exc).__name__}: {exc} (set COM_DEBUG=1 for the traceback)")
+        sys.exit(3)
 
 
 if __name__ == "__main__":
