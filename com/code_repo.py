@@ -149,10 +149,12 @@ def resolve(
     return Revision(commit, branch or None, source, work)
 
 
-def default_project(repo: str | os.PathLike | None = None) -> str:
-    """The code repository's folder name (else the folder's own name), made a valid project name."""
+def default_project(repo: str | os.PathLike | None = None, work_tree: Path | None = None) -> str:
+    """The code repository's folder name (else the folder's own name), made a valid project name.
+
+    `work_tree` is the repository already found by resolve() (Revision.repo), to skip a second search."""
     start = Path(repo) if repo is not None else Path.cwd()
-    _, work = find_repo(start)
+    work = work_tree or find_repo(start)[1]
     name = (work or start.resolve()).name
     name = _PROJECT_BAD.sub("-", name).strip("-._") or "default"
     return name[:100]

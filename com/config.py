@@ -16,6 +16,7 @@ SETTINGS: dict[str, tuple[object, str]] = {
     "embedding_model": ("all-MiniLM-L6-v2", "sentence-transformers model used for the semantic index"),
     "embedding_dim": (384, "vector size of the embedding model"),
     "index_uri": (None, "LanceDB location of the index (default: .com/index; s3:// and gs:// work)"),
+    "push_tries": (8, "attempts of com push while others keep pushing first (each: fetch, merge, retry with jitter)"),
 }
 
 

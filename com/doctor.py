@@ -13,8 +13,10 @@ temporary files); the journal's history is never rewritten.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -69,18 +71,22 @@ def fsck(memory, repair: bool = False) -> dict:
 
 
 # -- leftovers of killed processes ---------------------------------------------------------------
-def _leftovers(git_dir: Path) -> tuple[list[Path], list[Path]]:
+def _leftovers(git_dir: Path) -> tuple[list[Path], list[Path], list[Path]]:
+    """(stale locks, young locks, stale temporary object files) in a git directory."""
     now = time.time()
     locks = [p for p in (git_dir / "refs").rglob("*.lock")]
     locks += [git_dir / name for name in ("packed-refs.lock", "HEAD.lock", "config.lock") if (git_dir / name).exists()]
     temps = list((git_dir / "objects" / "pack").glob("tmp_*")) + list((git_dir / "objects").glob("incoming-*"))
     temps += list((git_dir / "objects").glob("*/tmp_obj_*"))
     stale = lambda p: now - p.stat().st_mtime > STALE_SECONDS  # noqa: E731
-    return [p for p in locks if stale(p)], [p for p in temps if stale(p)]
+    return [p for p in locks if stale(p)], [p for p in locks if not stale(p)], [p for p in temps if stale(p)]
 
 
 def _check_leftovers(journal: Journal, report: Report, repair: bool) -> None:
-    locks, temps = _leftovers(journal.path)
+    locks, young, temps = _leftovers(journal.path)
+    for lock in young:
+        report.info.append(f"lock file {lock.relative_to(journal.path)} (a git process may be at work; "
+                           f"treated as stale after {STALE_SECONDS} s)")
     for lock in locks:
         rel = lock.relative_to(journal.path)
         item = report.problem("locks", f"stale lock file {rel} (left by a killed git or com process)", True)
@@ -248,6 +254,10 @@ def _catalog_gaps(journal: Journal, snapshots) -> int:
 
 
 def _check_catalog(memory, journal: Journal, snapshots, report: Report, repair: bool) -> None:
+    if any(p["check"] in ("batches", "git", "refs") for p in report.problems):
+        # The catalog is built from the batches: with damaged ones it can be neither checked nor rebuilt.
+        report.info.append("catalog not checked: the journal itself is damaged (see above)")
+        return
     try:
         gaps = _catalog_gaps(journal, snapshots)
         error = f"the catalog misses {gaps} event(s) of the journal" if gaps else None
@@ -261,10 +271,12 @@ def _check_catalog(memory, journal: Journal, snapshots, report: Report, repair: 
     if journal._catalog is not None:
         journal._catalog.close()
     with journal._ref_lock():
-        shutil.rmtree(memory.cache_path, ignore_errors=True)
-        memory.cache_path.mkdir(parents=True, exist_ok=True)
+        # Only the catalog's files: the cache folder also holds the embedding cache, costly to recompute.
+        for path in Path(memory.cache_path).glob("catalog.sqlite*"):
+            path.unlink(missing_ok=True)
         fresh = memory.journal()
         gaps = _catalog_gaps(fresh, snapshots)
+        fresh.catalog.close()
     report.repaired.append("rebuilt the catalog from the journal")
     if error:
         item["repaired"] = gaps == 0
@@ -276,9 +288,18 @@ def _check_index(memory, report: Report, repair: bool) -> None:
     if not present:
         return
     if repair:
-        # Derived from the journal alone: the next command that needs it rebuilds it.
-        shutil.rmtree(index, ignore_errors=True)
-        index.mkdir(parents=True, exist_ok=True)
+        # Derived from the journal alone: the next command that needs it rebuilds it (the embedding cache
+        # stays, so nothing is embedded twice). Under the index's own lock, so no reader sees it half gone.
+        lock = Path(memory.cache_path) / "index.lock"
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            shutil.rmtree(index, ignore_errors=True)
+            index.mkdir(parents=True, exist_ok=True)
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
         report.repaired.append("removed the search index (rebuilt from the journal on next use)")
     else:
         report.info.append("search index present (derived; 'com fsck --repair' removes it for a rebuild)")

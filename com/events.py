@@ -101,9 +101,12 @@ def parse_time(value, field: str = "ts") -> datetime:
         raise InvalidEvent(f"field '{field}': expected an ISO-8601 time, got {value!r}")
     if isinstance(value, (int, float)):
         try:
-            return datetime.fromtimestamp(value, timezone.utc)
+            dt = datetime.fromtimestamp(value, timezone.utc)
         except (OverflowError, OSError, ValueError):
             raise InvalidEvent(f"field '{field}': epoch {value!r} is out of range") from None
+        if dt.year < 1000:
+            raise InvalidEvent(f"field '{field}': epoch {value!r} is out of range (before year 1000)")
+        return dt
     if not isinstance(value, str) or not value.strip():
         raise InvalidEvent(f"field '{field}': expected an ISO-8601 time, got {value!r}")
     text = value.strip()
@@ -115,7 +118,13 @@ def parse_time(value, field: str = "ts") -> datetime:
         raise InvalidEvent(f"field '{field}': not an ISO-8601 time: {value!r}") from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc)
+    try:
+        dt = dt.astimezone(timezone.utc)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00
+        raise InvalidEvent(f"field '{field}': {value!r} is out of range") from None
+    if dt.year < 1000:  # strftime would not pad the year, and the day names a journal folder
+        raise InvalidEvent(f"field '{field}': {value!r} is out of range (before year 1000)")
+    return dt
 
 
 def _fail(where: str, message: str):
@@ -138,7 +147,7 @@ def normalize(raw, *, where: str = "", default_ts: str | None = None, defaults: 
         for key, value in raw.items():
             key = ALIASES.get(key, key)
             if key not in _FIELD_SET:
-                _fail(where, f"unknown field '{key}' (expected one of: {', '.join(FIELDS)})")
+                _fail(where, f"unknown field {key!r} (expected one of: {', '.join(FIELDS)})")  # repr: one line
             ev[key] = value
     if defaults:
         for key, value in defaults.items():
@@ -148,7 +157,7 @@ def normalize(raw, *, where: str = "", default_ts: str | None = None, defaults: 
                 ev[key] = value
 
     etype = ev.get("type")
-    if etype not in _valid_types:
+    if type(etype) is not str or etype not in _valid_types:  # a list or dict cannot be looked up in a set
         if etype is None or etype == "":
             _fail(where, "field 'type': missing")
         if not isinstance(etype, str) or not _TYPE_RE.match(etype):
@@ -156,7 +165,7 @@ def normalize(raw, *, where: str = "", default_ts: str | None = None, defaults: 
         _valid_types.add(etype)
 
     project = ev.get("project")
-    if project not in _valid_projects:
+    if type(project) is not str or project not in _valid_projects:
         if project is None or project == "":
             _fail(where, "field 'project': missing")
         if not isinstance(project, str) or not _PROJECT_RE.match(project) or len(project) > 100:
@@ -237,9 +246,15 @@ def normalize(raw, *, where: str = "", default_ts: str | None = None, defaults: 
         if not isinstance(given_id, str) or not _ID_RE.match(given_id):
             _fail(where, f"field 'id': expected evt_ followed by 24 hex digits, got {given_id!r}")
         event_id = given_id
+        identity = head
     else:
         identity = head + ("\x00" + ts if ts_given is not None else "")
-        event_id = "evt_" + hashlib.blake2b(identity.encode("utf-8"), digest_size=12).hexdigest()
+    try:
+        identity_bytes = identity.encode("utf-8")
+    except UnicodeEncodeError as exc:  # JSON's "\ud800" escapes decode to text that UTF-8 cannot store
+        _fail(where, f"a lone surrogate {identity[exc.start]!r} is not valid text (field source, tags or data)")
+    if given_id is None:
+        event_id = "evt_" + hashlib.blake2b(identity_bytes, digest_size=12).hexdigest()
 
     event = Event(
         id=event_id, type=etype, project=project, source=source, ts=ts, importance=importance, tags=tags, data=data

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from com.journal import WriteResult
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the pytest plugin imports this package in every pytest run: no pygit2 at import time
+    from com.journal import WriteResult
 
 
 def record(memory, events: list[dict], message: str | None = None) -> WriteResult:

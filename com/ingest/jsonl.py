@@ -42,7 +42,8 @@ def parse(text: str, defaults: dict | None = None, origin: str = "<stdin>") -> l
             normalize(item, where=f"{origin}: item {n}: ", default_ts=default_ts, defaults=defaults)
             for n, item in enumerate(items, 1)
         ]
-    lines = text.splitlines()
+    # Only "\n" ends a JSON line: str.splitlines() would also split on U+2028, U+0085 etc., legal inside strings.
+    lines = text.split("\n")
     events = []
     for n, line in enumerate(lines, 1):
         if not line.strip():

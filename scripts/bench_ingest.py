@@ -1,0 +1,252 @@
+"""Benchmark the ways test results come in: `com ingest --junit` on a 50,000-testcase report, and the
+pytest plugin's overhead on a 2,000-test session. Prints one JSON object (medians) to stdout.
+
+Targets (issue 3): >= 30,000 test cases/s end to end (the whole `com ingest --junit` process, a fresh
+memory), and <= 5% added wall time for `pytest --com` on 2,000 trivial tests.
+
+    .venv/bin/python scripts/bench_ingest.py [--cases 50000] [--tests 2000] [--repeat 3] [--skip-pytest]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from xml.sax.saxutils import escape, quoteattr
+
+BIN = Path(sys.executable).parent
+COM = str(BIN / "com")
+
+
+# Byte-code is cached (outside the source tree) as in any installed package, even where the calling
+# environment sets PYTHONDONTWRITEBYTECODE: compiling com's modules in every process is not what users pay.
+PYCACHE = Path(tempfile.gettempdir()) / "com-bench-pycache"
+
+
+def _env(extra: dict | None = None) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COM_") and k != "PYTHONDONTWRITEBYTECODE"}
+    env["PYTHONPYCACHEPREFIX"] = str(PYCACHE)
+    env.update({"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.com",
+                "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.com"})
+    env.update(extra or {})
+    return env
+
+
+def _git_repo(path: Path, env: dict) -> None:
+    subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True, env=env)
+    subprocess.run(["git", "-C", str(path), "add", "-A"], check=True, env=env)
+    subprocess.run(["git", "-C", str(path), "commit", "-q", "--allow-empty", "-m", "code"], check=True, env=env)
+
+
+def make_report(path: Path, cases: int, seed: int = 7) -> dict:
+    """A Surefire-shaped report: 100 cases per suite, 4% failures, 1% errors, 3% skips, 1% flaky
+    (flakyFailure then pass), 0.5% failing with two reruns, 2% with system-out."""
+    rng = random.Random(seed)
+    counts = {"testcases": 0, "attempts": 0}
+    trace = "\n".join(f"\tat com.example.pkg.Module.method{i}(Module.java:{10 + i})" for i in range(15))
+    with path.open("w", encoding="utf-8") as out:
+        out.write('<?xml version="1.0" encoding="UTF-8"?>\n<testsuites name="bench">\n')
+        n = 0
+        suite_no = 0
+        while n < cases:
+            suite_no += 1
+            size = min(100, cases - n)
+            cls = f"com.example.pkg{suite_no % 37}.Feature{suite_no}Test"
+            out.write(f'  <testsuite name="{cls}" tests="{size}" timestamp="2026-11-27T10:{suite_no % 60:02d}:00" time="1.0">\n')
+            for i in range(size):
+                n += 1
+                name = f"case{i}[{rng.randrange(1000)}]"
+                t = f"{rng.random() * 2:.3f}"
+                roll = rng.random()
+                counts["testcases"] += 1
+                head = f'    <testcase classname="{cls}" name="{name}" time="{t}"'
+                msg = quoteattr(f"expected:<{rng.randrange(100)}> but was:<{rng.randrange(100)}>")
+                if roll < 0.04:
+                    body = f'<failure message={msg} type="java.lang.AssertionError">{escape(trace)}</failure>'
+                    counts["attempts"] += 1
+                elif roll < 0.05:
+                    body = f'<error message={msg} type="java.lang.NullPointerException">{escape(trace)}</error>'
+                    counts["attempts"] += 1
+                elif roll < 0.08:
+                    body = '<skipped message="not ready"/>'
+                    counts["attempts"] += 1
+                elif roll < 0.09:
+                    body = (f'<flakyFailure message={msg} type="java.lang.AssertionError">'
+                            f"<stackTrace>{escape(trace)}</stackTrace></flakyFailure>")
+                    counts["attempts"] += 2
+                elif roll < 0.095:
+                    rerun = (f'<rerunFailure message={msg} type="java.lang.AssertionError">'
+                             f"<stackTrace>{escape(trace)}</stackTrace></rerunFailure>")
+                    body = f'<failure message={msg} type="java.lang.AssertionError">{escape(trace)}</failure>' + rerun * 2
+                    counts["attempts"] += 3
+                elif roll < 0.115:
+                    body = f"<system-out>{escape('log line ' * 20)}</system-out>"
+                    counts["attempts"] += 1
+                else:
+                    body = ""
+                    counts["attempts"] += 1
+                out.write(f"{head}>{body}</testcase>\n" if body else f"{head}/>\n")
+            out.write("  </testsuite>\n")
+        out.write("</testsuites>\n")
+    return counts
+
+
+def bench_junit(cases: int, repeat: int) -> dict:
+    with tempfile.TemporaryDirectory(prefix="com-bench-junit-") as tmp:
+        tmp = Path(tmp)
+        env = _env()
+        report = tmp / "TEST-bench.xml"
+        counts = make_report(report, cases)
+        first, again, first_cpu, added = [], [], [], None
+        warm = tmp / "warm"
+        warm.mkdir()
+        subprocess.run([COM, "init"], cwd=warm, check=True, env=env, capture_output=True)
+        fixture = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "junit" / "go-junit.xml"
+        subprocess.run([COM, "ingest", "--junit", str(fixture), "-p", "w"], cwd=warm, env=env, capture_output=True)
+        for n in range(repeat):
+            code = tmp / f"code{n}"
+            code.mkdir()
+            _git_repo(code, env)
+            subprocess.run([COM, "init"], cwd=code, check=True, env=env, capture_output=True)
+            args = [COM, "ingest", "--junit", str(report), "-p", "bench", "--json"]
+            c0 = _child_cpu()
+            t0 = time.perf_counter()
+            r = subprocess.run(args, cwd=code, env=env, capture_output=True, text=True)
+            first.append(time.perf_counter() - t0)
+            first_cpu.append(_child_cpu() - c0)
+            if r.returncode != 0:
+                raise SystemExit(f"com ingest failed: {r.stderr}")
+            added = json.loads(r.stdout)["added"]
+            t0 = time.perf_counter()
+            r = subprocess.run(args, cwd=code, env=env, capture_output=True, text=True)
+            again.append(time.perf_counter() - t0)
+            if json.loads(r.stdout)["added"] != 0:
+                raise SystemExit("re-ingesting the same report added events")
+        # Where the time goes, in-process (same work as the CLI minus interpreter start and imports).
+        phases = _phases(tmp, report, env)
+        wall = statistics.median(first)
+        return {
+            "testcases": counts["testcases"],
+            "events": added,
+            "report_mb": round(report.stat().st_size / 1e6, 2),
+            "wall_s_median": round(wall, 3),
+            "wall_s_runs": [round(t, 3) for t in first],
+            "testcases_per_s": round(counts["testcases"] / wall),
+            "cpu_s_median": round(statistics.median(first_cpu), 3),
+            "testcases_per_cpu_s": round(counts["testcases"] / statistics.median(first_cpu)),
+            "target_testcases_per_s": 30000,
+            "reingest_wall_s_median": round(statistics.median(again), 3),
+            "phases_s": phases,
+        }
+
+
+def _phases(tmp: Path, report: Path, env: dict) -> dict:
+    code = f"""
+import json, time, sys
+t0 = time.perf_counter()
+from com.memory import find_memory
+from com.ingest import junit
+t1 = time.perf_counter()
+events = junit.events_from_reports([{str(report)!r}], project="bench")
+t2 = time.perf_counter()
+journal = find_memory().journal()
+res = journal.write(events)
+t3 = time.perf_counter()
+print(json.dumps({{"imports": round(t1 - t0, 3), "parse_and_normalize": round(t2 - t1, 3),
+                  "journal_write": round(t3 - t2, 3)}}))
+"""
+    work = tmp / "phases"
+    work.mkdir()
+    _git_repo(work, env)
+    subprocess.run([COM, "init"], cwd=work, check=True, env=env, capture_output=True)
+    t0 = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code], cwd=work, env=env, capture_output=True, text=True, check=True)
+    total = time.perf_counter() - t0
+    phases = json.loads(out.stdout)
+    phases["process_total"] = round(total, 3)
+    return phases
+
+
+def _child_cpu() -> float:
+    """User + system CPU seconds of finished child processes: steadier than wall time on a busy machine."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def make_pytest_project(root: Path, tests: int) -> None:
+    files = max(1, tests // 100)
+    per = tests // files
+    (root / "tests").mkdir(parents=True)
+    for f in range(files):
+        body = ["import pytest", ""]
+        for i in range(per):
+            body.append(f"def test_{i}():\n    assert {i} + 1 == {i + 1}\n")
+        (root / "tests" / f"test_m{f}.py").write_text("\n".join(body))
+    (root / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider\n")
+
+
+def bench_pytest(tests: int, repeat: int) -> dict:
+    with tempfile.TemporaryDirectory(prefix="com-bench-pytest-") as tmp:
+        root = Path(tmp) / "proj"
+        root.mkdir()
+        env = _env()
+        make_pytest_project(root, tests)
+        _git_repo(root, env)
+        subprocess.run([COM, "init"], cwd=root, check=True, env=env, capture_output=True)
+        base = [sys.executable, "-m", "pytest", "-q", "tests"]
+        modes = {"off": base, "com": base + ["--com"], "plugin_not_loaded": base + ["-p", "no:com"]}
+        times: dict[str, list[float]] = {k: [] for k in modes}
+        cpu: dict[str, list[float]] = {k: [] for k in modes}
+        subprocess.run(base, cwd=root, env=env, capture_output=True)  # warm the file cache and .pyc files
+        for _ in range(repeat):
+            for mode, args in modes.items():  # interleaved, so drift on the machine hits every mode alike
+                c0 = _child_cpu()
+                t0 = time.perf_counter()
+                r = subprocess.run(args, cwd=root, env=env, capture_output=True, text=True)
+                times[mode].append(time.perf_counter() - t0)
+                cpu[mode].append(_child_cpu() - c0)
+                if r.returncode != 0:
+                    raise SystemExit(f"pytest {mode} failed:\n{r.stdout[-2000:]}{r.stderr[-2000:]}")
+                if mode == "com" and "com: recorded" not in r.stdout:
+                    raise SystemExit(f"pytest --com did not record:\n{r.stdout[-2000:]}")
+        med = {k: statistics.median(v) for k, v in times.items()}
+        cpu_med = {k: statistics.median(v) for k, v in cpu.items()}
+        return {
+            "tests": tests,
+            "repeat": repeat,
+            "wall_s_median": {k: round(v, 3) for k, v in med.items()},
+            "wall_s_runs": {k: [round(t, 3) for t in v] for k, v in times.items()},
+            "cpu_s_median": {k: round(v, 3) for k, v in cpu_med.items()},
+            "com_over_off_ratio": round(med["com"] / med["off"], 4),
+            "com_over_off_cpu_ratio": round(cpu_med["com"] / cpu_med["off"], 4),
+            "off_over_not_loaded_ratio": round(med["off"] / med["plugin_not_loaded"], 4),
+            "target_ratio_max": 1.05,
+        }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=int, default=50_000)
+    parser.add_argument("--tests", type=int, default=2_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--skip-pytest", action="store_true")
+    args = parser.parse_args()
+    # Other work on the machine inflates wall times: the load average before and after says how much.
+    out = {"cpus": os.cpu_count(), "loadavg_before": [round(x, 2) for x in os.getloadavg()],
+           "pycache": "PYTHONPYCACHEPREFIX=" + str(PYCACHE), "junit": bench_junit(args.cases, args.repeat)}
+    if not args.skip_pytest:
+        out["pytest_plugin"] = bench_pytest(args.tests, args.repeat)
+    out["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()

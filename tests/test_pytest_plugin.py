@@ -1,0 +1,245 @@
+"""The pytest plugin: a real pytest run (with pytest-rerunfailures) of a small sample project records every
+outcome and attempt as ONE journal commit; without --com it does nothing; it never fails the run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conftest import git, run_com
+
+SAMPLE = {
+    "tests/conftest.py": """
+        import os, sys
+        import pytest
+
+        @pytest.fixture
+        def broken_setup():
+            raise RuntimeError("database is down")
+
+        @pytest.fixture
+        def broken_teardown():
+            yield
+            raise OSError("could not clean up")
+
+        def pytest_sessionfinish(session):
+            # Lets the test see whether the com plugin imported pygit2 in a run that did not ask for it.
+            probe = os.environ.get("SAMPLE_PROBE")
+            if probe:
+                with open(probe, "w") as fh:
+                    fh.write(" ".join(m for m in ("pygit2", "com.journal", "com.events") if m in sys.modules))
+    """,
+    "tests/test_shop.py": """
+        import os
+        from pathlib import Path
+        import pytest
+
+        COUNTER = Path(os.environ["SAMPLE_COUNTER"])
+
+        def test_pass():
+            assert 1 + 1 == 2
+
+        def test_flaky():
+            # Fails on its first run in a session, passes on the rerun.
+            runs = int(COUNTER.read_text()) if COUNTER.exists() else 0
+            COUNTER.write_text(str(runs + 1))
+            assert runs >= 1, "first run fails"
+
+        def test_always_fails():
+            print("about to fail: 2 × 2 ≠ 5")
+            assert 2 * 2 == 5, "arithmetic is broken"
+
+        @pytest.mark.flaky(reruns=0)
+        def test_setup_error(broken_setup):
+            pass
+
+        @pytest.mark.flaky(reruns=0)
+        def test_teardown_error(broken_teardown):
+            pass
+
+        @pytest.mark.skip(reason="not ready")
+        def test_skipped():
+            pass
+
+        @pytest.mark.xfail(reason="known bug")
+        def test_xfail():
+            assert False
+
+        @pytest.mark.parametrize("n", [1, 2])
+        def test_param(n, record_property):
+            record_property("n", n)
+            assert n > 0
+
+        class TestCart:
+            def test_total(self):
+                assert sum([1, 2]) == 3
+    """,
+}
+
+
+@pytest.fixture
+def sample(tmp_path):
+    """A code repository with a small test suite and a com memory; returns (root, head sha)."""
+    root = tmp_path / "shop"
+    for rel, text in SAMPLE.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+    (root / "pytest.ini").write_text("[pytest]\naddopts = -p no:cacheprovider\n")
+    git("init", "-q", "-b", "main", cwd=root)
+    git("add", "-A", cwd=root)
+    git("commit", "-q", "-m", "shop", cwd=root)
+    return root, git("rev-parse", "HEAD", cwd=root).strip()
+
+
+def run_pytest(root: Path, *args: str, env: dict | None = None):
+    counter = root.parent / "counter"
+    counter.unlink(missing_ok=True)
+    full_env = {**os.environ, "SAMPLE_COUNTER": str(counter), **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", *args],
+        cwd=root, env=full_env, capture_output=True, text=True, timeout=300,
+    )
+
+
+def journal_log(root: Path) -> list[str]:
+    out = git("--git-dir", str(root / ".com" / "journal.git"), "log", "--format=%s", check=False)
+    return out.splitlines()
+
+
+def recorded(root: Path) -> list[dict]:
+    r = run_com("events", "--json", "-n", "0", cwd=root)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)["events"]
+
+
+def test_session_with_reruns_is_one_commit_with_every_attempt(sample):
+    root, head = sample
+    assert run_com("init", cwd=root).returncode == 0
+    r = run_pytest(root, "--reruns", "2", "--com")
+    assert r.returncode == 1, r.stdout + r.stderr  # the tests' own verdict, untouched
+    assert "com: recorded 13 test results" in r.stdout
+
+    log = journal_log(root)
+    assert len(log) == 1 and log[0].startswith("pytest: 13 results")
+    files = git("--git-dir", str(root / ".com" / "journal.git"), "ls-tree", "-r", "--name-only", "HEAD").split()
+    assert len(files) == 1 and files[0].startswith("events/shop/")
+
+    events = recorded(root)
+    attempts = sorted(
+        (e["data"]["test_id"], e["data"]["attempt"], e["data"]["status"], e["data"].get("phase")) for e in events
+    )
+    assert attempts == [
+        ("tests/test_shop.py::TestCart::test_total", 1, "passed", None),
+        ("tests/test_shop.py::test_always_fails", 1, "failed", None),
+        ("tests/test_shop.py::test_always_fails", 2, "failed", None),
+        ("tests/test_shop.py::test_always_fails", 3, "failed", None),
+        ("tests/test_shop.py::test_flaky", 1, "failed", None),
+        ("tests/test_shop.py::test_flaky", 2, "passed", None),
+        ("tests/test_shop.py::test_param[1]", 1, "passed", None),
+        ("tests/test_shop.py::test_param[2]", 1, "passed", None),
+        ("tests/test_shop.py::test_pass", 1, "passed", None),
+        ("tests/test_shop.py::test_setup_error", 1, "error", "setup"),
+        ("tests/test_shop.py::test_skipped", 1, "skipped", None),
+        ("tests/test_shop.py::test_teardown_error", 1, "error", "teardown"),
+        ("tests/test_shop.py::test_xfail", 1, "skipped", None),
+    ]
+    by = {(e["data"]["test_id"], e["data"]["attempt"]): e for e in events}
+    flaky_fail = by[("tests/test_shop.py::test_flaky", 1)]["data"]
+    assert flaky_fail["error_message"] == "AssertionError: first run fails\nassert 0 >= 1"
+    assert flaky_fail["error_type"] == "AssertionError"
+    failed = by[("tests/test_shop.py::test_always_fails", 3)]["data"]
+    # This attempt's output only, not the earlier attempts' too; non-ASCII text crosses to the writer intact.
+    assert failed["stdout"] == "about to fail: 2 × 2 ≠ 5"
+    assert failed["error_message"].startswith("AssertionError: arithmetic is broken")
+    setup = by[("tests/test_shop.py::test_setup_error", 1)]["data"]
+    assert setup["error_message"] == "RuntimeError: database is down"
+    assert setup["error_type"] == "RuntimeError"
+    assert by[("tests/test_shop.py::test_teardown_error", 1)]["data"]["error_type"] == "OSError"
+    assert by[("tests/test_shop.py::test_skipped", 1)]["data"]["skip_reason"] == "not ready"
+    xfail = by[("tests/test_shop.py::test_xfail", 1)]["data"]
+    assert (xfail["skip_type"], xfail["skip_reason"]) == ("pytest.xfail", "known bug")
+    assert by[("tests/test_shop.py::test_param[2]", 1)]["data"]["properties"] == {"n": "2"}
+    cart = by[("tests/test_shop.py::TestCart::test_total", 1)]["data"]
+    assert (cart["file"], cart["classname"], cart["name"]) == ("tests/test_shop.py", "tests.test_shop.TestCart", "test_total")
+    source = (root / "tests" / "test_shop.py").read_text().splitlines()
+    assert source[cart["line"] - 1].strip() == "def test_total(self):"  # 1-based, like an editor
+    assert isinstance(cart["duration_ms"], (int, float)) and cart["duration_ms"] >= 0
+
+    assert {e["data"]["commit"] for e in events} == {head}
+    assert {e["data"]["branch"] for e in events} == {"main"}
+    assert len({e["data"]["run_id"] for e in events}) == 1
+    assert {e["source"] for e in events} == {"pytest"}
+    assert {e["project"] for e in events} == {"shop"}  # the code repository's folder name
+
+
+def test_com_record_variable_without_reruns_and_a_collection_error(sample):
+    """Without reruns: one attempt per test; COM_RECORD=1 switches recording on; a module that cannot be
+    imported is recorded as an error of that file."""
+    root, _ = sample
+    (root / "tests" / "test_broken.py").write_text("import no_such_module\n")
+    assert run_com("init", cwd=root).returncode == 0
+    r = run_pytest(root, "--com-project", "web", "--continue-on-collection-errors", env={"COM_RECORD": "1"})
+    assert r.returncode == 1
+    events = recorded(root)
+    assert len(events) == 11
+    assert {e["project"] for e in events} == {"web"}
+    statuses = sorted(e["data"]["status"] for e in events)
+    assert statuses == ["error", "error", "error", "failed", "failed", "passed", "passed", "passed", "passed",
+                        "skipped", "skipped"]
+    (broken,) = [e["data"] for e in events if e["data"]["test_id"] == "tests/test_broken.py"]
+    assert (broken["status"], broken["phase"], broken["error_type"]) == ("error", "collect", "ModuleNotFoundError")
+    assert broken["error_message"] == "ModuleNotFoundError: No module named 'no_such_module'"
+    assert {e["data"]["attempt"] for e in events} == {1}
+    assert len(journal_log(root)) == 1
+
+
+def test_plugin_does_nothing_unless_asked(sample):
+    root, _ = sample
+    assert run_com("init", cwd=root).returncode == 0
+    probe = root.parent / "probe"
+    r = run_pytest(root, "--reruns", "1", env={"SAMPLE_PROBE": str(probe)})
+    assert r.returncode == 1
+    assert "com:" not in r.stdout + r.stderr
+    assert journal_log(root) == []
+    assert probe.read_text() == ""  # not even pygit2 or com's event module were imported
+
+
+def test_recording_failure_warns_and_never_changes_the_outcome(sample):
+    root, _ = sample  # no `com init`: there is no memory to record into
+    r = run_pytest(root, "--com")
+    assert r.returncode == 1  # the tests' verdict, as without the plugin
+    assert "com: warning: test results not recorded: ComError: no com memory here" in r.stdout
+    ok = run_pytest(root, "--com", "-k", "test_pass or TestCart")
+    assert ok.returncode == 0
+    assert "com: warning: test results not recorded" in ok.stdout
+
+
+def test_plugin_import_is_light():
+    code = "import sys, com.ingest.pytest_plugin; print(sorted(m for m in ('pygit2', 'com.journal', 'sqlite3') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_writer_without_the_end_marker_writes_nothing(sample):
+    """A test process that dies mid-session closes the writer's input without the end marker."""
+    root, _ = sample
+    assert run_com("init", cwd=root).returncode == 0
+    args = json.dumps({"memory": None, "cwd": str(root), "rootpath": str(root), "project": None, "started": 0})
+    from com.ingest.pytest_plugin import WRITER_CODE as code
+    line = json.dumps({"test_id": "tests/test_shop.py::test_pass", "status": "passed", "duration_ms": 1})
+    cut = subprocess.run([sys.executable, "-c", code, args], input=line + "\n", cwd=root,
+                         capture_output=True, text=True, timeout=60)
+    assert (cut.returncode, cut.stdout) == (0, "")
+    assert journal_log(root) == []
+    done = subprocess.run([sys.executable, "-c", code, args], input=line + '\n{"__end__": true}\n', cwd=root,
+                          capture_output=True, text=True, timeout=60)
+    answer = json.loads(done.stdout)
+    assert (answer["ok"], answer["added"], answer["summary"]) == (True, 1, "1 passed")
+    assert journal_log(root) == ["pytest: 1 result (1 passed) in shop"]

@@ -1,0 +1,207 @@
+"""`com search`: meaning without shared words, exact codes by keyword, exact time travel, filters before ranking.
+
+Real packaged model, real LanceDB, real journals (cloned with the git CLI for the fresh-clone case)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+
+from com.events import normalize
+from conftest import git, run_com
+
+
+@pytest.fixture(scope="session")
+def st_model():
+    """The real packaged model, loaded once for the whole test session (com.embed keeps it per process)."""
+    from com.embed import load_model, resolve_model
+
+    return load_model(resolve_model("all-MiniLM-L6-v2")[0])
+
+
+def failure(test_id, message, error_type=None, ts="2026-11-01T10:00:00Z", status="failed", project="shop"):
+    data = {"test_id": test_id, "status": status, "error_message": message}
+    if error_type:
+        data["error_type"] = error_type
+    return normalize({"type": "test_result", "project": project, "ts": ts, "data": data})
+
+
+CORPUS = [
+    ("tests/e2e/test_checkout.py::test_pay_with_card", "Timed out after 30000ms waiting for the card-entry frame to become visible", "TimeoutError"),
+    ("tests/test_db.py::test_orders", "connection refused by db.internal:5432", "OperationalError"),
+    ("tests/test_auth.py::test_login", "assert response.status_code == 200, got 401", "AssertionError"),
+    ("tests/test_search.py::test_ranking", "expected 'shoes' to rank first, got 'socks'", "AssertionError"),
+    ("tests/test_cart.py::test_add_item", "'sku'", "KeyError"),
+    ("tests/test_mail.py::test_receipt", "Connection unexpectedly closed", "SMTPServerDisconnected"),
+] + [
+    (f"tests/test_payments.py::test_gateway_{code}", f"gateway rejected the transaction with code E{code}", "PaymentError")
+    for code in range(4071, 4080)
+]
+
+
+def corpus_events():
+    return [failure(t, m, et, ts=f"2026-11-01T10:00:{i:02d}Z") for i, (t, m, et) in enumerate(CORPUS)]
+
+
+def found(com, text, *args):
+    r = com("search", text, "--json", *args)
+    assert r.exit_code == 0, r.stderr
+    return json.loads(r.stdout)["results"]
+
+
+def test_ids(results):
+    return [r["event"]["data"]["test_id"].split("::")[1] for r in results]
+
+
+test_ids.__test__ = False  # a helper, not a test
+
+
+def test_a_paraphrase_is_found_without_a_shared_keyword(st_model, memory, journal, com):
+    journal.write(corpus_events())
+    query = "the embedded billing form never rendered"
+    assert found(com, query, "--mode", "keyword") == []  # no word in common with any event
+    results = found(com, query, "-k", "3")
+    assert test_ids(results)[0] == "test_pay_with_card"
+    assert results[0]["vector_rank"] == 1 and results[0]["keyword_rank"] is None
+    assert test_ids(found(com, "mail relay hung up", "-k", "1")) == ["test_receipt"]
+    assert test_ids(found(com, "sql server unreachable", "-k", "1")) == ["test_orders"]
+
+
+def test_an_exact_error_code_is_found_by_keyword_where_the_model_blurs(st_model, memory, journal, com):
+    journal.write(corpus_events())
+    vector = found(com, "E4077", "-k", "9", "--mode", "vector")
+    gateway = [r["similarity"] for r in vector if "gateway" in r["event"]["data"]["test_id"]]
+    # The model sees nine near-identical messages: their similarities to the code lie within a few hundredths.
+    assert len(gateway) == 9 and max(gateway) - min(gateway) < 0.05
+    keyword = found(com, "E4077", "--mode", "keyword")
+    assert test_ids(keyword) == ["test_gateway_4077"]
+    hybrid = found(com, "E4077", "-k", "5")
+    assert test_ids(hybrid)[0] == "test_gateway_4077" and hybrid[0]["keyword_rank"] == 1
+    assert hybrid[0]["score"] > hybrid[1]["score"]
+
+
+def _ids_at(com, at, mode="vector", text="connection timed out waiting"):
+    return {r["event"]["id"] for r in found(com, text, "-k", "50", "--mode", mode, "--at", at)}
+
+
+def _snapshot(com, at):
+    r = com("events", "--json", "--limit", "0", "--at", at)
+    assert r.exit_code == 0, r.stderr
+    return {e["id"] for e in json.loads(r.stdout)["events"]}
+
+
+def _check_time_travel(com, c1, later_ids, branch_ids):
+    # Vector search with k above the snapshot size returns exactly the snapshot: nothing later, nothing missing.
+    for rev in (c1, "main", "exp"):
+        assert _ids_at(com, rev) == _snapshot(com, rev)
+        assert _ids_at(com, rev, mode="hybrid") <= _snapshot(com, rev)
+    assert not _ids_at(com, c1) & (later_ids | branch_ids)
+    assert not _ids_at(com, "main") & branch_ids
+    assert not _ids_at(com, "exp") & later_ids
+    # Keyword search: the later failure's own code is invisible before it happened and on the other branch.
+    assert {r["event"]["id"] for r in found(com, "ERRFRAME7781", "--mode", "keyword", "--at", "main")} == later_ids
+    assert found(com, "ERRFRAME7781", "--mode", "keyword", "--at", c1) == []
+    assert found(com, "ERRFRAME7781", "--at", "exp", "--mode", "keyword") == []
+    assert {r["event"]["id"] for r in found(com, "KafkaTimeout", "--mode", "keyword", "--at", "exp")} == branch_ids
+    assert found(com, "KafkaTimeout", "--mode", "keyword", "--at", "main") == []
+    assert found(com, "KafkaTimeout", "--mode", "keyword", "--at", c1) == []
+
+
+def test_at_hides_later_events_in_vector_and_keyword_results_on_two_branches_and_after_a_rebuild(
+        st_model, memory, journal, com, isolated):
+    first = journal.write(corpus_events()[:6])
+    later = failure("tests/e2e/test_checkout.py::test_pay_with_card",
+                    "ERRFRAME7781: the card-entry frame timed out again", "TimeoutError", ts="2026-11-02T09:00:00Z")
+    journal.write([later])
+    assert com("branch", "exp", first.commit).exit_code == 0
+    assert com("switch", "exp").exit_code == 0
+    other = failure("tests/test_events.py::test_publish", "KafkaTimeout: broker did not answer in time",
+                    ts="2026-11-02T11:00:00Z")
+    journal.write([other])
+    assert com("switch", "main").exit_code == 0
+
+    c1 = first.commit
+    _check_time_travel(com, c1, {later["id"]}, {other["id"]})
+
+    shutil.rmtree(memory.index_path)  # derived data: gone, and rebuilt by the next search
+    _check_time_travel(com, c1, {later["id"]}, {other["id"]})
+
+    # A fresh clone of the journal (git CLI), searched from scratch with nothing but the journal.
+    clone = isolated / "clone"
+    clone.mkdir()
+    git("clone", "-q", "--bare", memory.journal_path, clone / ".com" / "journal.git")
+    os.chdir(clone)
+    assert json.loads(com("index", "--json").stdout)["rebuilt"] is True
+    _check_time_travel(com, c1, {later["id"]}, {other["id"]})
+
+
+def _filter_corpus():
+    events = []
+    for i in range(300):
+        minute = f"2026-11-{1 + i // 100:02d}T1{i % 100 // 60}:{i % 60:02d}:00Z"  # unique: same ts, same id
+        if i % 60 == 7:  # exactly 5 errors, all in project api
+            events.append(failure("tests/test_api.py::test_health", "HTTP 503 from upstream", ts=minute, status="error", project="api"))
+        elif i % 10 == 3:
+            events.append(failure(f"tests/test_db.py::test_query_{i % 4}", "connection refused by db.internal:5432", ts=minute))
+        else:
+            events.append(normalize({"type": "test_result", "project": "shop", "ts": minute,
+                                     "data": {"test_id": f"tests/test_ui.py::test_view_{i % 20}", "status": "passed"}}))
+    return events
+
+
+def _check_filters(com):
+    query = "database connection refused"
+    errors = found(com, query, "-k", "5", "--status", "error")
+    assert len(errors) == 5 and {r["event"]["data"]["status"] for r in errors} == {"error"}
+    assert len(found(com, query, "-k", "8", "--status", "error")) == 5  # only 5 exist
+    api = found(com, query, "-k", "5", "--project", "api")
+    assert len(api) == 5 and {r["event"]["project"] for r in api} == {"api"}
+    one_test = found(com, query, "-k", "15", "--test", "tests/test_ui.py::test_view_11")
+    assert len(one_test) == 15 and {r["event"]["data"]["test_id"] for r in one_test} == {"tests/test_ui.py::test_view_11"}
+    failed = found(com, "page rendered fine", "-k", "30", "--type", "test_failure")
+    assert len(failed) == 30 and {r["event"]["data"]["status"] for r in failed} == {"failed"}
+    recent = found(com, query, "-k", "100", "--since", "2026-11-03")
+    assert len(recent) == 100 and min(r["event"]["ts"] for r in recent) >= "2026-11-03"
+
+
+def test_filters_apply_before_ranking_so_k_results_come_back_when_k_exist(st_model, memory, journal, com, monkeypatch):
+    journal.write(_filter_corpus())
+    _check_filters(com)
+    # The same with an IVF_PQ index (made due at a lower row count than the 5,000 of real use).
+    from com import index as index_mod
+
+    monkeypatch.setattr(index_mod, "ANN_MIN_ROWS", 256)
+    stats = json.loads(com("index", "--rebuild", "--json").stdout)
+    assert any(step.startswith("ivf_pq") for step in stats["maintenance"])
+    _check_filters(com)
+
+
+def test_search_json_shape_human_table_and_bad_input(st_model, memory, journal, com):
+    journal.write(corpus_events()[:3])
+    r = com("search", "database down", "-k", "2", "--json")
+    out = json.loads(r.stdout)
+    assert list(out) == ["results"] and len(out["results"]) == 2
+    assert set(out["results"][0]) >= {"event", "score"} and out["results"][0]["event"]["id"].startswith("evt_")
+
+    human = com("search", "database down", "-k", "1")
+    assert human.exit_code == 0
+    assert human.stdout.splitlines()[0].split() == ["score", "time", "project", "status", "what"]
+    assert "test_orders" in human.stdout
+
+    bad = com("search", "x", "--status", "broken")
+    assert bad.exit_code == 2 and bad.stderr.strip() == \
+        "com: error: --status: unknown status 'broken' (expected passed, failed, error, skipped)"
+    assert com("search", "x", "-k", "0").exit_code == 2
+    assert com("search", "x", "--at", "no-such-rev").exit_code == 2
+
+
+def test_com_search_as_a_process_never_reaches_a_model_hub(st_model, memory, journal, isolated):
+    journal.write(corpus_events())
+    env = {**os.environ, "HF_HUB_OFFLINE": "0", "TRANSFORMERS_OFFLINE": "0", "HF_ENDPOINT": "http://127.0.0.1:9"}
+    r = run_com("search", "mail relay hung up", "-k", "1", "--json", cwd=isolated, env=env)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == ""
+    assert json.loads(r.stdout)["results"][0]["event"]["data"]["test_id"] == "tests/test_mail.py::test_receipt"
