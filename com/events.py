@@ -36,11 +36,12 @@ _TYPE_RE = re.compile(r"[a-z][a-z0-9_]*\Z")
 _PROJECT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 _ID_RE = re.compile(r"evt_[0-9a-f]{24}\Z")
 
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+# allow_nan=False: NaN and Infinity are not JSON, and every reader of the journal must parse it.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False)
 try:
     # One C encoder made once: JSONEncoder.encode builds a new one per call, a third of bulk ingest's time.
     _c_encode = json.encoder.c_make_encoder(
-        None, _ENCODER.default, json.encoder.encode_basestring, None, ":", ",", True, False, True
+        None, _ENCODER.default, json.encoder.encode_basestring, None, ":", ",", True, False, False
     )
 except (AttributeError, TypeError):  # no C accelerator on this interpreter
     _c_encode = None

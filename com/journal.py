@@ -214,7 +214,10 @@ class Journal:
         current_id = current.target if current is not None else None
         if (current_id is None) != (expected is None) or (expected is not None and current_id != expected):
             return False
-        self.repo.create_reference_direct(ref, new_id, True, message=message)
+        try:
+            self.repo.create_reference_direct(ref, new_id, True, message=message)
+        except (pygit2.GitError, OSError) as exc:  # e.g. a stale <ref>.lock left by a killed git process
+            raise ComError(f"cannot move {ref}: {exc} (run 'com fsck --repair' to clear stale locks)") from None
         return True
 
     def write(self, events: list[dict], message: str | None = None, branch: str | None = None) -> WriteResult:

@@ -83,3 +83,9 @@ def test_bad_events_are_refused_naming_the_field(raw, message):
         normalize(raw, where="line 7: ")
     assert str(exc.value).startswith("line 7: ")
     assert message in str(exc.value)
+
+
+@pytest.mark.parametrize("data", [{"x": float("nan")}, {"x": float("inf")}])
+def test_non_json_numbers_are_refused(data):
+    with pytest.raises(InvalidEvent, match="field 'data': cannot be stored as JSON"):
+        normalize({"type": "note", "project": "p", "data": data})

@@ -340,3 +340,17 @@ def test_cli_start_up_imports_no_heavy_library():
     imported = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in out.stderr.splitlines() if "|" in line}
     assert "typer" in imported  # the probe really sees imports
     assert not imported & {"torch", "sentence_transformers", "lancedb", "pyarrow", "llama_cpp", "tiktoken", "pandas", "numpy"}
+
+
+def test_nan_in_jsonl_is_refused(com, memory):
+    r = com("ingest", "-", input='{"type":"note","project":"p","data":{"x":NaN}}\n')
+    assert r.exit_code == 2 and "line 1: field 'data': cannot be stored as JSON" in r.stderr
+
+
+def test_stale_ref_lock_is_one_clear_line(com, memory):
+    ingest_lines(com, result("t0", "passed", "2026-11-01T10:00:00Z"))
+    lock = memory.journal_path / "refs" / "heads" / "main.lock"
+    lock.write_text("")
+    r = com("ingest", "-p", "shop", "-t", "note")
+    assert r.exit_code == 2
+    assert "com fsck --repair" in r.stderr and len(r.stderr.strip().splitlines()) == 1
