@@ -12,19 +12,22 @@ import json
 import sqlite3
 from pathlib import Path
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
-# Event ids are stored as a 60-bit integer key (the first 15 hex digits of the 96-bit id) and blobs by
-# rowid: integer B-trees make cataloguing 100,000 events a small part of a bulk ingest.
+# Everything is an integer where it can be: event ids as a 60-bit key (the first 15 hex digits of the
+# 96-bit id), blobs and test ids by rowid. Integer B-trees keep the catalog small (a test id is stored
+# once, not once per result) and make cataloguing 100,000 events a small part of a bulk ingest.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS blobs (n INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS ids (key INTEGER NOT NULL, blob INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS ids_by_key ON ids (key);
-CREATE TABLE IF NOT EXISTS results (test_id TEXT NOT NULL, ts TEXT NOT NULL, status TEXT NOT NULL, blob INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS results_by_test ON results (test_id, ts);
+CREATE TABLE IF NOT EXISTS tests (n INTEGER PRIMARY KEY, test_id TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS results (test INTEGER NOT NULL, ts TEXT NOT NULL, status TEXT NOT NULL, blob INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS results_by_test ON results (test, ts);
 CREATE TABLE IF NOT EXISTS commits (sha TEXT PRIMARY KEY);
 """
+_TABLES = ("blobs", "ids", "tests", "results", "commits")
 
 
 def id_key(event_id: str) -> int:
@@ -37,6 +40,9 @@ class Catalog:
         self.db = sqlite3.connect(folder / "catalog.sqlite", timeout=60, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
+        # A big ingest writes a big WAL; without a limit the file keeps that size after checkpointing.
+        self.db.execute("PRAGMA journal_size_limit=16777216")
+        self._test_ns: dict[str, int] | None = None
         version = None
         try:
             row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
@@ -44,10 +50,7 @@ class Catalog:
         except sqlite3.OperationalError:
             pass
         if version != SCHEMA_VERSION:
-            self.db.executescript(
-                "DROP TABLE IF EXISTS blobs; DROP TABLE IF EXISTS ids; DROP TABLE IF EXISTS results;"
-                "DROP TABLE IF EXISTS commits;" + _SCHEMA
-            )
+            self.db.executescript("".join(f"DROP TABLE IF EXISTS {t};" for t in _TABLES) + _SCHEMA)
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
 
     def close(self):
@@ -81,20 +84,35 @@ class Catalog:
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
+            self._test_ns = None  # numbers handed out inside the rolled-back transaction are gone
             raise
+
+    def _test_numbers(self, test_ids) -> dict[str, int]:
+        if self._test_ns is None:
+            self._test_ns = dict(self.db.execute("SELECT test_id, n FROM tests"))
+        missing = [t for t in set(test_ids) if t not in self._test_ns]
+        if missing:
+            self.db.executemany("INSERT OR IGNORE INTO tests (test_id) VALUES (?)", [(t,) for t in missing])
+            for start in range(0, len(missing), 900):
+                chunk = missing[start:start + 900]
+                marks = ",".join("?" * len(chunk))
+                self._test_ns.update(self.db.execute(f"SELECT test_id, n FROM tests WHERE test_id IN ({marks})", chunk))
+        return self._test_ns
 
     def _insert(self, path: str, events) -> None:
         n = self.db.execute("INSERT INTO blobs (path) VALUES (?)", (path,)).lastrowid
         # Rows sorted in index order: B-tree inserts in order cost about a third less than random ones.
         self.db.executemany("INSERT INTO ids VALUES (?, ?)", sorted((int(ev["id"][4:19], 16), n) for ev in events))
-        self.db.executemany(
-            "INSERT INTO results VALUES (?, ?, ?, ?)",
-            sorted(
-                (ev["data"]["test_id"], ev["ts"], ev["data"].get("status", ""), n)
-                for ev in events
-                if ev["type"] == "test_result" and ev["data"].get("test_id")
-            ),
-        )
+        results = [
+            (ev["data"]["test_id"], ev["ts"], ev["data"].get("status", ""))
+            for ev in events
+            if ev["type"] == "test_result" and type(ev["data"].get("test_id")) is str
+        ]
+        if results:
+            numbers = self._test_numbers(r[0] for r in results)
+            self.db.executemany(
+                "INSERT INTO results VALUES (?, ?, ?, ?)", sorted((numbers[t], ts, st, n) for t, ts, st in results)
+            )
 
     def record_write(self, parent_sha: str | None, commit_sha: str, blobs: dict[str, list]) -> None:
         """Catalog a commit this process just wrote, without reading it back."""
@@ -109,6 +127,7 @@ class Catalog:
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
+            self._test_ns = None  # numbers handed out inside the rolled-back transaction are gone
             raise
 
     # -- questions ------------------------------------------------------------------------------
@@ -129,12 +148,15 @@ class Catalog:
 
     def latest_status(self, test_id: str, contains_path) -> str | None:
         """The newest recorded status of a test among the blobs for which contains_path(path) is true."""
+        row = self.db.execute("SELECT n FROM tests WHERE test_id=?", (test_id,)).fetchone()
+        if row is None:
+            return None
         offset, page = 0, 8
         while True:
             rows = self.db.execute(
                 "SELECT status, path FROM results JOIN blobs ON blobs.n = results.blob"
-                " WHERE test_id=? ORDER BY ts DESC LIMIT ? OFFSET ?",
-                (test_id, page, offset),
+                " WHERE test=? ORDER BY ts DESC LIMIT ? OFFSET ?",
+                (row[0], page, offset),
             ).fetchall()
             for status, path in rows:
                 if contains_path(path):
