@@ -91,7 +91,9 @@ def config_cmd(as_json: bool = typer.Option(False, "--json", help=JSON_HELP)):
 # -- writing -----------------------------------------------------------------------------------
 @command("ingest")
 def ingest_cmd(
-    input: Optional[str] = typer.Argument(None, metavar="[-]", help="'-' reads JSON or JSONL events from stdin."),
+    inputs: Optional[List[str]] = typer.Argument(
+        None, metavar="[-|REPORT...]", help="'-' reads JSON or JSONL from stdin; with --junit, more report paths."
+    ),
     file: Optional[Path] = typer.Option(None, "--file", "-f", help="Read JSON or JSONL events from a file."),
     junit: Optional[List[str]] = typer.Option(None, "--junit", help="JUnit XML reports: files, folders or globs."),
     project: Optional[str] = typer.Option(None, "--project", "-p", help="Project of the event(s)."),
@@ -111,67 +113,23 @@ def ingest_cmd(
     """Record events: one from flags, JSON/JSONL from stdin (-) or --file, or JUnit XML reports (--junit).
 
     One invocation is one atomic batch and one journal commit; known events are skipped."""
-    from com import config
-    from com.ingest import record
+    from com import ingest
 
     memory = _memory()
+    inputs = list(inputs or [])
     if junit:
-        from com.ingest import junit as junit_mod
-
-        # `--junit a.xml b.xml`: the path after the first report arrives as the positional argument.
-        reports = list(junit) + ([input] if input not in (None, "-") else [])
-        events = junit_mod.events_from_reports(
-            reports, project=project or config.get("project"), commit=commit, run_id=run_id,
+        # `--junit a.xml b.xml c.xml` (a shell-expanded glob): the paths after the first arrive as arguments.
+        events = ingest.from_junit(
+            list(junit) + [i for i in inputs if i != "-"], project=project, commit=commit, run_id=run_id,
             repo=repo, branch=branch, source=source,
         )
-    elif input == "-" or file is not None:
-        from com.ingest import jsonl
-
-        if input is not None and input != "-":
-            raise ComError(f"unexpected argument '{input}' (use '-' for stdin or --file PATH)")
-        if file is not None:
-            try:
-                text = file.read_text(encoding="utf-8")
-            except (OSError, UnicodeDecodeError) as exc:
-                raise ComError(f"cannot read {file}: {exc}") from None
-            origin = str(file)
-        else:
-            try:
-                text = sys.stdin.read()
-            except UnicodeDecodeError as exc:
-                raise ComError(f"<stdin>: not UTF-8 text ({exc.reason})") from None
-            origin = "<stdin>"
-        defaults = {"project": project, "source": source}
-        events = jsonl.parse(text, defaults=defaults, origin=origin)
-    elif input is not None:
-        raise ComError(f"unexpected argument '{input}' (use '-' for stdin or --file PATH)")
+    elif inputs or file is not None:
+        if inputs not in ([], ["-"]) or (inputs and file is not None):
+            raise ComError(f"unexpected argument '{' '.join(inputs)}' (use '-' for stdin, --file PATH or --junit)")
+        events = ingest.from_json_text(file, project=project, source=source)
     else:
-        from com.events import normalize
-
-        if type is None:
-            raise ComError("nothing to ingest: give -t/--type (with -p), '-' for stdin, --file or --junit")
-        payload = {}
-        if data is not None:
-            try:
-                payload = json.loads(data)
-            except json.JSONDecodeError as exc:
-                raise ComError(f"--data: invalid JSON: {exc.msg} (column {exc.colno})") from None
-            if not isinstance(payload, dict):
-                raise ComError("--data: expected a JSON object")
-        raw = {
-            "type": type,
-            "project": project or config.get("project"),
-            "source": source or config.get("source"),
-            "importance": importance,
-            "tags": list(tag or []),
-            "data": payload,
-        }
-        if ts is not None:
-            raw["ts"] = ts
-        if raw["project"] is None:
-            raise ComError("field 'project': missing (give -p/--project or set [tool.com] project)")
-        events = [normalize(raw, where="")]
-    result = record(memory, events, message=message)
+        events = ingest.from_flags(type, project=project, source=source, importance=importance, tags=tag, data=data, ts=ts)
+    result = ingest.record(memory, events, message=message)
 
     def human(o):
         lines = [f"added {o['added']} event(s), {o['duplicates']} already known"]

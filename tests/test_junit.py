@@ -347,6 +347,17 @@ def test_cli_ingests_reports_and_the_git_cli_reads_them(com, memory, isolated):
     assert len({l["data"]["run_id"] for l in lines}) == 2  # one run id per report
 
 
+def test_many_report_paths_after_one_junit_flag(com, memory, isolated):
+    """What a shell-expanded glob gives: `--junit a.xml b.xml c.xml`."""
+    code_repo(isolated)
+    reports = [JUNIT / "go-junit.xml", JUNIT / "jest-junit.xml", JUNIT / "playwright-junit.xml"]
+    r = com("ingest", "--junit", *reports, "--json")
+    assert r.exit_code == 0, r.stderr
+    events = json.loads(com("events", "--limit", "0", "--json").stdout)["events"]
+    assert {e["data"]["report"] for e in events} == {p.name for p in reports}
+    assert json.loads(r.stdout)["added"] == len(events)
+
+
 def test_reingesting_the_same_report_adds_nothing(com, memory, isolated):
     code_repo(isolated)
     first = com("ingest", "--junit", JUNIT / "surefire-TEST-com.example.CalculatorTest.xml", "--json")
@@ -481,3 +492,14 @@ def test_no_code_repository_warns_and_records_no_commit(com, memory):
     events = json.loads(com("events", "--json", "-n", "0").stdout)["events"]
     assert len(events) == 11 and {e["data"]["commit"] for e in events} == {None}
     assert {e["project"] for e in events} == {"svc"}
+
+
+def test_durations_as_tools_write_them():
+    # Old Surefire versions wrote locale-formatted times; broken values become "unknown", not an error.
+    times = ["1,234.5", "0,25", "0.0005", "inf", "nan", "-3", "abc", ""]
+    cases = "".join(f'<testcase classname="a.B" name="t{i}" time="{t}"/>' for i, t in enumerate(times))
+    events = junit.parse_report(
+        f'<testsuite name="S">{cases}</testsuite>'.encode(), "r.xml", project="p", commit=None, branch=None,
+        run_id=None, source=None, default_ts="2026-01-01T00:00:00Z", warn=lambda m: None,
+    )
+    assert [e["data"]["duration_ms"] for e in events] == [1234500, 250, 0.5, None, None, None, None, None]
