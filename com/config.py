@@ -13,7 +13,7 @@ SETTINGS: dict[str, tuple[object, str]] = {
     "project": (None, "default project for events ingested without -p/--project"),
     "source": ("cli", "default source of events ingested from flags"),
     "branch": ("main", "journal branch created by com init"),
-    "embedding_model": ("all-MiniLM-L6-v2", "sentence-transformers model used for the semantic index"),
+    "embedding_model": ("all-MiniLM-L6-v2", "packaged model name or a sentence-transformers folder (never downloaded)"),
     "embedding_dim": (384, "vector size of the embedding model"),
     "index_uri": (None, "LanceDB location of the index (default: .com/index; s3:// and gs:// work)"),
     "push_tries": (8, "attempts of com push while others keep pushing first (each: fetch, merge, retry with jitter)"),

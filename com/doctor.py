@@ -191,7 +191,7 @@ def _check_batches(journal: Journal, report: Report) -> dict[str, dict[str, list
     parsed: dict[str, dict[str, bytes] | None] = {}  # blob id -> events, each blob read once
     snapshots: dict[str, dict[str, list[str]]] = {}
     seen_commits: dict[str, dict[str, list[str]]] = {}
-    shared_total = 0
+    reported: set[str] = set()  # an id damaged in one batch shows in every tip that holds it: name it once
     tips = _tips(journal)
     for ref, commit in tips.items():
         if isinstance(commit, Exception):
@@ -211,27 +211,26 @@ def _check_batches(journal: Journal, report: Report) -> dict[str, dict[str, list
             if events is None:
                 continue
             for eid, line in events.items():
-                if eid in lines:
-                    if lines[eid] != line:
-                        report.problem("duplicates", f"{ref}: event {eid} has different content in "
-                                                     f"{where[eid][0]} and {path}")
-                    elif ref.startswith("refs/heads/"):
-                        shared_total += 1
+                if eid in lines and lines[eid] != line and eid not in reported:
+                    reported.add(eid)
+                    report.problem("duplicates", f"{ref}: event {eid} has different content in "
+                                                 f"{where[eid][0]} and {path}")
                 where.setdefault(eid, []).append(path)
                 lines.setdefault(eid, line)
         snapshots[ref] = seen_commits[key] = where
-    head = journal.head()
     head_ref = f"refs/heads/{journal.branch}"
+    current = snapshots.get(head_ref, {})
+    shared_total = sum(1 for paths in current.values() if len(paths) > 1)
     report.counts.update({
         "branches": sum(1 for r in tips if r.startswith("refs/heads/")),
         "tags": sum(1 for r in tips if r.startswith("refs/tags/")),
         "batches": len(parsed),
-        "events": len(snapshots.get(head_ref, {})) if head is not None else 0,
+        "events": len(current),
         "shared": shared_total,
     })
     if shared_total:
-        report.info.append(f"{shared_total} event(s) stored in more than one batch of a branch (both sides of a "
-                           "merge ingested them; harmless, each is read once)")
+        report.info.append(f"{shared_total} event(s) of the current branch stored in more than one batch "
+                           "(both sides of a merge ingested them; harmless, each is read once)")
     return snapshots
 
 

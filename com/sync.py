@@ -156,7 +156,8 @@ _NOISE = ("hint:", "Please make sure you have the correct access rights", "and t
 def condense(stderr: str, returncode: int) -> str:
     """git's error output as one line: the fatal/error lines, without hints and boilerplate."""
     lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    lines = [line for line in lines if not line.startswith(_NOISE) and "Could not read from remote repository" not in line]
+    lines = [line for line in lines
+             if not line.startswith(_NOISE) and "Could not read from remote repository" not in line]
     text = "; ".join(re.sub(r"^(fatal|error|remote): ", "", line) for line in lines)
     text = text or f"git exited with code {returncode}"
     return text if len(text) <= 400 else text[:399] + "…"
@@ -193,7 +194,8 @@ def _fetch(journal: Journal, remote: Remote, verb: str = "fetch") -> None:
     proc = _git(journal, "fetch", "--quiet", "--prune", "--no-tags", "--no-write-fetch-head", remote.name,
                 *remote.fetch_refspecs)
     if proc.returncode != 0:
-        raise RemoteError(f"cannot {verb} from '{remote.name}' ({remote.url}): {condense(proc.stderr, proc.returncode)}")
+        reason = condense(proc.stderr, proc.returncode)
+        raise RemoteError(f"cannot {verb} from '{remote.name}' ({remote.url}): {reason}")
 
 
 def _relation(repo, local, theirs) -> str:
@@ -378,7 +380,8 @@ def push(journal: Journal, remote_name: str | None = None, branch: str | None = 
             proc = _git(journal, *args)
             status = _parse_porcelain(proc.stdout)
             if dest not in status:
-                raise RemoteError(f"cannot push to '{remote.name}' ({remote.url}): {condense(proc.stderr, proc.returncode)}")
+                reason = condense(proc.stderr, proc.returncode)
+                raise RemoteError(f"cannot push to '{remote.name}' ({remote.url}): {reason}")
             flag, summary = status[dest]
             pushed_tags = [n for n in tag_names if status.get(remote.tags + n, ("!",))[0] == "*"]
             rejected_tags = [n for n in tag_names if status.get(remote.tags + n, ("!",))[0] == "!"]
@@ -394,7 +397,8 @@ def push(journal: Journal, remote_name: str | None = None, branch: str | None = 
                     "tags": {"pushed": pushed_tags, "conflicts": conflicts},
                 }
             if not any(reason in summary for reason in _RETRYABLE):
-                raise RemoteError(f"push to '{remote.name}' refused: {summary.strip()} {condense(proc.stderr, 0)}".strip())
+                reason = summary.strip() + (f": {condense(proc.stderr, 0)}" if proc.stderr.strip() else "")
+                raise RemoteError(f"push to '{remote.name}' refused: {reason}")
             # Someone else pushed first: wait a jittered moment (before fetching, so the window between
             # fetch and push stays short), take their batches in and go again.
             _backoff(attempt)
@@ -425,7 +429,8 @@ def clone(url: str, path: str | os.PathLike | None = None, mirror: bool = False,
             journal = _reopen(journal)
             remote_branches = sorted(_under(journal.repo, f"refs/remotes/{remote.name}/"))
             if branch is not None and branch not in remote_branches:
-                raise ComError(f"the remote has no journal branch '{branch}' (it has: {', '.join(remote_branches) or 'none'})")
+                have = ", ".join(remote_branches) or "none"
+                raise ComError(f"the remote has no journal branch '{branch}' (it has: {have})")
             chosen = branch or ("main" if "main" in remote_branches or not remote_branches else remote_branches[0])
             journal.repo.set_head(f"refs/heads/{chosen}")
             outcome = integrate(journal, remote, chosen)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Sync benchmarks: push and pull of a 100,000-event journal between two local clones through a bare
 remote (file://), an incremental push/pull of one more batch, and the merge of two diverged branches of
-10,000 events each.
+10,000 events each; and `com fsck` of the pulled 100,000-event journal.
 
 Prints one JSON object. Whole-command figures are medians of real `com` processes (what a CI step pays);
 `merge_tree_ms` times the union of the two trees alone, in process.
@@ -107,6 +107,7 @@ def main() -> None:
             pull_s.append(wall("--memory", str(other), "pull"))
             clone_s.append(wall("clone", url, str(root / f"clone{run}" / ".com")))
         assert count(root / "other0" / ".com") == args.events
+        fsck_s = [wall("--memory", str(root / "other0" / ".com"), "fsck") for _ in range(args.repeats)]
 
         # One more batch on top: the everyday case.
         a, b = root / "other0" / ".com", root / "clone0" / ".com"
@@ -133,7 +134,7 @@ def main() -> None:
             "events": args.events, "batches": batches, "journal_bytes": du(source / "journal.git"),
             "setup_write_s": round(setup_s, 2),
             "push_full_s_median": median_s(push_s), "pull_full_s_median": median_s(pull_s),
-            "clone_full_s_median": median_s(clone_s),
+            "clone_full_s_median": median_s(clone_s), "fsck_full_s_median": median_s(fsck_s),
             "push_one_batch_s_median": median_s(inc_push), "pull_one_batch_s_median": median_s(inc_pull),
             "diverged_events_per_side": args.diverged,
             "pull_with_merge_s_median": median_s(merge_pull),

@@ -70,6 +70,17 @@ def test_a_paraphrase_is_found_without_a_shared_keyword(st_model, memory, journa
     assert test_ids(found(com, "sql server unreachable", "-k", "1")) == ["test_orders"]
 
 
+def test_similar_failures_of_an_event_leave_the_event_out(st_model, memory, journal):
+    from com.search import searcher
+
+    events = corpus_events()
+    journal.write(events)
+    gateway = next(e for e in events if e["data"]["test_id"].endswith("test_gateway_4075"))
+    similar = searcher(memory).similar(gateway, k=3)
+    assert gateway["id"] not in {r["event"]["id"] for r in similar}
+    assert all("test_gateway_" in r["event"]["data"]["test_id"] for r in similar)
+
+
 def test_an_exact_error_code_is_found_by_keyword_where_the_model_blurs(st_model, memory, journal, com):
     journal.write(corpus_events())
     vector = found(com, "E4077", "-k", "9", "--mode", "vector")
@@ -148,7 +159,7 @@ def _filter_corpus():
             events.append(failure(f"tests/test_db.py::test_query_{i % 4}", "connection refused by db.internal:5432", ts=minute))
         else:
             events.append(normalize({"type": "test_result", "project": "shop", "ts": minute,
-                                     "data": {"test_id": f"tests/test_ui.py::test_view_{i % 20}", "status": "passed"}}))
+                                     "data": {"test_id": f"tests/test_ui.py::test_view_{i % 260}", "status": "passed"}}))
     return events
 
 
@@ -159,8 +170,10 @@ def _check_filters(com):
     assert len(found(com, query, "-k", "8", "--status", "error")) == 5  # only 5 exist
     api = found(com, query, "-k", "5", "--project", "api")
     assert len(api) == 5 and {r["event"]["project"] for r in api} == {"api"}
-    one_test = found(com, query, "-k", "15", "--test", "tests/test_ui.py::test_view_11")
-    assert len(one_test) == 15 and {r["event"]["data"]["test_id"] for r in one_test} == {"tests/test_ui.py::test_view_11"}
+    one_test = found(com, query, "-k", "20", "--test", "tests/test_db.py::test_query_1")
+    assert len(one_test) == 15 and {r["event"]["data"]["test_id"] for r in one_test} == {"tests/test_db.py::test_query_1"}
+    passed = found(com, query, "-k", "200", "--status", "passed")
+    assert len(passed) == 200 and {r["event"]["data"]["status"] for r in passed} == {"passed"}
     failed = found(com, "page rendered fine", "-k", "30", "--type", "test_failure")
     assert len(failed) == 30 and {r["event"]["data"]["status"] for r in failed} == {"failed"}
     recent = found(com, query, "-k", "100", "--since", "2026-11-03")
@@ -170,10 +183,10 @@ def _check_filters(com):
 def test_filters_apply_before_ranking_so_k_results_come_back_when_k_exist(st_model, memory, journal, com, monkeypatch):
     journal.write(_filter_corpus())
     _check_filters(com)
-    # The same with an IVF_PQ index (made due at a lower row count than the 5,000 of real use).
+    # The same with an IVF_PQ index over the texts (made due at 200 texts instead of the 100,000 of real use).
     from com import index as index_mod
 
-    monkeypatch.setattr(index_mod, "ANN_MIN_ROWS", 256)
+    monkeypatch.setattr(index_mod, "ANN_MIN_TEXTS", 200)
     stats = json.loads(com("index", "--rebuild", "--json").stdout)
     assert any(step.startswith("ivf_pq") for step in stats["maintenance"])
     _check_filters(com)

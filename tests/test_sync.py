@@ -394,6 +394,21 @@ def test_unreachable_remote_is_one_clear_line_and_the_journal_is_intact(com, tmp
     assert ok(com("--memory", a, "fsck", "--json"))["ok"] is True
 
 
+def test_a_remote_that_refuses_the_push_is_one_line(com, tmp_path):
+    bare = tmp_path / "remote.git"
+    git("init", "-q", "--bare", bare)
+    hook = bare / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'journal is read-only today' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    a = new_memory(com, tmp_path, "a", bare.as_uri())
+    ingest(com, a, [event("t1")])
+    r = run_com("--memory", a, "push")
+    assert r.returncode == 2 and len(r.stderr.splitlines()) == 1, r.stderr
+    assert r.stderr.startswith("com: error: push to 'origin' refused: [remote rejected] (pre-receive hook declined)")
+    assert "journal is read-only today" in r.stderr
+    assert refs(bare) == {}
+
+
 def _children(pid: int) -> list[int]:
     try:
         return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]

@@ -60,11 +60,13 @@ def index_cmd(
 
     s = searcher(_memory(), progress=tty_progress("com index"))
     stats = s.update(at=at, rebuild=rebuild)
-    obj = {**stats.to_json(), "uri": s.index.uri, "model": s.embedder.model_name, "total_rows": s.index.row_count()}
+    obj = {**stats.to_json(), "uri": s.index.uri, "model": s.embedder.model_name, "total_rows": s.index.row_count(),
+           "total_texts": s.index.text_count()}
 
     def human(o):
         head = f"rebuilt ({o['reason']}): " if o["rebuilt"] else ""
         return (f"{head}indexed {o['rows']} event row(s) from {o['batches']} batch(es) and {o['commits']} commit(s); "
-                f"{o['texts']} text(s), {o['embedded']} embedded; {o['total_rows']} row(s) in {o['uri']}")
+                f"{o['texts']} new text(s), {o['embedded']} embedded; {o['total_rows']} row(s), "
+                f"{o['total_texts']} distinct text(s) in {o['uri']}")
 
     emit(obj, as_json, human)

@@ -169,7 +169,7 @@ def _duration_ms(value: str | None):
         ms = round(float(value) * 1000.0, 3)
     except ValueError:
         return None
-    if ms != ms or ms < 0:  # NaN or negative: not a duration
+    if not 0 <= ms < 1e15:  # NaN, infinite or negative: not a duration
         return None
     return int(ms) if ms.is_integer() else ms
 

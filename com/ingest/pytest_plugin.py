@@ -17,6 +17,7 @@ import os
 _TRUE = ("1", "true", "yes", "on")
 _END = '{"__end__": true}'
 _FLUSH_EVERY = 250  # attempts per write to the writer's pipe
+WRITER_TIMEOUT = 600  # seconds the session waits for its commit (another writer may hold the journal's lock)
 
 
 def pytest_addoption(parser):
@@ -137,11 +138,17 @@ class Recorder:
             writer.kill()
             writer.wait()
             return f"com: warning: test results not recorded: {self.problem}"
+        import subprocess
+
         try:
-            out, err = writer.communicate(_END + "\n", timeout=600)  # sends the end marker, closes stdin
+            out, err = writer.communicate(_END + "\n", timeout=WRITER_TIMEOUT)  # the end marker, then EOF
         except BrokenPipeError:  # the writer ended early: what it printed says why
             out, err = writer.stdout.read(), writer.stderr.read()
             writer.wait()
+        except subprocess.TimeoutExpired:
+            writer.kill()
+            writer.communicate()
+            return f"com: warning: test results not recorded: the journal write took over {WRITER_TIMEOUT} s"
         answer = _last_json(out)
         if answer is None:
             detail = (err.strip().splitlines() or [f"exit code {writer.returncode}"])[-1]
