@@ -31,8 +31,9 @@ JSON_HELP = "Print one JSON object with stable keys."
 AT_HELP = "Read the journal as of REV: a sha, branch, tag, HEAD~N, or an ISO date/time."
 
 
-def command(*args, **kwargs):
-    """app.command, plus: a ComError becomes one line on stderr and its exit code (2 for bad input)."""
+def command(*args, group: typer.Typer | None = None, **kwargs):
+    """group.command (default: the top-level app), plus: a ComError becomes one line on stderr and its
+    exit code (2 for bad input)."""
 
     def decorate(fn):
         @functools.wraps(fn)
@@ -43,7 +44,7 @@ def command(*args, **kwargs):
                 note(f"com: error: {exc}")
                 raise typer.Exit(exc.exit_code) from None
 
-        return app.command(*args, **kwargs)(wrapper)
+        return (group or app).command(*args, **kwargs)(wrapper)
 
     return decorate
 

@@ -13,10 +13,8 @@ temporary files); the journal's history is never rewritten.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
-import os
 import shutil
 import sqlite3
 import subprocess
@@ -27,6 +25,7 @@ from pathlib import Path
 import pygit2
 
 from com.events import FIELDS, InvalidEvent, normalize
+from com.locks import flock
 from com.journal import Journal, batch_project_day
 from com.sync import sync_lock
 
@@ -291,14 +290,9 @@ def _check_index(memory, report: Report, repair: bool) -> None:
         # stays, so nothing is embedded twice). Under the index's own lock, so no reader sees it half gone.
         lock = Path(memory.cache_path) / "index.lock"
         lock.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with flock(lock):
             shutil.rmtree(index, ignore_errors=True)
             index.mkdir(parents=True, exist_ok=True)
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
         report.repaired.append("removed the search index (rebuilt from the journal on next use)")
     else:
         report.info.append("search index present (derived; 'com fsck --repair' removes it for a rebuild)")

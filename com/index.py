@@ -30,7 +30,6 @@ above the high-water mark are removed), so a reader never sees half an update.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import sys
@@ -41,6 +40,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from com.errors import ComError
+from com.locks import flock
 
 FORMAT = 3
 TABLES = ("events", "texts", "batches", "commits", "meta")
@@ -162,15 +162,8 @@ class Index:
         self._vectors = None  # (text numbers, matrix, position) of every indexed text, for exact ranking
 
     # -- locking and freshness ---------------------------------------------------------------------
-    @contextmanager
     def _flock(self, exclusive: bool):
-        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+        return flock(self._lock_path, exclusive=exclusive)
 
     def _generation(self) -> str:
         try:

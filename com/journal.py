@@ -8,11 +8,9 @@ concurrent writers lose nothing and a killed writer leaves the journal valid.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import re
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,6 +20,7 @@ import pygit2
 from com import events as ev_mod
 from com.catalog import Catalog, parse_lines
 from com.errors import ComError
+from com.locks import flock
 
 EVENTS_DIR = "events"
 _BLOB = pygit2.GIT_FILEMODE_BLOB
@@ -173,16 +172,9 @@ class Journal:
             return False
 
     # -- writing ---------------------------------------------------------------------------------
-    @contextmanager
     def _ref_lock(self):
-        # flock, not a lock file: the kernel releases it when a writer is killed with SIGKILL.
-        fd = os.open(self.path / "com-write.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
+        """Held while reading a branch tip and moving it: writers of one journal take turns."""
+        return flock(self.path / "com-write.lock")
 
     def _build_tree(self, base_tree, files: dict[str, object]):
         """Insert blobs at paths into base_tree in one pass over the nested folders (no index, no work tree)."""
@@ -227,7 +219,6 @@ class Journal:
         unique: dict[str, dict] = {}
         for event in events:
             unique.setdefault(event["id"], event)
-        in_batch_dups = len(events) - len(unique)
         with self._ref_lock():
             tip_ref = self.repo.references.get(ref)
             tip = self.repo[tip_ref.target].peel(pygit2.Commit) if tip_ref is not None else None

@@ -15,7 +15,6 @@ branch only moves by compare-and-swap under the journal's write lock, so a kille
 
 from __future__ import annotations
 
-import fcntl
 import os
 import random
 import re
@@ -23,12 +22,12 @@ import shutil
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pygit2
 
 from com.errors import CheckFailed, ComError
+from com.locks import flock
 from com.journal import Journal, _signature
 from com.merge import merge_commit
 
@@ -163,16 +162,9 @@ def condense(stderr: str, returncode: int) -> str:
     return text if len(text) <= 400 else text[:399] + "…"
 
 
-@contextmanager
 def sync_lock(journal: Journal):
     """One sync at a time per journal (ingest is not blocked: it takes the write lock, not this one)."""
-    fd = os.open(journal.path / "com-sync.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+    return flock(journal.path / "com-sync.lock")
 
 
 def _reopen(journal: Journal) -> Journal:

@@ -4,14 +4,12 @@ Thin glue over com.sync and com.doctor (imported inside each command, so `com --
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from com.cli import JSON_HELP, _memory, _state, app, command
-from com.errors import ComError
 from com.output import emit, note, short, table
 
 remote_app = typer.Typer(
@@ -23,20 +21,7 @@ app.add_typer(remote_app, name="remote")
 
 
 def _remote_command(name: str):
-    """remote_app.command with the same error handling as the top-level commands."""
-
-    def decorate(fn):
-        @functools.wraps(fn)
-        def wrapper(*a, **kw):
-            try:
-                return fn(*a, **kw)
-            except ComError as exc:
-                note(f"com: error: {exc}")
-                raise typer.Exit(exc.exit_code) from None
-
-        return remote_app.command(name)(wrapper)
-
-    return decorate
+    return command(name, group=remote_app)
 
 
 @_remote_command("add")
