@@ -45,7 +45,7 @@ def bench_single(work: Path, repeats: int) -> dict:
     subprocess.run([COM, "init"], cwd=work, check=True, stdout=subprocess.DEVNULL)
     samples = [wall([COM, "ingest", "-p", "shop", "-t", "note", "-d", json.dumps({"n": i})], work) for i in range(repeats + 2)]
     help_samples = [wall([COM, "--help"], work) for _ in range(repeats)]
-    return {"single_ingest_ms_median": median_ms(samples[2:]), "help_ms_median": median_ms(help_samples), "runs": repeats}
+    return {"single_ingest_ms_median": median_ms(samples[2:]), "help_ms_median": median_ms(help_samples), "repeats": repeats}
 
 
 def bench_bulk(work: Path, n: int, repeats: int) -> dict:
