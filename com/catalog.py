@@ -12,19 +12,23 @@ import json
 import sqlite3
 from pathlib import Path
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Everything is an integer where it can be: event ids as a 60-bit key (the first 15 hex digits of the
 # 96-bit id), blobs and test ids by rowid. Integer B-trees keep the catalog small (a test id is stored
-# once, not once per result) and make cataloguing 100,000 events a small part of a bulk ingest.
+# once, not once per result) and make cataloguing 100,000 events a small part of a bulk ingest. The
+# tables are WITHOUT ROWID, clustered on what they are looked up by: one B-tree each instead of a table
+# and an index (a third faster to fill, half the size). `seq` is the event's line in its batch: attempts
+# of one test share a timestamp, and the later line is the later attempt.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS blobs (n INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE);
-CREATE TABLE IF NOT EXISTS ids (key INTEGER NOT NULL, blob INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS ids_by_key ON ids (key);
+CREATE TABLE IF NOT EXISTS ids (key INTEGER NOT NULL, blob INTEGER NOT NULL, PRIMARY KEY (key, blob)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS tests (n INTEGER PRIMARY KEY, test_id TEXT NOT NULL UNIQUE);
-CREATE TABLE IF NOT EXISTS results (test INTEGER NOT NULL, ts TEXT NOT NULL, status TEXT NOT NULL, blob INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS results_by_test ON results (test, ts);
+CREATE TABLE IF NOT EXISTS results (
+    test INTEGER NOT NULL, ts TEXT NOT NULL, blob INTEGER NOT NULL, seq INTEGER NOT NULL, status TEXT NOT NULL,
+    PRIMARY KEY (test, ts, blob, seq)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS commits (sha TEXT PRIMARY KEY);
 """
 _TABLES = ("blobs", "ids", "tests", "results", "commits")
@@ -102,16 +106,20 @@ class Catalog:
     def _insert(self, path: str, events) -> None:
         n = self.db.execute("INSERT INTO blobs (path) VALUES (?)", (path,)).lastrowid
         # Rows sorted in index order: B-tree inserts in order cost about a third less than random ones.
-        self.db.executemany("INSERT INTO ids VALUES (?, ?)", sorted((int(ev["id"][4:19], 16), n) for ev in events))
+        # OR IGNORE: one batch can hold one event twice only if it was written by hand; the catalog needs it once.
+        self.db.executemany(
+            "INSERT OR IGNORE INTO ids VALUES (?, ?)", sorted((int(ev["id"][4:19], 16), n) for ev in events)
+        )
         results = [
-            (ev["data"]["test_id"], ev["ts"], ev["data"].get("status", ""))
-            for ev in events
+            (ev["data"]["test_id"], ev["ts"], seq, ev["data"].get("status", ""))
+            for seq, ev in enumerate(events)
             if ev["type"] == "test_result" and type(ev["data"].get("test_id")) is str
         ]
         if results:
             numbers = self._test_numbers(r[0] for r in results)
             self.db.executemany(
-                "INSERT INTO results VALUES (?, ?, ?, ?)", sorted((numbers[t], ts, st, n) for t, ts, st in results)
+                "INSERT INTO results VALUES (?, ?, ?, ?, ?)",
+                sorted((numbers[t], ts, n, seq, st) for t, ts, seq, st in results),
             )
 
     def record_write(self, parent_sha: str | None, commit_sha: str, blobs: dict[str, list]) -> None:
@@ -155,7 +163,7 @@ class Catalog:
         while True:
             rows = self.db.execute(
                 "SELECT status, path FROM results JOIN blobs ON blobs.n = results.blob"
-                " WHERE test=? ORDER BY ts DESC LIMIT ? OFFSET ?",
+                " WHERE test=? ORDER BY ts DESC, blob DESC, seq DESC LIMIT ? OFFSET ?",
                 (row[0], page, offset),
             ).fetchall()
             for status, path in rows:

@@ -1,6 +1,10 @@
 """Benchmark of the semantic index and `com search`; prints one JSON object of measured figures.
 
-    .venv/bin/python scripts/bench_search.py [--events 100000] [--full 1000000] [--queries 60] [--keep DIR]
+    .venv/bin/python scripts/bench_search.py [--events 100000] [--full 1000000] [--queries 26] [--keep DIR]
+    .venv/bin/python scripts/bench_search.py --reuse DIR [--reps 3]   # latencies only, on a kept journal
+
+A million results take minutes to write and index: build them once with --keep DIR, then measure the search
+latencies again and again on that folder with --reuse DIR (it indexes nothing new unless the journal moved).
 
 What it does, all through the real code paths (real journal, real packaged model, real LanceDB):
 1. embedding throughput of the packaged model on this CPU (distinct failure texts, cold cache);
@@ -138,7 +142,7 @@ def write_runs(journal, synth, runs):
     return round(time.monotonic() - started, 1)
 
 
-def latencies(searcher, journal, queries, older_rev):
+def latencies(searcher, journal, queries, older_rev, reps=2):
     from com.embed import normalise
 
     searcher.embedder.embed([normalise(q) for q in queries])  # the query vectors, cached: index cost alone below
@@ -149,11 +153,11 @@ def latencies(searcher, journal, queries, older_rev):
         s(q, 10, at=older_rev)
     out = {
         "hybrid_first_pass": first,
-        "hybrid": timings(lambda q: s(q, 10), queries, reps=2),
-        "vector": timings(lambda q: s(q, 10, mode="vector"), queries),
-        "keyword": timings(lambda q: s(q, 10, mode="keyword"), queries),
-        "hybrid_status_failed": timings(lambda q: s(q, 10, status="failed"), queries),
-        "hybrid_at_older_rev": timings(lambda q: s(q, 10, at=older_rev), queries),
+        "hybrid": timings(lambda q: s(q, 10), queries, reps=reps),
+        "vector": timings(lambda q: s(q, 10, mode="vector"), queries, reps=reps),
+        "keyword": timings(lambda q: s(q, 10, mode="keyword"), queries, reps=reps),
+        "hybrid_status_failed": timings(lambda q: s(q, 10, status="failed"), queries, reps=reps),
+        "hybrid_at_older_rev": timings(lambda q: s(q, 10, at=older_rev), queries, reps=reps),
     }
     model = searcher.embedder.model()
     out["query_embedding"] = timings(
@@ -174,16 +178,41 @@ def process_search(work: Path, text: str) -> float:
     return elapsed
 
 
+def reuse(work: Path, queries: list[str], reps: int) -> dict:
+    """Search latencies on a journal built earlier with --keep (its older revision: half-way back)."""
+    from com.memory import Memory
+    from com.search import Searcher
+
+    os.chdir(work)
+    memory = Memory((work / ".com").resolve())
+    journal = memory.journal()
+    commits = sum(1 for _ in journal.repo.walk(journal.head().id))
+    searcher = Searcher(memory)
+    update = searcher.update()
+    return {
+        "machine": {"cpus": os.cpu_count(), "load_avg_at_start": os.getloadavg()},
+        "events": searcher.index.row_count(), "texts": searcher.index.text_count(), "ann": searcher.index.has_ann(),
+        "index_update_s": round(update.seconds, 2),
+        "search": latencies(searcher, journal, queries, f"HEAD~{commits // 2}", reps=reps),
+        "load_avg_at_end": os.getloadavg(),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--full", type=int, default=1_000_000, help="grow to this many results (0: skip)")
     parser.add_argument("--queries", type=int, default=len(QUERIES))
     parser.add_argument("--keep", type=Path, help="build in this folder and keep it")
+    parser.add_argument("--reuse", type=Path, help="measure search latencies only, on a folder made with --keep")
+    parser.add_argument("--reps", type=int, default=2, help="times each query kind runs over the queries")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     for name in [n for n in os.environ if n.startswith("COM_")]:
         del os.environ[name]
+    if args.reuse:
+        print(json.dumps(reuse(args.reuse, list(QUERIES[: args.queries]), args.reps), indent=1))
+        return
 
     from com.embed import Embedder, event_text
     from com.memory import init_memory
