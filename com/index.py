@@ -48,14 +48,13 @@ ANN_MIN_TEXTS = 100_000  # distinct texts ranked exactly in memory below this (<
 ANN_ROWS_PER_PARTITION = 4096
 PRESCAN_ROWS = 5000  # a user filter matching fewer rows than this restricts the ranking to their texts
 EXPAND_ROWS = 20_000  # most rows read (narrow) to pick the newest events of a group of texts
+WHOLE_ROWS = 64  # a group of texts with at most this many rows is read whole in one query (more: narrow, then take)
 OPTIMIZE_UNINDEXED = 4000  # rows appended since the indexes were last updated
 OPTIMIZE_FRAGMENTS = 24
 CHUNK_EVENTS = 50_000
 NPROBES = 20
 REFINE = 4
 RANGE_COST = 50  # measured: one BETWEEN range filters about as fast as an IN list of ~50 numbers
-
-COLUMNS = ("id", "type", "project", "test_id", "status", "ts", "importance", "tags", "text_no", "batch_no", "event")
 
 
 def index_uri(memory) -> str:
@@ -130,6 +129,12 @@ def snapshot_expr(included: set[int], universe: set[int]) -> str | None:
     return expr_out if cost_out < cost_in else expr_in
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    sql: str | None  # the prefilter keeping its rows, None for every row
+    batches: frozenset | None  # its batch numbers, None for every batch
+
+
 class Index:
     """One LanceDB index of one memory. Cheap to keep for many queries in one process."""
 
@@ -156,7 +161,7 @@ class Index:
         self._registry: dict[str, int] | None = None
         self._commits: set[str] = set()
         self._hwm = -1
-        self._snapshots: dict[str, str | None] = {}
+        self._snapshots: dict[str, Snapshot] = {}
         self._ann: bool | None = None
         self._text_no: dict[str, int] = {}  # text hash -> text number, for every indexed text
         self._vectors = None  # (text numbers, matrix, position) of every indexed text, for exact ranking
@@ -529,8 +534,9 @@ class Index:
             self._ann = texts is not None and any(tuple(i.columns) == ("vector",) for i in texts.list_indices())
         return self._ann
 
-    def snapshot_filter(self, journal, commit) -> str | None:
-        """SQL keeping exactly the rows of `commit`'s snapshot (None: every row). Call inside reading()."""
+    def snapshot(self, journal, commit) -> Snapshot:
+        """The rows of `commit`'s snapshot: as SQL (None: every row) and as a set of batch numbers. Call inside
+        reading()."""
         key = str(commit.tree_id)
         if key not in self._snapshots:
             included = set()
@@ -541,7 +547,8 @@ class Index:
                 included.add(number)
             if len(self._snapshots) > 64:
                 self._snapshots.clear()
-            self._snapshots[key] = snapshot_expr(included, set(self._registry.values()))
+            expr = snapshot_expr(included, set(self._registry.values()))
+            self._snapshots[key] = Snapshot(expr, frozenset(included) if expr is not None else None)
         return self._snapshots[key]
 
     def rank_texts(self, vector, limit: int | None = None) -> "TextRanking":
@@ -570,47 +577,118 @@ class Index:
         sims = np.einsum("ij,j->i", matrix, np.asarray(vector, dtype=np.float32))
         return TextRanking(numbers, sims, position, complete=True)
 
-    def keyword_texts(self, text: str, limit: int) -> list[str]:
-        """Indexed texts by BM25 score for `text`, best first."""
+    def keyword_texts_async(self, text: str, limit: int):
+        """Start the BM25 ranking of the indexed texts for `text` in LanceDB's event loop: a future of text
+        numbers, best first (the caller ranks the vectors meanwhile; both release the GIL)."""
         texts = self._table("texts")
         if texts is None or not any(ch.isalnum() for ch in text):
-            return []
-        query = texts.search(text, query_type="fts", fts_columns="text").limit(limit).select(["text_no", "_score"])
-        return query.to_arrow().column("text_no").to_pylist()
+            return _Done([])
+        query = texts._table.query().nearest_to_text(text, columns="text").limit(limit).select(["text_no", "_score"])
+        return _submit(_column(query, "text_no"))
 
-    def texts_matching(self, where: str, cap: int = PRESCAN_ROWS) -> set[str] | None:
-        """The texts of the rows matching a narrow filter, or None when more than `cap` rows match."""
-        rows = self._table("events").search().where(where).select(["text_no"]).limit(cap + 1).to_arrow()
-        if rows.num_rows > cap:
-            return None
-        return set(rows.column("text_no").to_pylist())
+    def keyword_texts(self, text: str, limit: int) -> list[int]:
+        """Indexed texts by BM25 score for `text`, best first."""
+        return self.keyword_texts_async(text, limit).result()
 
-    def events_of_texts(self, numbers: list[int], where: str | None, need: int, skip: set[str]) -> list[dict]:
-        """Up to `need` events whose text is in `numbers` and that match `where`, in the order of `numbers`,
-        newest first within a text; events whose id is in `skip` are left out (and not counted)."""
-        events = self._table("events")
+    def texts_matching_async(self, where: str, cap: int = PRESCAN_ROWS):
+        """A future of the texts of the rows matching a narrow filter, or of None when more than `cap` rows match."""
+        return _submit(_texts_matching(self._table("events")._table, where, cap))
+
+    def texts_matching(self, where: str, cap: int = PRESCAN_ROWS) -> set[int] | None:
+        return self.texts_matching_async(where, cap).result()
+
+    def events_of_texts(self, numbers: list[int], where: str | None, need: int, skip: set[str],
+                        snapshot: Snapshot | None = None) -> list[dict]:
+        """Up to `need` events whose text is in `numbers`, that match `where` and lie in `snapshot` (default:
+        every batch), in the order of `numbers`, newest first within a text: [{"text_no", "event" (decoded)}];
+        events whose id is in `skip` are left out (and not counted)."""
+        events = self._table("events")._table
+        snapshot = snapshot or Snapshot(None, None)
         cond = f"text_no IN ({','.join(map(str, numbers))})" + (f" AND ({where})" if where else "")
-        # Narrow first, two int columns (strings cost 5x to read back): a text seen in 500 runs is 500 small
-        # rows; then only the events shown are read whole.
-        narrow = events.search().where(cond).select(["text_no", "ts_us"]).with_row_id(True).limit(EXPAND_ROWS).to_arrow()
         position = {n: i for i, n in enumerate(numbers)}
+        # The best texts are mostly failures seen a few times: one query reads all their rows whole, and the
+        # snapshot is applied here to so few rows (a batch_no range in the query costs 3 ms more at 1M rows:
+        # Lance intersects it through the batch_no index). Only when the texts hold many rows (a test's
+        # `passed` text: one per run) is it narrow first, two int columns (strings cost 5x to read back) with
+        # the snapshot as a prefilter, then only the events shown are read whole.
+        whole = _run(events.query().where(cond).select(["text_no", "ts_us", "batch_no", "event"])
+                     .limit(WHOLE_ROWS + 1).to_arrow())
+        if whole.num_rows <= WHOLE_ROWS:
+            batches = snapshot.batches
+            keyed = sorted(((t, ts, e) for t, ts, b, e in zip(
+                whole.column("text_no").to_pylist(), whole.column("ts_us").to_pylist(),
+                whole.column("batch_no").to_pylist(), whole.column("event").to_pylist()) if batches is None or b in batches),
+                key=lambda r: (position[r[0]], -r[1]))
+            return _pick(((r[0], r[2]) for r in keyed), need, skip)
+        if snapshot.sql:
+            cond = f"{cond} AND ({snapshot.sql})"
+        narrow = _run(events.query().where(cond).select(["text_no", "ts_us"]).with_row_id().limit(EXPAND_ROWS).to_arrow())
         keyed = sorted(zip(narrow.column("text_no").to_pylist(), narrow.column("ts_us").to_pylist(),
                            narrow.column("_rowid").to_pylist()), key=lambda r: (position[r[0]], -r[1]))
         out: list[dict] = []
-        seen = set(skip)
+        skip = set(skip)
         start = 0
         while len(out) < need and start < len(keyed):
-            picked = [r[2] for r in keyed[start:start + need - len(out)]]
+            picked = keyed[start:start + need - len(out)]
             start += len(picked)
-            rows = events.take_row_ids(picked).select([*COLUMNS]).with_row_id().to_arrow().to_pylist()
-            by_rowid = {r["_rowid"]: r for r in rows}
-            for rowid in picked:
-                row = by_rowid.get(rowid)
-                if row is None or row["id"] in seen:
-                    continue  # the same event in a second batch of this snapshot (both sides of a merge wrote it)
-                seen.add(row["id"])
-                out.append(row)
+            rows = _run(events.take_row_ids([r[2] for r in picked]).select(["event"]).with_row_id().to_arrow())
+            by_rowid = dict(zip(rows.column("_rowid").to_pylist(), rows.column("event").to_pylist()))
+            found = _pick(((r[0], by_rowid.get(r[2])) for r in picked), need - len(out), skip)
+            skip.update(row["event"]["id"] for row in found)
+            out.extend(found)
         return out
+
+
+async def _texts_matching(events, where: str, cap: int):
+    # Counting uses the scalar indexes alone: a broad filter (--status failed over a million rows) costs 0.5 ms
+    # to rule out instead of reading `cap` rows for nothing.
+    if await events.count_rows(where) > cap:
+        return None
+    return set(await _column(events.query().where(where).select(["text_no"]), "text_no"))
+
+
+def _pick(rows, need: int, skip: set[str]) -> list[dict]:
+    """The first `need` (text number, event JSON) rows as results, leaving out events already taken."""
+    out: list[dict] = []
+    seen = set(skip)
+    for text_no, line in rows:
+        if line is None:
+            continue
+        event = json.loads(line)
+        if event["id"] in seen:
+            continue  # the same event in a second batch of this snapshot (both sides of a merge wrote it)
+        seen.add(event["id"])
+        out.append({"text_no": text_no, "event": event})
+        if len(out) >= need:
+            break
+    return out
+
+
+# Reads go through LanceDB's async API in its own event loop, one hop per query: the sync API hops once per
+# record batch (a batch per fragment), which cost 1.3 ms of a 4 ms query (measured at 1M rows). The async table
+# is the one behind the sync handle (`_table`), so it sees this process's own writes at once.
+def _submit(coro):
+    import asyncio
+
+    from lancedb.background_loop import LOOP
+
+    return asyncio.run_coroutine_threadsafe(coro, LOOP.loop)
+
+
+def _run(coro):
+    return _submit(coro).result()
+
+
+async def _column(query, name: str) -> list:
+    return (await query.to_arrow()).column(name).to_pylist()
+
+
+class _Done:
+    def __init__(self, value):
+        self.value = value
+
+    def result(self):
+        return self.value
 
 
 class TextRanking:

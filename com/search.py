@@ -13,11 +13,11 @@ repeated vectors was slow and unbalanced (measured: see scripts/bench_search.py 
 3. Texts are expanded in fused order into events with one SQL prefilter: the `--at` snapshot (batch numbers)
    AND the user's filters. Texts with no matching event are passed over, so k results come back whenever k
    matching events exist, and nothing outside the snapshot can appear. Within one text, newest events first.
+   (The best few texts, when they hold few rows, are read whole in one query and the snapshot applied to those
+   rows here: same result, a third of the queries; see Index.events_of_texts.)
 """
 
 from __future__ import annotations
-
-import json
 
 from com.errors import ComError
 from com.events import SEED_TYPES, STATUSES, parse_time
@@ -113,30 +113,33 @@ class Searcher:
         text = normalise(query)
         vector = self.embedder.embed([text])[0] if mode != "keyword" else None
         with self.index.reading():
-            snapshot = self.index.snapshot_filter(self.journal, commit)
-            where = " AND ".join(f"({c})" for c in (snapshot, *conds) if c) or None
-            return self._ranked_events(text, vector, mode, where, bool(conds), k, set(exclude))
+            snapshot = self.index.snapshot(self.journal, commit)
+            return self._ranked_events(text, vector, mode, snapshot, conds, k, set(exclude))
 
-    def _ranked_events(self, text, vector, mode, where, filtered, k, exclude) -> list[dict]:
+    def _ranked_events(self, text, vector, mode, snapshot, conds, k, exclude) -> list[dict]:
         index = self.index
         limit = None
+        # A narrow filter (one test, a rare status): rank only the texts its rows carry. It and the BM25 query
+        # run in LanceDB's event loop while numpy ranks the vectors here (all of them release the GIL).
+        where = " AND ".join(f"({c})" for c in conds) or None
+        both = " AND ".join(f"({c})" for c in (snapshot.sql, *conds) if c) or None
+        prescan = index.texts_matching_async(both) if conds else None
+        allowed = None
         while True:
-            # The BM25 query runs in LanceDB's threads while numpy ranks the vectors here (both drop the GIL).
-            keywords = _pool().submit(index.keyword_texts, text, KEYWORD_TEXTS) if mode != "vector" else None
+            keywords = index.keyword_texts_async(text, KEYWORD_TEXTS) if mode != "vector" else None
             ranking = index.rank_texts(vector, limit) if vector is not None else None
             keyword_order = keywords.result() if keywords is not None else []
             ranked = fuse(ranking, keyword_order)
-            if filtered:
-                # A narrow filter (one test, a rare status): rank only the texts its rows carry.
-                allowed = index.texts_matching(where)
-                if allowed is not None:
-                    ranked = (r for r in ranked if r[0] in allowed)
-            out = self._expand(ranked, ranking, where, k, exclude)
+            if prescan is not None:
+                allowed, prescan = prescan.result(), None
+            if allowed is not None:
+                ranked = (r for r in ranked if r[0] in allowed)
+            out = self._expand(ranked, ranking, where, snapshot, k, exclude)
             if len(out) >= k or ranking is None or ranking.complete:
                 return out
             limit = max(1000, len(ranking)) * 8  # the ANN's best texts ran out of matching events: widen
 
-    def _expand(self, ranked, ranking, where, k, exclude) -> list[dict]:
+    def _expand(self, ranked, ranking, where, snapshot, k, exclude) -> list[dict]:
         import itertools
 
         out: list[dict] = []
@@ -148,13 +151,13 @@ class Searcher:
             if not group:
                 break
             info = {digest: (score, v, kw) for digest, score, v, kw in group}
-            rows = self.index.events_of_texts([g[0] for g in group], where, k - len(out), skip)
+            rows = self.index.events_of_texts([g[0] for g in group], where, k - len(out), skip, snapshot)
             for row in rows:
                 score, v, kw = info[row["text_no"]]
                 sim = ranking.similarity(row["text_no"]) if ranking is not None else None
-                skip.add(row["id"])
+                skip.add(row["event"]["id"])
                 out.append({
-                    "event": json.loads(row["event"]),
+                    "event": row["event"],
                     "score": round(score, 6),
                     "similarity": round(sim, 4) if sim is not None else None,
                     "vector_rank": v,
@@ -171,16 +174,6 @@ class Searcher:
 
 
 _searchers: dict[tuple, Searcher] = {}
-_executor = None
-
-
-def _pool():
-    global _executor
-    if _executor is None:
-        from concurrent.futures import ThreadPoolExecutor
-
-        _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="com-search")
-    return _executor
 
 
 def searcher(memory, progress=None) -> Searcher:
