@@ -8,15 +8,16 @@ rewritten, "this event is in snapshot C" is exactly "one of its paths exists in 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from pathlib import Path
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # Everything is an integer where it can be: event ids as a 60-bit key (the first 15 hex digits of the
-# 96-bit id), blobs and test ids by rowid. Integer B-trees keep the catalog small (a test id is stored
-# once, not once per result) and make cataloguing 100,000 events a small part of a bulk ingest. The
+# 96-bit id), test ids as a 64-bit hash, blobs by rowid. Integer B-trees keep the catalog small (no test id
+# text per result) and make cataloguing 100,000 events a small part of a bulk ingest. The
 # tables are WITHOUT ROWID, clustered on what they are looked up by: one B-tree each instead of a table
 # and an index (a third faster to fill, half the size). `seq` is the event's line in its batch: attempts
 # of one test share a timestamp, and the later line is the later attempt.
@@ -24,14 +25,27 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS blobs (n INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS ids (key INTEGER NOT NULL, blob INTEGER NOT NULL, PRIMARY KEY (key, blob)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS tests (n INTEGER PRIMARY KEY, test_id TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS results (
     test INTEGER NOT NULL, ts TEXT NOT NULL, blob INTEGER NOT NULL, seq INTEGER NOT NULL, status TEXT NOT NULL,
     PRIMARY KEY (test, ts, blob, seq)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS commits (sha TEXT PRIMARY KEY);
 """
-_TABLES = ("blobs", "ids", "tests", "results", "commits")
+_TABLES = ("blobs", "ids", "tests", "results", "commits")  # "tests": schema 3-4, dropped on upgrade
+
+
+_test_keys: dict[str, int] = {}
+
+
+def key_of_test(test_id: str) -> int:
+    """A signed 64-bit hash of a test id (a suite repeats its ids run after run, so each is hashed once)."""
+    key = _test_keys.get(test_id)
+    if key is None:
+        if len(_test_keys) > 200_000:
+            _test_keys.clear()
+        digest = hashlib.blake2b(test_id.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+        key = _test_keys[test_id] = int.from_bytes(digest, "big", signed=True)
+    return key
 
 
 def id_key(event_id: str) -> int:
@@ -46,7 +60,6 @@ class Catalog:
         self.db.execute("PRAGMA synchronous=NORMAL")
         # A big ingest writes a big WAL; without a limit the file keeps that size after checkpointing.
         self.db.execute("PRAGMA journal_size_limit=16777216")
-        self._test_ns: dict[str, int] | None = None
         version = None
         try:
             row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
@@ -88,20 +101,7 @@ class Catalog:
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
-            self._test_ns = None  # numbers handed out inside the rolled-back transaction are gone
             raise
-
-    def _test_numbers(self, test_ids) -> dict[str, int]:
-        if self._test_ns is None:
-            self._test_ns = dict(self.db.execute("SELECT test_id, n FROM tests"))
-        missing = [t for t in set(test_ids) if t not in self._test_ns]
-        if missing:
-            self.db.executemany("INSERT OR IGNORE INTO tests (test_id) VALUES (?)", [(t,) for t in missing])
-            for start in range(0, len(missing), 900):
-                chunk = missing[start:start + 900]
-                marks = ",".join("?" * len(chunk))
-                self._test_ns.update(self.db.execute(f"SELECT test_id, n FROM tests WHERE test_id IN ({marks})", chunk))
-        return self._test_ns
 
     def _insert(self, path: str, events) -> None:
         n = self.db.execute("INSERT INTO blobs (path) VALUES (?)", (path,)).lastrowid
@@ -116,10 +116,9 @@ class Catalog:
             if ev["type"] == "test_result" and type(ev["data"].get("test_id")) is str
         ]
         if results:
-            numbers = self._test_numbers(r[0] for r in results)
             self.db.executemany(
                 "INSERT INTO results VALUES (?, ?, ?, ?, ?)",
-                sorted((numbers[t], ts, n, seq, st) for t, ts, seq, st in results),
+                sorted((key_of_test(t), ts, n, seq, st) for t, ts, seq, st in results),
             )
 
     def record_write(self, parent_sha: str | None, commit_sha: str, blobs: dict[str, list]) -> None:
@@ -135,7 +134,6 @@ class Catalog:
             self.db.execute("COMMIT")
         except BaseException:
             self.db.execute("ROLLBACK")
-            self._test_ns = None  # numbers handed out inside the rolled-back transaction are gone
             raise
 
     # -- questions ------------------------------------------------------------------------------
@@ -156,15 +154,13 @@ class Catalog:
 
     def latest_status(self, test_id: str, contains_path) -> str | None:
         """The newest recorded status of a test among the blobs for which contains_path(path) is true."""
-        row = self.db.execute("SELECT n FROM tests WHERE test_id=?", (test_id,)).fetchone()
-        if row is None:
-            return None
+        key = key_of_test(test_id)
         offset, page = 0, 8
         while True:
             rows = self.db.execute(
                 "SELECT status, path FROM results JOIN blobs ON blobs.n = results.blob"
                 " WHERE test=? ORDER BY ts DESC, blob DESC, seq DESC LIMIT ? OFFSET ?",
-                (row[0], page, offset),
+                (key, page, offset),
             ).fetchall()
             for status, path in rows:
                 if contains_path(path):
