@@ -114,8 +114,13 @@ def ingest_cmd(
     """Record events: one from flags, JSON/JSONL from stdin (-) or --file, or JUnit XML reports (--junit).
 
     One invocation is one atomic batch and one journal commit; known events are skipped."""
+    import gc
+
     from com import ingest
 
+    # A bulk ingest makes hundreds of thousands of small objects and no cycles: the collector would only
+    # rescan them again and again (a fifth of the parse time); this process ends when the batch is written.
+    gc.disable()
     memory = _memory()
     inputs = list(inputs or [])
     if junit:
