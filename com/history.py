@@ -146,7 +146,8 @@ def list_events(
         type = "test_result"
     since_ts = format_ts(parse_time(since, "--since")) if since else None
     until_ts = format_ts(parse_time(until, "--until")) if until else None
-    needle = json.dumps(test)[1:-1].encode() if test else None
+    # Batches store text unescaped (ensure_ascii=False): the needle must be encoded the same way.
+    needle = json.encoder.encode_basestring(test)[1:-1].encode("utf-8") if test else None
     found: dict[str, dict] = {}
     current_day = None
     for path, oid, day in journal.batches(commit.tree, project=project, since=since_ts, until=until_ts):
@@ -156,11 +157,7 @@ def list_events(
                 break
         current_day = day
         data = journal.repo[oid].data
-        if needle is not None and needle not in data:
-            continue
-        for line in data.splitlines():
-            if needle is not None and needle not in line:
-                continue
+        for line in _lines_with(data, needle) if needle is not None else data.splitlines():
             event = json.loads(line)
             if event["id"] in found:
                 continue
@@ -177,6 +174,17 @@ def list_events(
             found[event["id"]] = event
     events = sorted(found.values(), key=lambda e: (e["ts"], e["id"]), reverse=True)
     return events[:limit] if limit is not None else events
+
+
+def _lines_with(data: bytes, needle: bytes):
+    """The lines of a batch that contain needle, found by searching the bytes rather than every line."""
+    start = data.find(needle)
+    while start != -1:
+        begin = data.rfind(b"\n", 0, start) + 1
+        end = data.find(b"\n", start)
+        end = len(data) if end == -1 else end
+        yield data[begin:end]
+        start = data.find(needle, end)
 
 
 def snapshot_events(journal: Journal, at: str | None = None):

@@ -354,3 +354,14 @@ def test_stale_ref_lock_is_one_clear_line(com, memory):
     r = com("ingest", "-p", "shop", "-t", "note")
     assert r.exit_code == 2
     assert "com fsck --repair" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_events_for_a_test_id_with_non_ascii_and_a_longer_namesake(com, memory):
+    ingest_lines(
+        com,
+        result("tests/test_ü.py::test_größe", "failed", "2026-11-01T10:00:00Z"),
+        result("tests/test_ü.py::test_größe_2", "passed", "2026-11-01T10:00:00Z"),
+        result("tests/test_ü.py::test_größe", "passed", "2026-11-02T10:00:00Z"),
+    )
+    events = json.loads(com("events", "--test", "tests/test_ü.py::test_größe", "--json").stdout)["events"]
+    assert [e["data"]["status"] for e in events] == ["passed", "failed"]
