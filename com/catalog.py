@@ -13,6 +13,8 @@ import json
 import sqlite3
 from pathlib import Path
 
+from com import cache_db
+
 SCHEMA_VERSION = 5
 
 # Everything is an integer where it can be: event ids as a 60-bit key (the first 15 hex digits of the
@@ -54,10 +56,7 @@ def id_key(event_id: str) -> int:
 
 class Catalog:
     def __init__(self, folder: Path):
-        folder.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(folder / "catalog.sqlite", timeout=60, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db = cache_db.connect(folder / "catalog.sqlite")
         # A big ingest writes a big WAL; without a limit the file keeps that size after checkpointing.
         self.db.execute("PRAGMA journal_size_limit=16777216")
         # The default 2 MB page cache spills a 100,000-event transaction to the WAL page by page and reads
@@ -84,15 +83,9 @@ class Catalog:
         """Catalog every blob reachable from `commit` that is not catalogued yet."""
         if commit is None or self.is_scanned(str(commit.id)):
             return
-        pending, seen, stack = [], set(), [commit]
-        while stack:
-            c = stack.pop()
-            sha = str(c.id)
-            if sha in seen or self.is_scanned(sha):
-                continue
-            seen.add(sha)
-            pending.append(c)
-            stack.extend(c.parents)
+        from com.journal import unseen_ancestors
+
+        pending = unseen_ancestors(commit, self.is_scanned)
         self.db.execute("BEGIN IMMEDIATE")
         try:
             for c in pending:
@@ -145,9 +138,7 @@ class Catalog:
         by_key = {id_key(eid): eid for eid in ids}
         out: dict[str, list[str]] = {}
         keys = list(by_key)
-        for start in range(0, len(keys), 900):
-            chunk = keys[start:start + 900]
-            marks = ",".join("?" * len(chunk))
+        for chunk, marks in cache_db.chunks(keys):
             rows = self.db.execute(
                 f"SELECT ids.key, blobs.path FROM ids JOIN blobs ON blobs.n = ids.blob WHERE ids.key IN ({marks})", chunk
             )

@@ -13,7 +13,6 @@ temporary files); the journal's history is never rewritten.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import sqlite3
@@ -26,10 +25,9 @@ import pygit2
 
 from com.events import FIELDS, InvalidEvent, normalize
 from com.locks import flock
-from com.journal import Journal, batch_project_day
+from com.journal import Journal, batch_name, batch_project_day
 from com.sync import sync_lock
 
-_ID_RE_LEN = len("evt_") + 24
 # A temporary pack or lock file older than this belongs to a process that died, not to one at work.
 STALE_SECONDS = 60
 
@@ -60,7 +58,7 @@ def fsck(memory, repair: bool = False) -> dict:
     report = Report()
     journal = memory.journal()
     # No sync or write may start while we look at (and maybe remove) leftovers; same order as a pull takes them.
-    with sync_lock(journal), journal._ref_lock():
+    with sync_lock(journal), journal.write_lock():
         _check_leftovers(journal, report, repair)
     _check_git(journal, report)
     snapshots = _check_batches(journal, report)
@@ -136,11 +134,6 @@ def _tips(journal: Journal) -> dict[str, pygit2.Commit]:
     return tips
 
 
-def _batch_name(ids: list[str]) -> str:
-    # The journal names a batch after its event ids (see Journal.write), so the name checks the content.
-    return hashlib.blake2b("\n".join(ids).encode(), digest_size=8).hexdigest()
-
-
 def _read_batch(journal: Journal, path: str, oid, report: Report) -> dict[str, bytes] | None:
     """id -> stored line of a batch, or None (and a problem) if it is not a valid batch."""
     where = batch_project_day(path)
@@ -165,8 +158,6 @@ def _read_batch(journal: Journal, path: str, oid, report: Report) -> dict[str, b
             missing = [k for k in FIELDS if k not in event]
             if missing:
                 raise InvalidEvent(f"missing field '{missing[0]}'")
-            if not isinstance(event["id"], str) or len(event["id"]) != _ID_RE_LEN:
-                raise InvalidEvent(f"bad id {event['id']!r}")
             normalize(event)
             if event["project"] != project or str(event["ts"])[:10] != day:
                 raise InvalidEvent(f"event {event['id']} ({event['project']}, {str(event['ts'])[:10]}) is filed "
@@ -180,7 +171,7 @@ def _read_batch(journal: Journal, path: str, oid, report: Report) -> dict[str, b
             report.problem("duplicates", f"{path}: event {event['id']} appears twice with different content")
         events[event["id"]] = line
     name = path.rsplit("/", 1)[1][: -len(".jsonl")]
-    if ids and name != _batch_name(ids):
+    if ids and name != batch_name(ids):
         report.problem("batches", f"{path}: the batch name does not match its events (altered after writing?)")
     return events
 
@@ -266,9 +257,8 @@ def _check_catalog(memory, journal: Journal, snapshots, report: Report, repair: 
     if not repair:
         return
     # Rebuilt on every repair: it is derived, and a damaged catalog need not look damaged.
-    if journal._catalog is not None:
-        journal._catalog.close()
-    with journal._ref_lock():
+    journal.close_catalog()
+    with journal.write_lock():
         # Only the catalog's files: the cache folder also holds the embedding cache, costly to recompute.
         for path in Path(memory.cache_path).glob("catalog.sqlite*"):
             path.unlink(missing_ok=True)

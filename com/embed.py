@@ -13,9 +13,9 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import sqlite3
 from pathlib import Path
 
+from com import cache_db
 from com.errors import ComError
 
 # Model names com knows -> (importable package that ships the weights, vector size). Anything else must be a
@@ -196,10 +196,7 @@ class EmbeddingCache:
     """Vectors by (model, text hash) in SQLite: derived, local, shared by every branch and every rebuild."""
 
     def __init__(self, folder: Path):
-        folder.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(folder / "embeddings.sqlite", timeout=60, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db = cache_db.connect(folder / "embeddings.sqlite")
         self.db.execute(
             "CREATE TABLE IF NOT EXISTS vectors (model TEXT NOT NULL, hash TEXT NOT NULL, vector BLOB NOT NULL,"
             " PRIMARY KEY (model, hash))"
@@ -207,9 +204,7 @@ class EmbeddingCache:
 
     def get(self, model: str, hashes: list[str]) -> dict[str, bytes]:
         out: dict[str, bytes] = {}
-        for start in range(0, len(hashes), 900):
-            chunk = hashes[start:start + 900]
-            marks = ",".join("?" * len(chunk))
+        for chunk, marks in cache_db.chunks(hashes):
             for h, blob in self.db.execute(
                 f"SELECT hash, vector FROM vectors WHERE model=? AND hash IN ({marks})", [model, *chunk]
             ):

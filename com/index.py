@@ -351,15 +351,9 @@ class Index:
         self._registry = {p: n for p, n in self._registry.items() if n <= self._hwm}
 
     def _pending_commits(self, journal, commit) -> list:
-        pending, seen, stack = [], set(), [commit]
-        while stack:
-            c = stack.pop()
-            sha = str(c.id)
-            if sha in seen or sha in self._commits:
-                continue
-            seen.add(sha)
-            pending.append(c)
-            stack.extend(c.parents)
+        from com.journal import unseen_ancestors
+
+        pending = unseen_ancestors(commit, self._commits.__contains__)
         # Oldest first, so batch numbers follow history and an old snapshot is one range of numbers.
         pending.sort(key=lambda c: (c.commit_time, str(c.id)))
         return pending
@@ -586,16 +580,9 @@ class Index:
         query = texts._table.query().nearest_to_text(text, columns="text").limit(limit).select(["text_no", "_score"])
         return _submit(_column(query, "text_no"))
 
-    def keyword_texts(self, text: str, limit: int) -> list[int]:
-        """Indexed texts by BM25 score for `text`, best first."""
-        return self.keyword_texts_async(text, limit).result()
-
     def texts_matching_async(self, where: str, cap: int = PRESCAN_ROWS):
         """A future of the texts of the rows matching a narrow filter, or of None when more than `cap` rows match."""
         return _submit(_texts_matching(self._table("events")._table, where, cap))
-
-    def texts_matching(self, where: str, cap: int = PRESCAN_ROWS) -> set[int] | None:
-        return self.texts_matching_async(where, cap).result()
 
     def events_of_texts(self, numbers: list[int], where: str | None, need: int, skip: set[str],
                         snapshot: Snapshot | None = None) -> list[dict]:

@@ -40,7 +40,7 @@ class WriteResult:
         return {"commit": self.commit, "added": self.added, "duplicates": self.duplicates, "ids": self.ids}
 
 
-def _signature() -> pygit2.Signature:
+def signature() -> pygit2.Signature:
     name = os.environ.get("GIT_COMMITTER_NAME") or os.environ.get("GIT_AUTHOR_NAME") or "com"
     email = os.environ.get("GIT_COMMITTER_EMAIL") or os.environ.get("GIT_AUTHOR_EMAIL") or "com@localhost"
     date = os.environ.get("GIT_COMMITTER_DATE")
@@ -78,6 +78,15 @@ class Journal:
         return Journal(path)
 
     # -- refs and revisions ----------------------------------------------------------------------
+    def reopen(self) -> "Journal":
+        """A fresh handle on the same journal (sees packs git wrote behind this one's back)."""
+        return Journal(self.path, cache_dir=self._cache_dir)
+
+    def close_catalog(self) -> None:
+        if self._catalog is not None:
+            self._catalog.close()
+            self._catalog = None
+
     @property
     def catalog(self) -> Catalog:
         if self._catalog is None:
@@ -172,7 +181,7 @@ class Journal:
             return False
 
     # -- writing ---------------------------------------------------------------------------------
-    def _ref_lock(self):
+    def write_lock(self):
         """Held while reading a branch tip and moving it: writers of one journal take turns."""
         return flock(self.path / "com-write.lock")
 
@@ -200,7 +209,7 @@ class Journal:
 
         return write(base_tree, nested)
 
-    def _update_ref(self, ref: str, new_id, expected, message: str) -> bool:
+    def move_ref(self, ref: str, new_id, expected, message: str) -> bool:
         """Move `ref` to new_id if it still points at `expected` (None: must not exist). Caller holds the lock."""
         current = self.repo.references.get(ref)
         current_id = current.target if current is not None else None
@@ -219,7 +228,7 @@ class Journal:
         unique: dict[str, dict] = {}
         for event in events:
             unique.setdefault(event["id"], event)
-        with self._ref_lock():
+        with self.write_lock():
             tip_ref = self.repo.references.get(ref)
             tip = self.repo[tip_ref.target].peel(pygit2.Commit) if tip_ref is not None else None
             known = self._known_ids(tip, unique.keys())
@@ -232,8 +241,7 @@ class Journal:
             files, blob_events = {}, {}
             for (project, day), group in groups.items():
                 lines = [ev_mod.to_line(e) for e in group]
-                digest = hashlib.blake2b("\n".join(e["id"] for e in group).encode(), digest_size=8).hexdigest()
-                path = f"{EVENTS_DIR}/{project}/{day}/{digest}.jsonl"
+                path = f"{EVENTS_DIR}/{project}/{day}/{batch_name([e['id'] for e in group])}.jsonl"
                 files[path] = self.repo.create_blob(("\n".join(lines) + "\n").encode("utf-8"))
                 blob_events[path] = group
             tree_id = self._build_tree(tip.tree if tip is not None else None, files)
@@ -241,10 +249,10 @@ class Journal:
                 projects = sorted({p for p, _ in groups})
                 noun = "event" if len(fresh) == 1 else "events"
                 message = f"ingest {len(fresh)} {noun} into {', '.join(projects)}"
-            sig = _signature()
+            sig = signature()
             parents = [tip.id] if tip is not None else []
             commit_id = self.repo.create_commit(None, sig, sig, message + "\n", tree_id, parents)
-            if not self._update_ref(ref, commit_id, tip.id if tip is not None else None, f"com: {message}"):
+            if not self.move_ref(ref, commit_id, tip.id if tip is not None else None, f"com: {message}"):
                 raise ComError(f"journal branch '{branch}' moved during the write; nothing was written")
         self.catalog.record_write(str(tip.id) if tip is not None else None, str(commit_id), blob_events)
         return WriteResult(str(commit_id), len(fresh), len(events) - len(fresh), [e["id"] for e in fresh])
@@ -270,7 +278,7 @@ class Journal:
         if not message.strip():
             raise ComError("the commit message is empty (use -m MSG)")
         branch = self.branch
-        with self._ref_lock():
+        with self.write_lock():
             tip = self.resolve(None)
             if event_ids:
                 missing = sorted(set(event_ids) - self._known_ids(tip, event_ids))
@@ -279,9 +287,9 @@ class Journal:
             body = message.rstrip() + "\n"
             if event_ids:
                 body += "\n" + "".join(f"{_TRAILER_EVENT}{eid}\n" for eid in event_ids)
-            sig = _signature()
+            sig = signature()
             commit_id = self.repo.create_commit(None, sig, sig, body, tip.tree.id, [tip.id])
-            if not self._update_ref(f"refs/heads/{branch}", commit_id, tip.id, f"com commit: {message}"):
+            if not self.move_ref(f"refs/heads/{branch}", commit_id, tip.id, f"com commit: {message}"):
                 raise ComError(f"journal branch '{branch}' moved during the write; nothing was written")
         self.catalog.record_write(str(tip.id), str(commit_id), {})
         return str(commit_id)
@@ -335,7 +343,7 @@ class Journal:
             raise ComError(f"tag '{name}' already exists")
         commit = self.resolve(rev)
         if message:
-            self.repo.create_tag(name, commit.id, pygit2.GIT_OBJECT_COMMIT, _signature(), message.rstrip() + "\n")
+            self.repo.create_tag(name, commit.id, pygit2.GIT_OBJECT_COMMIT, signature(), message.rstrip() + "\n")
         else:
             self.repo.references.create(ref, commit.id)
         return {"name": name, "sha": str(commit.id), "message": message or ""}
@@ -350,6 +358,28 @@ class Journal:
 def _check_ref_name(ref: str, what: str) -> None:
     if not pygit2.reference_is_valid_name(ref):
         raise ComError(f"'{ref.split('/', 2)[2]}' is not a valid {what} name")
+
+
+def unseen_ancestors(commit, seen) -> list:
+    """`commit` and its ancestors for which seen(sha) is false, stopping at seen ones.
+
+    Derived stores (the catalog, the search index) mark a commit seen only once all its ancestors are,
+    so this is exactly what they have still to take in."""
+    pending, visited, stack = [], set(), [commit]
+    while stack:
+        c = stack.pop()
+        sha = str(c.id)
+        if sha in visited or seen(sha):
+            continue
+        visited.add(sha)
+        pending.append(c)
+        stack.extend(c.parents)
+    return pending
+
+
+def batch_name(ids: list[str]) -> str:
+    """A batch is named after its event ids: the same batch written twice lands at the same path."""
+    return hashlib.blake2b("\n".join(ids).encode(), digest_size=8).hexdigest()
 
 
 def batch_project_day(path: str) -> tuple[str, str] | None:

@@ -28,7 +28,7 @@ import pygit2
 
 from com.errors import CheckFailed, ComError
 from com.locks import flock
-from com.journal import Journal, _signature
+from com.journal import Journal, signature
 from com.merge import merge_commit
 
 PUSH_TRIES = 8
@@ -167,11 +167,6 @@ def sync_lock(journal: Journal):
     return flock(journal.path / "com-sync.lock")
 
 
-def _reopen(journal: Journal) -> Journal:
-    # git wrote new packs behind pygit2's back; a fresh handle sees them without relying on libgit2's refresh.
-    return Journal(journal.path, cache_dir=journal._cache_dir)
-
-
 def _commit_of(repo, ref: str):
     reference = repo.references.get(ref)
     return repo[reference.target].peel(pygit2.Commit) if reference is not None else None
@@ -209,7 +204,7 @@ def fetch(journal: Journal, remote_name: str | None = None) -> dict:
     remote = get_remote(journal, remote_name)
     with sync_lock(journal):
         _fetch(journal, remote)
-    journal = _reopen(journal)
+    journal = journal.reopen()
     repo = journal.repo
     branches = []
     for name, oid in sorted(_under(repo, f"refs/remotes/{remote.name}/").items()):
@@ -252,21 +247,12 @@ def integrate(journal: Journal, remote: Remote, branch: str, tries: int = 20) ->
         else:
             status = "merged"
             message = f"merge {remote.name}/{branch} into {branch}"
-            new = merge = merge_commit(repo, ours, theirs, message, _signature())
-        with journal._ref_lock():
-            if _move_ref(journal, ref, new, ours.id if ours else None, f"com pull {remote.name}: {status}"):
+            new = merge = merge_commit(repo, ours, theirs, message, signature())
+        with journal.write_lock():
+            if journal.move_ref(ref, new, ours.id if ours else None, f"com pull {remote.name}: {status}"):
                 return {"status": status, "from": str(ours.id) if ours else None, "to": str(new),
                         "merge": str(merge) if merge else None}
     raise ComError(f"journal branch '{branch}' kept moving during the pull; nothing lost, run it again")
-
-
-def _move_ref(journal: Journal, ref: str, new, expected, message: str) -> bool:
-    try:
-        return journal._update_ref(ref, new, expected, message)
-    except (OSError, pygit2.GitError) as exc:
-        # Typically a lock file left by a killed process; the merge commit written so far is harmless.
-        raise ComError(f"cannot move {ref}: {exc} (if no other process is writing, 'com fsck --repair' "
-                       "removes stale locks)") from None
 
 
 def adopt_tags(journal: Journal, remote: Remote) -> dict:
@@ -296,7 +282,7 @@ def pull(journal: Journal, remote_name: str | None = None, branch: str | None = 
     branch = branch or journal.branch
     with sync_lock(journal):
         _fetch(journal, remote, "pull")
-        journal = _reopen(journal)
+        journal = journal.reopen()
         outcome = integrate(journal, remote, branch)
         tags = adopt_tags(journal, remote)
     return {"remote": remote.name, "url": remote.url, "branch": branch, **outcome, "tags": tags}
@@ -380,7 +366,7 @@ def push(journal: Journal, remote_name: str | None = None, branch: str | None = 
             if flag != "!":
                 if rejected_tags:
                     _fetch(journal, remote)
-                    journal = _reopen(journal)
+                    journal = journal.reopen()
                     conflicts += [c for c in _tags_to_push(journal.repo, remote)[1] if c["name"] in rejected_tags]
                 return {
                     "remote": remote.name, "url": remote.url, "branch": branch, "remote_ref": dest,
@@ -395,7 +381,7 @@ def push(journal: Journal, remote_name: str | None = None, branch: str | None = 
             # fetch and push stays short), take their batches in and go again.
             _backoff(attempt)
             _fetch(journal, remote)
-            journal = _reopen(journal)
+            journal = journal.reopen()
             outcome = integrate(journal, remote, branch)
             if outcome["merge"]:
                 merges.append(outcome["merge"])
@@ -418,7 +404,7 @@ def clone(url: str, path: str | os.PathLike | None = None, mirror: bool = False,
     try:
         with sync_lock(journal):
             _fetch(journal, remote, "clone")
-            journal = _reopen(journal)
+            journal = journal.reopen()
             remote_branches = sorted(_under(journal.repo, f"refs/remotes/{remote.name}/"))
             if branch is not None and branch not in remote_branches:
                 have = ", ".join(remote_branches) or "none"
@@ -432,7 +418,7 @@ def clone(url: str, path: str | os.PathLike | None = None, mirror: bool = False,
         if created:
             shutil.rmtree(memory.root, ignore_errors=True)
         else:
-            remove_remote(_reopen(journal), remote.name)
+            remove_remote(journal.reopen(), remote.name)
         raise
     return {"memory": str(memory.root), "remote": remote.name, "url": url, "branch": chosen,
             "commit": outcome["to"], "branches": remote_branches, "tags": tags}
