@@ -1,19 +1,51 @@
-"""Where the memory lives: discovery (--memory, $COM_DIR, nearest .com/ upwards) and `com init`."""
+"""The memory: a `.com/` folder holding the journal and the derived stores that follow it, with its settings
+loaded once. Where it is (`--memory`, `$COM_DIR`, the nearest `.com/` upwards), how it is created, and how
+events are recorded: deduplicated against the snapshot, written as one commit, then taken in by the views.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import sqlite3
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from com.errors import ComError
+from com.journal import batches as batch_files
+from com.journal.repo import Journal
+from com.journal.snapshot import Snapshot
+from com.model.errors import ComError, NotFound
+from com.settings import Settings
+from com.settings import load as load_settings
+from com.views.base import follow
+from com.views.catalog import Catalog
+from com.views.test_results import TestResultsView
 
 MEMORY_DIRNAME = ".com"
 
 
-@dataclass(frozen=True)
+@dataclass
+class WriteResult:
+    commit: str | None
+    added: int
+    duplicates: int
+    ids: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # derived stores that could not catch up (data is saved)
+
+    def to_json(self) -> dict:
+        return {"commit": self.commit, "added": self.added, "duplicates": self.duplicates, "ids": self.ids}
+
+
 class Memory:
-    root: Path  # the .com folder
+    """One memory: journal, derived stores and models, each opened on first use."""
+
+    def __init__(self, root: Path, settings: Settings | None = None):
+        self.root = Path(root)
+        self.settings = settings if settings is not None else load_settings()
+        self._journal: Journal | None = None
+        self._catalog: Catalog | None = None
+        self._results: TestResultsView | None = None
+        self._embedder = None
+        self._index = None
 
     @property
     def journal_path(self) -> Path:
@@ -27,31 +59,147 @@ class Memory:
     def cache_path(self) -> Path:
         return self.root / "cache"
 
-    def journal(self):
-        from com.journal import Journal
+    # -- the parts ---------------------------------------------------------------------------------
+    @property
+    def journal(self) -> Journal:
+        if self._journal is None:
+            self._journal = Journal(self.journal_path)
+        return self._journal
 
-        return Journal(self.journal_path, cache_dir=self.cache_path)
+    def reopen_journal(self) -> Journal:
+        """A fresh journal handle (sees packs git wrote behind the old one's back, e.g. after a fetch)."""
+        self._journal = Journal(self.journal_path)
+        return self._journal
 
+    @property
+    def catalog(self) -> Catalog:
+        if self._catalog is None:
+            self._catalog = Catalog(self.cache_path)
+        return self._catalog
 
-def find_memory(explicit: str | os.PathLike | None = None, cwd: Path | None = None) -> Memory:
-    """The memory the user means, or a one-line error suggesting `com init`."""
-    if explicit:
-        root = Path(explicit)
-        if not (root / "journal.git").is_dir():
-            raise ComError(f"no com memory at {root} (run 'com init' there first)")
-        return Memory(root.resolve())
-    env = os.environ.get("COM_DIR")
-    if env:
-        root = Path(env)
-        if not (root / "journal.git").is_dir():
-            raise ComError(f"no com memory at $COM_DIR={env} (run 'com init' to create it)")
-        return Memory(root.resolve())
-    here = (cwd or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        candidate = folder / MEMORY_DIRNAME
-        if (candidate / "journal.git").is_dir():
-            return Memory(candidate)
-    raise ComError("no com memory here or in any parent folder (run 'com init' to create one)")
+    @property
+    def results(self) -> TestResultsView:
+        if self._results is None:
+            self._results = TestResultsView(self.cache_path)
+        return self._results
+
+    def eager_views(self) -> list:
+        """The views every write brings up to date at once (cheap per event); the index catches up when read."""
+        return [self.catalog, self.results]
+
+    def embedder(self):
+        if self._embedder is None:
+            from com.models.embedding import Embedder
+
+            self._embedder = Embedder.for_name(str(self.settings.get("embedding_model")), self.cache_path,
+                                               self.settings.get("embedding_dim"))
+        return self._embedder
+
+    def index(self, progress=None):
+        """The semantic index (lancedb is imported here, only by the commands that search)."""
+        if self._index is None:
+            from com.views.index import Index, index_uri
+
+            self._index = Index(index_uri(self.settings, self.root), self.cache_path, self.embedder(), progress)
+        self._index.progress = progress
+        return self._index
+
+    def close(self) -> None:
+        for view in (self._catalog, self._results):
+            if view is not None:
+                view.close()
+
+    # -- reading ----------------------------------------------------------------------------------
+    def snapshot(self, rev: str | None = None) -> Snapshot:
+        return Snapshot.at(self.journal, rev)
+
+    def follow(self, snapshot: Snapshot, views=None) -> None:
+        """Bring views (default: the eager ones) up to a snapshot before reading them."""
+        if snapshot.commit is not None:
+            follow(self.journal, snapshot.commit, views if views is not None else self.eager_views())
+
+    def known_ids(self, commit, ids) -> set[str]:
+        """Which of `ids` the snapshot at `commit` holds (through the catalog: no batch is read)."""
+        if commit is None:
+            return set()
+        follow(self.journal, commit, [self.catalog])
+        return Snapshot(self.journal, commit).holding(self.catalog.paths_of(ids))
+
+    def catch_up_quietly(self) -> list[str]:
+        """Bring the eager views up to HEAD after a sync; a failure is a warning (the journal is saved)."""
+        try:
+            self.follow(self.snapshot())
+        except (sqlite3.Error, OSError) as exc:
+            return [f"derived data not updated ({exc}); it catches up on next use"]
+        return []
+
+    # -- writing ----------------------------------------------------------------------------------
+    def record(self, events: list[dict], message: str | None = None, branch: str | None = None) -> WriteResult:
+        """Write validated events as one atomic batch: one commit, or none if the snapshot holds them all."""
+        unique: dict[str, dict] = {}
+        for event in events:
+            unique.setdefault(event["id"], event)
+        with self.journal.writing(branch) as tx:
+            known = self.known_ids(tx.tip, unique.keys())
+            fresh = [e for eid, e in unique.items() if eid not in known]
+            if not fresh:
+                return WriteResult(None, 0, len(events), [])
+            prepared = batch_files.prepare(fresh)
+            if message is None:
+                projects = sorted({e["project"] for e in fresh})
+                noun = "event" if len(fresh) == 1 else "events"
+                message = f"ingest {len(fresh)} {noun} into {', '.join(projects)}"
+            sha = tx.commit(message, {path: data for path, (data, _) in prepared.items()})
+        warnings = []
+        try:
+            commit = self.journal.repo[sha]
+            follow(self.journal, commit, self.eager_views(), written={p: evs for p, (_, evs) in prepared.items()})
+        except (sqlite3.Error, OSError) as exc:  # the data is saved; the views catch up on next use
+            warnings.append(f"derived data not updated ({exc}); it catches up on next use")
+        return WriteResult(sha, len(fresh), len(events) - len(fresh), [e["id"] for e in fresh], warnings)
+
+    # -- where memories are -------------------------------------------------------------------------
+    @classmethod
+    def find(cls, explicit: str | os.PathLike | None = None, cwd: Path | None = None,
+             settings: Settings | None = None) -> "Memory":
+        """The memory the user means, or a one-line error suggesting `com init`."""
+        settings = settings if settings is not None else load_settings(cwd)
+        if explicit:
+            root = Path(explicit)
+            if not (root / "journal.git").is_dir():
+                raise NotFound(f"no com memory at {root} (run 'com init' there first)", param="memory")
+            return cls(root.resolve(), settings)
+        env = os.environ.get("COM_DIR")
+        if env:
+            root = Path(env)
+            if not (root / "journal.git").is_dir():
+                raise NotFound(f"no com memory at $COM_DIR={env} (run 'com init' to create it)", param="memory")
+            return cls(root.resolve(), settings)
+        here = (cwd or Path.cwd()).resolve()
+        for folder in (here, *here.parents):
+            candidate = folder / MEMORY_DIRNAME
+            if (candidate / "journal.git").is_dir():
+                return cls(candidate, settings)
+        raise NotFound("no com memory here or in any parent folder (run 'com init' to create one)", param="memory")
+
+    @classmethod
+    def init(cls, path: str | os.PathLike | None = None, settings: Settings | None = None) -> tuple["Memory", bool]:
+        """Create the memory (journal + index dir + cache); returns (memory, created). Idempotent."""
+        if path:
+            root = Path(path)
+        elif os.environ.get("COM_DIR"):
+            root = Path(os.environ["COM_DIR"])
+        else:
+            root = Path.cwd() / MEMORY_DIRNAME
+        root = root.resolve()
+        memory = cls(root, settings)
+        created = not memory.journal_path.is_dir()
+        root.mkdir(parents=True, exist_ok=True)
+        Journal.init(memory.journal_path, branch=str(memory.settings.get("branch") or "main"))
+        memory.index_path.mkdir(exist_ok=True)
+        memory.cache_path.mkdir(exist_ok=True)
+        exclude_from_code_repo(root)
+        return memory, created
 
 
 def find_code_repo(start: Path) -> Path | None:
@@ -99,24 +247,3 @@ def exclude_from_code_repo(root: Path) -> Path | None:
                 fh.write("\n")
             fh.write(pattern + "\n")
     return exclude
-
-
-def init_memory(path: str | os.PathLike | None = None) -> tuple[Memory, bool]:
-    """Create the memory (journal + index dir + cache); returns (memory, created). Idempotent."""
-    from com.journal import Journal
-
-    if path:
-        root = Path(path)
-    elif os.environ.get("COM_DIR"):
-        root = Path(os.environ["COM_DIR"])
-    else:
-        root = Path.cwd() / MEMORY_DIRNAME
-    root = root.resolve()
-    memory = Memory(root)
-    created = not memory.journal_path.is_dir()
-    root.mkdir(parents=True, exist_ok=True)
-    Journal.init(memory.journal_path)
-    memory.index_path.mkdir(exist_ok=True)
-    memory.cache_path.mkdir(exist_ok=True)
-    exclude_from_code_repo(root)
-    return memory, created

@@ -977,17 +977,16 @@ def _committer_date(ts: str):
 def ingest(history: History, memory, project: str | None = None, progress=None, warn=None) -> dict:
     """Record every run's report in the memory: one journal commit per CI run, dated when the run ended."""
     from com.ingest import junit as junit_mod
-    from com.ingest import record
 
     project = project or history.truth["generator"]["project"]
     added = 0
     for n, run in enumerate(history.runs):
         events = junit_mod.events_from_reports(
             [str(history.out_dir / run["junit"])], project=project, commit=run["commit"], run_id=run["run_id"],
-            branch="main", warn=warn,
+            branch="main", warn=warn or (lambda message: print(f"com: warning: {message}", file=sys.stderr)),
         )
         with _committer_date(run["end"]):
-            result = record(memory, events, message=f"CI run {run['run_id']} on {run['commit'][:10]} (main)")
+            result = memory.record(events, message=f"CI run {run['run_id']} on {run['commit'][:10]} (main)")
         added += result.added
         if progress:
             progress(n + 1, len(history.runs))
@@ -1027,9 +1026,9 @@ def main(argv=None) -> int:
               "flaky": len(history.truth["flaky"]), "breakages": len(history.truth["breakages"]),
               "junit_bytes": sum(p.stat().st_size for p in history.junit_paths())}
     if args.ingest:
-        from com.memory import init_memory
+        from com.memory import Memory
 
-        memory, _ = init_memory(args.memory or (args.out / ".com"))
+        memory, _ = Memory.init(args.memory or (args.out / ".com"))
         t1 = time.perf_counter()
         report.update(ingest(history, memory))
         report["memory"] = str(memory.root)

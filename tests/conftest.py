@@ -37,15 +37,15 @@ def isolated(tmp_path, monkeypatch):
 @pytest.fixture
 def memory(isolated, monkeypatch):
     """An initialised memory at <work>/.com, found by discovery from the working directory."""
-    from com.memory import init_memory
+    from com.memory import Memory
 
-    mem, _ = init_memory(isolated / ".com")
+    mem, _ = Memory.init(isolated / ".com")
     return mem
 
 
 @pytest.fixture
 def journal(memory):
-    return memory.journal()
+    return memory.journal
 
 
 class ComRunner:
@@ -55,7 +55,7 @@ class ComRunner:
         self.runner = CliRunner()
 
     def __call__(self, *args, input=None, env=None):
-        from com.cli import app
+        from com.cli.app import app
 
         return self.runner.invoke(app, [str(a) for a in args], input=input, env=env, catch_exceptions=False)
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from com.embed import Embedder, EmbeddingCache, event_text, normalise, resolve_model, split_test_id
-from com.errors import ComError
+from com.model.errors import ComError
+from com.model.text import event_text, normalise, split_test_id
+from com.models.embedding import Embedder, EmbeddingCache, resolve_model
 
 
 @pytest.fixture(scope="session")
 def st_model():
     """The real packaged model, loaded once for the whole test session (com.embed keeps it per process)."""
-    from com.embed import load_model
+    from com.models.embedding import load_model
 
     return load_model(resolve_model("all-MiniLM-L6-v2")[0])
 
@@ -69,16 +70,16 @@ def test_other_events_embed_their_words_not_their_ids():
 
 def test_unknown_model_name_is_a_clear_error_and_nothing_is_downloaded(tmp_path):
     with pytest.raises(ComError, match="unknown embedding model 'bert-base-uncased'.*never downloaded"):
-        Embedder("bert-base-uncased", tmp_path)
+        Embedder.for_name("bert-base-uncased", tmp_path)
 
 
 def test_a_model_whose_package_is_missing_is_a_clear_error(tmp_path, monkeypatch):
     # A real import failure of a package that does not exist; the registry entry is the only thing made up.
-    from com import embed
+    from com.models import embedding
 
-    monkeypatch.setitem(embed.PACKAGED_MODELS, "tiny-model", ("com_no_such_model_package", 128))
+    monkeypatch.setitem(embedding.PACKAGED_MODELS, "tiny-model", ("com_no_such_model_package", 128))
     with pytest.raises(ComError, match="ships in the package com_no_such_model_package, which is not installed"):
-        Embedder("tiny-model", tmp_path)
+        Embedder.for_name("tiny-model", tmp_path)
 
 
 def test_a_model_folder_is_accepted_and_a_wrong_dim_refused(tmp_path):
@@ -86,13 +87,13 @@ def test_a_model_folder_is_accepted_and_a_wrong_dim_refused(tmp_path):
     assert dim == 384
     assert resolve_model(str(folder)) == (folder, 384)
     with pytest.raises(ComError, match="embedding_dim is 768 but the model .* makes vectors of 384"):
-        Embedder("all-MiniLM-L6-v2", tmp_path, dim=768)
+        Embedder.for_name("all-MiniLM-L6-v2", tmp_path, dim=768)
 
 
 def test_embedding_is_offline_unit_length_and_cached(st_model, tmp_path):
     import os
 
-    embedder = Embedder("all-MiniLM-L6-v2", tmp_path, dim=384)
+    embedder = Embedder.for_name("all-MiniLM-L6-v2", tmp_path, dim=384)
     texts = ["connection refused by the database", "the database refused the connection",
              "expected shoes to rank first", "connection refused by the database"]
     vectors = embedder.embed(texts)
@@ -103,7 +104,7 @@ def test_embedding_is_offline_unit_length_and_cached(st_model, tmp_path):
     assert embedder.embedded == 3  # the repeated text went through the model once
     assert vectors[0] @ vectors[1] > vectors[0] @ vectors[2] + 0.3  # a paraphrase is near, another failure far
 
-    again = Embedder("all-MiniLM-L6-v2", tmp_path, dim=384)
+    again = Embedder.for_name("all-MiniLM-L6-v2", tmp_path, dim=384)
     assert np.array_equal(again.embed(texts[:2]), vectors[:2])
     assert again.embedded == 0 and again.cached == 2
     assert EmbeddingCache(tmp_path).count("all-MiniLM-L6-v2") == 3

@@ -4,7 +4,9 @@ import json
 
 import pytest
 
-from com.events import InvalidEvent, normalize, to_line
+from com.model.errors import InvalidEvent
+from com.model.event import to_line
+from com.model.event import validate as normalize
 
 SEED = {
     "type": "test_failure",

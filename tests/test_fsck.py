@@ -40,7 +40,7 @@ def tamper(journal, files: dict[str, bytes]) -> str:
     repo = journal.repo
     tip = journal.head()
     blobs = {path: repo.create_blob(data) for path, data in files.items()}
-    tree = journal._build_tree(tip.tree, blobs)
+    tree = journal.build_tree(tip.tree, blobs)
     sig = pygit2.Signature("Tamperer", "t@example.com")
     return str(repo.create_commit(f"refs/heads/{journal.branch}", sig, sig, "tamper\n", tree, [tip.id]))
 
@@ -52,7 +52,7 @@ def batch_path(lines: list[bytes], project: str = "shop", day: str = "2026-03-01
 
 
 def stored_lines(journal) -> list[bytes]:
-    return [line for _, oid, _ in journal.batches(journal.head().tree) for line in journal.repo[oid].data.splitlines()]
+    return [line for b in journal.batches(journal.head().tree) for line in journal.repo[b.oid].data.splitlines()]
 
 
 def test_a_healthy_journal_passes(com, journal):
@@ -134,7 +134,8 @@ def test_one_id_for_two_different_events_is_corruption(com, journal):
 
 def test_a_batch_altered_after_writing_is_reported(com, journal):
     ingest(com, [event("t1"), event("t2")])
-    [(path, oid, _)] = journal.batches(journal.head().tree)
+    [batch] = journal.batches(journal.head().tree)
+    path, oid = batch.path, batch.oid
     lines = journal.repo[oid].data.splitlines()
     tamper(journal, {path: lines[0] + b"\n"})  # an event quietly dropped from the batch
     [problem] = fsck(com)["problems"]
@@ -143,7 +144,8 @@ def test_a_batch_altered_after_writing_is_reported(com, journal):
 
 def test_a_missing_object_fails_git_fsck(com, journal):
     ingest(com, [event("t1")])
-    [(_, oid, _)] = journal.batches(journal.head().tree)
+    [batch] = journal.batches(journal.head().tree)
+    oid = batch.oid
     loose = journal.path / "objects" / str(oid)[:2] / str(oid)[2:]
     assert loose.exists()
     loose.chmod(0o644)
@@ -225,10 +227,11 @@ def test_pull_refuses_a_batch_that_differs_between_the_sides(com, journal, tmp_p
     assert com("push").exit_code == 0
     other = tmp_path / "other" / ".com"
     assert com("clone", bare.as_uri(), other).exit_code == 0
-    [(path, oid, _)] = journal.batches(journal.head().tree)
+    [batch] = journal.batches(journal.head().tree)
+    path, oid = batch.path, batch.oid
     from com.memory import Memory
 
-    tamper(Memory(other).journal(), {path: journal.repo[oid].data.splitlines()[0] + b"\n"})
+    tamper(Memory(other).journal, {path: journal.repo[oid].data.splitlines()[0] + b"\n"})
     assert com("--memory", other, "push").exit_code == 0
     ingest(com, [event("t3")])  # diverged, so the pull must merge
     before = git("--git-dir", journal.path, "rev-parse", "main")

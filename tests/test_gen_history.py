@@ -26,11 +26,11 @@ def ingested(tmp_path_factory):
 
     Seed 2 was chosen because its history has every flaky manifestation, setup errors, and breakages
     both through imports and through a data file; the tests check that it still does."""
-    from com.memory import init_memory
+    from com.memory import Memory
 
     root = tmp_path_factory.mktemp("history")
     history = gen_history.generate(root / "gen", seed=2, tests=60, commits=16, runs_per_commit=3, flaky_fraction=0.15)
-    memory, _ = init_memory(root / ".com")
+    memory, _ = Memory.init(root / ".com")
     warnings = []
     gen_history.ingest(history, memory, warn=warnings.append)
     assert warnings == []
@@ -38,9 +38,7 @@ def ingested(tmp_path_factory):
 
 
 def _journal_results(memory):
-    from com.history import snapshot_events
-
-    return [e for e in snapshot_events(memory.journal()) if e["type"] == "test_result"]
+    return [e for e in memory.snapshot().events() if e["type"] == "test_result"]
 
 
 def test_same_seed_gives_the_same_bytes_and_commit_shas(tmp_path):
@@ -215,7 +213,7 @@ def test_run_times_follow_commit_order_and_durations_are_heavy_tailed(ingested):
     assert medians[-1] > 50 * medians[len(medians) // 2]
     # --at a date reads the journal as it was: the last run recorded by then.
     run = history.runs[len(history.runs) // 2]
-    journal = memory.journal()
+    journal = memory.journal
     assert run["run_id"] in journal.resolve(run["end"]).message
 
 

@@ -8,13 +8,13 @@ import shutil
 
 import pytest
 
-from com.events import normalize
+from com.model.event import validate as normalize
 
 
 @pytest.fixture(scope="session")
 def st_model():
     """The real packaged model, loaded once for the whole test session (com.embed keeps it per process)."""
-    from com.embed import load_model, resolve_model
+    from com.models.embedding import load_model, resolve_model
 
     return load_model(resolve_model("all-MiniLM-L6-v2")[0])
 
@@ -43,14 +43,14 @@ def index_json(com, *args):
 
 
 def test_search_indexes_new_batches_by_itself_and_embeds_each_text_once(st_model, memory, journal, com):
-    journal.write(failures(30))
+    memory.record(failures(30))
     r = com("search", "database unreachable", "-k", "3", "--json")
     assert r.exit_code == 0, r.stderr
     assert len(json.loads(r.stdout)["results"]) == 3
 
     first = index_json(com)
     assert first["total_rows"] == 30 and first["rows"] == 0  # search already indexed everything
-    journal.write(failures(6, start=30))
+    memory.record(failures(6, start=30))
     second = index_json(com)
     assert second["rows"] == 6 and second["batches"] == 1 and second["commits"] == 1
     assert second["embedded"] == 0  # the same three messages: nothing new to embed
@@ -59,8 +59,8 @@ def test_search_indexes_new_batches_by_itself_and_embeds_each_text_once(st_model
 
 
 def test_rebuild_from_the_journal_alone_reuses_the_embedding_cache(st_model, memory, journal, com):
-    journal.write(failures(12))
-    journal.write(failures(12, start=12, day="2026-11-02"))
+    memory.record(failures(12))
+    memory.record(failures(12, start=12, day="2026-11-02"))
     before = json.loads(com("search", "mail server hung up", "-k", "24", "--json").stdout)["results"]
 
     shutil.rmtree(memory.index_path)
@@ -75,9 +75,9 @@ def test_rebuild_from_the_journal_alone_reuses_the_embedding_cache(st_model, mem
 def test_a_different_model_name_forces_a_rebuild(st_model, memory, journal, com, monkeypatch):
     # The same packaged weights configured under a second name (their folder): the index cannot know the
     # vectors would agree, so it must rebuild rather than mix two models' vectors.
-    from com.embed import resolve_model
+    from com.models.embedding import resolve_model
 
-    journal.write(failures(9))
+    memory.record(failures(9))
     assert index_json(com)["rebuilt"] is True  # the first index
 
     folder = str(resolve_model("all-MiniLM-L6-v2")[0])
@@ -94,25 +94,24 @@ def test_a_different_model_name_forces_a_rebuild(st_model, memory, journal, com,
 
 
 def test_an_interrupted_update_is_rolled_back_by_the_next(st_model, memory, journal, com, monkeypatch):
-    from com import index as index_mod
-    from com.search import Searcher
+    from com.ops.search import update
+    from com.views.index import update as update_mod
 
-    journal.write(failures(6))
+    memory.record(failures(6))
     assert index_json(com)["total_rows"] == 6
-    journal.write(failures(6, start=6, day="2026-11-02"))
+    memory.record(failures(6, start=6, day="2026-11-02"))
 
     # Fault injection (a crash between two Lance writes cannot be timed from outside): the row write fails
     # after the new batch was registered.
-    searcher = Searcher(memory)
-    original = index_mod.Index._arrow_rows
+    original = update_mod.arrow_rows
 
-    def crash(self, *a, **kw):
+    def crash(*a, **kw):
         raise KeyboardInterrupt("killed mid-update")
 
-    monkeypatch.setattr(index_mod.Index, "_arrow_rows", crash)
+    monkeypatch.setattr(update_mod, "arrow_rows", crash)
     with pytest.raises(KeyboardInterrupt):
-        searcher.update()
-    monkeypatch.setattr(index_mod.Index, "_arrow_rows", original)
+        update(memory)
+    monkeypatch.setattr(update_mod, "arrow_rows", original)
 
     stats = index_json(com)
     assert stats["rows"] == 6 and stats["batches"] == 1 and stats["total_rows"] == 12
@@ -128,7 +127,7 @@ def test_index_of_an_empty_journal_is_empty(st_model, memory, com):
 
 
 def test_index_uri_is_configurable(st_model, memory, journal, com, monkeypatch, tmp_path):
-    journal.write(failures(3))
+    memory.record(failures(3))
     elsewhere = tmp_path / "shared-index"
     monkeypatch.setenv("COM_INDEX_URI", str(elsewhere))
     stats = index_json(com)
@@ -148,6 +147,6 @@ def test_index_uri_is_configurable(st_model, memory, journal, com, monkeypatch, 
     (set(), set(range(3)), "FALSE"),
 ])
 def test_the_snapshot_filter_takes_its_shortest_form(included, universe, expected):
-    from com.index import snapshot_expr
+    from com.views.index.snapshot import snapshot_expr
 
     assert snapshot_expr(included, universe) == expected

@@ -30,7 +30,7 @@ def state(com, memory) -> tuple[str | None, list[str]]:
     """(journal branch tip, event ids) as a user sees them."""
     r = com("events", "--limit", "0", "--json")
     assert r.exit_code == 0, r.stderr
-    head = memory.journal().head()
+    head = memory.journal.head()
     return (str(head.id) if head is not None else None), [e["id"] for e in json.loads(r.stdout)["events"]]
 
 

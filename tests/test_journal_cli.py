@@ -336,7 +336,7 @@ def test_empty_journal_reads_as_nothing(com, memory):
 def test_cli_start_up_imports_no_heavy_library():
     import sys
 
-    out = subprocess.run([sys.executable, "-X", "importtime", "-c", "import com.cli"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-X", "importtime", "-c", "import com.cli.app"], capture_output=True, text=True)
     imported = {line.rsplit("|", 1)[-1].strip().split(".")[0] for line in out.stderr.splitlines() if "|" in line}
     assert "typer" in imported  # the probe really sees imports
     assert not imported & {"torch", "sentence_transformers", "lancedb", "pyarrow", "llama_cpp", "tiktoken", "pandas", "numpy"}

@@ -11,14 +11,14 @@ from conftest import git, run_com
 
 WRITER = r"""
 import sys
-from com.memory import find_memory
-from com.events import normalize
+from com.memory import Memory
+from com.model.event import validate
 worker, count = int(sys.argv[1]), int(sys.argv[2])
-journal = find_memory(sys.argv[3]).journal()
+memory = Memory.find(sys.argv[3])
 for n in range(count):
-    event = normalize({"type": "test_result", "project": "shop",
-                       "data": {"test_id": f"t{worker}_{n}", "status": "passed", "run_id": f"w{worker}"}})
-    journal.write([event])
+    event = validate({"type": "test_result", "project": "shop",
+                      "data": {"test_id": f"t{worker}_{n}", "status": "passed", "run_id": f"w{worker}"}})
+    memory.record([event])
 """
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from com.errors import ComError
+from com.model.errors import ComError
 from com.ingest import junit
 from conftest import FIXTURES, git
 
@@ -20,7 +20,7 @@ SHA = "0123456789abcdef0123456789abcdef01234567"
 @pytest.fixture(autouse=True)
 def no_ci(monkeypatch):
     """This suite may itself run in CI: the CI's own commit and branch variables must not leak in."""
-    from com import code_repo as cr
+    from com.code import repo as cr
 
     for name in cr.COMMIT_VARS + cr.BRANCH_VARS:
         monkeypatch.delenv(name, raising=False)

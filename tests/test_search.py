@@ -10,14 +10,14 @@ import shutil
 
 import pytest
 
-from com.events import normalize
+from com.model.event import validate as normalize
 from conftest import git, run_com
 
 
 @pytest.fixture(scope="session")
 def st_model():
     """The real packaged model, loaded once for the whole test session (com.embed keeps it per process)."""
-    from com.embed import load_model, resolve_model
+    from com.models.embedding import load_model, resolve_model
 
     return load_model(resolve_model("all-MiniLM-L6-v2")[0])
 
@@ -60,7 +60,7 @@ test_ids.__test__ = False  # a helper, not a test
 
 
 def test_a_paraphrase_is_found_without_a_shared_keyword(st_model, memory, journal, com):
-    journal.write(corpus_events())
+    memory.record(corpus_events())
     query = "the embedded billing form never rendered"
     assert found(com, query, "--mode", "keyword") == []  # no word in common with any event
     results = found(com, query, "-k", "3")
@@ -71,18 +71,18 @@ def test_a_paraphrase_is_found_without_a_shared_keyword(st_model, memory, journa
 
 
 def test_similar_failures_of_an_event_leave_the_event_out(st_model, memory, journal):
-    from com.search import searcher
+    from com.ops.search import similar
 
     events = corpus_events()
-    journal.write(events)
+    memory.record(events)
     gateway = next(e for e in events if e["data"]["test_id"].endswith("test_gateway_4075"))
-    similar = searcher(memory).similar(gateway, k=3)
-    assert gateway["id"] not in {r["event"]["id"] for r in similar}
-    assert all("test_gateway_" in r["event"]["data"]["test_id"] for r in similar)
+    found = similar(memory, gateway, k=3).results
+    assert gateway["id"] not in {r["event"]["id"] for r in found}
+    assert all("test_gateway_" in r["event"]["data"]["test_id"] for r in found)
 
 
 def test_an_exact_error_code_is_found_by_keyword_where_the_model_blurs(st_model, memory, journal, com):
-    journal.write(corpus_events())
+    memory.record(corpus_events())
     vector = found(com, "E4077", "-k", "9", "--mode", "vector")
     gateway = [r["similarity"] for r in vector if "gateway" in r["event"]["data"]["test_id"]]
     # The model sees nine near-identical messages: their similarities to the code lie within a few hundredths.
@@ -123,15 +123,15 @@ def _check_time_travel(com, c1, later_ids, branch_ids):
 
 def test_at_hides_later_events_in_vector_and_keyword_results_on_two_branches_and_after_a_rebuild(
         st_model, memory, journal, com, isolated):
-    first = journal.write(corpus_events()[:6])
+    first = memory.record(corpus_events()[:6])
     later = failure("tests/e2e/test_checkout.py::test_pay_with_card",
                     "ERRFRAME7781: the card-entry frame timed out again", "TimeoutError", ts="2026-11-02T09:00:00Z")
-    journal.write([later])
+    memory.record([later])
     assert com("branch", "exp", first.commit).exit_code == 0
     assert com("switch", "exp").exit_code == 0
     other = failure("tests/test_events.py::test_publish", "KafkaTimeout: broker did not answer in time",
                     ts="2026-11-02T11:00:00Z")
-    journal.write([other])
+    memory.record([other])
     assert com("switch", "main").exit_code == 0
 
     c1 = first.commit
@@ -181,19 +181,19 @@ def _check_filters(com):
 
 
 def test_filters_apply_before_ranking_so_k_results_come_back_when_k_exist(st_model, memory, journal, com, monkeypatch):
-    journal.write(_filter_corpus())
+    memory.record(_filter_corpus())
     _check_filters(com)
     # The same with an IVF_PQ index over the texts (made due at 200 texts instead of the 100,000 of real use).
-    from com import index as index_mod
+    from com.views.index import maintain
 
-    monkeypatch.setattr(index_mod, "ANN_MIN_TEXTS", 200)
+    monkeypatch.setattr(maintain, "ANN_MIN_TEXTS", 200)
     stats = json.loads(com("index", "--rebuild", "--json").stdout)
     assert any(step.startswith("ivf_pq") for step in stats["maintenance"])
     _check_filters(com)
 
 
 def test_search_json_shape_human_table_and_bad_input(st_model, memory, journal, com):
-    journal.write(corpus_events()[:3])
+    memory.record(corpus_events()[:3])
     r = com("search", "database down", "-k", "2", "--json")
     out = json.loads(r.stdout)
     assert list(out) == ["results"] and len(out["results"]) == 2
@@ -212,7 +212,7 @@ def test_search_json_shape_human_table_and_bad_input(st_model, memory, journal, 
 
 
 def test_com_search_as_a_process_never_reaches_a_model_hub(st_model, memory, journal, isolated):
-    journal.write(corpus_events())
+    memory.record(corpus_events())
     env = {**os.environ, "HF_HUB_OFFLINE": "0", "TRANSFORMERS_OFFLINE": "0", "HF_ENDPOINT": "http://127.0.0.1:9"}
     r = run_com("search", "mail relay hung up", "-k", "1", "--json", cwd=isolated, env=env)
     assert r.returncode == 0, r.stderr

@@ -433,12 +433,12 @@ def _kill_while_git_runs(args: list[str], delay: float) -> bool:
 
 
 def _big_journal(mem: Path, batches: int, per: int, tag: str) -> None:
-    from com.events import normalize
     from com.memory import Memory
+    from com.model.event import validate as normalize
 
-    journal = Memory(mem).journal()
+    memory = Memory(mem)
     for b in range(batches):
-        journal.write([
+        memory.record([
             normalize(event(f"tests/test_{tag}{b}.py::test_{i}", "failed" if i % 9 == 0 else "passed",
                             ts=f"2026-02-{1 + b % 28:02d}T10:{i // 60 % 60:02d}:{i % 60:02d}Z"))
             for i in range(per)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from com.errors import ComError
-from com.events import InvalidEvent, format_ts, normalize, now_utc
+from com.model.errors import ComError, InvalidEvent
+from com.model.event import format_ts, now_utc, validate
 
 
 def _where_json(exc: json.JSONDecodeError, line_no: int | None) -> str:
@@ -39,7 +39,7 @@ def parse(text: str, defaults: dict | None = None, origin: str = "<stdin>") -> l
         except json.JSONDecodeError as exc:
             raise ComError(f"{origin}: {_where_json(exc, None)}") from None
         return [
-            normalize(item, where=f"{origin}: item {n}: ", default_ts=default_ts, defaults=defaults)
+            validate(item, where=f"{origin}: item {n}: ", default_ts=default_ts, defaults=defaults)
             for n, item in enumerate(items, 1)
         ]
     # Only "\n" ends a JSON line: str.splitlines() would also split on U+2028, U+0085 etc., legal inside strings.
@@ -57,10 +57,10 @@ def parse(text: str, defaults: dict | None = None, origin: str = "<stdin>") -> l
                     raw = json.loads(text)
                 except json.JSONDecodeError:
                     raise ComError(f"{origin}: {_where_json(exc, n)}") from None
-                return [normalize(raw, where=f"{origin}: ", default_ts=default_ts, defaults=defaults)]
+                return [validate(raw, where=f"{origin}: ", default_ts=default_ts, defaults=defaults)]
             raise ComError(f"{origin}: {_where_json(exc, n)}") from None
         try:
-            events.append(normalize(raw, where=f"line {n}: ", default_ts=default_ts, defaults=defaults))
+            events.append(validate(raw, where=f"line {n}: ", default_ts=default_ts, defaults=defaults))
         except InvalidEvent as exc:
             raise InvalidEvent(f"{origin}: {exc}") from None
     return events

@@ -18,8 +18,9 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Callable, Iterable
 
-from com.errors import ComError
-from com.events import format_ts, normalize, now_utc, parse_time
+from com.code import repo as code_repo
+from com.model.errors import ComError
+from com.model.event import format_ts, now_utc, parse_time, validate
 
 DISCOVERY_PATTERNS = ("TEST-*.xml", "*junit*.xml")
 # Folders never searched by discovery: dependencies and hidden folders (the memory .com/ among them).
@@ -308,7 +309,7 @@ def parse_report(
         raw = {"type": "test_result", "project": project, "source": source, "data": data}
         if ts is not None:
             raw["ts"] = ts
-        events.append(normalize(raw, where=where, default_ts=default_ts))
+        events.append(validate(raw, where=where, default_ts=default_ts))
 
     def walk(suite, suite_name: str | None, ts: str | None):
         nonlocal case_no
@@ -449,12 +450,6 @@ def _retry_data(base: dict, status: str, elem, attempt: int) -> dict:
 
 
 # -- the whole input -------------------------------------------------------------------------
-def _warn_stderr(message: str) -> None:
-    from com.output import note
-
-    note(f"com: warning: {message}")
-
-
 def events_from_reports(
     paths: Iterable[str],
     *,
@@ -464,15 +459,12 @@ def events_from_reports(
     repo: str | os.PathLike | None = None,
     branch: str | None = None,
     source: str | None = None,
-    warn: Callable[[str], None] | None = None,
+    warn: Callable[[str], None],
 ) -> list[dict]:
     """Validated test_result events from JUnit reports (files, folders, globs); nothing is written here.
 
     project defaults to the code repository's folder name; run_id to a hash of each report's bytes
-    (so re-ingesting a report adds nothing); commit/branch as com.code_repo.resolve finds them."""
-    from com import code_repo
-
-    warn = warn or _warn_stderr
+    (so re-ingesting a report adds nothing); commit/branch as com.code.repo.resolve finds them."""
     paths = list(paths)
     files = find_reports(paths, warn)
     contents = []

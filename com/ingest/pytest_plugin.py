@@ -389,7 +389,10 @@ def writer_main(args_json: str) -> int:
         session = _WriterSession(args)
         error = None
     except Exception as exc:  # noqa: BLE001 - reported to the test process, which warns
-        session, error = None, f"{type(exc).__name__}: {exc}"
+        from com.model.errors import ComError
+
+        # A ComError is already one line for the user (e.g. no memory here); anything else names its kind.
+        session, error = None, str(exc) if isinstance(exc, ComError) else f"{type(exc).__name__}: {exc}"
     ended = False
     while True:
         line = lines.get()
@@ -421,37 +424,36 @@ class _WriterSession:
         from datetime import datetime, timezone
         from pathlib import Path
 
-        from com import code_repo
-        from com import config as com_config
-        from com.events import format_ts
-        from com.memory import find_memory
+        from com.code import repo as code_repo
+        from com.memory import Memory
+        from com.model.event import format_ts
+        from com.settings import load as load_settings
 
         rootpath = Path(args["rootpath"])
-        self.memory = find_memory(args.get("memory"), cwd=Path(args["cwd"]))
+        self.memory = Memory.find(args.get("memory"), cwd=Path(args["cwd"]), settings=load_settings(rootpath))
         self.revision = code_repo.resolve(None, None, rootpath)
-        project = args.get("project") or com_config.get("project", cwd=rootpath)
+        project = args.get("project") or self.memory.settings.get("project")
         self.project = project or code_repo.default_project(rootpath, self.revision.repo)
         self.run_id = "pytest-" + uuid.uuid4().hex[:16]
         # One time for the whole session, like a JUnit suite's timestamp: attempts order the results
         # within a run (and one shared time is parsed once, not once per test).
         self.ts = format_ts(datetime.fromtimestamp(args["started"], timezone.utc))
-        self.journal = self.memory.journal()
-        # Catch the catalog up with the journal now, while the tests still run, not at write time.
-        self.journal.catalog.ensure(self.journal, self.journal.head())
+        # Catch the derived stores up with the journal now, while the tests still run, not at write time.
+        self.memory.follow(self.memory.snapshot())
         self.common = {"commit": self.revision.commit, "branch": self.revision.branch, "run_id": self.run_id}
         self.attempts: dict[str, int] = {}
         self.counts = {"passed": 0, "failed": 0, "error": 0, "skipped": 0}
         self.events: list[dict] = []
 
     def add(self, data: dict) -> None:
-        from com.events import normalize
+        from com.model.event import validate
 
         complete_data(data)
         test_id = data["test_id"]
         self.attempts[test_id] = data["attempt"] = self.attempts.get(test_id, 0) + 1
         data.update(self.common)
         self.events.append(
-            normalize({"type": "test_result", "project": self.project, "source": "pytest", "ts": self.ts, "data": data})
+            validate({"type": "test_result", "project": self.project, "source": "pytest", "ts": self.ts, "data": data})
         )
         self.counts[data["status"]] += 1
 
@@ -463,5 +465,5 @@ class _WriterSession:
         message = f"pytest: {len(self.events)} {noun} ({summary}) in {self.project}\n\nrun {self.run_id}"
         if self.revision.commit:
             message += f" on {self.revision.commit[:12]}"
-        result = self.journal.write(self.events, message=message)
+        result = self.memory.record(self.events, message=message)
         return {"ok": True, "results": len(self.events), "commit": result.commit, "added": result.added, "summary": summary}

@@ -1,0 +1,27 @@
+"""`com diff`."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from com.cli import context
+from com.cli.options import json_option
+from com.cli.output import emit, handled
+
+app = typer.Typer()
+
+
+@app.command("diff")
+@handled
+def diff_cmd(
+    a: str = typer.Argument(..., help="The older snapshot."),
+    b: Optional[str] = typer.Argument(None, help="The newer snapshot (default: HEAD)."),
+    as_json: bool = json_option(),
+):
+    """Events added and removed between two snapshots; tests newly failing and fixed."""
+    from com.ops.history import diff
+    from com.render import history as render
+
+    emit(diff(context.memory(), a, b), as_json, render.diff)

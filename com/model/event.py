@@ -1,0 +1,313 @@
+"""The event: its validation with precise messages, deterministic ids, UTC timestamps, and its stored line.
+
+An event is a plain dict (fast to build in bulk) with the keys
+id, type, project, source, ts, importance, tags, data — stored one per line in a journal blob.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import datetime, timezone
+
+from com.model.errors import InvalidEvent
+
+STATUSES = ("passed", "failed", "error", "skipped")
+FAILING = frozenset(("failed", "error"))
+
+# The seed system wrote these types; they are read as test_result with that status.
+SEED_TYPES = {"test_failure": "failed", "test_pass": "passed", "test_error": "error", "test_skip": "skipped"}
+
+DEFAULT_IMPORTANCE = {
+    "code_change": 2.0,
+    "healing_attempt": 2.0,
+    "rollup": 2.0,
+    "note": 1.0,
+}
+RESULT_IMPORTANCE = {"passed": 1.0, "skipped": 0.5, "failed": 3.0, "error": 3.0}
+
+FIELDS = ("id", "type", "project", "source", "ts", "importance", "tags", "data")
+_FIELD_SET = frozenset(FIELDS)
+ALIASES = {"timestamp": "ts"}
+
+_TYPE_RE = re.compile(r"[a-z][a-z0-9_]*\Z")
+# The project names a folder of the journal tree, so it must be a safe path component.
+_PROJECT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
+_ID_RE = re.compile(r"evt_[0-9a-f]{24}\Z")
+
+# allow_nan=False: NaN and Infinity are not JSON, and every reader of the journal must parse it.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False)
+try:
+    # One C encoder made once: JSONEncoder.encode builds a new one per call, a third of bulk ingest's time.
+    _c_encode = json.encoder.c_make_encoder(
+        None, _ENCODER.default, json.encoder.encode_basestring, None, ":", ",", True, False, False
+    )
+except (AttributeError, TypeError):  # no C accelerator on this interpreter
+    _c_encode = None
+
+
+def _dumps_sorted(value) -> str:
+    if _c_encode is None:
+        return _ENCODER.encode(value)
+    try:
+        return "".join(_c_encode(value, 0))
+    except RecursionError:
+        raise ValueError("data nests too deeply or refers to itself") from None
+
+# The C string encoder: ingest encodes several strings per event, and this is the hot path of bulk ingest.
+_str = json.encoder.encode_basestring
+
+
+def _dumps(value) -> str:
+    if type(value) is str:
+        return _str(value)
+    if type(value) is list and all(type(v) is str for v in value):
+        return "[" + ",".join(map(_str, value)) + "]"
+    return _dumps_sorted(value)
+
+
+# Names already validated (a batch repeats a few): checking a set is cheaper than a regex.
+_valid_types: set = set()
+_valid_projects: set = set()
+
+# Reports share timestamps (a JUnit suite has one), so parsing each distinct text once pays off.
+_ts_cache: dict = {}
+
+
+class Event(dict):
+    """A stored event: a plain dict that remembers its encoded data, so bulk ingest encodes it once."""
+
+    __slots__ = ("line",)  # the stored JSONL form, made while validating; an Event is not mutated after
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def format_ts(dt: datetime) -> str:
+    dt = dt.astimezone(timezone.utc)
+    if dt.microsecond:
+        return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(value, field: str = "ts") -> datetime:
+    """ISO-8601 (naive means UTC) or a Unix epoch number -> aware UTC datetime."""
+    if isinstance(value, bool):
+        raise InvalidEvent(f"field '{field}': expected an ISO-8601 time, got {value!r}")
+    if isinstance(value, (int, float)):
+        try:
+            dt = datetime.fromtimestamp(value, timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            raise InvalidEvent(f"field '{field}': epoch {value!r} is out of range") from None
+        if dt.year < 1000:
+            raise InvalidEvent(f"field '{field}': epoch {value!r} is out of range (before year 1000)")
+        return dt
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidEvent(f"field '{field}': expected an ISO-8601 time, got {value!r}")
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidEvent(f"field '{field}': not an ISO-8601 time: {value!r}") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    try:
+        dt = dt.astimezone(timezone.utc)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00
+        raise InvalidEvent(f"field '{field}': {value!r} is out of range") from None
+    if dt.year < 1000:  # strftime would not pad the year, and the day names a journal folder
+        raise InvalidEvent(f"field '{field}': {value!r} is out of range (before year 1000)")
+    return dt
+
+
+def _fail(where: str, message: str):
+    raise InvalidEvent(f"{where}{message}")
+
+
+def validate(raw, *, where: str = "", default_ts: str | None = None, defaults: dict | None = None) -> dict:
+    """Validate one incoming event (seed JSON accepted as-is) and return the stored form with its id.
+
+    `where` prefixes messages (e.g. "line 3: "). `default_ts` is used when the input has no ts; a
+    defaulted ts is not part of the event's identity, so re-ingesting the same JSON adds nothing.
+    `defaults` fills missing top-level fields (e.g. source from the command line).
+    """
+    if not isinstance(raw, dict):
+        _fail(where, f"expected a JSON object, got {type(raw).__name__}")
+    if raw.keys() <= _FIELD_SET:
+        ev = raw  # read only below; copied before defaults are filled in
+    else:
+        ev = {}
+        for key, value in raw.items():
+            key = ALIASES.get(key, key)
+            if key not in _FIELD_SET:
+                _fail(where, f"unknown field {key!r} (expected one of: {', '.join(FIELDS)})")  # repr: one line
+            ev[key] = value
+    if defaults:
+        for key, value in defaults.items():
+            if ev.get(key) is None and value is not None:
+                if ev is raw:
+                    ev = dict(raw)
+                ev[key] = value
+
+    etype = ev.get("type")
+    if type(etype) is not str or etype not in _valid_types:  # a list or dict cannot be looked up in a set
+        if etype is None or etype == "":
+            _fail(where, "field 'type': missing")
+        if not isinstance(etype, str) or not _TYPE_RE.match(etype):
+            _fail(where, f"field 'type': expected a lowercase word, got {etype!r}")
+        _valid_types.add(etype)
+
+    project = ev.get("project")
+    if type(project) is not str or project not in _valid_projects:
+        if project is None or project == "":
+            _fail(where, "field 'project': missing")
+        if not isinstance(project, str) or not _PROJECT_RE.match(project) or len(project) > 100:
+            _fail(where, f"field 'project': expected a name of letters, digits, '.', '_' or '-', got {project!r}")
+        _valid_projects.add(project)
+
+    source = ev.get("source") or "cli"
+    if not isinstance(source, str):
+        _fail(where, f"field 'source': expected a string, got {source!r}")
+
+    data = ev.get("data")
+    if data is None:
+        data = {}
+    elif not isinstance(data, dict):
+        _fail(where, f"field 'data': expected an object, got {type(data).__name__}")
+
+    if etype in SEED_TYPES:
+        etype, seed_status = read_type(etype)
+        data = dict(data)
+        data.setdefault("status", seed_status)
+
+    if etype == "test_result":
+        status = data.get("status")
+        if status is None:
+            _fail(where, "field 'data.status': missing (a test_result needs passed, failed, error or skipped)")
+        if status not in STATUSES:
+            _fail(where, f"field 'data.status': unknown status {status!r} (expected {', '.join(STATUSES)})")
+        test_id = data.get("test_id")
+        if test_id is not None and (not isinstance(test_id, str) or not test_id):
+            _fail(where, f"field 'data.test_id': expected a non-empty string, got {test_id!r}")
+        default_importance = RESULT_IMPORTANCE[status]
+    else:
+        default_importance = DEFAULT_IMPORTANCE.get(etype, 2.0)
+
+    importance = ev.get("importance")
+    if importance is None:
+        importance = default_importance
+    if isinstance(importance, bool) or not isinstance(importance, (int, float)):
+        _fail(where, f"field 'importance': expected a number from 0 to 5, got {importance!r}")
+    importance = float(importance)
+    if not 0.0 <= importance <= 5.0:
+        _fail(where, f"field 'importance': {importance:g} is outside 0 to 5")
+
+    tags = ev.get("tags")
+    if tags is None:
+        tags = []
+    elif isinstance(tags, str):
+        tags = [t.strip() for t in tags.split(",") if t.strip()]
+    elif not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        _fail(where, f"field 'tags': expected a list of strings, got {tags!r}")
+
+    ts_given = ev.get("ts")
+    if ts_given is not None:
+        ts = _ts_cache.get(ts_given) if type(ts_given) is str else None
+        if ts is None:
+            try:
+                ts = format_ts(parse_time(ts_given))
+            except InvalidEvent as exc:
+                raise InvalidEvent(f"{where}{exc}") from None
+            if type(ts_given) is str:
+                if len(_ts_cache) > 50_000:
+                    _ts_cache.clear()
+                _ts_cache[ts_given] = ts
+    else:
+        ts = default_ts or format_ts(now_utc())
+
+    try:
+        data_json = _dumps_sorted(data)
+    except (TypeError, ValueError) as exc:
+        _fail(where, f"field 'data': cannot be stored as JSON ({exc})")
+    tags_json = _dumps(tags)
+    type_json, project_json, source_json = _str(etype), _str(project), _str(source)
+    head = f"{type_json}\x00{project_json}\x00{source_json}\x00{importance!r}\x00{tags_json}\x00{data_json}"
+
+    given_id = ev.get("id")
+    if given_id is not None:
+        # An exported event keeps its id, so re-importing it is recognised as a duplicate.
+        if not isinstance(given_id, str) or not _ID_RE.match(given_id):
+            _fail(where, f"field 'id': expected evt_ followed by 24 hex digits, got {given_id!r}")
+        event_id = given_id
+        identity = head
+    else:
+        identity = head + ("\x00" + ts if ts_given is not None else "")
+    try:
+        identity_bytes = identity.encode("utf-8")
+    except UnicodeEncodeError as exc:  # JSON's "\ud800" escapes decode to text that UTF-8 cannot store
+        _fail(where, f"a lone surrogate {identity[exc.start]!r} is not valid text (field source, tags or data)")
+    if given_id is None:
+        event_id = "evt_" + hashlib.blake2b(identity_bytes, digest_size=12).hexdigest()
+
+    event = Event(
+        id=event_id, type=etype, project=project, source=source, ts=ts, importance=importance, tags=tags, data=data
+    )
+    event.line = (
+        f'{{"id":"{event_id}","type":{type_json},"project":{project_json},"source":{source_json},'
+        f'"ts":"{ts}","importance":{importance!r},"tags":{tags_json},"data":{data_json}}}'
+    )
+    return event
+
+
+def to_line(event: dict) -> str:
+    """The stored JSONL form: fixed key order, compact, data keys sorted."""
+    line = getattr(event, "line", None)
+    if line is not None:
+        return line
+    return (
+        f'{{"id":{_dumps(event["id"])},"type":{_dumps(event["type"])},"project":{_dumps(event["project"])},'
+        f'"source":{_dumps(event["source"])},"ts":{_dumps(event["ts"])},"importance":{event["importance"]!r},'
+        f'"tags":{_dumps(event["tags"])},"data":{_dumps_sorted(event["data"])}}}'
+    )
+
+
+def read_type(etype: str) -> tuple[str, str | None]:
+    """The one place the seed's types are read: `test_failure` is (`test_result`, `failed`); others unchanged."""
+    status = SEED_TYPES.get(etype)
+    return ("test_result", status) if status is not None else (etype, None)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_us_cache: dict[str, int] = {}
+
+
+def ts_us(ts: str) -> int:
+    """A stored `ts` as integer microseconds since the epoch: the one representation times are compared in
+    (as text, `10:00:00Z` would sort after `10:00:00.250Z`)."""
+    us = _us_cache.get(ts)
+    if us is None:
+        delta = parse_time(ts) - _EPOCH
+        us = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+        if len(_us_cache) > 100_000:
+            _us_cache.clear()
+        _us_cache[ts] = us
+    return us
+
+
+def format_us(us: int) -> str:
+    """The stored `ts` text of integer microseconds (the inverse of ts_us)."""
+    from datetime import timedelta
+
+    return format_ts(_EPOCH + timedelta(microseconds=us))
+
+
+def event_test_id(event: dict) -> str | None:
+    return event["data"].get("test_id") if event["type"] == "test_result" else None
+
+
+def event_status(event: dict) -> str | None:
+    return event["data"].get("status") if event["type"] == "test_result" else None

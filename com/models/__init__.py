@@ -1,0 +1,1 @@
+"""Models behind small base classes: text embeddings (`embedding`) and text generation (`text`)."""

@@ -1,0 +1,87 @@
+"""Recording events: one from flags, many from JSON/JSONL text or JUnit XML reports, as one atomic batch."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from com.memory import Memory, WriteResult
+from com.model.errors import ComError
+from com.model.event import validate
+from com.ops.result import Result
+
+
+@dataclass
+class IngestResult(Result):
+    commit: str | None
+    added: int
+    duplicates: int
+    ids: list
+    _warnings: list = field(default_factory=list)  # said on stderr by the CLI, not part of the JSON
+
+    @property
+    def warnings(self) -> list[str]:
+        return self._warnings
+
+    @classmethod
+    def of(cls, written: WriteResult, warnings: list[str]) -> "IngestResult":
+        return cls(written.commit, written.added, written.duplicates, written.ids, [*warnings, *written.warnings])
+
+
+def record(memory: Memory, events: list[dict], message: str | None = None, warnings=()) -> IngestResult:
+    return IngestResult.of(memory.record(events, message=message), list(warnings))
+
+
+def from_flags(memory: Memory, type: str | None, *, project=None, source=None, importance=None, tags=None,
+               data: str | None = None, ts=None) -> list[dict]:
+    """One event from command-line values; project and source default to the settings."""
+    if type is None:
+        raise ComError("nothing to ingest: give an event type (with a project), JSON on stdin, a file or JUnit reports",
+                       param="type")
+    payload = {}
+    if data is not None:
+        try:
+            payload = json.loads(data)
+        except json.JSONDecodeError as exc:
+            raise ComError(f"invalid JSON: {exc.msg} (column {exc.colno})", param="data") from None
+        if not isinstance(payload, dict):
+            raise ComError("expected a JSON object", param="data")
+    raw = {
+        "type": type,
+        "project": project or memory.settings.get("project"),
+        "source": source or memory.settings.get("source"),
+        "importance": importance,
+        "tags": list(tags or []),
+        "data": payload,
+    }
+    if ts is not None:
+        raw["ts"] = ts
+    if raw["project"] is None:
+        raise ComError("field 'project': missing (give a project or set [tool.com] project)", param="project")
+    return [validate(raw)]
+
+
+def from_json_text(text: str, origin: str, *, project=None, source=None) -> list[dict]:
+    """Events from JSON or JSONL text (`origin` names where it came from in messages)."""
+    from com.ingest import jsonl
+
+    return jsonl.parse(text, defaults={"project": project, "source": source}, origin=origin)
+
+
+def read_text_file(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ComError(f"cannot read {path}: {exc}", param="file") from None
+
+
+def from_junit(memory: Memory, paths: list[str], warn, *, project=None, commit=None, run_id=None,
+               repo=None, branch=None, source=None) -> list[dict]:
+    """test_result events from JUnit XML reports (files, folders or globs); `warn(text)` hears what was skipped."""
+    from com.ingest import junit
+
+    return junit.events_from_reports(
+        paths, project=project or memory.settings.get("project"), commit=commit, run_id=run_id, repo=repo,
+        branch=branch, source=source, warn=warn,
+    )

@@ -1,0 +1,93 @@
+"""Settings: defaults, then [tool.com] in the code repository's pyproject.toml, then COM_* variables; loaded once
+per Memory."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from com.model.errors import ComError
+
+# key -> (default, what it is for). Every key can be set as [tool.com] key or COM_<KEY>.
+SETTINGS: dict[str, tuple[object, str]] = {
+    "project": (None, "default project for events ingested without -p/--project"),
+    "source": ("cli", "default source of events ingested from flags"),
+    "branch": ("main", "journal branch created by com init"),
+    "embedding_model": ("all-MiniLM-L6-v2", "packaged model name or a sentence-transformers folder (never downloaded)"),
+    "embedding_dim": (384, "vector size of the embedding model"),
+    "index_uri": (None, "LanceDB location of the index (default: .com/index; s3:// and gs:// work)"),
+    "push_tries": (8, "attempts of com push while others keep pushing first (each: fetch, merge, retry with jitter)"),
+}
+
+
+@dataclass(frozen=True)
+class Setting:
+    key: str
+    value: object
+    source: str  # "default", "<path>/pyproject.toml", or "COM_<KEY>"
+
+
+def _find_pyproject(start: Path) -> Path | None:
+    start = start.resolve()
+    for folder in (start, *start.parents):
+        candidate = folder / "pyproject.toml"
+        if candidate.is_file():
+            return candidate
+        if (folder / ".git").exists():  # the code repository's root ends the search
+            return None
+    return None
+
+
+def _read_tool_com(path: Path) -> dict:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    try:
+        with path.open("rb") as fh:
+            doc = tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ComError(f"{path}: cannot read [tool.com]: {exc}") from None
+    section = doc.get("tool", {}).get("com", {})
+    if not isinstance(section, dict):
+        raise ComError(f"{path}: [tool.com] must be a table")
+    return {k.replace("-", "_"): v for k, v in section.items()}
+
+
+def _coerce(key: str, raw: str):
+    default = SETTINGS[key][0] if key in SETTINGS else None
+    if isinstance(default, int) and not isinstance(default, bool):
+        try:
+            return int(raw)
+        except ValueError:
+            raise ComError(f"COM_{key.upper()}: expected an integer, got {raw!r}") from None
+    return raw
+
+
+class Settings:
+    """Every known setting with its effective value and where it came from, read once."""
+
+    def __init__(self, values: dict[str, Setting]):
+        self._values = values
+
+    def get(self, key: str):
+        setting = self._values.get(key)
+        return setting.value if setting else None
+
+    def all(self) -> list[Setting]:
+        return list(self._values.values())
+
+
+def load(cwd: Path | None = None) -> Settings:
+    """The settings in effect for a command run in `cwd` (default: the working directory)."""
+    settings = {key: Setting(key, default, "default") for key, (default, _) in SETTINGS.items()}
+    pyproject = _find_pyproject(cwd or Path.cwd())
+    if pyproject is not None:
+        for key, value in _read_tool_com(pyproject).items():
+            settings[key] = Setting(key, value, str(pyproject))
+    for name, raw in os.environ.items():
+        if name.startswith("COM_") and name not in ("COM_DIR", "COM_RECORD"):
+            key = name[4:].lower()
+            settings[key] = Setting(key, _coerce(key, raw), name)
+    return Settings(settings)

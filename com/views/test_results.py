@@ -1,0 +1,443 @@
+"""The test-results view: one row per recorded test result, columnar, in SQLite (`.com/cache/results.sqlite`).
+
+What flaky detection, selection, roll-ups, `com diff` and `com events --test` read instead of parsing the
+journal. Derived and disposable: rebuilt from the journal alone gives the same rows.
+
+Rows live in segments: one SQLite row per segment whose columns are packed arrays (test, time, batch, line,
+status, attempt, duration, signature, shape, context, id), appended by each take and merged when they grow
+many. Analyses load whole columns straight into numpy; a take writes them with the stdlib `array` module, so a
+one-event ingest never imports numpy. Strings are numbered once in small tables (tests, runs, code commits,
+signatures), so a million results cost about 60 bytes each.
+
+A row also holds what it takes to give the stored event back exactly, without reading its batch: the
+per-row values (id, ts, status, attempt, duration) as columns, the run's values (run_id, commit, branch,
+report) as a shared "context", and everything else (project, source, importance, tags, the other data keys)
+as a shared, compressed "shape". A value that does not fit its column exactly stays in the shape.
+
+A snapshot's rows are the rows of its batches (`batch` numbers), so `--at REV` is exact here too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sqlite3
+import zlib
+from array import array
+from contextlib import contextmanager
+from pathlib import Path
+
+from com.files import sqlite
+from com.model.event import FIELDS, format_us, ts_us
+from com.model.filter import EventFilter, TestMatch
+from com.model.result import STATUS_CODE, STATUS_CODES, ResultColumns
+from com.model.text import signature as error_signature
+
+SCHEMA_VERSION = 1
+MAX_SEGMENTS = 48  # more segments than this are merged into one by the next reader
+FLUSH_ROWS = 200_000  # a long catch-up writes a segment every this many rows (bounded memory)
+RUN_KEYS = ("branch", "commit", "report", "run_id")  # data keys shared by a run's results
+_ROW_KEYS = frozenset(("test_id", "status", "attempt", "duration_ms", *RUN_KEYS))
+_FAILING = frozenset(("failed", "error", "xpassed"))
+
+# column -> array typecode (numpy reads the same bytes: 'i' int32, 'q' int64, 'b' int8, 'h' int16,
+# 'B' uint8, 'd' float64, 'Q' uint64, 'I' uint32 on every platform com runs on).
+COLUMNS = {
+    "test": "i", "ts": "q", "batch": "i", "seq": "i", "status": "b", "attempt": "h", "flags": "B",
+    "duration": "d", "sig": "i", "shape": "i", "ctx": "i", "id_hi": "Q", "id_lo": "I",
+}
+_NUMPY = {"i": "<i4", "q": "<i8", "b": "i1", "h": "<i2", "B": "u1", "d": "<f8", "Q": "<u8", "I": "<u4"}
+# flags: which per-row values the row's columns hold (else they are absent or kept in the shape)
+HAS_ATTEMPT, HAS_DURATION, DURATION_INT = 1, 2, 4
+
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS commits (sha TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS batches (batch_no INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, project TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tests (test_no INTEGER PRIMARY KEY, test_id TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS runs (run_no INTEGER PRIMARY KEY, run_id TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS codes (code_no INTEGER PRIMARY KEY, sha TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS signatures (sig_no INTEGER PRIMARY KEY, text TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS contexts (ctx_no INTEGER PRIMARY KEY, json TEXT NOT NULL UNIQUE,
+    run_no INTEGER NOT NULL, code_no INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS shapes (shape_no INTEGER PRIMARY KEY, hash INTEGER NOT NULL UNIQUE, body BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS segments (seg_no INTEGER PRIMARY KEY, rows INTEGER NOT NULL,
+    {", ".join(f"{name} BLOB NOT NULL" for name in COLUMNS)});
+"""
+_TABLES = ("meta", "commits", "batches", "tests", "runs", "codes", "signatures", "contexts", "shapes", "segments")
+
+
+class TestResultsView:
+    name = "test results"
+    __test__ = False
+
+    def __init__(self, folder: Path):
+        self.path = Path(folder) / "results.sqlite"
+        self._db: sqlite3.Connection | None = None
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            self._db = self._open()
+        return self._db
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite.connect(self.path)
+        db.execute("PRAGMA journal_size_limit=16777216")
+        db.execute("PRAGMA cache_size=-65536")
+        version = None
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+            version = int(row[0]) if row else None
+        except sqlite3.OperationalError:
+            pass
+        if version != SCHEMA_VERSION:
+            db.executescript("".join(f"DROP TABLE IF EXISTS {t};" for t in _TABLES) + _SCHEMA)
+            db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+        return db
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    # -- the view protocol ------------------------------------------------------------------------
+    def seen(self, sha: str) -> bool:
+        return self.db.execute("SELECT 1 FROM commits WHERE sha=?", (sha,)).fetchone() is not None
+
+    def has_batch(self, path: str) -> bool:
+        return self.db.execute("SELECT 1 FROM batches WHERE path=?", (path,)).fetchone() is not None
+
+    @contextmanager
+    def taking(self, shas: list[str]):
+        db = self.db
+        with sqlite.transaction(db):
+            writer = _Writer(db)
+            yield writer.add
+            writer.flush()
+            db.executemany("INSERT OR IGNORE INTO commits VALUES (?)", [(sha,) for sha in shas])
+
+    def reset(self) -> None:
+        self.close()
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(self.path) + suffix).unlink(missing_ok=True)
+
+    def health(self) -> str | None:
+        try:
+            self.db.execute("PRAGMA quick_check").fetchone()
+            self.db.execute("SELECT COUNT(*), SUM(rows) FROM segments").fetchone()
+        except sqlite3.DatabaseError as exc:
+            return f"the test-results view cannot be read ({exc})"
+        return None
+
+    # -- reading -----------------------------------------------------------------------------------
+    def row_count(self) -> int:
+        return self.db.execute("SELECT COALESCE(SUM(rows), 0) FROM segments").fetchone()[0]
+
+    def test_numbers(self, match: TestMatch) -> dict[int, str]:
+        """The tests a selector names: test number -> test id."""
+        if match.kind == "exact":
+            rows = self.db.execute("SELECT test_no, test_id FROM tests WHERE test_id = ?", (match.pattern,))
+        elif match.kind == "prefix":
+            from com.model.filter import _after_prefix
+
+            rows = self.db.execute("SELECT test_no, test_id FROM tests WHERE test_id >= ? AND test_id < ?",
+                                   (match.pattern, _after_prefix(match.pattern)))
+        else:
+            rows = self.db.execute("SELECT test_no, test_id FROM tests")
+        return {no: tid for no, tid in rows if match.matches(tid)}
+
+    def _load(self, names: list[str]) -> dict:
+        """Whole columns, every segment concatenated (merging segments first when there are many)."""
+        import numpy as np
+
+        count = self.db.execute("SELECT COUNT(*) FROM segments").fetchone()[0]
+        if count > MAX_SEGMENTS:
+            self._compact()
+        parts = {name: [] for name in names}
+        for row in self.db.execute(f"SELECT {', '.join(names)} FROM segments ORDER BY seg_no"):
+            for name, blob in zip(names, row):
+                parts[name].append(np.frombuffer(blob, dtype=_NUMPY[COLUMNS[name]]))
+        return {name: (np.concatenate(chunks) if chunks else np.zeros(0, _NUMPY[COLUMNS[name]]))
+                for name, chunks in parts.items()}
+
+    def _compact(self) -> None:
+        """Merge every segment into one (one transaction; readers keep seeing the old ones until it commits)."""
+        import numpy as np
+
+        with sqlite.transaction(self.db):
+            rows = self.db.execute(f"SELECT rows, {', '.join(COLUMNS)} FROM segments ORDER BY seg_no").fetchall()
+            if len(rows) <= 1:
+                return
+            merged = [np.concatenate([np.frombuffer(r[i + 1], dtype=_NUMPY[code]) for r in rows]).tobytes()
+                      for i, code in enumerate(COLUMNS.values())]
+            self.db.execute("DELETE FROM segments")
+            self.db.execute(f"INSERT INTO segments (rows, {', '.join(COLUMNS)}) VALUES (?{', ?' * len(COLUMNS)})",
+                            (sum(r[0] for r in rows), *merged))
+
+    def _batch_numbers(self, snapshot) -> tuple[object, bool]:
+        """(the batch numbers of the snapshot's batches, whether that is every batch the view holds)."""
+        import numpy as np
+
+        held = dict(self.db.execute("SELECT path, batch_no FROM batches"))
+        numbers = [held[p] for p in snapshot.batch_paths() if p in held]
+        return np.asarray(numbers, dtype=np.int32), len(numbers) == len(held)
+
+    def select(self, snapshot, where: EventFilter | None = None, columns=("test", "ts", "status")) -> dict:
+        """The rows of `snapshot` that `where` may match (test, status, time, project; each event once), as
+        numpy columns plus "row" (their positions). Tags, importance and source are not columns: apply
+        `where.matches` to the events if they matter."""
+        import numpy as np
+
+        where = where or EventFilter()
+        names = list(dict.fromkeys(["batch", "id_hi", "id_lo", *columns,
+                                    *(["test"] if where.test is not None else []),
+                                    *(["status"] if where.statuses else []),
+                                    *(["ts"] if where.since_us is not None or where.until_us is not None else [])]))
+        cols = self._load(names)
+        keep = np.ones(len(cols["batch"]), dtype=bool)
+        if where.types and "test_result" not in where.types:
+            keep[:] = False
+        batches, everything = self._batch_numbers(snapshot)
+        if where.projects:
+            held = self.db.execute(
+                f"SELECT batch_no FROM batches WHERE project IN ({','.join('?' * len(where.projects))})",
+                where.projects).fetchall()
+            batches = np.intersect1d(batches, np.asarray([b for (b,) in held], dtype=np.int32))
+            everything = False
+        if not everything:
+            keep &= np.isin(cols["batch"], batches)
+        if where.test is not None:
+            numbers = np.asarray(list(self.test_numbers(where.test)), dtype=np.int32)
+            keep &= np.isin(cols["test"], numbers)
+        if where.statuses:
+            codes = [STATUS_CODE[s] for s in where.statuses if s in STATUS_CODE]
+            keep &= np.isin(cols["status"], np.asarray(codes, dtype=np.int8))
+        if where.since_us is not None:
+            keep &= cols["ts"] >= where.since_us
+        if where.until_us is not None:
+            keep &= cols["ts"] <= where.until_us
+        rows = np.flatnonzero(keep)
+        rows = _first_of_each_id(cols["id_hi"], cols["id_lo"], rows)
+        out = {name: cols[name][rows] for name in names}
+        out["row"] = rows
+        return out
+
+    def columns(self, snapshot, where: EventFilter | None = None) -> ResultColumns:
+        """The snapshot's results as `ResultColumns` (one row per attempt, each event once)."""
+        import numpy as np
+
+        sel = self.select(snapshot, where, ("test", "ts", "status", "attempt", "flags", "duration", "ctx", "sig"))
+        duration = np.where(sel["flags"] & HAS_DURATION, sel["duration"], np.nan)
+        attempt = np.where(sel["flags"] & HAS_ATTEMPT, sel["attempt"], 0).astype(np.int16)
+        tests, test = _renumber(sel["test"], self._names("tests", "test_no", "test_id"))
+        signatures, sig = _renumber(sel["sig"], self._names("signatures", "sig_no", "text"))
+        ctx_rows = self.db.execute("SELECT ctx_no, run_no, code_no FROM contexts").fetchall()
+        size = max([c for c, _, _ in ctx_rows], default=-1) + 2
+        ctx_run, ctx_code = np.full(size, -1, np.int32), np.full(size, -1, np.int32)
+        for c, run, code in ctx_rows:
+            ctx_run[c], ctx_code[c] = run, code
+        runs, run = _renumber(ctx_run[sel["ctx"]], self._names("runs", "run_no", "run_id"))
+        commits, commit = _renumber(ctx_code[sel["ctx"]], self._names("codes", "code_no", "sha"))
+        return ResultColumns(test=test, tests=tests, ts_us=sel["ts"], status=sel["status"].astype(np.int8),
+                             attempt=attempt, duration_ms=duration, run=run, runs=runs, commit=commit,
+                             commits=commits, signature=sig, signatures=signatures)
+
+    def events(self, snapshot, where: EventFilter | None = None, limit: int | None = None) -> tuple[list[dict], int]:
+        """The snapshot's test_result events that `where` matches, newest first, at most `limit`, given back
+        exactly as stored; and how many match in all."""
+        import numpy as np
+
+        where = where or EventFilter()
+        sel = self.select(snapshot, where, tuple(COLUMNS))
+        order = np.lexsort((sel["seq"], sel["batch"], sel["ts"]))[::-1]  # newest first; later line = later attempt
+        needs_check = bool(where.tags_include or where.tags_exclude or where.min_importance is not None)
+        events, total = [], len(order)
+        rebuild = _Rebuilder(self.db)
+        for i in order:
+            if limit is not None and len(events) >= limit and not needs_check:
+                break
+            event = rebuild(sel, i)
+            if where.matches(event):
+                events.append(event)
+        if needs_check:
+            total = len(events)
+        return (events[:limit] if limit is not None else events), total
+
+    def _names(self, table: str, key: str, value: str) -> dict[int, str]:
+        return dict(self.db.execute(f"SELECT {key}, {value} FROM {table}"))
+
+
+def _renumber(codes, names: dict[int, str]):
+    """Codes of the view's tables -> (list of the names used, codes into that list); -1 stays -1."""
+    import numpy as np
+
+    used = np.unique(codes[codes >= 0])
+    lookup = np.full(int(used.max()) + 2 if len(used) else 1, -1, dtype=np.int32)
+    lookup[used] = np.arange(len(used), dtype=np.int32)
+    out = np.where(codes >= 0, lookup[np.maximum(codes, 0)], -1).astype(np.int32)
+    return [names[int(c)] for c in used], out
+
+
+def _first_of_each_id(hi, lo, rows):
+    """`rows` without a second copy of an event (both sides of a merge wrote it into different batches)."""
+    import numpy as np
+
+    if len(rows) < 2:
+        return rows
+    keys = hi[rows]
+    order = np.argsort(keys, kind="stable")
+    sorted_keys = keys[order]
+    same = sorted_keys[1:] == sorted_keys[:-1]
+    if not same.any():
+        return rows
+    lo_sorted = lo[rows][order]
+    dup = np.zeros(len(rows), dtype=bool)
+    dup[order[1:][same & (lo_sorted[1:] == lo_sorted[:-1])]] = True
+    return rows[~dup]
+
+
+class _Writer:
+    """Turns events into column arrays inside one take transaction; strings numbered through the tables."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+        self.cols = {name: array(code) for name, code in COLUMNS.items()}
+        self.numbers: dict[tuple[str, str], int] = {}
+        self.shapes: dict[str, int] = {}
+        self.contexts: dict[str, int] = {}
+
+    def _number(self, table: str, key: str, column: str, value: str) -> int:
+        found = self.numbers.get((table, value))
+        if found is None:
+            row = self.db.execute(f"SELECT {key} FROM {table} WHERE {column} = ?", (value,)).fetchone()
+            found = row[0] if row else self.db.execute(f"INSERT INTO {table} ({column}) VALUES (?)", (value,)).lastrowid
+            self.numbers[(table, value)] = found
+        return found
+
+    def add(self, batch, events: list[dict]) -> None:
+        batch_no = self.db.execute("INSERT INTO batches (path, project) VALUES (?, ?)",
+                                   (batch.path, batch.project)).lastrowid
+        cols = self.cols
+        for seq, event in enumerate(events):
+            data = event.get("data")
+            if event.get("type") != "test_result" or not isinstance(data, dict):
+                continue
+            test_id, status = data.get("test_id"), data.get("status")
+            if type(test_id) is not str or not test_id or status not in STATUS_CODE:
+                continue
+            shape_data = {k: v for k, v in data.items() if k not in _ROW_KEYS}
+            flags = 0
+            attempt = data.get("attempt")
+            if type(attempt) is int and 0 <= attempt < 32768:
+                flags |= HAS_ATTEMPT
+            else:
+                attempt = 0
+                if "attempt" in data:
+                    shape_data["attempt"] = data["attempt"]
+            duration = data.get("duration_ms")
+            if type(duration) is int and abs(duration) < 2 ** 53:
+                flags |= HAS_DURATION | DURATION_INT
+            elif type(duration) is float and math.isfinite(duration):
+                flags |= HAS_DURATION
+            else:
+                duration = 0.0
+                if "duration_ms" in data:
+                    shape_data["duration_ms"] = data["duration_ms"]
+            shape = {k: event[k] for k in ("type", "project", "source", "importance", "tags")}
+            when = ts_us(event["ts"])
+            if format_us(when) != event["ts"]:  # not the canonical text (written by hand): keep it as it is
+                shape["ts"] = event["ts"]
+            shape["data"] = shape_data
+            context = {k: data[k] for k in RUN_KEYS if k in data}
+            cols["test"].append(self._number("tests", "test_no", "test_id", test_id))
+            cols["ts"].append(when)
+            cols["batch"].append(batch_no)
+            cols["seq"].append(seq)
+            cols["status"].append(STATUS_CODE[status])
+            cols["attempt"].append(attempt)
+            cols["flags"].append(flags)
+            cols["duration"].append(float(duration))
+            sig = error_signature(data) if status in _FAILING else None
+            cols["sig"].append(self._number("signatures", "sig_no", "text", sig) if sig else -1)
+            cols["shape"].append(self._shape(shape))
+            cols["ctx"].append(self._context(context))
+            eid = event["id"]
+            cols["id_hi"].append(int(eid[4:20], 16))
+            cols["id_lo"].append(int(eid[20:28], 16))
+        if len(cols["test"]) >= FLUSH_ROWS:
+            self.flush()
+
+    def _shape(self, shape: dict) -> int:
+        text = json.dumps(shape, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+        found = self.shapes.get(text)
+        if found is None:
+            digest = int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(),
+                                    "big", signed=True)
+            row = self.db.execute("SELECT shape_no FROM shapes WHERE hash = ?", (digest,)).fetchone()
+            if row:
+                found = row[0]
+            else:
+                body = zlib.compress(text.encode("utf-8", "surrogatepass"), 6)
+                found = self.db.execute("INSERT INTO shapes (hash, body) VALUES (?, ?)", (digest, body)).lastrowid
+            self.shapes[text] = found
+        return found
+
+    def _context(self, context: dict) -> int:
+        text = json.dumps(context, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+        found = self.contexts.get(text)
+        if found is None:
+            row = self.db.execute("SELECT ctx_no FROM contexts WHERE json = ?", (text,)).fetchone()
+            if row:
+                found = row[0]
+            else:
+                run, code = context.get("run_id"), context.get("commit")
+                run_no = self._number("runs", "run_no", "run_id", run) if isinstance(run, str) and run else -1
+                code_no = self._number("codes", "code_no", "sha", code) if isinstance(code, str) and code else -1
+                found = self.db.execute("INSERT INTO contexts (json, run_no, code_no) VALUES (?, ?, ?)",
+                                        (text, run_no, code_no)).lastrowid
+            self.contexts[text] = found
+        return found
+
+    def flush(self) -> None:
+        rows = len(self.cols["test"])
+        if not rows:
+            return
+        self.db.execute(f"INSERT INTO segments (rows, {', '.join(COLUMNS)}) VALUES (?{', ?' * len(COLUMNS)})",
+                        (rows, *(self.cols[name].tobytes() for name in COLUMNS)))
+        self.cols = {name: array(code) for name, code in COLUMNS.items()}
+
+
+class _Rebuilder:
+    """Gives a row's event back exactly as it is stored, from its columns, its shape and its context."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+        self.tests: dict[int, str] = {}
+        self.shapes: dict[int, dict] = {}
+        self.contexts: dict[int, dict] = {}
+
+    def _lookup(self, cache: dict, sql: str, key: int, decode):
+        value = cache.get(key)
+        if value is None:
+            value = cache[key] = decode(self.db.execute(sql, (key,)).fetchone()[0])
+        return value
+
+    def __call__(self, sel: dict, i: int) -> dict:
+        shape = self._lookup(self.shapes, "SELECT body FROM shapes WHERE shape_no = ?", int(sel["shape"][i]),
+                             lambda body: json.loads(zlib.decompress(body).decode("utf-8", "surrogatepass")))
+        context = self._lookup(self.contexts, "SELECT json FROM contexts WHERE ctx_no = ?", int(sel["ctx"][i]),
+                               json.loads)
+        test_id = self._lookup(self.tests, "SELECT test_id FROM tests WHERE test_no = ?", int(sel["test"][i]), str)
+        flags = int(sel["flags"][i])
+        data = {**shape["data"], **context, "test_id": test_id, "status": STATUS_CODES[int(sel["status"][i])]}
+        if flags & HAS_ATTEMPT:
+            data["attempt"] = int(sel["attempt"][i])
+        if flags & HAS_DURATION:
+            duration = float(sel["duration"][i])
+            data["duration_ms"] = int(duration) if flags & DURATION_INT else duration
+        event_id = f"evt_{int(sel['id_hi'][i]):016x}{int(sel['id_lo'][i]):08x}"
+        values = {"id": event_id, "ts": shape.get("ts") or format_us(int(sel["ts"][i])), **shape,
+                  "data": dict(sorted(data.items()))}
+        return {key: values[key] for key in FIELDS}
