@@ -13,7 +13,7 @@ from pathlib import Path
 from com.journal import batches as batch_files
 from com.journal.repo import Journal
 from com.journal.snapshot import Snapshot
-from com.model.errors import ComError, NotFound
+from com.model.errors import NotFound
 from com.settings import Settings
 from com.settings import load as load_settings
 from com.views.base import follow

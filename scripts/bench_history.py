@@ -69,14 +69,14 @@ def read_timings(memory: Path, history: gen_history.History, repeat: int) -> dic
 
 
 def one(tmp: Path, args, n: int) -> dict:
-    from com.memory import init_memory
+    from com.memory import Memory
 
     out = tmp / f"h{n}"
     t0 = time.perf_counter()
     history = gen_history.generate(out, seed=args.seed, tests=args.tests, commits=args.commits,
                                    runs_per_commit=args.runs_per_commit)
     generated = time.perf_counter() - t0
-    memory, _ = init_memory(out / ".com")
+    memory, _ = Memory.init(out / ".com")
     t1 = time.perf_counter()
     step = max(1, len(history.runs) // 10)
 

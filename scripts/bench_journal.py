@@ -71,17 +71,16 @@ def bench_bulk(work: Path, n: int, repeats: int) -> dict:
 
 def bench_big(work: Path, events: int, batches: int, repeats: int) -> dict:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-    from com.events import normalize
-    from com.memory import init_memory
+    from com.memory import Memory
+    from com.model.event import validate as normalize
 
-    memory, _ = init_memory(work / ".com")
-    journal = memory.journal()
+    memory, _ = Memory.init(work / ".com")
     per = events // batches
     t0 = time.perf_counter()
     for b in range(batches):
         # The same 1,000 tests run again in every batch, as CI runs of one suite do.
         batch = [normalize(json.loads(result_line(i + (b * 7919) % 3, b, b % 300))) for i in range(per)]
-        journal.write(batch)
+        memory.record(batch)
         if sys.stderr.isatty() and b % 50 == 0:
             print(f"\rbuilding big journal: {b}/{batches}", end="", file=sys.stderr)
     build = time.perf_counter() - t0

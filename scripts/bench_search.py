@@ -95,7 +95,7 @@ class Synth:
         self.run = 0
 
     def runs(self, count: int):
-        from com.events import normalize
+        from com.model.event import validate as normalize
 
         for _ in range(count):
             self.run += 1
@@ -135,15 +135,36 @@ def timings(fn, items, reps=1):
     return {"p50_ms": pct(out, 0.5), "p95_ms": pct(out, 0.95), "n": len(out)}
 
 
-def write_runs(journal, synth, runs):
+def write_runs(memory, synth, runs):
     started = time.monotonic()
     for events in synth.runs(runs):
-        journal.write(events, message=f"ci run {synth.run}")
+        memory.record(events, message=f"ci run {synth.run}")
     return round(time.monotonic() - started, 1)
 
 
+class Searcher:
+    """One memory's search, kept for many queries in one process (the model and the tables load once)."""
+
+    def __init__(self, memory):
+        self.memory = memory
+        self.embedder = memory.embedder()
+        self.index = memory.index()
+
+    def update(self, rebuild: bool = False):
+        from com.ops.search import update
+
+        return update(self.memory, rebuild=rebuild)
+
+    def search(self, query, k=10, status=None, **options):
+        from com.model.filter import EventFilter
+        from com.ops.search import search
+
+        where = EventFilter.create(statuses=[status] if status else ())
+        return search(self.memory, query, k, where, **options).results
+
+
 def latencies(searcher, journal, queries, older_rev, reps=2):
-    from com.embed import normalise
+    from com.model.text import normalise
 
     searcher.embedder.embed([normalise(q) for q in queries])  # the query vectors, cached: index cost alone below
     s = searcher.search
@@ -159,7 +180,7 @@ def latencies(searcher, journal, queries, older_rev, reps=2):
         "hybrid_status_failed": timings(lambda q: s(q, 10, status="failed"), queries, reps=reps),
         "hybrid_at_older_rev": timings(lambda q: s(q, 10, at=older_rev), queries, reps=reps),
     }
-    model = searcher.embedder.model()
+    model = searcher.embedder.model.model()
     out["query_embedding"] = timings(
         lambda q: model.encode([q], normalize_embeddings=True, show_progress_bar=False), [f"{q} {i}" for i, q in enumerate(queries)])
     fresh = [f"{q} after the deploy {i}" for i, q in enumerate(queries)]
@@ -181,11 +202,10 @@ def process_search(work: Path, text: str) -> float:
 def reuse(work: Path, queries: list[str], reps: int) -> dict:
     """Search latencies on a journal built earlier with --keep (its older revision: half-way back)."""
     from com.memory import Memory
-    from com.search import Searcher
 
     os.chdir(work)
     memory = Memory((work / ".com").resolve())
-    journal = memory.journal()
+    journal = memory.journal
     commits = sum(1 for _ in journal.repo.walk(journal.head().id))
     searcher = Searcher(memory)
     update = searcher.update()
@@ -214,15 +234,15 @@ def main() -> None:
         print(json.dumps(reuse(args.reuse, list(QUERIES[: args.queries]), args.reps), indent=1))
         return
 
-    from com.embed import Embedder, event_text
-    from com.memory import init_memory
-    from com.search import Searcher
+    from com.memory import Memory
+    from com.model.text import event_text
+    from com.models.embedding import Embedder
 
     work = args.keep or Path(tempfile.mkdtemp(prefix="com-bench-search-"))
     work.mkdir(parents=True, exist_ok=True)
     os.chdir(work)
-    memory, _ = init_memory(work / ".com")
-    journal = memory.journal()
+    memory, _ = Memory.init(work / ".com")
+    journal = memory.journal
     synth = Synth()
     per_run = len(synth.tests)
     queries = list(QUERIES[: args.queries])
@@ -234,8 +254,8 @@ def main() -> None:
         sample.extend(event_text(e) for e in events if e["data"]["status"] == "failed")
     sample = list(dict.fromkeys(sample))[:600]
     t = time.monotonic()
-    embedder = Embedder("all-MiniLM-L6-v2", work / "throwaway-cache", dim=384)
-    embedder.model()
+    embedder = Embedder.for_name("all-MiniLM-L6-v2", work / "throwaway-cache", dim=384)
+    embedder.model.model()
     load_s = time.monotonic() - t
     t = time.monotonic()
     embedder.embed(sample)
@@ -244,7 +264,7 @@ def main() -> None:
 
     # 2. a journal of --events results, indexed from scratch (cold cache), then rebuilt (warm cache).
     runs = max(1, args.events // per_run)
-    write_s = write_runs(journal, synth, runs)
+    write_s = write_runs(memory, synth, runs)
     older_rev = f"HEAD~{max(1, runs // 2)}"
     searcher = Searcher(memory)
     build = searcher.update()
@@ -259,7 +279,7 @@ def main() -> None:
     # 3. grow to --full results; incremental update, full rebuild from the journal alone, latencies again.
     if args.full and args.full > runs * per_run:
         more = max(0, args.full // per_run - runs)
-        write_s = write_runs(journal, synth, more)
+        write_s = write_runs(memory, synth, more)
         grow = searcher.update()
         rebuild = searcher.update(rebuild=True)
         report["full"] = {

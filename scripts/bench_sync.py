@@ -38,12 +38,12 @@ def median_s(samples) -> float:
 
 def fill(mem: Path, batches: int, per: int, tag: str) -> None:
     """Write `batches` batches of `per` test results straight through the journal (fast set-up)."""
-    from com.events import normalize
     from com.memory import Memory
+    from com.model.event import validate as normalize
 
-    journal = Memory(mem).journal()
+    memory = Memory(mem)
     for b in range(batches):
-        journal.write([
+        memory.record([
             normalize({
                 "type": "test_result", "project": "shop", "source": "pytest",
                 "ts": f"2026-{1 + b // 28 % 12:02d}-{1 + b % 28:02d}T10:{i // 60 % 60:02d}:{i % 60:02d}Z",
@@ -150,10 +150,10 @@ def time_union(mem: Path) -> float:
     """The tree union of the merge just made, recomputed in process (objects exist already: pure work)."""
     import pygit2
 
+    from com.journal.merge import union_tree
     from com.memory import Memory
-    from com.merge import union_tree
 
-    repo = Memory(mem).journal().repo
+    repo = Memory(mem).journal.repo
     merge = repo.revparse_single("refs/heads/main").peel(pygit2.Commit)
     ours, theirs = merge.parents
     t0 = time.perf_counter()

@@ -78,7 +78,7 @@ def memory_exists() -> Path | None:
 
 
 def build(args) -> gen_history.History:
-    from com.memory import init_memory
+    from com.memory import Memory
 
     demo = ROOT / "demo"
     if demo.exists():
@@ -93,7 +93,7 @@ def build(args) -> gen_history.History:
         f"{totals['results']:,} results in {gen_s:.1f}s")
     say(f"  code repository: demo/code ({len(history.truth['modules'])} modules)   reports: demo/junit/"
         f"   ground truth: demo/ground_truth.json")
-    memory, _ = init_memory(os.environ.get("COM_DIR") or ROOT / ".com")
+    memory, _ = Memory.init(os.environ.get("COM_DIR") or ROOT / ".com")
     t1 = time.perf_counter()
 
     def progress(done, total):

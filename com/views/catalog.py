@@ -7,13 +7,10 @@ one of them (`Snapshot.holding`).
 
 from __future__ import annotations
 
-import sqlite3
 from contextlib import contextmanager
-from pathlib import Path
 
 from com.files import sqlite
-
-SCHEMA_VERSION = 6
+from com.views.base import SqliteView
 
 # Event ids as a 60-bit integer key (the first 15 hex digits of the 96-bit id), blobs by rowid: integer
 # B-trees keep the catalog small. WITHOUT ROWID, clustered on the key: one B-tree instead of a table and an
@@ -24,52 +21,19 @@ CREATE TABLE IF NOT EXISTS blobs (n INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQ
 CREATE TABLE IF NOT EXISTS ids (key INTEGER NOT NULL, blob INTEGER NOT NULL, PRIMARY KEY (key, blob)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS commits (sha TEXT PRIMARY KEY);
 """
-_TABLES = ("blobs", "ids", "tests", "results", "commits")  # "tests", "results": older schemas, dropped
 
 
 def id_key(event_id: str) -> int:
     return int(event_id[4:19], 16)
 
 
-class Catalog:
+class Catalog(SqliteView):
     name = "catalog"
-
-    def __init__(self, folder: Path):
-        self.path = Path(folder) / "catalog.sqlite"
-        self._db: sqlite3.Connection | None = None
-
-    @property
-    def db(self) -> sqlite3.Connection:
-        if self._db is None:
-            self._db = self._open()
-        return self._db
-
-    def _open(self) -> sqlite3.Connection:
-        db = sqlite.connect(self.path)
-        # A big ingest writes a big WAL; without a limit the file keeps that size after checkpointing.
-        db.execute("PRAGMA journal_size_limit=16777216")
-        # The default 2 MB page cache spills a 100,000-event transaction to the WAL page by page and reads
-        # it back (130,000 pread/pwrite calls measured); a bigger cache, used only as needed, writes it once.
-        db.execute("PRAGMA cache_size=-262144")
-        version = None
-        try:
-            row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-            version = int(row[0]) if row else None
-        except sqlite3.OperationalError:
-            pass
-        if version != SCHEMA_VERSION:
-            db.executescript("".join(f"DROP TABLE IF EXISTS {t};" for t in _TABLES) + _SCHEMA)
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-        return db
-
-    def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
-
-    # -- the view protocol ------------------------------------------------------------------------
-    def seen(self, sha: str) -> bool:
-        return self.db.execute("SELECT 1 FROM commits WHERE sha=?", (sha,)).fetchone() is not None
+    FILE = "catalog.sqlite"
+    SCHEMA_VERSION = 6
+    SCHEMA = _SCHEMA
+    TABLES = ("blobs", "ids", "tests", "results", "commits")  # "tests", "results": older schemas, dropped
+    CACHE_KIB = 262144
 
     def has_batch(self, path: str) -> bool:
         return self.db.execute("SELECT 1 FROM blobs WHERE path=?", (path,)).fetchone() is not None
@@ -86,20 +50,7 @@ class Catalog:
                                sorted((int(ev["id"][4:19], 16), n) for ev in events))
 
             yield add
-            db.executemany("INSERT OR IGNORE INTO commits VALUES (?)", [(sha,) for sha in shas])
-
-    def reset(self) -> None:
-        self.close()
-        for suffix in ("", "-wal", "-shm"):
-            Path(str(self.path) + suffix).unlink(missing_ok=True)
-
-    def health(self) -> str | None:
-        try:
-            self.db.execute("PRAGMA quick_check").fetchone()
-            self.db.execute("SELECT COUNT(*) FROM commits").fetchone()
-        except sqlite3.DatabaseError as exc:
-            return f"the catalog cannot be read ({exc})"
-        return None
+            self.mark_seen(shas)
 
     # -- questions ------------------------------------------------------------------------------
     def paths_of(self, ids) -> dict[str, list[str]]:

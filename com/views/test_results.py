@@ -26,9 +26,9 @@ import sqlite3
 import zlib
 from array import array
 from contextlib import contextmanager
-from pathlib import Path
 
 from com.files import sqlite
+from com.views.base import SqliteView
 from com.model.event import FIELDS, format_us, ts_us
 from com.model.filter import EventFilter, TestMatch
 from com.model.result import STATUS_CODE, STATUS_CODES, ResultColumns
@@ -68,43 +68,13 @@ CREATE TABLE IF NOT EXISTS segments (seg_no INTEGER PRIMARY KEY, rows INTEGER NO
 _TABLES = ("meta", "commits", "batches", "tests", "runs", "codes", "signatures", "contexts", "shapes", "segments")
 
 
-class TestResultsView:
-    name = "test results"
+class TestResultsView(SqliteView):
+    name = "test-results view"
+    FILE = "results.sqlite"
+    SCHEMA_VERSION = SCHEMA_VERSION
+    SCHEMA = _SCHEMA
+    TABLES = _TABLES
     __test__ = False
-
-    def __init__(self, folder: Path):
-        self.path = Path(folder) / "results.sqlite"
-        self._db: sqlite3.Connection | None = None
-
-    @property
-    def db(self) -> sqlite3.Connection:
-        if self._db is None:
-            self._db = self._open()
-        return self._db
-
-    def _open(self) -> sqlite3.Connection:
-        db = sqlite.connect(self.path)
-        db.execute("PRAGMA journal_size_limit=16777216")
-        db.execute("PRAGMA cache_size=-65536")
-        version = None
-        try:
-            row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-            version = int(row[0]) if row else None
-        except sqlite3.OperationalError:
-            pass
-        if version != SCHEMA_VERSION:
-            db.executescript("".join(f"DROP TABLE IF EXISTS {t};" for t in _TABLES) + _SCHEMA)
-            db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-        return db
-
-    def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
-
-    # -- the view protocol ------------------------------------------------------------------------
-    def seen(self, sha: str) -> bool:
-        return self.db.execute("SELECT 1 FROM commits WHERE sha=?", (sha,)).fetchone() is not None
 
     def has_batch(self, path: str) -> bool:
         return self.db.execute("SELECT 1 FROM batches WHERE path=?", (path,)).fetchone() is not None
@@ -116,20 +86,7 @@ class TestResultsView:
             writer = _Writer(db)
             yield writer.add
             writer.flush()
-            db.executemany("INSERT OR IGNORE INTO commits VALUES (?)", [(sha,) for sha in shas])
-
-    def reset(self) -> None:
-        self.close()
-        for suffix in ("", "-wal", "-shm"):
-            Path(str(self.path) + suffix).unlink(missing_ok=True)
-
-    def health(self) -> str | None:
-        try:
-            self.db.execute("PRAGMA quick_check").fetchone()
-            self.db.execute("SELECT COUNT(*), SUM(rows) FROM segments").fetchone()
-        except sqlite3.DatabaseError as exc:
-            return f"the test-results view cannot be read ({exc})"
-        return None
+            self.mark_seen(shas)
 
     # -- reading -----------------------------------------------------------------------------------
     def row_count(self) -> int:

@@ -1,0 +1,176 @@
+"""The test-results view: rows derived from the journal alone, exact at any revision, and fed by pulls."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from com.memory import Memory
+from com.model.event import validate
+from com.model.filter import EventFilter
+from com.model.result import STATUS_CODES
+
+from conftest import git
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+import gen_history  # noqa: E402
+
+
+def result(test_id, status="passed", ts="2026-03-01T10:00:00Z", **data):
+    return validate({"type": "test_result", "project": "shop", "ts": ts,
+                     "data": {"test_id": test_id, "status": status, **data}})
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory):
+    root = tmp_path_factory.mktemp("results")
+    generated = gen_history.generate(root / "gen", seed=3, tests=40, commits=8, runs_per_commit=2)
+    memory, _ = Memory.init(root / ".com")
+    gen_history.ingest(generated, memory, warn=lambda m: None)
+    return memory
+
+
+def journal_results(snapshot, where=None):
+    """What the journal itself says, read batch by batch (the reference the view must equal)."""
+    where = where or EventFilter()
+    return sorted((e for e in snapshot.events(where) if e["type"] == "test_result"), key=lambda e: e["id"])
+
+
+def view_results(memory, snapshot, where=None):
+    memory.follow(snapshot, [memory.results])
+    found, total = memory.results.events(snapshot, where)
+    assert total == len(found)
+    return sorted(found, key=lambda e: e["id"])
+
+
+def test_the_view_gives_back_every_stored_result_exactly(history):
+    snapshot = history.snapshot()
+    expected = journal_results(snapshot)
+    assert len(expected) == 40 * 8 * 2 + sum(1 for e in expected if e["data"].get("attempt", 1) > 1)
+    assert view_results(history, snapshot) == expected
+    # Same bytes, not only equal dicts: the JSON of an event read from the view is the stored line.
+    stored = {json.loads(line)["id"]: line.decode() for b in snapshot.batches() for line in b.data(history.journal).splitlines()}
+    for event in view_results(history, snapshot)[:50]:
+        assert json.dumps(event, ensure_ascii=False, separators=(",", ":")) == stored[event["id"]]
+
+
+def rows(cols):
+    """Every row of ResultColumns as plain values, in a stable order."""
+    return sorted(zip((cols.tests[t] for t in cols.test), cols.ts_us.tolist(), cols.status.tolist(),
+                      cols.attempt.tolist(), np.nan_to_num(cols.duration_ms, nan=-1).tolist(),
+                      (cols.runs[r] for r in cols.run), (cols.commits[c] if c >= 0 else "" for c in cols.commit),
+                      (cols.signatures[s] if s >= 0 else "" for s in cols.signature)))
+
+
+def test_rebuilt_from_the_journal_alone_gives_the_same_rows(history):
+    snapshot = history.snapshot()
+    before = rows(history.results.columns(snapshot))
+    events_before = view_results(history, snapshot)
+    history.results.reset()
+    assert not history.results.path.exists()
+    fresh = Memory(history.root)
+    assert not fresh.results.seen(snapshot.sha)
+    fresh.follow(snapshot, [fresh.results])
+    assert rows(fresh.results.columns(snapshot)) == before
+    assert view_results(fresh, snapshot) == events_before
+
+
+def test_columns_agree_with_the_events(history):
+    snapshot = history.snapshot()
+    cols = history.results.columns(snapshot)
+    events = journal_results(snapshot)
+    assert len(cols) == len(events)
+    counted = {}
+    for t, s in zip(cols.test, cols.status):
+        key = (cols.tests[t], STATUS_CODES[s])
+        counted[key] = counted.get(key, 0) + 1
+    expected = {}
+    for e in events:
+        key = (e["data"]["test_id"], e["data"]["status"])
+        expected[key] = expected.get(key, 0) + 1
+    assert counted == expected
+    failing = [e for e in events if e["data"]["status"] in ("failed", "error")]
+    assert (cols.signature >= 0).sum() == sum(1 for e in failing if e["data"].get("error_message") or e["data"].get("error_type"))
+    assert set(cols.runs) == {e["data"]["run_id"] for e in events}
+    assert set(cols.commits) == {e["data"]["commit"] for e in events}
+
+
+@pytest.mark.parametrize("back", [0, 1, 5, 15])
+def test_at_a_revision_the_view_is_exact(history, back):
+    snapshot = history.snapshot(f"HEAD~{back}" if back else None)
+    assert view_results(history, snapshot) == journal_results(snapshot)
+    test_id = journal_results(snapshot)[0]["data"]["test_id"]
+    where = EventFilter.create(test=test_id, statuses=["passed"])
+    assert view_results(history, snapshot, where) == journal_results(snapshot, where)
+
+
+def test_filters_by_prefix_glob_status_time_and_project(history):
+    snapshot = history.snapshot()
+    some = journal_results(snapshot)[3]["data"]["test_id"]
+    file_prefix = some.split("::")[0]
+    for where in (EventFilter.create(test=file_prefix), EventFilter.create(test="*discount*"),
+                  EventFilter.create(statuses=["failed", "error"]), EventFilter.create(projects=["nosuch"]),
+                  EventFilter.create(since="2026-01-01", until=journal_results(snapshot)[0]["ts"]),
+                  EventFilter.create(test=file_prefix, statuses=["skipped"])):
+        assert view_results(history, snapshot, where) == journal_results(snapshot, where), where
+
+
+def test_odd_values_survive_the_round_trip(memory):
+    odd = [
+        result("t::a", "failed", attempt="2", duration_ms="slow", error_message="boom 1234ms"),
+        result("t::b", "skipped", duration_ms=1.25, attempt=40000, tags=None),
+        validate({"type": "test_result", "project": "shop", "ts": "2026-03-01T10:00:00.5Z", "importance": 4.5,
+                  "tags": ["ui", "nightly"], "source": "jest",
+                  "data": {"test_id": "täst::ü", "status": "error", "duration_ms": 12, "nested": {"b": 1, "a": [1, 2]},
+                           "commit": None, "run_id": 7}}),
+        result("t::c", "passed", duration_ms=float(2 ** 60)),
+    ]
+    memory.record(odd)
+    snapshot = memory.snapshot()
+    assert view_results(memory, snapshot) == journal_results(snapshot)
+
+
+def test_the_same_event_in_two_batches_is_one_row(memory, tmp_path, com):
+    bare = tmp_path / "remote.git"
+    git("init", "-q", "--bare", bare)
+    shared = [result(f"t::{i}", "failed" if i % 3 == 0 else "passed") for i in range(6)]
+    memory.record(shared[:4])
+    assert com("remote", "add", "origin", bare.as_uri()).exit_code == 0
+    assert com("push").exit_code == 0
+    other_root = tmp_path / "other" / ".com"
+    assert com("clone", bare.as_uri(), other_root).exit_code == 0
+    Memory(other_root).record(shared[4:])  # a batch of t::4 and t::5 there
+    memory.record(shared[4:5])  # a batch of t::4 alone here: after the merge t::4 sits in two batches
+    assert com("--memory", other_root, "push").exit_code == 0
+    assert com("pull").exit_code == 0
+    here = Memory(memory.root)
+    snapshot = here.snapshot()
+    assert sum(len(b.events(here.journal)) for b in snapshot.batches()) == 7
+    assert view_results(here, snapshot) == journal_results(snapshot)
+    assert len(here.results.columns(snapshot)) == 6
+
+
+def test_a_pull_brings_its_rows_in(memory, tmp_path, com):
+    bare = tmp_path / "remote.git"
+    git("init", "-q", "--bare", bare)
+    assert com("remote", "add", "origin", bare.as_uri()).exit_code == 0
+    memory.record([result("tests/test_a.py::test_x", "failed", error_message="Timeout 30000ms")])
+    assert com("push").exit_code == 0
+    other_root = tmp_path / "other" / ".com"
+    assert com("clone", bare.as_uri(), other_root).exit_code == 0
+    other = Memory(other_root)
+    other.record([result("tests/test_a.py::test_x", "passed", ts="2026-03-02T10:00:00Z")])
+    assert com("--memory", other_root, "push").exit_code == 0
+
+    assert com("pull").exit_code == 0
+    # The pull itself took the rows in: the view has seen the new head without a reader catching it up.
+    here = Memory(memory.root)
+    assert here.results.seen(str(here.journal.head().id))
+    cols = here.results.columns(here.snapshot())
+    assert sorted(STATUS_CODES[s] for s in cols.status) == ["failed", "passed"]
+    out = json.loads(com("events", "--test", "tests/test_a.py", "--json").stdout)["events"]
+    assert [e["data"]["status"] for e in out] == ["passed", "failed"]
