@@ -20,6 +20,7 @@ import pygit2
 from com import events as ev_mod
 from com.catalog import Catalog, parse_lines
 from com.errors import ComError
+from com.gitsafe import check_ref_name
 from com.locks import flock
 
 EVENTS_DIR = "events"
@@ -304,7 +305,7 @@ class Journal:
         return out
 
     def create_branch(self, name: str, rev: str | None = None) -> dict:
-        _check_ref_name(f"refs/heads/{name}", "branch")
+        check_ref_name(name, "branch")
         if name in self.repo.branches.local:
             raise ComError(f"branch '{name}' already exists")
         commit = self.resolve(rev)
@@ -312,6 +313,7 @@ class Journal:
         return {"name": name, "sha": str(commit.id)}
 
     def delete_branch(self, name: str) -> None:
+        check_ref_name(name, "branch")
         if name not in self.repo.branches.local:
             raise ComError(f"branch '{name}' not found")
         if name == self.branch:
@@ -319,6 +321,7 @@ class Journal:
         self.repo.branches.local.delete(name)
 
     def switch(self, name: str, create: bool = False) -> None:
+        check_ref_name(name, "branch")
         if create:
             self.create_branch(name, None)
         elif name not in self.repo.branches.local:
@@ -337,8 +340,7 @@ class Journal:
         return sorted(out, key=lambda t: t["name"])
 
     def create_tag(self, name: str, rev: str | None = None, message: str | None = None) -> dict:
-        ref = f"refs/tags/{name}"
-        _check_ref_name(ref, "tag")
+        ref = f"refs/tags/{check_ref_name(name, 'tag')}"
         if ref in self.repo.references:
             raise ComError(f"tag '{name}' already exists")
         commit = self.resolve(rev)
@@ -349,15 +351,10 @@ class Journal:
         return {"name": name, "sha": str(commit.id), "message": message or ""}
 
     def delete_tag(self, name: str) -> None:
-        ref = f"refs/tags/{name}"
+        ref = f"refs/tags/{check_ref_name(name, 'tag')}"
         if ref not in self.repo.references:
             raise ComError(f"tag '{name}' not found")
         self.repo.references.delete(ref)
-
-
-def _check_ref_name(ref: str, what: str) -> None:
-    if not pygit2.reference_is_valid_name(ref):
-        raise ComError(f"'{ref.split('/', 2)[2]}' is not a valid {what} name")
 
 
 def unseen_ancestors(commit, seen) -> list:

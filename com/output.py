@@ -1,12 +1,14 @@
 """The one way commands print: --json gives one stable JSON object; otherwise a compact aligned table.
 
-Data goes to stdout; progress, notes and errors go to stderr."""
+Data goes to stdout; progress, notes and errors go to stderr, with the secret part of URLs redacted."""
 
 from __future__ import annotations
 
 import json
 import sys
 from typing import Callable, Iterable
+
+from com.gitsafe import redact
 
 
 def emit(obj: dict, as_json: bool, human: Callable[[dict], str | None]) -> None:
@@ -19,7 +21,8 @@ def emit(obj: dict, as_json: bool, human: Callable[[dict], str | None]) -> None:
 
 
 def note(message: str) -> None:
-    sys.stderr.write(message.rstrip("\n") + "\n")
+    # Every note, warning and error line: no URL's credentials ever reach a terminal or a CI log.
+    sys.stderr.write(redact(message).rstrip("\n") + "\n")
 
 
 def table(rows: Iterable[Iterable], headers: list[str] | None = None) -> str:

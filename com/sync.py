@@ -2,7 +2,8 @@
 
 The network is the git command line's (`git --git-dir .com/journal.git fetch/push`), so credential helpers,
 SSH keys, proxies and `insteadOf` rules work as they do for code; objects (merge commits) are written with
-pygit2. By default the journal travels under a namespace of its own on the remote, so it can share a
+pygit2. Every git command line is built by com.gitsafe: com's fixed settings, user values after
+--end-of-options, and only on a journal that did not come with the code and whose config com wrote. By default the journal travels under a namespace of its own on the remote, so it can share a
 repository with the code without touching its branches:
 
     local refs/heads/B  <->  remote refs/com/heads/B   (tracked locally as refs/remotes/<remote>/B)
@@ -18,15 +19,13 @@ from __future__ import annotations
 import os
 import random
 import re
-import shutil
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 
 import pygit2
 
 from com.errors import CheckFailed, ComError
+from com.gitsafe import check_ref_name, check_url, journal_git, redact
 from com.locks import flock
 from com.journal import Journal, signature
 from com.merge import merge_commit
@@ -34,11 +33,6 @@ from com.merge import merge_commit
 PUSH_TRIES = 8
 TRACKING_TAGS = "refs/com-remote-tags"
 _MIRROR_KEY = "commirror"
-# Variables a git hook exports that would point our git at the code repository instead of the journal.
-_REPO_ENV = (
-    "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-    "GIT_COMMON_DIR", "GIT_NAMESPACE", "GIT_PREFIX", "GIT_QUARANTINE_PATH",
-)
 
 
 class RemoteError(ComError):
@@ -70,7 +64,7 @@ class Remote:
         return [f"+{self.heads}*:refs/remotes/{self.name}/*", f"+{self.tags}*:{TRACKING_TAGS}/{self.name}/*"]
 
     def to_json(self) -> dict:
-        return {"name": self.name, "url": self.url, "mirror": self.mirror,
+        return {"name": self.name, "url": redact(self.url), "mirror": self.mirror,
                 "branches": self.heads + "*", "tags": self.tags + "*"}
 
 
@@ -81,7 +75,10 @@ def list_remotes(journal: Journal) -> list[Remote]:
     for remote in journal.repo.remotes:
         key = f"remote.{remote.name}.{_MIRROR_KEY}"
         mirror = key in config and config.get_bool(key)
-        out.append(Remote(remote.name, remote.url or "", mirror))
+        # The URL as configured: pygit2's remote.url has the user's insteadOf rules applied (CI often keeps a
+        # token in one), and the configured URL is the one the user knows.
+        url_key = f"remote.{remote.name}.url"
+        out.append(Remote(remote.name, (config[url_key] if url_key in config else remote.url) or "", mirror))
     return sorted(out, key=lambda r: r.name)
 
 
@@ -89,31 +86,31 @@ def get_remote(journal: Journal, name: str | None = None) -> Remote:
     """The named remote; without a name, 'origin' or the only remote there is."""
     remotes = {r.name: r for r in list_remotes(journal)}
     if name is not None:
+        check_ref_name(name, "remote")
         if name not in remotes:
             raise ComError(f"no remote '{name}' (add one with 'com remote add {name} URL')")
         return remotes[name]
     if "origin" in remotes:
         return remotes["origin"]
     if len(remotes) == 1:
-        return next(iter(remotes.values()))
+        # A name written into the config by hand is checked too: it reaches git's command line.
+        return remotes[check_ref_name(next(iter(remotes)), "remote")]
     if not remotes:
         raise ComError("no remote configured (add one with 'com remote add origin URL')")
     raise ComError(f"several remotes ({', '.join(sorted(remotes))}): name the one to use")
 
 
 def add_remote(journal: Journal, name: str, url: str, mirror: bool = False) -> Remote:
-    if not url.strip():
-        raise ComError("the remote URL is empty")
+    check_ref_name(name, "remote")
+    check_url(url)
     if any(r.name == name for r in list_remotes(journal)):
         raise ComError(f"remote '{name}' already exists (remove it first with 'com remote remove {name}')")
-    if not pygit2.reference_is_valid_name(f"refs/remotes/{name}/x") or "/" in name:
-        raise ComError(f"'{name}' is not a valid remote name")
     remote = Remote(name, url, mirror)
     try:
         journal.repo.remotes.create(name, url, remote.fetch_refspecs[0])
         journal.repo.remotes.add_fetch(name, remote.fetch_refspecs[1])
     except (ValueError, pygit2.GitError) as exc:
-        raise ComError(f"cannot add remote '{name}': {exc}") from None
+        raise ComError(redact(f"cannot add remote '{name}': {exc}", url)) from None
     config = journal.repo.config
     # Tags arrive in tracking refs and are adopted by name on pull, never written straight into refs/tags.
     config[f"remote.{name}.tagOpt"] = "--no-tags"
@@ -131,24 +128,6 @@ def remove_remote(journal: Journal, name: str) -> None:
 
 
 # -- running git -----------------------------------------------------------------------------
-def _git_env() -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in _REPO_ENV}
-    if not (sys.stdin and sys.stdin.isatty()):
-        # In CI nobody can answer a password prompt: fail with git's message instead of hanging.
-        env.setdefault("GIT_TERMINAL_PROMPT", "0")
-    return env
-
-
-def _git(journal: Journal, *args: str) -> subprocess.CompletedProcess:
-    try:
-        return subprocess.run(
-            ["git", "--git-dir", str(journal.path), *args],
-            capture_output=True, text=True, env=_git_env(), stdin=subprocess.DEVNULL,
-        )
-    except FileNotFoundError:
-        raise ComError("git is not installed (com push/pull/fetch run the git command line)") from None
-
-
 _NOISE = ("hint:", "Please make sure you have the correct access rights", "and the repository exists")
 
 
@@ -178,11 +157,11 @@ def _under(repo, prefix: str) -> dict[str, pygit2.Oid]:
 
 # -- fetch -------------------------------------------------------------------------------------
 def _fetch(journal: Journal, remote: Remote, verb: str = "fetch") -> None:
-    proc = _git(journal, "fetch", "--quiet", "--prune", "--no-tags", "--no-write-fetch-head", remote.name,
-                *remote.fetch_refspecs)
+    proc = journal_git(journal.path, "fetch", ["--quiet", "--prune", "--no-tags", "--no-write-fetch-head"],
+                       [remote.name, *remote.fetch_refspecs])
     if proc.returncode != 0:
         reason = condense(proc.stderr, proc.returncode)
-        raise RemoteError(f"cannot {verb} from '{remote.name}' ({remote.url}): {reason}")
+        raise RemoteError(redact(f"cannot {verb} from '{remote.name}' ({remote.url}): {reason}", remote.url))
 
 
 def _relation(repo, local, theirs) -> str:
@@ -219,7 +198,7 @@ def fetch(journal: Journal, remote_name: str | None = None) -> dict:
         local_sha = _peeled(repo, local.target) if local is not None else None
         state = "new" if local_sha is None else ("up-to-date" if local_sha == sha else "conflict")
         tags.append({"name": name, "sha": sha, "local": local_sha, "state": state})
-    return {"remote": remote.name, "url": remote.url, "branches": branches, "tags": tags}
+    return {"remote": remote.name, "url": redact(remote.url), "branches": branches, "tags": tags}
 
 
 # -- integrating a fetched branch -------------------------------------------------------------
@@ -279,13 +258,13 @@ def adopt_tags(journal: Journal, remote: Remote) -> dict:
 def pull(journal: Journal, remote_name: str | None = None, branch: str | None = None) -> dict:
     """Fetch, then fast-forward or merge the remote branch into the local one, and adopt new tags."""
     remote = get_remote(journal, remote_name)
-    branch = branch or journal.branch
+    branch = check_ref_name(branch or journal.branch, "branch")
     with sync_lock(journal):
         _fetch(journal, remote, "pull")
         journal = journal.reopen()
         outcome = integrate(journal, remote, branch)
         tags = adopt_tags(journal, remote)
-    return {"remote": remote.name, "url": remote.url, "branch": branch, **outcome, "tags": tags}
+    return {"remote": remote.name, "url": redact(remote.url), "branch": branch, **outcome, "tags": tags}
 
 
 # -- push --------------------------------------------------------------------------------------
@@ -316,12 +295,12 @@ _RETRYABLE = ("non-fast-forward", "fetch first", "lock", "failed to update ref",
 
 
 def _pack_options(repo) -> list[str]:
-    """git options for packing the journal, unless the user configured pack.window themselves.
+    """git settings for packing the journal, unless the user configured pack.window themselves.
 
     Batches are zlib-compressed JSONL whose lines differ every few dozen bytes (ids, times, run ids), so
     delta search between them finds nothing worth having: measured on 100,000 events, window 0 packs
     2.07 MB in 0.33 s, git's default window of 10 packs 2.11 MB in 4.1 s."""
-    return [] if "pack.window" in repo.config else ["-c", "pack.window=0"]
+    return [] if "pack.window" in repo.config else ["pack.window=0"]
 
 
 def _backoff(attempt: int) -> None:
@@ -339,7 +318,7 @@ def push(journal: Journal, remote_name: str | None = None, branch: str | None = 
         except ValueError:
             raise ComError(f"push_tries: expected a whole number, got {config.get('push_tries')!r}") from None
     remote = get_remote(journal, remote_name)
-    branch = branch or journal.branch
+    branch = check_ref_name(branch or journal.branch, "branch")
     ref = f"refs/heads/{branch}"
     if _commit_of(journal.repo, ref) is None:
         raise ComError(f"journal branch '{branch}' has no commits to push")
@@ -350,16 +329,15 @@ def push(journal: Journal, remote_name: str | None = None, branch: str | None = 
             repo = journal.repo
             tip = _commit_of(repo, ref)
             tag_names, conflicts = _tags_to_push(repo, remote)
-            args = [*_pack_options(repo), "push", "--porcelain", remote.name, f"{ref}:{dest}"]
-            for name in tag_names:
-                # An empty lease means "must not exist yet": a tag is created on the remote, never moved.
-                args.insert(args.index("--porcelain"), f"--force-with-lease={remote.tags}{name}:")
-                args.append(f"refs/tags/{name}:{remote.tags}{name}")
-            proc = _git(journal, *args)
+            # An empty lease means "must not exist yet": a tag is created on the remote, never moved.
+            options = ["--porcelain", "--no-recurse-submodules",
+                       *(f"--force-with-lease={remote.tags}{name}:" for name in tag_names)]
+            values = [remote.name, f"{ref}:{dest}", *(f"refs/tags/{name}:{remote.tags}{name}" for name in tag_names)]
+            proc = journal_git(journal.path, "push", options, values, config=_pack_options(repo))
             status = _parse_porcelain(proc.stdout)
             if dest not in status:
                 reason = condense(proc.stderr, proc.returncode)
-                raise RemoteError(f"cannot push to '{remote.name}' ({remote.url}): {reason}")
+                raise RemoteError(redact(f"cannot push to '{remote.name}' ({remote.url}): {reason}", remote.url))
             flag, summary = status[dest]
             pushed_tags = [n for n in tag_names if status.get(remote.tags + n, ("!",))[0] == "*"]
             rejected_tags = [n for n in tag_names if status.get(remote.tags + n, ("!",))[0] == "!"]
@@ -369,14 +347,14 @@ def push(journal: Journal, remote_name: str | None = None, branch: str | None = 
                     journal = journal.reopen()
                     conflicts += [c for c in _tags_to_push(journal.repo, remote)[1] if c["name"] in rejected_tags]
                 return {
-                    "remote": remote.name, "url": remote.url, "branch": branch, "remote_ref": dest,
+                    "remote": remote.name, "url": redact(remote.url), "branch": branch, "remote_ref": dest,
                     "commit": str(tip.id), "status": "up-to-date" if flag == "=" else "pushed",
                     "attempts": attempt, "merges": merges,
                     "tags": {"pushed": pushed_tags, "conflicts": conflicts},
                 }
             if not any(reason in summary for reason in _RETRYABLE):
                 reason = summary.strip() + (f": {condense(proc.stderr, 0)}" if proc.stderr.strip() else "")
-                raise RemoteError(f"push to '{remote.name}' refused: {reason}")
+                raise RemoteError(redact(f"push to '{remote.name}' refused: {reason}", remote.url))
             # Someone else pushed first: wait a jittered moment (before fetching, so the window between
             # fetch and push stays short), take their batches in and go again.
             _backoff(attempt)
@@ -393,15 +371,25 @@ def push(journal: Journal, remote_name: str | None = None, branch: str | None = 
 
 # -- clone -------------------------------------------------------------------------------------
 def clone(url: str, path: str | os.PathLike | None = None, mirror: bool = False, branch: str | None = None) -> dict:
-    """A new memory whose journal comes from URL: init, add 'origin', fetch, check out a branch, adopt tags."""
-    from com.memory import init_memory
+    """A new memory whose journal comes from URL: init, add 'origin', fetch, check out a branch, adopt tags.
 
-    memory, created = init_memory(path)
-    journal = memory.journal()
-    if list(journal.repo.branches.local) or any(True for _ in journal.repo.remotes):
-        raise ComError(f"{memory.root} already holds a journal (use 'com remote add' and 'com pull' there)")
-    remote = add_remote(journal, "origin", url, mirror)
+    A clone that fails (or is interrupted) removes exactly what it created: the folders it made, or, in a
+    journal that was there already (empty), the remote it added; never a file or folder that was there before."""
+    from com.memory import create_memory, exclude_from_code_repo, remove_created
+
+    check_url(url)
+    if branch is not None:
+        check_ref_name(branch, "branch")
+    memory, _, made = create_memory(path, exclude=False)
+    kept = {}  # a journal that was there before: its config and HEAD as they were, put back on failure
+    remote = None
     try:
+        journal = memory.journal()
+        if list(journal.repo.branches.local) or any(True for _ in journal.repo.remotes):
+            raise ComError(f"{memory.root} already holds a journal (use 'com remote add' and 'com pull' there)")
+        if memory.journal_path not in made:
+            kept = {name: (memory.journal_path / name).read_bytes() for name in ("config", "HEAD")}
+        remote = add_remote(journal, "origin", url, mirror)
         with sync_lock(journal):
             _fetch(journal, remote, "clone")
             journal = journal.reopen()
@@ -414,12 +402,15 @@ def clone(url: str, path: str | os.PathLike | None = None, mirror: bool = False,
             outcome = integrate(journal, remote, chosen)
             tags = adopt_tags(journal, remote)
     except BaseException:
-        # A failed clone leaves nothing behind.
-        if created:
-            shutil.rmtree(memory.root, ignore_errors=True)
-        else:
-            remove_remote(journal.reopen(), remote.name)
+        if kept and remote is not None:
+            try:
+                remove_remote(memory.journal(), remote.name)
+            except Exception:  # noqa: BLE001 - putting the config back below is what matters
+                pass
+            for name, data in kept.items():
+                (memory.journal_path / name).write_bytes(data)
+        remove_created(made)
         raise
-    return {"memory": str(memory.root), "remote": remote.name, "url": url, "branch": chosen,
+    exclude_from_code_repo(memory.root)
+    return {"memory": str(memory.root), "remote": remote.name, "url": redact(url), "branch": chosen,
             "commit": outcome["to"], "branches": remote_branches, "tags": tags}
-

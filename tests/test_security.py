@@ -395,7 +395,8 @@ def test_credentials_never_reach_messages_or_json(com, tmp_path, scheme):
     assert json.loads(r.stdout)["url"] == url.replace(secret, "***")
     for args in (["remote", "list"], ["remote", "list", "--json"]):
         r = com("--memory", mem, *args)
-        outputs.append(ok(r).stdout)
+        ok(r)
+        outputs.append(r.stdout)
     ingest(com, mem, "t1")
     for verb in ("fetch", "pull", "push"):
         r = run_com("--memory", mem, verb, "origin")

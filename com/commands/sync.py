@@ -174,7 +174,8 @@ def fsck_cmd(
         lines += [f"problem: {p['message']}" for p in o["problems"] if not p["repaired"]]
         lines += [f"repaired: {r}" for r in o["repaired"]]
         lines += [f"note: {i}" for i in o["info"]]
-        lines.append("ok" if o["ok"] else "problems found" + ("" if repair else " (try 'com fsck --repair')"))
+        fixable = any(p["repairable"] and not p["repaired"] for p in o["problems"])
+        lines.append("ok" if o["ok"] else "problems found" + (" (try 'com fsck --repair')" if fixable else ""))
         return "\n".join(lines)
 
     emit(report, as_json, human)
