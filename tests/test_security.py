@@ -545,3 +545,31 @@ def test_ctrl_c_during_init_removes_only_what_it_created(com, tmp_path, monkeypa
     with pytest.raises(KeyboardInterrupt):
         memory_mod.init_memory(target)
     assert tree_state(target) == before
+
+
+# -- property: com never accepts a name git refuses, and refuses a name git accepts only by its own stated rules --
+def test_ref_names_agree_with_git_check_ref_format(tmp_path):
+    from hypothesis import HealthCheck, given, settings, strategies as st
+
+    from com.gitsafe import _ref_problem
+
+    pieces = st.sampled_from(["a", "b", "Z", "0", "/", ".", "-", "@", "{", "}", "~", "^", ":", "?", "*", "[", "\\",
+                              " ", "\t", "\n", "\x7f", "ü", "é", ".lock", "..", "@{", "HEAD", "$", "%", "#"])
+    names = st.lists(pieces, max_size=8).map("".join)
+
+    def git_accepts(*args) -> bool:
+        return subprocess.run(["git", "check-ref-format", *args], cwd=tmp_path, capture_output=True).returncode == 0
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(names)
+    def check(name):
+        branch_ok = _ref_problem(name, "branch") is None
+        git_branch_ok = git_accepts("--branch", name)
+        assert not branch_ok or git_branch_ok, name  # never accept what git refuses
+        if git_branch_ok and not branch_ok:  # refuse what git accepts only by com's own stated rules
+            assert name in ("HEAD", "@") or len(name.encode()) > 200, name
+        assert (_ref_problem(name, "tag") is None) == branch_ok
+        remote_ok = _ref_problem(name, "remote") is None
+        assert not remote_ok or git_accepts(f"refs/remotes/{name}/x"), name
+
+    check()
