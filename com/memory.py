@@ -6,6 +6,7 @@ events are recorded: deduplicated against the snapshot, written as one commit, t
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 from com.journal import batches as batch_files
 from com.journal.repo import Journal
 from com.journal.snapshot import Snapshot
-from com.model.errors import NotFound
+from com.model.errors import ComError, NotFound
 from com.settings import Settings
 from com.settings import load as load_settings
 from com.views.base import follow
@@ -184,7 +185,19 @@ class Memory:
 
     @classmethod
     def init(cls, path: str | os.PathLike | None = None, settings: Settings | None = None) -> tuple["Memory", bool]:
-        """Create the memory (journal + index dir + cache); returns (memory, created). Idempotent."""
+        """Create the memory (journal + index dir + cache); returns (memory, created). Idempotent.
+
+        A failed or interrupted init removes what it created, and only that."""
+        memory, created, _ = cls.create(path, settings)
+        return memory, created
+
+    @classmethod
+    def create(cls, path: str | os.PathLike | None = None, settings: Settings | None = None,
+               exclude: bool = True) -> tuple["Memory", bool, list]:
+        """`init`, also returning what it made, for `remove_created` should a later step (a clone) fail.
+        With exclude=False the code repository's exclude file is left to the caller."""
+        import pygit2
+
         if path:
             root = Path(path)
         elif os.environ.get("COM_DIR"):
@@ -194,12 +207,52 @@ class Memory:
         root = root.resolve()
         memory = cls(root, settings)
         created = not memory.journal_path.is_dir()
-        root.mkdir(parents=True, exist_ok=True)
-        Journal.init(memory.journal_path, branch=str(memory.settings.get("branch") or "main"))
-        memory.index_path.mkdir(exist_ok=True)
-        memory.cache_path.mkdir(exist_ok=True)
-        exclude_from_code_repo(root)
-        return memory, created
+        made: list[tuple[Path, bool]] = []  # (folder, whole): whole ones hold only what com wrote into them
+        try:
+            missing = []
+            folder = root
+            while not os.path.lexists(folder):
+                missing.append(folder)
+                folder = folder.parent
+            for folder in reversed(missing):
+                folder.mkdir()
+                made.append((folder, False))
+            for folder in (root, memory.journal_path, memory.index_path, memory.cache_path):
+                if os.path.lexists(folder) and not folder.is_dir():
+                    raise ComError(f"cannot create the memory: {folder} exists and is not a folder")
+            if created:
+                made.append((memory.journal_path, True))  # before: an init that fails midway leaves part of it
+                Journal.init(memory.journal_path, branch=str(memory.settings.get("branch") or "main"))
+            for folder in (memory.index_path, memory.cache_path):
+                if not folder.is_dir():
+                    folder.mkdir()
+                    made.append((folder, True))
+            if exclude:
+                exclude_from_code_repo(root)
+        except BaseException as exc:
+            remove_created(made)
+            if isinstance(exc, OSError):
+                where = f": {exc.filename}" if exc.filename else ""
+                raise ComError(f"cannot create the memory at {root}: {exc.strerror or exc}{where}") from None
+            if isinstance(exc, pygit2.GitError):
+                raise ComError(f"cannot create the journal at {memory.journal_path}: {exc}") from None
+            raise
+        return memory, created, made
+
+
+def remove_created(made: list) -> None:
+    """Undo `Memory.create`: remove what it made, innermost first, and nothing that was there before.
+
+    The journal, index and cache folders it made hold only what com wrote into them and go whole; a folder it
+    made on the way (the memory root, its parents) goes only if it is empty again."""
+    for folder, whole in reversed(made):
+        try:
+            if whole:
+                shutil.rmtree(folder)
+            else:
+                folder.rmdir()
+        except OSError:
+            pass
 
 
 def find_code_repo(start: Path) -> Path | None:

@@ -1,5 +1,5 @@
 """The one way commands speak: results to stdout (`--json`: one stable JSON object; else the human rendering),
-notes, warnings, progress and errors to stderr, and the exit code."""
+notes, warnings, progress and errors to stderr (the secret part of URLs redacted), and the exit code."""
 
 from __future__ import annotations
 
@@ -24,7 +24,10 @@ def emit(result, as_json: bool, human: Callable[[dict], str | None]) -> None:
 
 
 def note(message: str) -> None:
-    sys.stderr.write(message.rstrip("\n") + "\n")
+    # Every note, warning and error line: no URL's credentials ever reach a terminal or a CI log.
+    from com.journal.gitsafe import redact
+
+    sys.stderr.write(redact(message).rstrip("\n") + "\n")
 
 
 def warn(message: str) -> None:
@@ -32,7 +35,8 @@ def warn(message: str) -> None:
 
 
 def flag_of(param: str | None) -> str | None:
-    """The flag (or argument name) the user typed for a library parameter, from the running command."""
+    """The flag the user typed for a library parameter, from the running command (None for an argument: its
+    value is named in the message already)."""
     if not param:
         return None
     import click
@@ -41,8 +45,9 @@ def flag_of(param: str | None) -> str | None:
     while ctx is not None:
         for p in ctx.command.params:
             if p.name == param or p.name == param.replace("-", "_"):
-                opts = [o for o in p.opts if o.startswith("--")] or list(p.opts)
-                return opts[0] if isinstance(p, click.Option) else p.human_readable_name
+                if not isinstance(p, click.Option):
+                    return None
+                return ([o for o in p.opts if o.startswith("--")] or list(p.opts))[0]
         ctx = ctx.parent
     return None
 

@@ -1,6 +1,7 @@
 """The journal's remotes and the git command line that talks to them: remote config, fetch into tracking refs,
 push with a porcelain answer. (Pull, push with retry and clone, which combine these with merges, are
-`com.ops.sync`.)
+`com.ops.sync`.) Every git command line is built by `com.journal.gitsafe`: com's fixed settings, user values after
+--end-of-options, and only on a journal that did not come with the code and whose config com wrote.
 
 The network is the git command line's (`git --git-dir .com/journal.git fetch/push`), so credential helpers,
 SSH keys, proxies and `insteadOf` rules work as they do for code; objects (merge commits) are written with
@@ -17,25 +18,18 @@ branch only moves by compare-and-swap under the journal's write lock, so a kille
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 from dataclasses import dataclass
 
 import pygit2
 
 from com.files.locks import flock
+from com.journal.gitsafe import check_ref_name, check_url, journal_git, redact
 from com.journal.repo import Journal
 from com.model.errors import ComError, NotFound
 
 TRACKING_TAGS = "refs/com-remote-tags"
 _MIRROR_KEY = "commirror"
-# Variables a git hook exports that would point our git at the code repository instead of the journal.
-_REPO_ENV = (
-    "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES",
-    "GIT_COMMON_DIR", "GIT_NAMESPACE", "GIT_PREFIX", "GIT_QUARANTINE_PATH",
-)
 
 
 class RemoteError(ComError):
@@ -67,7 +61,7 @@ class Remote:
         return [f"+{self.heads}*:refs/remotes/{self.name}/*", f"+{self.tags}*:{TRACKING_TAGS}/{self.name}/*"]
 
     def to_json(self) -> dict:
-        return {"name": self.name, "url": self.url, "mirror": self.mirror,
+        return {"name": self.name, "url": redact(self.url), "mirror": self.mirror,
                 "branches": self.heads + "*", "tags": self.tags + "*"}
 
 
@@ -78,7 +72,10 @@ def list_remotes(journal: Journal) -> list[Remote]:
     for remote in journal.repo.remotes:
         key = f"remote.{remote.name}.{_MIRROR_KEY}"
         mirror = key in config and config.get_bool(key)
-        out.append(Remote(remote.name, remote.url or "", mirror))
+        # The URL as configured: pygit2's remote.url has the user's insteadOf rules applied (CI often keeps a
+        # token in one), and the configured URL is the one the user knows.
+        url_key = f"remote.{remote.name}.url"
+        out.append(Remote(remote.name, (config[url_key] if url_key in config else remote.url) or "", mirror))
     return sorted(out, key=lambda r: r.name)
 
 
@@ -86,31 +83,31 @@ def get_remote(journal: Journal, name: str | None = None) -> Remote:
     """The named remote; without a name, 'origin' or the only remote there is."""
     remotes = {r.name: r for r in list_remotes(journal)}
     if name is not None:
+        check_ref_name(name, "remote")
         if name not in remotes:
             raise NotFound(f"no remote '{name}' (add one with 'com remote add {name} URL')", param="remote")
         return remotes[name]
     if "origin" in remotes:
         return remotes["origin"]
     if len(remotes) == 1:
-        return next(iter(remotes.values()))
+        # A name written into the config by hand is checked too: it reaches git's command line.
+        return remotes[check_ref_name(next(iter(remotes)), "remote")]
     if not remotes:
         raise ComError("no remote configured (add one with 'com remote add origin URL')")
     raise ComError(f"several remotes ({', '.join(sorted(remotes))}): name the one to use")
 
 
 def add_remote(journal: Journal, name: str, url: str, mirror: bool = False) -> Remote:
-    if not url.strip():
-        raise ComError("the remote URL is empty")
+    check_ref_name(name, "remote")
+    check_url(url)
     if any(r.name == name for r in list_remotes(journal)):
         raise ComError(f"remote '{name}' already exists (remove it first with 'com remote remove {name}')")
-    if not pygit2.reference_is_valid_name(f"refs/remotes/{name}/x") or "/" in name:
-        raise ComError(f"'{name}' is not a valid remote name")
     remote = Remote(name, url, mirror)
     try:
         journal.repo.remotes.create(name, url, remote.fetch_refspecs[0])
         journal.repo.remotes.add_fetch(name, remote.fetch_refspecs[1])
     except (ValueError, pygit2.GitError) as exc:
-        raise ComError(f"cannot add remote '{name}': {exc}") from None
+        raise ComError(redact(f"cannot add remote '{name}': {exc}", url)) from None
     config = journal.repo.config
     # Tags arrive in tracking refs and are adopted by name on pull, never written straight into refs/tags.
     config[f"remote.{name}.tagOpt"] = "--no-tags"
@@ -128,24 +125,6 @@ def remove_remote(journal: Journal, name: str) -> None:
 
 
 # -- running git -----------------------------------------------------------------------------
-def git_env() -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in _REPO_ENV}
-    if not (sys.stdin and sys.stdin.isatty()):
-        # In CI nobody can answer a password prompt: fail with git's message instead of hanging.
-        env.setdefault("GIT_TERMINAL_PROMPT", "0")
-    return env
-
-
-def run_git(journal: Journal, *args: str) -> subprocess.CompletedProcess:
-    try:
-        return subprocess.run(
-            ["git", "--git-dir", str(journal.path), *args],
-            capture_output=True, text=True, env=git_env(), stdin=subprocess.DEVNULL,
-        )
-    except FileNotFoundError:
-        raise ComError("git is not installed (com push/pull/fetch run the git command line)") from None
-
-
 _NOISE = ("hint:", "Please make sure you have the correct access rights", "and the repository exists")
 
 
@@ -175,11 +154,11 @@ def refs_under(repo, prefix: str) -> dict[str, pygit2.Oid]:
 
 # -- fetch -------------------------------------------------------------------------------------
 def fetch_refs(journal: Journal, remote: Remote, verb: str = "fetch") -> None:
-    proc = run_git(journal, "fetch", "--quiet", "--prune", "--no-tags", "--no-write-fetch-head", remote.name,
-                *remote.fetch_refspecs)
+    proc = journal_git(journal.path, "fetch", ["--quiet", "--prune", "--no-tags", "--no-write-fetch-head"],
+                       [remote.name, *remote.fetch_refspecs])
     if proc.returncode != 0:
         reason = condense(proc.stderr, proc.returncode)
-        raise RemoteError(f"cannot {verb} from '{remote.name}' ({remote.url}): {reason}")
+        raise RemoteError(redact(f"cannot {verb} from '{remote.name}' ({remote.url}): {reason}", remote.url))
 
 
 def relation(repo, local, theirs) -> str:
@@ -224,12 +203,12 @@ RETRYABLE = ("non-fast-forward", "fetch first", "lock", "failed to update ref", 
 
 
 def pack_options(repo) -> list[str]:
-    """git options for packing the journal, unless the user configured pack.window themselves.
+    """git settings for packing the journal, unless the user configured pack.window themselves.
 
     Batches are zlib-compressed JSONL whose lines differ every few dozen bytes (ids, times, run ids), so
     delta search between them finds nothing worth having: measured on 100,000 events, window 0 packs
     2.07 MB in 0.33 s, git's default window of 10 packs 2.11 MB in 4.1 s."""
-    return [] if "pack.window" in repo.config else ["-c", "pack.window=0"]
+    return [] if "pack.window" in repo.config else ["pack.window=0"]
 
 
 
@@ -237,8 +216,6 @@ def pack_options(repo) -> list[str]:
 def push_refs(journal: Journal, remote: Remote, refspecs: list[str], new_tags: list[str]):
     """`git push --porcelain` of refspecs; tags in `new_tags` are created on the remote, never moved (an empty
     lease means "must not exist yet"). Returns (remote ref -> (flag, summary), the process)."""
-    args = [*pack_options(journal.repo), "push"]
-    args += [f"--force-with-lease={remote.tags}{name}:" for name in new_tags]
-    args += ["--porcelain", remote.name, *refspecs]
-    proc = run_git(journal, *args)
+    options = ["--porcelain", "--no-recurse-submodules", *(f"--force-with-lease={remote.tags}{n}:" for n in new_tags)]
+    proc = journal_git(journal.path, "push", options, [remote.name, *refspecs], config=pack_options(journal.repo))
     return parse_porcelain(proc.stdout), proc

@@ -19,6 +19,7 @@ import pygit2
 
 from com.files.locks import flock
 from com.journal.batches import EVENTS_DIR, Batch
+from com.journal.gitsafe import check_ref_name
 from com.model.errors import ComError, NotFound
 from com.model.event import parse_time
 
@@ -221,6 +222,7 @@ class Journal:
         return {"name": name, "sha": str(commit.id)}
 
     def delete_branch(self, name: str) -> None:
+        check_ref_name(name, "branch")
         if name not in self.repo.branches.local:
             raise NotFound(f"branch '{name}' not found", param="branch")
         if name == self.branch:
@@ -228,6 +230,7 @@ class Journal:
         self.repo.branches.local.delete(name)
 
     def switch(self, name: str, create: bool = False) -> None:
+        check_ref_name(name, "branch")
         if create:
             self.create_branch(name, None)
         elif name not in self.repo.branches.local:
@@ -246,8 +249,7 @@ class Journal:
         return sorted(out, key=lambda t: t["name"])
 
     def create_tag(self, name: str, rev: str | None = None, message: str | None = None) -> dict:
-        ref = f"refs/tags/{name}"
-        check_ref_name(name, "tag")
+        ref = f"refs/tags/{check_ref_name(name, 'tag')}"
         if ref in self.repo.references:
             raise ComError(f"tag '{name}' already exists")
         commit = self.resolve(rev)
@@ -258,7 +260,7 @@ class Journal:
         return {"name": name, "sha": str(commit.id), "message": message or ""}
 
     def delete_tag(self, name: str) -> None:
-        ref = f"refs/tags/{name}"
+        ref = f"refs/tags/{check_ref_name(name, 'tag')}"
         if ref not in self.repo.references:
             raise NotFound(f"tag '{name}' not found", param="tag")
         self.repo.references.delete(ref)
@@ -292,13 +294,6 @@ class _Write:
         if not self.journal.move_ref(self.ref, commit_id, expected, f"com: {message.splitlines()[0]}"):
             raise ComError(f"journal branch '{self.branch}' moved during the write; nothing was written")
         return str(commit_id)
-
-
-def check_ref_name(name: str, what: str) -> None:
-    """A branch or tag name git accepts (`git check-ref-format` rules)."""
-    kind = "heads" if what == "branch" else "tags"
-    if not pygit2.reference_is_valid_name(f"refs/{kind}/{name}"):
-        raise ComError(f"'{name}' is not a valid {what} name", param=what)
 
 
 def unseen_ancestors(commit, seen) -> list:

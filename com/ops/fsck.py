@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import shutil
 import sqlite3
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from pathlib import Path
 import pygit2
 
 from com.journal.batches import batch_name, project_day
+from com.journal.gitsafe import UntrustedJournal, journal_git
 from com.journal.remotes import sync_lock
 from com.journal.repo import Journal
 from com.journal.snapshot import Snapshot
@@ -114,10 +114,11 @@ def _size(path: Path) -> int:
 # -- git's own check ----------------------------------------------------------------------------
 def _check_git(journal: Journal, report: Report) -> None:
     # Dangling objects are normal (a write killed before its ref moved), so they are not reported.
-    proc = subprocess.run(
-        ["git", "--git-dir", str(journal.path), "fsck", "--no-dangling", "--no-progress"],
-        capture_output=True, text=True,
-    )
+    try:
+        proc = journal_git(journal.path, "fsck", ["--no-dangling", "--no-progress"])
+    except UntrustedJournal as exc:  # came with the code, or configured by someone else: git is not run on it
+        report.problem(exc.check, str(exc))
+        return
     lines = [line.strip() for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
     if proc.returncode != 0:
         shown = "; ".join(lines[:3]) + (f" (and {len(lines) - 3} more lines)" if len(lines) > 3 else "")

@@ -15,19 +15,19 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 import time
 from dataclasses import dataclass, field
 
 import pygit2
 
+from com.journal.gitsafe import check_ref_name, check_url, redact
 from com.journal.merge import merge_commit
 from com.journal.remotes import (
     RETRYABLE, TRACKING_TAGS, Remote, RemoteError, add_remote, commit_of, condense, fetch_refs, get_remote,
     list_remotes, peeled, push_refs, refs_under, relation, remove_remote, sync_lock, tags_to_push,
 )
 from com.journal.repo import signature
-from com.memory import Memory
+from com.memory import Memory, exclude_from_code_repo, remove_created
 from com.model.errors import CheckFailed, ComError
 from com.ops.result import Result
 
@@ -129,7 +129,7 @@ def fetch(memory: Memory, remote_name: str | None = None) -> FetchResult:
         local_sha = peeled(repo, local.target) if local is not None else None
         state = "new" if local_sha is None else ("up-to-date" if local_sha == sha else "conflict")
         tags.append({"name": name, "sha": sha, "local": local_sha, "state": state})
-    return FetchResult(remote.name, remote.url, branches, tags)
+    return FetchResult(remote.name, redact(remote.url), branches, tags)
 
 
 # -- integrating a fetched branch -------------------------------------------------------------
@@ -190,14 +190,14 @@ def pull(memory: Memory, remote_name: str | None = None, branch: str | None = No
     """Fetch, then fast-forward or merge the remote branch into the local one, and adopt new tags."""
     journal = memory.journal
     remote = get_remote(journal, remote_name)
-    branch = branch or journal.branch
+    branch = check_ref_name(branch or journal.branch, "branch")
     with sync_lock(journal):
         fetch_refs(journal, remote, "pull")
         memory.reopen_journal()
         outcome = integrate(memory.journal, remote, branch)
         tags = adopt_tags(memory.journal, remote)
     memory.catch_up_quietly()
-    return PullResult(remote.name, remote.url, branch, tags=tags, **outcome)
+    return PullResult(remote.name, redact(remote.url), branch, tags=tags, **outcome)
 
 
 # -- push --------------------------------------------------------------------------------------
@@ -214,7 +214,7 @@ def push(memory: Memory, remote_name: str | None = None, branch: str | None = No
     tries = max(1, int(tries))
     journal = memory.journal
     remote = get_remote(journal, remote_name)
-    branch = branch or journal.branch
+    branch = check_ref_name(branch or journal.branch, "branch")
     ref = f"refs/heads/{branch}"
     if commit_of(journal.repo, ref) is None:
         raise ComError(f"journal branch '{branch}' has no commits to push", param="branch")
@@ -228,7 +228,8 @@ def push(memory: Memory, remote_name: str | None = None, branch: str | None = No
             refspecs = [f"{ref}:{dest}", *(f"refs/tags/{n}:{remote.tags}{n}" for n in tag_names)]
             status, proc = push_refs(journal, remote, refspecs, tag_names)
             if dest not in status:
-                raise RemoteError(f"cannot push to '{remote.name}' ({remote.url}): {condense(proc.stderr, proc.returncode)}")
+                raise RemoteError(redact(f"cannot push to '{remote.name}' ({remote.url}): "
+                                         f"{condense(proc.stderr, proc.returncode)}", remote.url))
             flag, summary = status[dest]
             pushed_tags = [n for n in tag_names if status.get(remote.tags + n, ("!",))[0] == "*"]
             rejected_tags = [n for n in tag_names if status.get(remote.tags + n, ("!",))[0] == "!"]
@@ -237,12 +238,12 @@ def push(memory: Memory, remote_name: str | None = None, branch: str | None = No
                     fetch_refs(journal, remote)
                     journal = memory.reopen_journal()
                     conflicts += [c for c in tags_to_push(journal.repo, remote)[1] if c["name"] in rejected_tags]
-                return PushResult(remote.name, remote.url, branch, dest, str(tip.id),
+                return PushResult(remote.name, redact(remote.url), branch, dest, str(tip.id),
                                   "up-to-date" if flag == "=" else "pushed", attempt, merges,
                                   PushedTags(pushed_tags, conflicts))
             if not any(reason in summary for reason in RETRYABLE):
                 reason = summary.strip() + (f": {condense(proc.stderr, 0)}" if proc.stderr.strip() else "")
-                raise RemoteError(f"push to '{remote.name}' refused: {reason}")
+                raise RemoteError(redact(f"push to '{remote.name}' refused: {reason}", remote.url))
             # Someone else pushed first: wait a jittered moment (before fetching, so the window between
             # fetch and push stays short), take their batches in and go again.
             _backoff(attempt)
@@ -260,13 +261,23 @@ def push(memory: Memory, remote_name: str | None = None, branch: str | None = No
 # -- clone -------------------------------------------------------------------------------------
 def clone(url: str, path: str | os.PathLike | None = None, mirror: bool = False,
           branch: str | None = None) -> CloneResult:
-    """A new memory whose journal comes from URL: init, add 'origin', fetch, check out a branch, adopt tags."""
-    memory, created = Memory.init(path)
-    journal = memory.journal
-    if list(journal.repo.branches.local) or any(True for _ in journal.repo.remotes):
-        raise ComError(f"{memory.root} already holds a journal (use 'com remote add' and 'com pull' there)")
-    remote = add_remote(journal, "origin", url, mirror)
+    """A new memory whose journal comes from URL: init, add 'origin', fetch, check out a branch, adopt tags.
+
+    A clone that fails (or is interrupted) removes exactly what it created: the folders it made, or, in a
+    journal that was there already (empty), the remote it added; never a file or folder that was there before."""
+    check_url(url)
+    if branch is not None:
+        check_ref_name(branch, "branch")
+    memory, _, made = Memory.create(path, exclude=False)
+    kept = {}  # a journal that was there before: its config and HEAD as they were, put back on failure
+    remote = None
     try:
+        journal = memory.journal
+        if list(journal.repo.branches.local) or any(True for _ in journal.repo.remotes):
+            raise ComError(f"{memory.root} already holds a journal (use 'com remote add' and 'com pull' there)")
+        if memory.journal_path not in [folder for folder, _ in made]:
+            kept = {name: (memory.journal_path / name).read_bytes() for name in ("config", "HEAD")}
+        remote = add_remote(journal, "origin", url, mirror)
         with sync_lock(journal):
             fetch_refs(journal, remote, "clone")
             journal = memory.reopen_journal()
@@ -279,12 +290,16 @@ def clone(url: str, path: str | os.PathLike | None = None, mirror: bool = False,
             outcome = integrate(journal, remote, chosen)
             tags = adopt_tags(journal, remote)
     except BaseException:
-        # A failed clone leaves nothing behind.
         memory.close()
-        if created:
-            shutil.rmtree(memory.root, ignore_errors=True)
-        else:
-            remove_remote(journal.reopen(), remote.name)
+        if kept and remote is not None:
+            try:
+                remove_remote(memory.reopen_journal(), remote.name)
+            except Exception:  # noqa: BLE001 - putting the config back below is what matters
+                pass
+            for name, data in kept.items():
+                (memory.journal_path / name).write_bytes(data)
+        remove_created(made)
         raise
+    exclude_from_code_repo(memory.root)
     memory.catch_up_quietly()
-    return CloneResult(str(memory.root), remote.name, url, chosen, outcome["to"], remote_branches, tags)
+    return CloneResult(str(memory.root), remote.name, redact(url), chosen, outcome["to"], remote_branches, tags)

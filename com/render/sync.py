@@ -41,14 +41,15 @@ def clone(o: dict) -> str:
     return f"Cloned {o['url']} into {o['memory']} (branch {o['branch']} at {short(o['commit'])})"
 
 
-def fsck(o: dict, repair: bool) -> str:
+def fsck(o: dict) -> str:
     c = o["counts"]
     lines = [f"{c.get('events', 0)} events in {c.get('batches', 0)} batches, {c.get('branches', 0)} branch(es), "
              f"{c.get('tags', 0)} tag(s)"]
     lines += [f"problem: {p['message']}" for p in o["problems"] if not p["repaired"]]
     lines += [f"repaired: {r}" for r in o["repaired"]]
     lines += [f"note: {i}" for i in o["info"]]
-    lines.append("ok" if o["ok"] else "problems found" + ("" if repair else " (try 'com fsck --repair')"))
+    fixable = any(p["repairable"] and not p["repaired"] for p in o["problems"])
+    lines.append("ok" if o["ok"] else "problems found" + (" (try 'com fsck --repair')" if fixable else ""))
     return "\n".join(lines)
 
 

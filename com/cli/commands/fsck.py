@@ -23,5 +23,5 @@ def fsck_cmd(
     from com.render.sync import fsck as render
 
     report = fsck(context.memory(), repair=repair)
-    emit(report, as_json, lambda o: render(o, repair))
+    emit(report, as_json, render)
     raise typer.Exit(0 if report.ok else 1)
