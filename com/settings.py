@@ -11,7 +11,7 @@ from com.model.errors import ComError
 
 # key -> (default, what it is for). Every key can be set as [tool.com] key or COM_<KEY>.
 SETTINGS: dict[str, tuple[object, str]] = {
-    "project": (None, "default project for events ingested without -p/--project"),
+    "project": (None, "default project for events ingested without a project of their own"),
     "source": ("cli", "default source of events ingested from flags"),
     "branch": ("main", "journal branch created by com init"),
     "embedding_model": ("all-MiniLM-L6-v2", "packaged model name or a sentence-transformers folder (never downloaded)"),

@@ -9,6 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from typer.testing import CliRunner
+
+from com.cli.app import app
+from com.memory import Memory
 from com.model.errors import ComError
 from com.ingest import junit
 from conftest import FIXTURES, git
@@ -464,8 +468,12 @@ def test_commit_revision_is_resolved_in_the_code_repository(isolated):
     data = ingest("go-junit.xml", commit="HEAD~1")[0]["data"]
     assert data["commit"] == first
     assert data["branch"] is None
-    with pytest.raises(ComError, match="--commit: unknown revision 'no-such-rev'"):
+    with pytest.raises(ComError, match="unknown revision 'no-such-rev'") as caught:
         ingest("go-junit.xml", commit="no-such-rev")
+    assert caught.value.param == "commit"  # the command line names it as its own flag:
+    Memory.init(isolated / ".com")
+    r = CliRunner().invoke(app, ["ingest", "--junit", str(JUNIT / "go-junit.xml"), "--commit", "no-such-rev"])
+    assert r.exit_code == 2 and r.stderr.startswith("com: error: --commit: unknown revision 'no-such-rev'")
 
 
 def test_jenkins_branch_loses_its_remote_prefix(isolated, monkeypatch):

@@ -118,12 +118,12 @@ def resolve(
     only when its HEAD is the commit the results belong to, so a --commit for another revision never
     picks up the local branch by accident."""
     if repo is not None and not Path(repo).is_dir():
-        raise ComError(f"--repo {repo}: no such folder")
+        raise ComError(f"{repo}: no such folder", param="repo")
     source = None
     if commit is not None:
         commit = commit.strip()
         if not commit:
-            raise ComError("--commit: empty revision")
+            raise ComError("empty revision", param="commit")
         source = "flag"
     else:
         commit, source = _env_first(COMMIT_VARS)
@@ -136,8 +136,8 @@ def resolve(
     if commit is not None and not _FULL_SHA.match(commit.lower()):
         resolved = _resolve_in(git_repo, commit) if git_repo is not None else None
         if resolved is None and not _HEX.match(commit.lower()):
-            where = f"the code repository {work}" if work else "any code repository (use --repo)"
-            raise ComError(f"--commit: unknown revision '{commit}' in {where}")
+            where = f"the code repository {work}" if work else "any code repository (name one)"
+            raise ComError(f"unknown revision '{commit}' in {where}", param="commit")
         commit = resolved or commit
     if commit is not None:
         commit = commit.lower() if _HEX.match(commit.lower()) else commit

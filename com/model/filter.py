@@ -6,24 +6,31 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from fnmatch import fnmatchcase
+from functools import lru_cache
 
 from com.model.errors import ComError
 from com.model.event import STATUSES, read_type, ts_us
 
 _TYPE_RE = re.compile(r"[a-z][a-z0-9_]*\Z")
-_GLOB_CHARS = frozenset("*?[")
+# Only '*' and '?' make a glob: brackets are everywhere in parametrised test ids (`test_x[a-1]`) and match
+# themselves.
+_GLOB_CHARS = frozenset("*?")
 
 
 @dataclass(frozen=True)
 class TestMatch:
     """A test selector: `exact` (the whole id), `prefix` (a file, folder or class: `tests/test_x.py`,
-    `tests/test_x.py::TestC`; matches the id itself and ids below it) or `glob` (`*login*`)."""
+    `tests/test_x.py::TestC`; matches the id itself and ids below it) or `glob` (`*login*`: '*' any run of
+    characters, '?' one; everything else, brackets included, matches itself)."""
 
     __test__ = False
 
     pattern: str
     kind: str = "prefix"  # exact | prefix | glob
+
+    @property
+    def _glob(self) -> re.Pattern:
+        return _glob_re(self.pattern)
 
     @classmethod
     def parse(cls, text: str) -> "TestMatch":
@@ -36,7 +43,7 @@ class TestMatch:
         if self.kind == "exact":
             return test_id == self.pattern
         if self.kind == "glob":
-            return fnmatchcase(test_id, self.pattern)
+            return self._glob.match(test_id) is not None
         p = self.pattern
         if test_id == p:
             return True
@@ -216,8 +223,13 @@ def _test_sql(test: TestMatch) -> str:
         return f"test_id = {sql_text(p)} OR (test_id >= {sql_text(p)} AND test_id < {sql_text(_after_prefix(p))})"
     # A glob as LIKE: '*' -> '%', '?' -> '_'; a literal '_' or '%' in the pattern over-matches (see to_sql).
     like = "".join("%" if ch == "*" else "_" if ch == "?" else ch for ch in p)
-    like = re.sub(r"\[[^\]]*\]", "_", like)
     return f"test_id LIKE {sql_text(like)}"
+
+
+@lru_cache(maxsize=256)
+def _glob_re(pattern: str) -> re.Pattern:
+    return re.compile("".join(".*" if ch == "*" else "." if ch == "?" else re.escape(ch) for ch in pattern) + r"\Z",
+                      re.S)
 
 
 def _after_prefix(prefix: str) -> str:

@@ -70,7 +70,7 @@ def _first(data: dict, keys) -> str:
     return ""
 
 
-_raw_memo: dict[str, str] = {}
+_memo: dict[tuple[str, int], str] = {}
 
 
 def event_text(event: dict) -> str:
@@ -96,13 +96,17 @@ def event_text(event: dict) -> str:
                 parts.append(f"{key.replace('_', ' ')}: {value.strip()[:MAX_TEXT_CHARS]}")
         if event.get("tags"):
             parts.append("tags: " + ", ".join(event["tags"]))
-    raw = " · ".join(p for p in parts if p)[: MAX_TEXT_CHARS * 2]
-    text = _raw_memo.get(raw)
+    return _normalised(" · ".join(p for p in parts if p)[: MAX_TEXT_CHARS * 2], MAX_TEXT_CHARS)
+
+
+def _normalised(raw: str, limit: int) -> str:
+    """normalise(raw)[:limit], once per distinct text per process: results repeat the same few texts
+    thousands of times."""
+    text = _memo.get((raw, limit))
     if text is None:
-        # Results repeat the same raw text thousands of times: normalise each once per process.
-        text = normalise(raw)[:MAX_TEXT_CHARS]
-        if len(_raw_memo) < 200_000:
-            _raw_memo[raw] = text
+        text = normalise(raw)[:limit]
+        if len(_memo) < 200_000:
+            _memo[(raw, limit)] = text
     return text
 
 
@@ -121,14 +125,4 @@ def signature(data: dict) -> str | None:
     first_line = message.splitlines()[0].strip() if message else ""
     if error_type and not first_line.startswith(error_type):
         first_line = f"{error_type}: {first_line}" if first_line else error_type
-    if not first_line:
-        return None
-    text = _sig_memo.get(first_line)
-    if text is None:
-        text = normalise(first_line)[:SIGNATURE_CHARS]
-        if len(_sig_memo) < 100_000:
-            _sig_memo[first_line] = text
-    return text
-
-
-_sig_memo: dict[str, str] = {}
+    return _normalised(first_line, SIGNATURE_CHARS) if first_line else None

@@ -34,8 +34,10 @@ from com.model.filter import EventFilter, TestMatch
 from com.model.result import STATUS_CODE, STATUS_CODES, ResultColumns
 from com.model.text import signature as error_signature
 
-SCHEMA_VERSION = 1
-MAX_SEGMENTS = 48  # more segments than this are merged into one by the next reader
+SCHEMA_VERSION = 3
+MAX_UNSORTED = 8  # this many segments appended by takes are merged (and sorted by test) by the next reader
+MAX_SEGMENTS = 16
+SMALL_ROWS = 20_000  # takes up to this size are merged with the standard library inside the take itself
 FLUSH_ROWS = 200_000  # a long catch-up writes a segment every this many rows (bounded memory)
 RUN_KEYS = ("branch", "commit", "report", "run_id")  # data keys shared by a run's results
 _ROW_KEYS = frozenset(("test_id", "status", "attempt", "duration_ms", *RUN_KEYS))
@@ -61,11 +63,14 @@ CREATE TABLE IF NOT EXISTS codes (code_no INTEGER PRIMARY KEY, sha TEXT NOT NULL
 CREATE TABLE IF NOT EXISTS signatures (sig_no INTEGER PRIMARY KEY, text TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS contexts (ctx_no INTEGER PRIMARY KEY, json TEXT NOT NULL UNIQUE,
     run_no INTEGER NOT NULL, code_no INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS test_runs (seg_no INTEGER NOT NULL, test_no INTEGER NOT NULL, start INTEGER NOT NULL,
+    count INTEGER NOT NULL, PRIMARY KEY (seg_no, test_no)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS shapes (shape_no INTEGER PRIMARY KEY, hash INTEGER NOT NULL UNIQUE, body BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS segments (seg_no INTEGER PRIMARY KEY, rows INTEGER NOT NULL,
+CREATE TABLE IF NOT EXISTS segments (seg_no INTEGER PRIMARY KEY, rows INTEGER NOT NULL, sorted INTEGER NOT NULL,
     {", ".join(f"{name} BLOB NOT NULL" for name in COLUMNS)});
 """
-_TABLES = ("meta", "commits", "batches", "tests", "runs", "codes", "signatures", "contexts", "shapes", "segments")
+_TABLES = ("meta", "commits", "batches", "tests", "runs", "codes", "signatures", "contexts", "shapes", "segments",
+           "test_runs")
 
 
 class TestResultsView(SqliteView):
@@ -87,6 +92,7 @@ class TestResultsView(SqliteView):
             yield writer.add
             writer.flush()
             self.mark_seen(shas)
+            self._merge_small()
 
     # -- reading -----------------------------------------------------------------------------------
     def row_count(self) -> int:
@@ -105,33 +111,86 @@ class TestResultsView(SqliteView):
             rows = self.db.execute("SELECT test_no, test_id FROM tests")
         return {no: tid for no, tid in rows if match.matches(tid)}
 
-    def _load(self, names: list[str]) -> dict:
-        """Whole columns, every segment concatenated (merging segments first when there are many)."""
+    def _segments(self) -> list[tuple[int, int, int]]:
+        """(segment number, rows, sorted) of every segment, merging small ones first when they are many."""
+        segments = self.db.execute("SELECT seg_no, rows, sorted FROM segments ORDER BY seg_no").fetchall()
+        if sum(1 for _, _, done in segments if not done) >= MAX_UNSORTED or len(segments) > MAX_SEGMENTS:
+            self._compact()
+            segments = self.db.execute("SELECT seg_no, rows, sorted FROM segments ORDER BY seg_no").fetchall()
+        return segments
+
+    def _merge_small(self) -> None:
+        """Inside a take: once MAX_UNSORTED small segments are there, merge them into one sorted segment with
+        the standard library (a stream of one-event ingests must not pile up segments, nor import numpy)."""
+        small = self.db.execute("SELECT seg_no FROM segments WHERE sorted = 0 AND rows <= ? ORDER BY seg_no",
+                                (SMALL_ROWS,)).fetchall()
+        if len(small) < MAX_UNSORTED:
+            return
+        chosen = [seg for (seg,) in small]
+        cols = {name: array(code) for name, code in COLUMNS.items()}
+        for seg in chosen:
+            blobs = self.db.execute(f"SELECT {', '.join(COLUMNS)} FROM segments WHERE seg_no = ?", (seg,)).fetchone()
+            for (name, code), blob in zip(COLUMNS.items(), blobs):
+                cols[name].frombytes(blob)
+        order = sorted(range(len(cols["test"])), key=lambda i: (cols["test"][i], cols["ts"][i], cols["batch"][i],
+                                                              cols["seq"][i]))
+        self._replace(chosen, {name: array(COLUMNS[name], (values[i] for i in order)) for name, values in cols.items()})
+
+    def _replace(self, chosen: list[int], sorted_cols: dict) -> None:
+        """Put one sorted segment (columns as arrays or numpy arrays) in place of the `chosen` segments, with
+        where each test's run of rows starts and how long it is."""
+        marks = ",".join("?" * len(chosen))
+        self.db.execute(f"DELETE FROM segments WHERE seg_no IN ({marks})", chosen)
+        self.db.execute(f"DELETE FROM test_runs WHERE seg_no IN ({marks})", chosen)
+        tests = sorted_cols["test"]
+        seg = self.db.execute(
+            f"INSERT INTO segments (rows, sorted, {', '.join(COLUMNS)}) VALUES (?, 1{', ?' * len(COLUMNS)})",
+            (len(tests), *(sorted_cols[name].tobytes() for name in COLUMNS))).lastrowid
+        if hasattr(tests, "dtype"):  # numpy (a big merge): the runs without a Python loop over every row
+            import numpy as np
+
+            numbers, starts, counts = np.unique(tests, return_index=True, return_counts=True)
+            runs = zip([seg] * len(numbers), numbers.tolist(), starts.tolist(), counts.tolist())
+        else:
+            runs, start = [], 0
+            for i in range(1, len(tests) + 1):
+                if i == len(tests) or tests[i] != tests[start]:
+                    runs.append((seg, tests[start], start, i - start))
+                    start = i
+        self.db.executemany("INSERT INTO test_runs VALUES (?, ?, ?, ?)", runs)
+
+    def _column(self, seg_no: int, name: str, start: int | None = None, stop: int | None = None):
+        """One column of one segment, or rows start:stop of it (read straight from the blob, not the whole)."""
         import numpy as np
 
-        count = self.db.execute("SELECT COUNT(*) FROM segments").fetchone()[0]
-        if count > MAX_SEGMENTS:
-            self._compact()
-        parts = {name: [] for name in names}
-        for row in self.db.execute(f"SELECT {', '.join(names)} FROM segments ORDER BY seg_no"):
-            for name, blob in zip(names, row):
-                parts[name].append(np.frombuffer(blob, dtype=_NUMPY[COLUMNS[name]]))
-        return {name: (np.concatenate(chunks) if chunks else np.zeros(0, _NUMPY[COLUMNS[name]]))
-                for name, chunks in parts.items()}
+        dtype = np.dtype(_NUMPY[COLUMNS[name]])
+        if start is None:
+            blob = self.db.execute(f"SELECT {name} FROM segments WHERE seg_no = ?", (seg_no,)).fetchone()[0]
+            return np.frombuffer(blob, dtype=dtype)
+        with self.db.blobopen("segments", name, seg_no, readonly=True) as blob:
+            blob.seek(start * dtype.itemsize)
+            return np.frombuffer(blob.read((stop - start) * dtype.itemsize), dtype=dtype)
 
     def _compact(self) -> None:
-        """Merge every segment into one (one transaction; readers keep seeing the old ones until it commits)."""
+        """Merge the unsorted segments (and the sorted ones not much bigger than them) into one segment sorted by
+        test, so a test's rows are one run of every column. Sizes grow geometrically, as in a log-structured
+        merge: each row is rewritten a few times, not once per take. One transaction; readers keep seeing the
+        old segments until it commits."""
         import numpy as np
 
         with sqlite.transaction(self.db):
-            rows = self.db.execute(f"SELECT rows, {', '.join(COLUMNS)} FROM segments ORDER BY seg_no").fetchall()
-            if len(rows) <= 1:
+            segments = self.db.execute("SELECT seg_no, rows, sorted FROM segments ORDER BY rows").fetchall()
+            chosen = [seg for seg, _, done in segments if not done]
+            size = sum(rows for _, rows, done in segments if not done)
+            for seg, rows, done in segments:
+                if done and (rows <= 4 * size or len(segments) - len(chosen) > MAX_SEGMENTS // 2):
+                    chosen.append(seg)
+                    size += rows
+            if len(chosen) <= 1 and all(done for _, _, done in segments):
                 return
-            merged = [np.concatenate([np.frombuffer(r[i + 1], dtype=_NUMPY[code]) for r in rows]).tobytes()
-                      for i, code in enumerate(COLUMNS.values())]
-            self.db.execute("DELETE FROM segments")
-            self.db.execute(f"INSERT INTO segments (rows, {', '.join(COLUMNS)}) VALUES (?{', ?' * len(COLUMNS)})",
-                            (sum(r[0] for r in rows), *merged))
+            cols = {name: np.concatenate([self._column(seg, name) for seg in chosen]) for name in COLUMNS}
+            order = np.lexsort((cols["seq"], cols["batch"], cols["ts"], cols["test"]))
+            self._replace(chosen, {name: values[order] for name, values in cols.items()})
 
     def _batch_numbers(self, snapshot) -> tuple[object, bool]:
         """(the batch numbers of the snapshot's batches, whether that is every batch the view holds)."""
@@ -144,18 +203,11 @@ class TestResultsView(SqliteView):
     def select(self, snapshot, where: EventFilter | None = None, columns=("test", "ts", "status")) -> dict:
         """The rows of `snapshot` that `where` may match (test, status, time, project; each event once), as
         numpy columns plus "row" (their positions). Tags, importance and source are not columns: apply
-        `where.matches` to the events if they matter."""
+        `where.matches` to the events if they matter. The filter's columns are read whole; the others only
+        over the run of rows that matched (one run per sorted segment when one test is asked for)."""
         import numpy as np
 
         where = where or EventFilter()
-        names = list(dict.fromkeys(["batch", "id_hi", "id_lo", *columns,
-                                    *(["test"] if where.test is not None else []),
-                                    *(["status"] if where.statuses else []),
-                                    *(["ts"] if where.since_us is not None or where.until_us is not None else [])]))
-        cols = self._load(names)
-        keep = np.ones(len(cols["batch"]), dtype=bool)
-        if where.types and "test_result" not in where.types:
-            keep[:] = False
         batches, everything = self._batch_numbers(snapshot)
         if where.projects:
             held = self.db.execute(
@@ -163,22 +215,51 @@ class TestResultsView(SqliteView):
                 where.projects).fetchall()
             batches = np.intersect1d(batches, np.asarray([b for (b,) in held], dtype=np.int32))
             everything = False
-        if not everything:
-            keep &= np.isin(cols["batch"], batches)
-        if where.test is not None:
-            numbers = np.asarray(list(self.test_numbers(where.test)), dtype=np.int32)
-            keep &= np.isin(cols["test"], numbers)
-        if where.statuses:
-            codes = [STATUS_CODE[s] for s in where.statuses if s in STATUS_CODE]
-            keep &= np.isin(cols["status"], np.asarray(codes, dtype=np.int8))
-        if where.since_us is not None:
-            keep &= cols["ts"] >= where.since_us
-        if where.until_us is not None:
-            keep &= cols["ts"] <= where.until_us
-        rows = np.flatnonzero(keep)
-        rows = _first_of_each_id(cols["id_hi"], cols["id_lo"], rows)
-        out = {name: cols[name][rows] for name in names}
-        out["row"] = rows
+        tests = (np.asarray(list(self.test_numbers(where.test)), dtype=np.int32)
+                 if where.test is not None else None)
+        codes = np.asarray([STATUS_CODE[s] for s in where.statuses if s in STATUS_CODE], dtype=np.int8)
+        names = list(dict.fromkeys([*columns, "id_hi", "id_lo"]))
+        parts = {name: [] for name in names}
+        positions, base = [], 0
+        nothing = (where.types and "test_result" not in where.types) or (tests is not None and not len(tests))
+        for seg, rows, done in ([] if nothing else self._segments()):
+            loaded, keep = {}, np.ones(rows, dtype=bool)
+            if not everything:
+                loaded["batch"] = self._column(seg, "batch")
+                keep &= np.isin(loaded["batch"], batches)
+            if tests is not None:
+                loaded["test"] = self._column(seg, "test")
+                keep &= np.isin(loaded["test"], tests)
+            if where.statuses:
+                loaded["status"] = self._column(seg, "status")
+                keep &= np.isin(loaded["status"], codes)
+            if where.since_us is not None or where.until_us is not None:
+                loaded["ts"] = ts = self._column(seg, "ts")
+                if where.since_us is not None:
+                    keep &= ts >= where.since_us
+                if where.until_us is not None:
+                    keep &= ts <= where.until_us
+            idx = np.flatnonzero(keep)
+            if not len(idx):
+                base += rows
+                continue
+            lo, hi = int(idx[0]), int(idx[-1]) + 1
+            narrow = hi - lo < rows // 4  # a run much shorter than the segment: read just that run
+            for name in names:
+                if name in loaded:
+                    parts[name].append(loaded[name][idx])
+                elif narrow:
+                    parts[name].append(self._column(seg, name, lo, hi)[idx - lo])
+                else:
+                    parts[name].append(self._column(seg, name)[idx])
+            positions.append(idx + base)
+            base += rows
+        out = {name: (np.concatenate(chunks) if chunks else np.zeros(0, _NUMPY[COLUMNS[name]]))
+               for name, chunks in parts.items()}
+        out["row"] = np.concatenate(positions) if positions else np.zeros(0, np.int64)
+        unique = _first_of_each_id(out["id_hi"], out["id_lo"], np.arange(len(out["row"])))
+        if len(unique) < len(out["row"]):
+            out = {name: values[unique] for name, values in out.items()}
         return out
 
     def columns(self, snapshot, where: EventFilter | None = None) -> ResultColumns:
@@ -203,12 +284,19 @@ class TestResultsView(SqliteView):
 
     def events(self, snapshot, where: EventFilter | None = None, limit: int | None = None) -> tuple[list[dict], int]:
         """The snapshot's test_result events that `where` matches, newest first, at most `limit`, given back
-        exactly as stored; and how many match in all."""
-        import numpy as np
-
+        exactly as stored; and how many match in all. A question about some tests reads only their rows
+        (`rows_of_tests`, no numpy); others read whole columns."""
         where = where or EventFilter()
-        sel = self.select(snapshot, where, tuple(COLUMNS))
-        order = np.lexsort((sel["seq"], sel["batch"], sel["ts"]))[::-1]  # newest first; later line = later attempt
+        if where.test is not None:
+            sel = self.rows_of_tests(snapshot, where)
+            order = sorted(range(len(sel["ts"])), key=lambda i: (sel["ts"][i], sel["batch"][i], sel["seq"][i]),
+                           reverse=True)
+        else:
+            import numpy as np
+
+            sel = self.select(snapshot, where, tuple(COLUMNS))
+            order = np.lexsort((sel["seq"], sel["batch"], sel["ts"]))[::-1]
+        # Newest first; within one run (one time) the later line is the later attempt.
         needs_check = bool(where.tags_include or where.tags_exclude or where.min_importance is not None)
         events, total = [], len(order)
         rebuild = _Rebuilder(self.db)
@@ -222,8 +310,70 @@ class TestResultsView(SqliteView):
             total = len(events)
         return (events[:limit] if limit is not None else events), total
 
+    def rows_of_tests(self, snapshot, where: EventFilter) -> dict[str, list]:
+        """Every column of the rows of the tests `where.test` names, in the snapshot and matching its other
+        conditions, each event once: through the per-test runs of sorted segments (`test_runs`) and a scan of
+        the small unsorted ones, with the standard library only (a one-test question pays no numpy import)."""
+        numbers = set(self.test_numbers(where.test))
+        out: dict[str, list] = {name: [] for name in COLUMNS}
+        if not numbers or (where.types and "test_result" not in where.types):
+            return out
+        segments = self.db.execute("SELECT seg_no, rows, sorted FROM segments ORDER BY seg_no").fetchall()
+        for seg, rows, done in segments:
+            if done:
+                marks = ",".join("?" * len(numbers))
+                runs = self.db.execute(f"SELECT start, count FROM test_runs WHERE seg_no = ? AND test_no IN ({marks})"
+                                       " ORDER BY start", (seg, *numbers)).fetchall()
+            else:
+                tests = array(COLUMNS["test"], self.db.execute("SELECT test FROM segments WHERE seg_no = ?",
+                                                               (seg,)).fetchone()[0])
+                runs = _runs_of([i for i, t in enumerate(tests) if t in numbers])
+            for start, count in runs:
+                for name, code in COLUMNS.items():
+                    with self.db.blobopen("segments", name, seg, readonly=True) as blob:
+                        size = array(code).itemsize
+                        blob.seek(start * size)
+                        out[name].extend(array(code, blob.read(count * size)))
+        return _kept(out, self._batch_paths_held(), snapshot, where)
+
+    def _batch_paths_held(self) -> dict[int, str]:
+        return dict(self.db.execute("SELECT batch_no, path FROM batches"))
+
     def _names(self, table: str, key: str, value: str) -> dict[int, str]:
         return dict(self.db.execute(f"SELECT {key}, {value} FROM {table}"))
+
+
+def _runs_of(positions: list[int]) -> list[tuple[int, int]]:
+    """Consecutive positions as (start, count) runs."""
+    runs: list[list[int]] = []
+    for p in positions:
+        if runs and p == runs[-1][0] + runs[-1][1]:
+            runs[-1][1] += 1
+        else:
+            runs.append([p, 1])
+    return [(start, count) for start, count in runs]
+
+
+def _kept(rows: dict[str, list], held: dict[int, str], snapshot, where: EventFilter) -> dict[str, list]:
+    """The rows (columns as lists) that lie in the snapshot and meet the filter's other column conditions,
+    each event once."""
+    paths = snapshot.batch_paths()
+    in_snapshot = {no for no, path in held.items() if path in paths}
+    projects = set(where.projects)
+    codes = {STATUS_CODE[s] for s in where.statuses if s in STATUS_CODE}
+    seen, keep = set(), []
+    for i, (batch, status, ts) in enumerate(zip(rows["batch"], rows["status"], rows["ts"])):
+        if batch not in in_snapshot or (codes and status not in codes):
+            continue
+        if projects and held[batch].split("/", 2)[1] not in projects:
+            continue
+        if (where.since_us is not None and ts < where.since_us) or (where.until_us is not None and ts > where.until_us):
+            continue
+        key = (rows["id_hi"][i], rows["id_lo"][i])
+        if key not in seen:
+            seen.add(key)
+            keep.append(i)
+    return {name: [values[i] for i in keep] for name, values in rows.items()}
 
 
 def _renumber(codes, names: dict[int, str]):
@@ -361,7 +511,7 @@ class _Writer:
         rows = len(self.cols["test"])
         if not rows:
             return
-        self.db.execute(f"INSERT INTO segments (rows, {', '.join(COLUMNS)}) VALUES (?{', ?' * len(COLUMNS)})",
+        self.db.execute(f"INSERT INTO segments (rows, sorted, {', '.join(COLUMNS)}) VALUES (?, 0{', ?' * len(COLUMNS)})",
                         (rows, *(self.cols[name].tobytes() for name in COLUMNS)))
         self.cols = {name: array(code) for name, code in COLUMNS.items()}
 

@@ -236,7 +236,7 @@ class Index:
             return stats  # the common case: one set lookup, no lock
         with self._flock(exclusive=True), self._forget_on_error():
             self._refresh()
-            reason = "asked for (--rebuild)" if rebuild else self.rebuild_reason()
+            reason = "asked for" if rebuild else self.rebuild_reason()
             if reason is not None:
                 self._create()
                 stats.rebuilt, stats.reason = True, reason
