@@ -22,6 +22,7 @@ from com.views.catalog import Catalog
 from com.views.test_results import TestResultsView
 
 MEMORY_DIRNAME = ".com"
+EAGER_RESULTS = 5_000  # a write of at most this many events is taken in by the test-results view at once
 
 
 @dataclass
@@ -84,9 +85,12 @@ class Memory:
             self._results = TestResultsView(self.cache_path)
         return self._results
 
-    def eager_views(self) -> list:
-        """The views every write brings up to date at once (cheap per event); the index catches up when read."""
-        return [self.catalog, self.results]
+    def eager_views(self, events: int = 0) -> list:
+        """The views a write of `events` events brings up to date at once. The catalog always (ingest dedupes
+        through it); the test-results view for small writes only (about 15 us per result: a bulk import or a
+        CI run of thousands is taken in by the next command that reads it, so ingest keeps the journal's
+        speed); the index when it is read (embedding costs seconds)."""
+        return [self.catalog, self.results] if events <= EAGER_RESULTS else [self.catalog]
 
     def embedder(self):
         if self._embedder is None:
@@ -126,14 +130,6 @@ class Memory:
         follow(self.journal, commit, [self.catalog])
         return Snapshot(self.journal, commit).holding(self.catalog.paths_of(ids))
 
-    def catch_up_quietly(self) -> list[str]:
-        """Bring the eager views up to HEAD after a sync; a failure is a warning (the journal is saved)."""
-        try:
-            self.follow(self.snapshot())
-        except (sqlite3.Error, OSError) as exc:
-            return [f"derived data not updated ({exc}); it catches up on next use"]
-        return []
-
     # -- writing ----------------------------------------------------------------------------------
     def record(self, events: list[dict], message: str | None = None, branch: str | None = None) -> WriteResult:
         """Write validated events as one atomic batch: one commit, or none if the snapshot holds them all."""
@@ -154,7 +150,8 @@ class Memory:
         warnings = []
         try:
             commit = self.journal.repo[sha]
-            follow(self.journal, commit, self.eager_views(), written={p: evs for p, (_, evs) in prepared.items()})
+            follow(self.journal, commit, self.eager_views(len(fresh)),
+                   written={p: evs for p, (_, evs) in prepared.items()})
         except (sqlite3.Error, OSError) as exc:  # the data is saved; the views catch up on next use
             warnings.append(f"derived data not updated ({exc}); it catches up on next use")
         return WriteResult(sha, len(fresh), len(events) - len(fresh), [e["id"] for e in fresh], warnings)

@@ -47,6 +47,11 @@ except (AttributeError, TypeError):  # no C accelerator on this interpreter
     _c_encode = None
 
 
+def canonical_json(value) -> str:
+    """Compact JSON with sorted keys, as events are stored (one C encoder made once: fast in bulk)."""
+    return _dumps_sorted(value)
+
+
 def _dumps_sorted(value) -> str:
     if _c_encode is None:
         return _ENCODER.encode(value)

@@ -70,5 +70,4 @@ def commit_about(memory: Memory, message: str, event_ids: list[str]) -> Analysis
         if event_ids:
             body += "\n" + "".join(f"{TRAILER_EVENT}{eid}\n" for eid in event_ids)
         sha = tx.commit(body, tree=tx.tip.tree.id)
-    memory.catch_up_quietly()
     return AnalysisCommit(sha, list(event_ids))

@@ -196,7 +196,6 @@ def pull(memory: Memory, remote_name: str | None = None, branch: str | None = No
         memory.reopen_journal()
         outcome = integrate(memory.journal, remote, branch)
         tags = adopt_tags(memory.journal, remote)
-    memory.catch_up_quietly()
     return PullResult(remote.name, redact(remote.url), branch, tags=tags, **outcome)
 
 
@@ -251,7 +250,6 @@ def push(memory: Memory, remote_name: str | None = None, branch: str | None = No
             outcome = integrate(memory.reopen_journal(), remote, branch)
             if outcome["merge"]:
                 merges.append(outcome["merge"])
-    memory.catch_up_quietly()
     raise CheckFailed(
         f"push to '{remote.name}' was rejected {tries} time(s) as others kept pushing first; nothing is lost "
         "and their batches are merged in here: run 'com push' again (or raise push_tries)"
@@ -301,5 +299,4 @@ def clone(url: str, path: str | os.PathLike | None = None, mirror: bool = False,
         remove_created(made)
         raise
     exclude_from_code_repo(memory.root)
-    memory.catch_up_quietly()
     return CloneResult(str(memory.root), remote.name, redact(url), chosen, outcome["to"], remote_branches, tags)

@@ -29,7 +29,7 @@ from contextlib import contextmanager
 
 from com.files import sqlite
 from com.views.base import SqliteView
-from com.model.event import FIELDS, format_us, ts_us
+from com.model.event import FIELDS, canonical_json, format_us, ts_us
 from com.model.filter import EventFilter, TestMatch
 from com.model.result import STATUS_CODE, STATUS_CODES, ResultColumns
 from com.model.text import signature as error_signature
@@ -405,31 +405,85 @@ def _first_of_each_id(hi, lo, rows):
     return rows[~dup]
 
 
+class _Numbers:
+    """Strings numbered in one of the view's tables, remembered for the take: looked up one by one at first,
+    the whole table read in once a take asks for many (a CI run's 10,000 tests)."""
+
+    PRELOAD_AFTER = 256
+
+    def __init__(self, db: sqlite3.Connection, table: str, key: str, column: str):
+        self.db, self.table, self.key, self.column = db, table, key, column
+        self.known: dict = {}
+        self.misses = 0
+        self.preloaded = False
+
+    def get(self, value) -> int:
+        found = self.known.get(value)
+        if found is not None:
+            return found
+        if not self.preloaded:
+            self.misses += 1
+            if self.misses > self.PRELOAD_AFTER:
+                self.known.update(self.db.execute(f"SELECT {self.column}, {self.key} FROM {self.table}"))
+                self.preloaded = True
+                found = self.known.get(value)
+            else:
+                row = self.db.execute(f"SELECT {self.key} FROM {self.table} WHERE {self.column} = ?", (value,)).fetchone()
+                found = row[0] if row else None
+        if found is None:
+            found = self.insert(value)
+        self.known[value] = found
+        return found
+
+    def insert(self, value) -> int:
+        return self.db.execute(f"INSERT INTO {self.table} ({self.column}) VALUES (?)", (value,)).lastrowid
+
+
+class _Shapes(_Numbers):
+    """Shapes are found by a 64-bit hash of their text and stored compressed."""
+
+    def __init__(self, db: sqlite3.Connection):
+        super().__init__(db, "shapes", "shape_no", "hash")
+        self.by_text: dict[str, int] = {}
+
+    def number(self, text: str) -> int:
+        found = self.by_text.get(text)
+        if found is None:
+            data = text.encode("utf-8", "surrogatepass")
+            self.body = data
+            found = self.by_text[text] = self.get(int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(),
+                                                                  "big", signed=True))
+        return found
+
+    def insert(self, digest) -> int:
+        return self.db.execute("INSERT INTO shapes (hash, body) VALUES (?, ?)",
+                               (digest, zlib.compress(self.body, 6))).lastrowid
+
+
 class _Writer:
     """Turns events into column arrays inside one take transaction; strings numbered through the tables."""
 
     def __init__(self, db: sqlite3.Connection):
         self.db = db
         self.cols = {name: array(code) for name, code in COLUMNS.items()}
-        self.numbers: dict[tuple[str, str], int] = {}
-        self.shapes: dict[str, int] = {}
-        self.contexts: dict[str, int] = {}
-
-    def _number(self, table: str, key: str, column: str, value: str) -> int:
-        found = self.numbers.get((table, value))
-        if found is None:
-            row = self.db.execute(f"SELECT {key} FROM {table} WHERE {column} = ?", (value,)).fetchone()
-            found = row[0] if row else self.db.execute(f"INSERT INTO {table} ({column}) VALUES (?)", (value,)).lastrowid
-            self.numbers[(table, value)] = found
-        return found
+        self.tests = _Numbers(db, "tests", "test_no", "test_id")
+        self.signatures = _Numbers(db, "signatures", "sig_no", "text")
+        self.runs = _Numbers(db, "runs", "run_no", "run_id")
+        self.codes = _Numbers(db, "codes", "code_no", "sha")
+        self.shapes = _Shapes(db)
+        self.contexts: dict = {}
+        self.times: dict[str, tuple[int, bool]] = {}  # ts text -> (microseconds, canonical); a run shares one
 
     def add(self, batch, events: list[dict]) -> None:
         batch_no = self.db.execute("INSERT INTO batches (path, project) VALUES (?, ?)",
                                    (batch.path, batch.project)).lastrowid
         cols = self.cols
+        test_col, ts_col, batch_col, seq_col = cols["test"], cols["ts"], cols["batch"], cols["seq"]
+        status_col, attempt_col, flags_col, duration_col = cols["status"], cols["attempt"], cols["flags"], cols["duration"]
+        sig_col, shape_col, ctx_col, hi_col, lo_col = cols["sig"], cols["shape"], cols["ctx"], cols["id_hi"], cols["id_lo"]
         for seq, event in enumerate(events):
             data = event.get("data")
-            if event.get("type") != "test_result" or not isinstance(data, dict):
+            if event.get("type") != "test_result" or type(data) is not dict:
                 continue
             test_id, status = data.get("test_id"), data.get("status")
             if type(test_id) is not str or not test_id or status not in STATUS_CODE:
@@ -438,7 +492,7 @@ class _Writer:
             flags = 0
             attempt = data.get("attempt")
             if type(attempt) is int and 0 <= attempt < 32768:
-                flags |= HAS_ATTEMPT
+                flags = HAS_ATTEMPT
             else:
                 attempt = 0
                 if "attempt" in data:
@@ -449,62 +503,57 @@ class _Writer:
             elif type(duration) is float and math.isfinite(duration):
                 flags |= HAS_DURATION
             else:
-                duration = 0.0
+                duration = 0
                 if "duration_ms" in data:
                     shape_data["duration_ms"] = data["duration_ms"]
-            shape = {k: event[k] for k in ("type", "project", "source", "importance", "tags")}
-            when = ts_us(event["ts"])
-            if format_us(when) != event["ts"]:  # not the canonical text (written by hand): keep it as it is
-                shape["ts"] = event["ts"]
-            shape["data"] = shape_data
-            context = {k: data[k] for k in RUN_KEYS if k in data}
-            cols["test"].append(self._number("tests", "test_no", "test_id", test_id))
-            cols["ts"].append(when)
-            cols["batch"].append(batch_no)
-            cols["seq"].append(seq)
-            cols["status"].append(STATUS_CODE[status])
-            cols["attempt"].append(attempt)
-            cols["flags"].append(flags)
-            cols["duration"].append(float(duration))
+            ts = event["ts"]
+            when = self.times.get(ts)
+            if when is None:
+                us = ts_us(ts)
+                when = self.times[ts] = (us, format_us(us) == ts)
+            shape = {"data": shape_data, "importance": event["importance"], "project": event["project"],
+                     "source": event["source"], "tags": event["tags"], "type": "test_result"}
+            if not when[1]:  # not the canonical text (written by hand): keep it as it is
+                shape["ts"] = ts
+            test_col.append(self.tests.get(test_id))
+            ts_col.append(when[0])
+            batch_col.append(batch_no)
+            seq_col.append(seq)
+            status_col.append(STATUS_CODE[status])
+            attempt_col.append(attempt)
+            flags_col.append(flags)
+            duration_col.append(duration)
             sig = error_signature(data) if status in _FAILING else None
-            cols["sig"].append(self._number("signatures", "sig_no", "text", sig) if sig else -1)
-            cols["shape"].append(self._shape(shape))
-            cols["ctx"].append(self._context(context))
+            sig_col.append(self.signatures.get(sig) if sig else -1)
+            shape_col.append(self.shapes.number(canonical_json(shape)))
+            ctx_col.append(self._context(data))
             eid = event["id"]
-            cols["id_hi"].append(int(eid[4:20], 16))
-            cols["id_lo"].append(int(eid[20:28], 16))
-        if len(cols["test"]) >= FLUSH_ROWS:
+            hi_col.append(int(eid[4:20], 16))
+            lo_col.append(int(eid[20:28], 16))
+        if len(test_col) >= FLUSH_ROWS:
             self.flush()
 
-    def _shape(self, shape: dict) -> int:
-        text = json.dumps(shape, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
-        found = self.shapes.get(text)
+    def _context(self, data: dict) -> int:
+        """The run's values (run id, commit, branch, report) numbered once per distinct combination."""
+        key = tuple(data.get(k, _ABSENT) for k in RUN_KEYS)
+        try:
+            found = self.contexts.get(key)
+        except TypeError:  # a value that is a list or an object: keyed by its JSON instead
+            key = canonical_json({k: data[k] for k in RUN_KEYS if k in data})
+            found = self.contexts.get(key)
         if found is None:
-            digest = int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(),
-                                    "big", signed=True)
-            row = self.db.execute("SELECT shape_no FROM shapes WHERE hash = ?", (digest,)).fetchone()
-            if row:
-                found = row[0]
-            else:
-                body = zlib.compress(text.encode("utf-8", "surrogatepass"), 6)
-                found = self.db.execute("INSERT INTO shapes (hash, body) VALUES (?, ?)", (digest, body)).lastrowid
-            self.shapes[text] = found
-        return found
-
-    def _context(self, context: dict) -> int:
-        text = json.dumps(context, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
-        found = self.contexts.get(text)
-        if found is None:
+            context = {k: data[k] for k in RUN_KEYS if k in data}
+            text = canonical_json(context)
             row = self.db.execute("SELECT ctx_no FROM contexts WHERE json = ?", (text,)).fetchone()
             if row:
                 found = row[0]
             else:
                 run, code = context.get("run_id"), context.get("commit")
-                run_no = self._number("runs", "run_no", "run_id", run) if isinstance(run, str) and run else -1
-                code_no = self._number("codes", "code_no", "sha", code) if isinstance(code, str) and code else -1
+                run_no = self.runs.get(run) if isinstance(run, str) and run else -1
+                code_no = self.codes.get(code) if isinstance(code, str) and code else -1
                 found = self.db.execute("INSERT INTO contexts (json, run_no, code_no) VALUES (?, ?, ?)",
                                         (text, run_no, code_no)).lastrowid
-            self.contexts[text] = found
+            self.contexts[key] = found
         return found
 
     def flush(self) -> None:
@@ -514,6 +563,9 @@ class _Writer:
         self.db.execute(f"INSERT INTO segments (rows, sorted, {', '.join(COLUMNS)}) VALUES (?, 0{', ?' * len(COLUMNS)})",
                         (rows, *(self.cols[name].tobytes() for name in COLUMNS)))
         self.cols = {name: array(code) for name, code in COLUMNS.items()}
+
+
+_ABSENT = object()
 
 
 class _Rebuilder:
