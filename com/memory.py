@@ -5,6 +5,7 @@ events are recorded: deduplicated against the snapshot, written as one commit, t
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
@@ -15,6 +16,7 @@ from com.journal import batches as batch_files
 from com.journal.repo import Journal
 from com.journal.snapshot import Snapshot
 from com.model.errors import ComError, NotFound
+from com.model.event import difference, same_event
 from com.settings import Settings
 from com.settings import load as load_settings
 from com.views.base import follow
@@ -130,14 +132,47 @@ class Memory:
         follow(self.journal, commit, [self.catalog])
         return Snapshot(self.journal, commit).holding(self.catalog.paths_of(ids))
 
+    def stored(self, commit, ids) -> dict[str, tuple[str, dict]]:
+        """id -> (batch path, stored event) of those `ids` the snapshot at `commit` holds (reads their batches)."""
+        if commit is None or not ids:
+            return {}
+        follow(self.journal, commit, [self.catalog])
+        snapshot = Snapshot(self.journal, commit)
+        wanted: dict[str, list[str]] = {}
+        for eid, paths in self.catalog.paths_of(ids).items():
+            held = [p for p in paths if snapshot.has_path(p)]
+            if held:
+                wanted.setdefault(min(held), []).append(eid)
+        out = {}
+        for path, eids in wanted.items():
+            data = self.journal.blob(self.journal.tree(commit)[path].id, path)
+            for eid in eids:
+                start = data.find(f'"id":"{eid}"'.encode())
+                if start == -1:
+                    continue
+                begin = data.rfind(b"\n", 0, start) + 1
+                end = data.find(b"\n", start)
+                out[eid] = (path, json.loads(data[begin:end if end != -1 else len(data)]))
+        return out
+
     # -- writing ----------------------------------------------------------------------------------
     def record(self, events: list[dict], message: str | None = None, branch: str | None = None) -> WriteResult:
         """Write validated events as one atomic batch: one commit, or none if the snapshot holds them all."""
         unique: dict[str, dict] = {}
         for event in events:
-            unique.setdefault(event["id"], event)
+            first = unique.setdefault(event["id"], event)
+            if first is not event and not same_event(first, event) and not same_event(event, first):
+                raise ComError(f"event {event['id']} appears twice in the input with different content "
+                               f"({difference(first, event)}); a changed event needs a new id (leave 'id' out)")
         with self.journal.writing(branch) as tx:
             known = self.known_ids(tx.tip, unique.keys())
+            # An id derived from content names that content; an id the input gave may come with other content.
+            named = [eid for eid in known if getattr(unique[eid], "id_given", True)]
+            for eid, (path, old) in self.stored(tx.tip, named).items():
+                if not same_event(old, unique[eid]):
+                    raise ComError(f"event {eid} is already recorded with other content ({difference(old, unique[eid])}"
+                                   f"; recorded in {path} vs this input): a changed event needs a new id (leave "
+                                   "'id' out)")
             fresh = [e for eid, e in unique.items() if eid not in known]
             if not fresh:
                 return WriteResult(None, 0, len(events), [])
@@ -152,8 +187,9 @@ class Memory:
             commit = self.journal.repo[sha]
             follow(self.journal, commit, self.eager_views(len(fresh)),
                    written={p: evs for p, (_, evs) in prepared.items()})
-        except (sqlite3.Error, OSError) as exc:  # the data is saved; the views catch up on next use
-            warnings.append(f"derived data not updated ({exc}); it catches up on next use")
+        except (sqlite3.Error, OSError, ComError) as exc:  # the data is saved; the views catch up on next use
+            warnings.append(f"the events are saved, but the derived data was not updated ({exc}); it catches up "
+                            "on next use")
         return WriteResult(sha, len(fresh), len(events) - len(fresh), [e["id"] for e in fresh], warnings)
 
     # -- where memories are -------------------------------------------------------------------------

@@ -121,15 +121,25 @@ def test_an_invalid_event_is_reported(com, journal, change, expected):
     assert len(messages) == 1 and expected in messages[0], messages
 
 
-def test_one_id_for_two_different_events_is_corruption(com, journal):
-    ingest(com, [event("t1", "failed")])
+def test_one_id_with_two_versions_is_repaired_by_keeping_the_earliest(com, journal):
+    """An older com merged two versions of an id into one snapshot; fsck names it, --repair keeps one with a new
+    commit (the version a merge keeps), and the history is not rewritten."""
+    ingest(com, [event("t1", "failed"), event("t2")])
     stored = json.loads(stored_lines(journal)[0])
     stored["data"]["status"] = "passed"  # same id, other content
-    line = json.dumps(stored, separators=(",", ":")).encode()
-    path = batch_path([line], day="2026-03-01")
-    tamper(journal, {path.replace(".jsonl", "") + "x.jsonl": line + b"\n"})  # a second batch holding it
-    problems = fsck(com)["problems"]
-    assert any(p["check"] == "duplicates" and stored["id"] in p["message"] for p in problems), problems
+    stored["ts"] = "2026-03-01T09:00:00Z"  # recorded earlier: this version is kept
+    line = json.dumps(stored, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+    name = hashlib.blake2b(line, digest_size=8).hexdigest()
+    tamper(journal, {f"events/shop/2026-03-01/{name}.jsonl": line})  # a second batch holding it
+    before = git("--git-dir", journal.path, "rev-list", "HEAD").split()
+    [problem] = fsck(com)["problems"]
+    assert problem["check"] == "versions" and stored["id"] in problem["message"] and problem["repairable"]
+    report = fsck(com, "--repair")
+    assert report["ok"] and any("kept one version" in r for r in report["repaired"]), report
+    assert git("--git-dir", journal.path, "rev-list", "HEAD").split()[1:] == before
+    kept = [e for e in json.loads(com("events", "--json").stdout)["events"] if e["id"] == stored["id"]]
+    assert [(e["ts"], e["data"]["status"]) for e in kept] == [("2026-03-01T09:00:00Z", "passed")]
+    assert fsck(com)["ok"]
 
 
 def test_a_batch_altered_after_writing_is_reported(com, journal):
@@ -139,7 +149,7 @@ def test_a_batch_altered_after_writing_is_reported(com, journal):
     lines = journal.repo[oid].data.splitlines()
     tamper(journal, {path: lines[0] + b"\n"})  # an event quietly dropped from the batch
     [problem] = fsck(com)["problems"]
-    assert problem["message"] == f"{path}: the batch name does not match its events (altered after writing?)"
+    assert problem["message"] == f"{path}: the batch name does not match its content (altered after writing?)"
 
 
 def test_a_missing_object_fails_git_fsck(com, journal):
@@ -219,7 +229,7 @@ def test_repair_rebuilds_derived_data_only(com, memory, journal):
     assert git("--git-dir", journal.path, "for-each-ref") == before
 
 
-def test_pull_refuses_a_batch_that_differs_between_the_sides(com, journal, tmp_path):
+def test_pull_refuses_a_peers_altered_batch_before_anything_moves(com, journal, tmp_path):
     bare = tmp_path / "remote.git"
     git("init", "-q", "--bare", bare)
     assert com("remote", "add", "origin", bare.as_uri()).exit_code == 0
@@ -235,6 +245,9 @@ def test_pull_refuses_a_batch_that_differs_between_the_sides(com, journal, tmp_p
     assert com("--memory", other, "push").exit_code == 0
     ingest(com, [event("t3")])  # diverged, so the pull must merge
     before = git("--git-dir", journal.path, "rev-parse", "main")
+    tracking = git("--git-dir", journal.path, "rev-parse", "refs/remotes/origin/main")
     r = com("pull")
-    assert r.exit_code == 2 and f"batch {path} differs between the sides" in r.stderr
+    assert r.exit_code == 2 and len(r.stderr.splitlines()) == 1, r.stderr
+    assert "refused the journal of 'origin'" in r.stderr and f"{path}: the batch name does not match" in r.stderr
+    assert git("--git-dir", journal.path, "rev-parse", "refs/remotes/origin/main") == tracking
     assert git("--git-dir", journal.path, "rev-parse", "main") == before

@@ -89,6 +89,14 @@ def progress(label: str):
     return report
 
 
+def event_conflicts(events) -> None:
+    """Warn about event ids a merge found with two contents (the version kept is the earliest recorded)."""
+    for c in events.conflicts:
+        dropped = ", ".join(d["batch"] for d in c["dropped"])
+        warn(f"event {c['id']} had other content on the two sides; kept the version in {c['kept']['batch']} "
+             f"(ts {c['kept']['ts']}), dropped the one in {dropped} (it stays in the history)")
+
+
 def tag_conflicts(conflicts: list) -> int:
     """Warn about tags that differ between the sides; the exit code says whether there were any."""
     for c in conflicts:

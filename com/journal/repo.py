@@ -20,7 +20,7 @@ import pygit2
 from com.files.locks import flock
 from com.journal.batches import EVENTS_DIR, Batch
 from com.journal.gitsafe import check_ref_name
-from com.model.errors import ComError, NotFound
+from com.model.errors import ComError, Damaged, NotFound
 from com.model.event import parse_time
 
 _BLOB = pygit2.GIT_FILEMODE_BLOB
@@ -46,6 +46,11 @@ def commit_time(commit) -> datetime:
     return datetime.fromtimestamp(commit.commit_time, timezone.utc)
 
 
+def damaged(what: str) -> Damaged:
+    """The error every reader raises on damage: what is wrong, and where to look."""
+    return Damaged(f"the journal is damaged: {what} (run 'com fsck')")
+
+
 class Journal:
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -53,6 +58,20 @@ class Journal:
             self.repo = pygit2.Repository(str(self.path))
         except pygit2.GitError as exc:
             raise ComError(f"cannot open journal at {self.path}: {exc}") from None
+
+    def object(self, oid, what: str):
+        """The object `oid`, or Damaged naming `what` it was meant to be."""
+        try:
+            return self.repo[oid]
+        except (KeyError, ValueError, pygit2.GitError):
+            raise damaged(f"{what} ({str(oid)[:10]}) is missing") from None
+
+    def commit_at(self, ref: str, target):
+        """The commit a ref points to, or Damaged."""
+        try:
+            return self.repo[target].peel(pygit2.Commit)
+        except (KeyError, ValueError, pygit2.GitError):
+            raise damaged(f"{ref} points to {str(target)[:10]}, which is not a readable commit") from None
 
     @staticmethod
     def init(path: Path, branch: str = "main") -> "Journal":
@@ -70,20 +89,42 @@ class Journal:
     # -- refs and revisions ----------------------------------------------------------------------
     @property
     def branch(self) -> str:
-        target = self.repo.references["HEAD"].target
-        return target[len("refs/heads/"):] if isinstance(target, str) else str(target)
+        try:
+            target = self.repo.references["HEAD"].target
+        except (KeyError, pygit2.GitError) as exc:
+            raise damaged(f"HEAD cannot be read ({exc})") from None
+        if not isinstance(target, str) or not target.startswith("refs/heads/"):
+            raise damaged(f"HEAD names {str(target)[:40]}, not a branch")
+        return target[len("refs/heads/"):]
+
+    def ref_target(self, ref: str):
+        """The object id a ref names, None if there is no such ref, Damaged if it cannot be read."""
+        try:
+            reference = self.repo.references.get(ref)
+        except (pygit2.GitError, ValueError) as exc:
+            raise damaged(f"{ref} cannot be read ({exc})") from None
+        if reference is None:
+            return None
+        try:
+            return reference.resolve().target
+        except (KeyError, pygit2.GitError) as exc:
+            raise damaged(f"{ref} cannot be read ({exc})") from None
+
+    def _has_ref(self, ref: str) -> bool:
+        try:
+            return ref in self.repo.references
+        except (ValueError, pygit2.GitError):  # not a valid ref name: not a ref
+            return False
 
     def head(self):
-        """The commit HEAD points to, or None in an empty journal."""
-        try:
-            return self.repo.head.peel(pygit2.Commit)
-        except (pygit2.GitError, KeyError):
-            return None
+        """The commit HEAD points to, or None in an empty journal (a branch with no commit yet)."""
+        return self.tip(self.branch)
 
     def tip(self, branch: str):
         """The commit refs/heads/<branch> points to, or None."""
-        ref = self.repo.references.get(f"refs/heads/{branch}")
-        return self.repo[ref.target].peel(pygit2.Commit) if ref is not None else None
+        ref = f"refs/heads/{branch}"
+        target = self.ref_target(ref)
+        return self.commit_at(ref, target) if target is not None else None
 
     def resolve(self, rev: str | None = None):
         """A commit from any revision git understands, or an ISO date/time (last commit at or before it)."""
@@ -93,10 +134,16 @@ class Journal:
                 raise NotFound(f"the journal branch '{self.branch}' has no commits yet (ingest something first)",
                                param="at")
             return commit
+        for ref in (rev, f"refs/tags/{rev}", f"refs/heads/{rev}"):  # git's order for a name
+            if ref.startswith("refs/") and self._has_ref(ref):
+                return self.commit_at(ref, self.ref_target(ref))
         try:
             return self.repo.revparse_single(rev).peel(pygit2.Commit)
         except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError):
             pass
+        relative = self._relative(rev)
+        if relative is not None:
+            return relative
         if re.match(r"\d{4}-\d{2}-\d{2}", rev):
             try:
                 when = parse_time(rev, "at")
@@ -112,6 +159,33 @@ class Journal:
             raise NotFound(f"no journal commit at or before {rev}", param="at")
         raise NotFound(f"unknown revision '{rev}'", param="at")
 
+    def _relative(self, rev: str):
+        """`NAME~N` / `NAME^N` that git could not resolve: Damaged if a commit on the way is missing (git only
+        says "unknown revision"), else None (really unknown, e.g. more ancestors than there are)."""
+        m = re.fullmatch(r"([^~^:@]*)((?:[~^]\d*)+)", rev)
+        if m is None:
+            return None
+        base = m.group(1) or "HEAD"
+        if base == "HEAD":
+            commit = self.head()
+        else:
+            ref = next((r for r in (base, f"refs/tags/{base}", f"refs/heads/{base}")
+                        if r.startswith("refs/") and self._has_ref(r)), None)
+            if ref is None:
+                return None
+            commit = self.commit_at(ref, self.ref_target(ref))
+        if commit is None:
+            return None
+        for op, count in re.findall(r"([~^])(\d*)", m.group(2)):
+            n = int(count) if count else 1
+            steps = [(0, 1)] * n if op == "~" else ([(n - 1, 1)] if n else [])
+            for index, _ in steps:
+                parents = self.parents(commit)
+                if index >= len(parents):
+                    return None
+                commit = parents[index]
+        return commit
+
     def resolve_or_none(self, rev: str | None):
         """Like resolve, but an empty journal with no rev asked for reads as nothing."""
         if rev is None and self.head() is None:
@@ -119,16 +193,36 @@ class Journal:
         return self.resolve(rev)
 
     # -- reading ---------------------------------------------------------------------------------
-    def blob(self, oid) -> bytes:
+    def blob(self, oid, path: str | None = None) -> bytes:
         """A blob's bytes, read once from the object database (no object lookup before it)."""
-        return self.repo.odb.read(oid)[1]
+        try:
+            return self.repo.odb.read(oid)[1]
+        except (KeyError, ValueError, pygit2.GitError):
+            raise damaged(f"batch {path or ''} (blob {str(oid)[:10]}) is missing".replace("batch  ", "batch ")) from None
+
+    def parents(self, commit) -> list:
+        try:
+            return commit.parents
+        except (KeyError, pygit2.GitError):
+            raise damaged(f"a parent of commit {str(commit.id)[:10]} is missing") from None
+
+    def tree(self, commit):
+        try:
+            return commit.tree
+        except (KeyError, pygit2.GitError):
+            raise damaged(f"the tree of commit {str(commit.id)[:10]} is missing") from None
 
     def added_batches(self, commit) -> list[Batch]:
         """The event batches in `commit` that its first parent does not have."""
-        if not commit.parents:
-            return self.batches(commit.tree)
+        parents = self.parents(commit)
+        if not parents:
+            return self.batches(self.tree(commit))
         out = []
-        for d in self.repo.diff(commit.parents[0].tree, commit.tree).deltas:
+        try:
+            deltas = self.repo.diff(self.tree(parents[0]), self.tree(commit)).deltas
+        except (KeyError, pygit2.GitError) as exc:
+            raise damaged(f"commit {str(commit.id)[:10]} cannot be compared with its parent ({exc})") from None
+        for d in deltas:
             if d.status in (pygit2.GIT_DELTA_ADDED, pygit2.GIT_DELTA_MODIFIED):
                 path = d.new_file.path
                 parts = path.split("/")
@@ -142,19 +236,23 @@ class Journal:
         out = []
         if EVENTS_DIR not in tree:
             return out
-        repo = self.repo
-        for proj in repo[tree[EVENTS_DIR].id]:
+        for proj in self._folder(tree[EVENTS_DIR], EVENTS_DIR):
             if project is not None and proj.name != project:
                 continue
-            for day in repo[proj.id]:
+            for day in self._folder(proj, f"{EVENTS_DIR}/{proj.name}"):
                 if since_day and day.name < since_day:
                     continue
                 if until_day and day.name > until_day:
                     continue
-                for entry in repo[day.id]:
+                for entry in self._folder(day, f"{EVENTS_DIR}/{proj.name}/{day.name}"):
                     out.append(Batch(f"{EVENTS_DIR}/{proj.name}/{day.name}/{entry.name}", entry.id, day.name, proj.name))
         out.sort(key=lambda b: b.day, reverse=True)
         return out
+
+    def _folder(self, entry, path: str):
+        if entry.filemode != _TREE:
+            raise damaged(f"{path} is a file where a folder belongs")
+        return self.object(entry.id, f"the folder {path}")
 
     # -- writing ---------------------------------------------------------------------------------
     def write_lock(self):
@@ -207,9 +305,11 @@ class Journal:
     # -- branches and tags -------------------------------------------------------------------
     def branches(self) -> list[dict]:
         current = self.branch
+        self.head()  # a current branch that cannot be read is damage, not a missing line in the list
         out = []
-        for name in sorted(self.repo.branches.local):
-            commit = self.repo.branches.local[name].peel(pygit2.Commit)
+        for ref in sorted(r for r in self.repo.references if r.startswith("refs/heads/")):
+            commit = self.commit_at(ref, self.ref_target(ref))
+            name = ref[len("refs/heads/"):]
             out.append({"name": name, "sha": str(commit.id), "current": name == current})
         return out
 
@@ -217,6 +317,9 @@ class Journal:
         check_ref_name(name, "branch")
         if name in self.repo.branches.local:
             raise ComError(f"branch '{name}' already exists")
+        if f"refs/tags/{name}" in self.repo.references:
+            raise ComError(f"'{name}' is a tag: a branch of that name would be hidden by it (git reads the tag "
+                           "first)", param="branch")
         commit = self.resolve(rev)
         self.repo.branches.local.create(name, commit)
         return {"name": name, "sha": str(commit.id)}
@@ -242,9 +345,10 @@ class Journal:
         for ref in self.repo.references:
             if not ref.startswith("refs/tags/"):
                 continue
-            obj = self.repo.revparse_single(ref)
+            target = self.ref_target(ref)
+            obj = self.object(target, ref)
             message = obj.message.strip() if isinstance(obj, pygit2.Tag) else ""
-            commit = obj.peel(pygit2.Commit)
+            commit = self.commit_at(ref, target)
             out.append({"name": ref[len("refs/tags/"):], "sha": str(commit.id), "message": message})
         return sorted(out, key=lambda t: t["name"])
 
@@ -252,6 +356,9 @@ class Journal:
         ref = f"refs/tags/{check_ref_name(name, 'tag')}"
         if ref in self.repo.references:
             raise ComError(f"tag '{name}' already exists")
+        if f"refs/heads/{name}" in self.repo.references:
+            # git reads a name as the tag before the branch: `--at NAME` would stop following the branch.
+            raise ComError(f"'{name}' is a branch: a tag of that name would hide it from --at {name}", param="tag")
         commit = self.resolve(rev)
         if message:
             self.repo.create_tag(name, commit.id, pygit2.GIT_OBJECT_COMMIT, signature(), message.rstrip() + "\n")
@@ -283,7 +390,7 @@ class _Write:
     def commit(self, message: str, blobs: dict[str, bytes] | None = None, tree=None) -> str:
         """Write blobs (path -> bytes) onto the tip's tree, or reuse `tree`, as one commit; move the branch."""
         repo = self.journal.repo
-        base = self.tip.tree if self.tip is not None else None
+        base = self.journal.tree(self.tip) if self.tip is not None else None
         if tree is None:
             files = {path: repo.create_blob(data) for path, data in (blobs or {}).items()}
             tree = self.journal.build_tree(base, files) if files or base is None else base.id
@@ -309,5 +416,8 @@ def unseen_ancestors(commit, seen) -> list:
             continue
         visited.add(sha)
         pending.append(c)
-        stack.extend(c.parents)
+        try:
+            stack.extend(c.parents)
+        except (KeyError, pygit2.GitError):
+            raise damaged(f"a parent of commit {sha[:10]} is missing") from None
     return pending

@@ -38,7 +38,7 @@ class Snapshot:
     def batches(self) -> list[Batch]:
         """Every batch, newest day first."""
         if self._batches is None:
-            self._batches = self.journal.batches(self.commit.tree) if self.commit is not None else []
+            self._batches = self.journal.batches(self.journal.tree(self.commit)) if self.commit is not None else []
         return self._batches
 
     def batch_paths(self) -> frozenset:
@@ -55,7 +55,7 @@ class Snapshot:
             known = False
             if self.commit is not None:
                 try:
-                    self.commit.tree[path]
+                    self.journal.tree(self.commit)[path]
                     known = True
                 except KeyError:
                     pass
@@ -87,7 +87,7 @@ class Snapshot:
                 if oldest_kept >= _day_end_us(batch.day):
                     break
             current_day = batch.day
-            data = self.journal.blob(batch.oid)
+            data = self.journal.blob(batch.oid, batch.path)
             for line in _lines_with(data, needle) if needle is not None else data.splitlines():
                 if not line.strip():
                     continue

@@ -41,6 +41,13 @@ class InvalidEvent(ComError):
     code = "invalid_event"
 
 
+class Damaged(ComError):
+    """The journal (or a derived store) is damaged: a ref pointing at a missing object, a garbage HEAD, a missing
+    batch. Reported as damage, never read as emptiness; the message points at `com fsck`."""
+
+    code = "damaged"
+
+
 class CheckFailed(ComError):
     """The check the user asked for failed (e.g. tests failed in a hook): exit code 1."""
 

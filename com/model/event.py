@@ -83,7 +83,10 @@ _ts_cache: dict = {}
 class Event(dict):
     """A stored event: a plain dict that remembers its encoded data, so bulk ingest encodes it once."""
 
-    __slots__ = ("line",)  # the stored JSONL form, made while validating; an Event is not mutated after
+    # line: the stored JSONL form, made while validating (an Event is not mutated after). id_given: the input
+    # named its id (so the same id may come with other content: a conflict); ts_given: the input gave its time
+    # (else it is the recording time, which is not part of the event's identity).
+    __slots__ = ("line", "id_given", "ts_given")
 
 
 def now_utc() -> datetime:
@@ -265,6 +268,8 @@ def validate(raw, *, where: str = "", default_ts: str | None = None, defaults: d
         f'{{"id":"{event_id}","type":{type_json},"project":{project_json},"source":{source_json},'
         f'"ts":"{ts}","importance":{importance!r},"tags":{tags_json},"data":{data_json}}}'
     )
+    event.id_given = given_id is not None
+    event.ts_given = ts_given is not None
     return event
 
 
@@ -278,6 +283,33 @@ def to_line(event: dict) -> str:
         f'"source":{_dumps(event["source"])},"ts":{_dumps(event["ts"])},"importance":{event["importance"]!r},'
         f'"tags":{_dumps(event["tags"])},"data":{_dumps_sorted(event["data"])}}}'
     )
+
+
+def same_event(stored: dict, event: dict) -> bool:
+    """Is `event` (just validated) the event already stored? The same line, or, when its time was not given
+    (the recording time), the same line but for the time."""
+    if to_line(stored) == to_line(event):
+        return True
+    return not getattr(event, "ts_given", True) and to_line({**stored, "ts": event["ts"]}) == to_line(event)
+
+
+def difference(old: dict, new: dict) -> str:
+    """How two versions of an event differ, data first, with both values: `data.status 'passed' vs 'failed'`."""
+    found = []
+    a, b = old.get("data"), new.get("data")
+    if isinstance(a, dict) and isinstance(b, dict):
+        found += [f"data.{k} {_short(a.get(k))} vs {_short(b.get(k))}" for k in sorted(set(a) | set(b))
+                  if a.get(k) != b.get(k)]
+    elif a != b:
+        found.append(f"data {_short(a)} vs {_short(b)}")
+    found += [f"{k} {_short(old.get(k))} vs {_short(new.get(k))}" for k in FIELDS
+              if k != "data" and old.get(k) != new.get(k)]
+    return ", ".join(found[:2]) + (f" and {len(found) - 2} more" if len(found) > 2 else "") if found else "no field"
+
+
+def _short(value, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def read_type(etype: str) -> tuple[str, str | None]:

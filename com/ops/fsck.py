@@ -1,21 +1,22 @@
 """`com fsck`: check that the journal is whole and the derived data agrees with it; repair what is safe.
 
-Checks: git's own fsck of the journal; every batch under every branch and tag parses, line by line, as a
-stored event whose project and day match its path and whose ids name the batch; no event id stands for
-two different events within a snapshot; each derived store is readable and agrees with the journal (the
-catalog knows every event of every snapshot, the test-results view holds every result of the current
-branch); no lock file or temporary pack left behind by a killed process.
+Checks: git's own fsck of the journal; HEAD and every branch and tag can be read; every batch under every
+branch and tag passes `batches.check_batch` (each line a stored event whose project and day match its path, the
+name matching its bytes); no event id stands for two versions within a snapshot; each derived store is readable
+and agrees with the journal (the catalog knows every event of every snapshot, the test-results view holds every
+result of the current branch); no lock file or temporary pack left behind by a killed process. Damage is
+reported, never a crash.
 
 The same event in two batches of one snapshot is harmless (both sides of a merge ingested it; readers
-count it once) and is reported as information. The same id with different content is corruption.
-Repair touches derived data and leftovers only: a derived store that is damaged or disagrees with the
-journal is reset through the view protocol and rebuilt (a healthy one is kept), stale locks and temporary
+count it once) and is reported as information. One id with two versions (left by an older com, which merged
+without resolving them) is repairable on the current branch: a new commit keeps the version a merge keeps.
+Otherwise repair touches derived data and leftovers only: a derived store that is damaged or disagrees with
+the journal is reset through the view protocol and rebuilt (a healthy one is kept), stale locks and temporary
 files are removed; the journal's history is never rewritten.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 import sqlite3
 import time
@@ -24,14 +25,14 @@ from pathlib import Path
 
 import pygit2
 
-from com.journal.batches import batch_name, project_day
+from com.journal.batches import check_batch
+from com.journal.merge import resolve_versions
 from com.journal.gitsafe import UntrustedJournal, journal_git
 from com.journal.remotes import sync_lock
 from com.journal.repo import Journal
 from com.journal.snapshot import Snapshot
 from com.memory import Memory
-from com.model.errors import ComError, InvalidEvent
-from com.model.event import FIELDS, validate
+from com.model.errors import ComError, Damaged
 from com.views.base import follow
 
 # A temporary pack or lock file older than this belongs to a process that died, not to one at work.
@@ -67,7 +68,7 @@ def fsck(memory: Memory, repair: bool = False) -> Report:
     with sync_lock(journal), journal.write_lock():
         _check_leftovers(journal, report, repair)
     _check_git(journal, report)
-    snapshots = _check_batches(journal, report)
+    snapshots = _check_batches(journal, report, repair)
     _check_views(memory, snapshots, report, repair)
     return report
 
@@ -142,52 +143,23 @@ def _tips(journal: Journal) -> dict[str, pygit2.Commit]:
 
 def _read_batch(journal: Journal, path: str, oid, report: Report) -> dict[str, bytes] | None:
     """id -> stored line of a batch, or None (and a problem) if it is not a valid batch."""
-    where = project_day(path)
-    if where is None:
-        report.problem("batches", f"{path}: not a batch path (events/<project>/<YYYY-MM-DD>/<id>.jsonl)")
-        return None
-    project, day = where
     try:
         data = journal.repo[oid].data
-    except (KeyError, pygit2.GitError):
+    except (KeyError, ValueError, AttributeError, pygit2.GitError):
         report.problem("batches", f"{path}: blob {str(oid)[:10]} is missing")
         return None
-    events: dict[str, bytes] = {}
-    ids = []
-    for n, line in enumerate(data.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            event = json.loads(line)
-            if not isinstance(event, dict):
-                raise InvalidEvent(f"expected a JSON object, got {type(event).__name__}")
-            missing = [k for k in FIELDS if k not in event]
-            if missing:
-                raise InvalidEvent(f"missing field '{missing[0]}'")
-            validate(event)
-            if event["project"] != project or str(event["ts"])[:10] != day:
-                raise InvalidEvent(f"event {event['id']} ({event['project']}, {str(event['ts'])[:10]}) is filed "
-                                   f"under {project}/{day}")
-        except (ValueError, InvalidEvent) as exc:  # json.JSONDecodeError is a ValueError
-            message = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
-            report.problem("batches", f"{path}: line {n}: {message}")
-            return None
-        ids.append(event["id"])
-        if event["id"] in events and events[event["id"]] != line:
-            report.problem("duplicates", f"{path}: event {event['id']} appears twice with different content")
-        events[event["id"]] = line
-    name = path.rsplit("/", 1)[1][: -len(".jsonl")]
-    if ids and name != batch_name(ids):
-        report.problem("batches", f"{path}: the batch name does not match its events (altered after writing?)")
-    return events
+    checked = check_batch(path, data)
+    for message in checked.problems:
+        report.problem("batches", message)
+    return checked.lines
 
 
-def _check_batches(journal: Journal, report: Report) -> dict[str, dict[str, list[str]]]:
+def _check_batches(journal: Journal, report: Report, repair: bool) -> dict[str, dict[str, list[str]]]:
     """Check every batch of every branch and tag; returns, per tip, id -> paths of its snapshot."""
     parsed: dict[str, dict[str, bytes] | None] = {}  # blob id -> events, each blob read once
     snapshots: dict[str, dict[str, list[str]]] = {}
     seen_commits: dict[str, dict[str, list[str]]] = {}
-    reported: set[str] = set()  # an id damaged in one batch shows in every tip that holds it: name it once
+    versions: dict[str, dict[str, list[str]]] = {}  # ref -> id -> paths, for ids with two versions there
     tips = _tips(journal)
     for ref, commit in tips.items():
         if isinstance(commit, Exception):
@@ -198,8 +170,13 @@ def _check_batches(journal: Journal, report: Report) -> dict[str, dict[str, list
             snapshots[ref] = seen_commits[key]
             continue
         where: dict[str, list[str]] = {}
-        lines: dict[str, bytes] = {}
-        for batch in journal.batches(commit.tree):
+        lines: dict[str, set] = {}
+        try:
+            batches = journal.batches(journal.tree(commit))
+        except Damaged as exc:
+            report.problem("refs", f"{ref}: {exc.message.removeprefix('the journal is damaged: ')}")
+            continue
+        for batch in batches:
             path, blob_key = batch.path, str(batch.oid)
             if blob_key not in parsed:
                 parsed[blob_key] = _read_batch(journal, path, batch.oid, report)
@@ -207,16 +184,19 @@ def _check_batches(journal: Journal, report: Report) -> dict[str, dict[str, list
             if events is None:
                 continue
             for eid, line in events.items():
-                if eid in lines and lines[eid] != line and eid not in reported:
-                    reported.add(eid)
-                    report.problem("duplicates", f"{ref}: event {eid} has different content in "
-                                                 f"{where[eid][0]} and {path}")
                 where.setdefault(eid, []).append(path)
-                lines.setdefault(eid, line)
+                lines.setdefault(eid, set()).add(line)
+        twice = {eid: where[eid] for eid, held in lines.items() if len(held) > 1}
+        if twice:
+            versions[ref] = twice
         snapshots[ref] = seen_commits[key] = where
-    head_ref = f"refs/heads/{journal.branch}"
+    try:
+        head_ref = f"refs/heads/{journal.branch}"
+    except Damaged as exc:
+        report.problem("head", exc.message.removeprefix("the journal is damaged: "))
+        head_ref = None
     current = snapshots.get(head_ref, {})
-    shared_total = sum(1 for paths in current.values() if len(paths) > 1)
+    shared_total = sum(1 for paths in current.values() if len(paths) > 1) - len(versions.get(head_ref, ()))
     report.counts.update({
         "branches": sum(1 for r in tips if r.startswith("refs/heads/")),
         "tags": sum(1 for r in tips if r.startswith("refs/tags/")),
@@ -227,12 +207,37 @@ def _check_batches(journal: Journal, report: Report) -> dict[str, dict[str, list
     if shared_total:
         report.info.append(f"{shared_total} event(s) of the current branch stored in more than one batch "
                            "(both sides of a merge ingested them; harmless, each is read once)")
+    _check_versions(journal, versions, head_ref, report, repair)
     return snapshots
+
+
+def _check_versions(journal: Journal, versions: dict, head_ref: str | None, report: Report, repair: bool) -> None:
+    """An id with two versions in one snapshot: only a journal written by an older com (or by hand) has it; a
+    merge now keeps one. On the current branch it is repairable with a commit keeping the version a merge keeps
+    (the earliest recorded); elsewhere (tags, other branches) it is information: history is never rewritten."""
+    for ref, twice in sorted(versions.items()):
+        example = sorted(twice)[0]
+        text = (f"{ref}: {len(twice)} event id(s) with two versions, e.g. {example} in "
+                f"{' and '.join(sorted(set(twice[example]))[:2])}")
+        if ref != head_ref:
+            report.info.append(text + " (readers take one; the branch it came from resolves it)")
+            continue
+        item = report.problem("versions", text + " (--repair keeps the earliest recorded, as a merge does)", True)
+        if not repair:
+            continue
+        with journal.writing() as tx:
+            if tx.tip is None:
+                continue
+            paths = sorted({p for paths in twice.values() for p in paths})
+            outcome = resolve_versions(journal.repo, journal.tree(tx.tip).id, paths)
+            tx.commit(f"fsck: keep one version of {len(outcome.resolutions)} event(s)", tree=outcome.tree)
+        item["repaired"] = True
+        report.repaired.append(f"kept one version of {len(outcome.resolutions)} event(s) on {ref} (a new commit)")
 
 
 # -- derived data -----------------------------------------------------------------------------
 def _check_views(memory: Memory, snapshots, report: Report, repair: bool) -> None:
-    if any(p["check"] in ("batches", "git", "refs") for p in report.problems):
+    if any(p["check"] in ("batches", "git", "refs", "head") for p in report.problems):
         # Derived stores are built from the batches: with damaged ones they can be neither checked nor rebuilt.
         report.info.append("derived data not checked: the journal itself is damaged (see above)")
         return

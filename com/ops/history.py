@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pygit2
 
-from com.journal.repo import about_events, commit_time
+from com.journal.repo import about_events, commit_time, damaged
 from com.journal.snapshot import Snapshot
 from com.memory import Memory
 from com.model.event import FAILING, format_ts, ts_us
@@ -56,7 +56,7 @@ class EventsResult(Result):
 
 def _commit_info(journal, commit, added: int | None = None) -> CommitInfo:
     if added is None:
-        added = sum(journal.blob(b.oid).count(b"\n") for b in journal.added_batches(commit))
+        added = sum(journal.blob(b.oid, b.path).count(b"\n") for b in journal.added_batches(commit))
     return CommitInfo(str(commit.id), commit.message.strip(), format_ts(commit_time(commit)), added,
                       [str(p) for p in commit.parent_ids])
 
@@ -68,10 +68,13 @@ def log(memory: Memory, rev: str | None = None, limit: int | None = None) -> Log
     if start is None:
         return LogResult([])
     out = []
-    for commit in journal.repo.walk(start.id, pygit2.GIT_SORT_TIME | pygit2.GIT_SORT_TOPOLOGICAL):
-        if limit is not None and len(out) >= limit:
-            break
-        out.append(_commit_info(journal, commit))
+    try:
+        for commit in journal.repo.walk(start.id, pygit2.GIT_SORT_TIME | pygit2.GIT_SORT_TOPOLOGICAL):
+            if limit is not None and len(out) >= limit:
+                break
+            out.append(_commit_info(journal, commit))
+    except (KeyError, pygit2.GitError) as exc:
+        raise damaged(f"the history below {str(start.id)[:10]} cannot be read ({exc})") from None
     return LogResult(out)
 
 
@@ -102,7 +105,11 @@ def diff(memory: Memory, rev_a: str, rev_b: str | None = None) -> DiffResult:
     journal = memory.journal
     a, b = Snapshot(journal, journal.resolve(rev_a)), Snapshot(journal, journal.resolve(rev_b))
     only_b, only_a = [], []
-    for delta in journal.repo.diff(a.commit.tree, b.commit.tree).deltas:
+    try:
+        deltas = journal.repo.diff(journal.tree(a.commit), journal.tree(b.commit)).deltas
+    except (KeyError, pygit2.GitError) as exc:
+        raise damaged(f"{a.sha[:10]} and {b.sha[:10]} cannot be compared ({exc})") from None
+    for delta in deltas:
         for path, oid, wanted in ((delta.new_file.path, delta.new_file.id, "AM"),
                                   (delta.old_file.path, delta.old_file.id, "DM")):
             parts = path.split("/")

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import pygit2
 
 from com.journal.gitsafe import check_ref_name, check_url, redact
+from com.journal.incoming import incoming_problems
 from com.journal.merge import merge_commit
 from com.journal.remotes import (
     RETRYABLE, TRACKING_TAGS, Remote, RemoteError, add_remote, commit_of, condense, fetch_refs, get_remote,
@@ -49,6 +50,20 @@ class FetchResult(Result):
 
 
 @dataclass
+class EventSync(Result):
+    """Event ids a merge found with two versions: `resolved` counts them all (most are events without ts recorded
+    by two memories at two moments: the earliest recording is kept); `conflicts` lists those whose versions
+    differ in more than their time (an id given to two contents), with the version kept and those dropped."""
+
+    resolved: int = 0
+    conflicts: list = field(default_factory=list)
+
+    def add(self, outcome) -> None:
+        self.resolved += len(outcome.resolutions)
+        self.conflicts.extend(r.to_json() for r in outcome.conflicts)
+
+
+@dataclass
 class PullResult(Result):
     remote: str
     url: str
@@ -58,6 +73,7 @@ class PullResult(Result):
     to: str | None
     merge: str | None
     tags: TagSync
+    events: EventSync = field(default_factory=EventSync)
 
 
 @dataclass
@@ -77,6 +93,7 @@ class PushResult(Result):
     attempts: int
     merges: list
     tags: PushedTags
+    events: EventSync = field(default_factory=EventSync)
 
 
 @dataclass
@@ -132,6 +149,55 @@ def fetch(memory: Memory, remote_name: str | None = None) -> FetchResult:
     return FetchResult(remote.name, redact(remote.url), branches, tags)
 
 
+# -- checking what a fetch brought --------------------------------------------------------------
+def _tracking(repo, remote: Remote) -> dict[str, object]:
+    prefixes = (f"refs/remotes/{remote.name}/", f"{TRACKING_TAGS}/{remote.name}/")
+    return {ref: repo.references[ref].target for ref in repo.references if ref.startswith(prefixes)}
+
+
+def _restore_tracking(repo, remote: Remote, before: dict) -> None:
+    """Put the remote's tracking refs back as they were before a fetch whose content was refused."""
+    for ref, target in _tracking(repo, remote).items():
+        if ref not in before:
+            repo.references.delete(ref)
+        elif target != before[ref]:
+            repo.references.create(ref, before[ref], force=True)
+    for ref, target in before.items():
+        if ref not in repo.references:
+            repo.references.create(ref, target)
+
+
+def check_incoming(journal, remote: Remote, branch: str | None, before: dict) -> None:
+    """Refuse (nothing changed: the tracking refs are put back) a fetch whose branch or new tags bring a batch
+    that fails fsck's check; the remote is named."""
+    repo = journal.repo
+    tips = []
+    theirs = commit_of(repo, remote.tracking(branch)) if branch is not None else None
+    if theirs is not None:
+        tips.append(theirs.id)
+    problems = []
+    for name, oid in refs_under(repo, f"{TRACKING_TAGS}/{remote.name}/").items():
+        if f"refs/tags/{name}" in repo.references:
+            continue
+        try:
+            tips.append(repo[oid].peel(pygit2.Commit).id)
+        except (KeyError, ValueError, pygit2.GitError):
+            problems.append(f"tag '{name}' does not point to a journal commit")
+    have = []
+    for ref in repo.references:
+        if ref.startswith(("refs/heads/", "refs/tags/")):
+            try:
+                have.append(repo[repo.references[ref].target].peel(pygit2.Commit).id)
+            except (KeyError, ValueError, pygit2.GitError):
+                pass  # damage of our own: fsck names it; it does not make theirs acceptable or not
+    problems += incoming_problems(repo, tips, have) if tips else []
+    if problems:
+        _restore_tracking(repo, remote, before)
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise RemoteError(redact(f"refused the journal of '{remote.name}' ({remote.url}): {problems[0]}{more}; "
+                                 "nothing changed here", remote.url))
+
+
 # -- integrating a fetched branch -------------------------------------------------------------
 def integrate(journal, remote: Remote, branch: str, tries: int = 20) -> dict:
     """Bring refs/remotes/<remote>/<branch> into the local branch: create, fast-forward, or merge.
@@ -148,6 +214,7 @@ def integrate(journal, remote: Remote, branch: str, tries: int = 20) -> dict:
     for _ in range(tries):
         ours = commit_of(repo, ref)
         merge = None
+        events = EventSync()
         if ours is None:
             status, new = "created", theirs.id
         elif ours.id == theirs.id or repo.descendant_of(ours.id, theirs.id):
@@ -157,11 +224,13 @@ def integrate(journal, remote: Remote, branch: str, tries: int = 20) -> dict:
         else:
             status = "merged"
             message = f"merge {remote.name}/{branch} into {branch}"
-            new = merge = merge_commit(repo, ours, theirs, message, signature())
+            new, outcome = merge_commit(repo, ours, theirs, message, signature())
+            merge = new
+            events.add(outcome)
         with journal.write_lock():
             if journal.move_ref(ref, new, ours.id if ours else None, f"com pull {remote.name}: {status}"):
                 return {"status": status, "from_": str(ours.id) if ours else None, "to": str(new),
-                        "merge": str(merge) if merge else None}
+                        "merge": str(merge) if merge else None, "events": events}
     raise ComError(f"journal branch '{branch}' kept moving during the pull; nothing lost, run it again")
 
 
@@ -192,8 +261,10 @@ def pull(memory: Memory, remote_name: str | None = None, branch: str | None = No
     remote = get_remote(journal, remote_name)
     branch = check_ref_name(branch or journal.branch, "branch")
     with sync_lock(journal):
+        before = _tracking(journal.repo, remote)
         fetch_refs(journal, remote, "pull")
         memory.reopen_journal()
+        check_incoming(memory.journal, remote, branch, before)
         outcome = integrate(memory.journal, remote, branch)
         tags = adopt_tags(memory.journal, remote)
     return PullResult(remote.name, redact(remote.url), branch, tags=tags, **outcome)
@@ -219,6 +290,7 @@ def push(memory: Memory, remote_name: str | None = None, branch: str | None = No
         raise ComError(f"journal branch '{branch}' has no commits to push", param="branch")
     dest = remote.heads + branch
     merges: list[str] = []
+    events = EventSync()
     with sync_lock(journal):
         for attempt in range(1, tries + 1):
             journal = memory.journal
@@ -239,17 +311,21 @@ def push(memory: Memory, remote_name: str | None = None, branch: str | None = No
                     conflicts += [c for c in tags_to_push(journal.repo, remote)[1] if c["name"] in rejected_tags]
                 return PushResult(remote.name, redact(remote.url), branch, dest, str(tip.id),
                                   "up-to-date" if flag == "=" else "pushed", attempt, merges,
-                                  PushedTags(pushed_tags, conflicts))
+                                  PushedTags(pushed_tags, conflicts), events)
             if not any(reason in summary for reason in RETRYABLE):
                 reason = summary.strip() + (f": {condense(proc.stderr, 0)}" if proc.stderr.strip() else "")
                 raise RemoteError(redact(f"push to '{remote.name}' refused: {reason}", remote.url))
             # Someone else pushed first: wait a jittered moment (before fetching, so the window between
             # fetch and push stays short), take their batches in and go again.
             _backoff(attempt)
+            before = _tracking(journal.repo, remote)
             fetch_refs(journal, remote)
-            outcome = integrate(memory.reopen_journal(), remote, branch)
+            check_incoming(memory.reopen_journal(), remote, branch, before)
+            outcome = integrate(memory.journal, remote, branch)
             if outcome["merge"]:
                 merges.append(outcome["merge"])
+                events.resolved += outcome["events"].resolved
+                events.conflicts += outcome["events"].conflicts
     raise CheckFailed(
         f"push to '{remote.name}' was rejected {tries} time(s) as others kept pushing first; nothing is lost "
         "and their batches are merged in here: run 'com push' again (or raise push_tries)"
@@ -284,6 +360,7 @@ def clone(url: str, path: str | os.PathLike | None = None, mirror: bool = False,
                 have = ", ".join(remote_branches) or "none"
                 raise ComError(f"the remote has no journal branch '{branch}' (it has: {have})", param="branch")
             chosen = branch or ("main" if "main" in remote_branches or not remote_branches else remote_branches[0])
+            check_incoming(journal, remote, chosen, {})
             journal.repo.set_head(f"refs/heads/{chosen}")
             outcome = integrate(journal, remote, chosen)
             tags = adopt_tags(journal, remote)

@@ -12,25 +12,28 @@ from contextlib import contextmanager
 from com.files import sqlite
 from com.views.base import SqliteView
 
-# Event ids as a 60-bit integer key (the first 15 hex digits of the 96-bit id), blobs by rowid: integer
-# B-trees keep the catalog small. WITHOUT ROWID, clustered on the key: one B-tree instead of a table and an
-# index (a third faster to fill, half the size).
+# Event ids as two integers, the whole 96-bit id (hi: the first 12 hex digits, lo: the last 12), blobs by rowid:
+# integer B-trees keep the catalog small, and ids are compared whole (a key of a prefix once made a distinct
+# event look known). WITHOUT ROWID, clustered on the key: one B-tree instead of a table and an index (a third
+# faster to fill, half the size).
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS blobs (n INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE);
-CREATE TABLE IF NOT EXISTS ids (key INTEGER NOT NULL, blob INTEGER NOT NULL, PRIMARY KEY (key, blob)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ids (hi INTEGER NOT NULL, lo INTEGER NOT NULL, blob INTEGER NOT NULL,
+                                PRIMARY KEY (hi, lo, blob)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS commits (sha TEXT PRIMARY KEY);
 """
 
 
-def id_key(event_id: str) -> int:
-    return int(event_id[4:19], 16)
+def id_key(event_id: str) -> tuple[int, int]:
+    """(hi, lo) of an id `evt_` + 24 hex digits; the stored ids are validated to have that form."""
+    return int(event_id[4:16], 16), int(event_id[16:28], 16)
 
 
 class Catalog(SqliteView):
     name = "catalog"
     FILE = "catalog.sqlite"
-    SCHEMA_VERSION = 6
+    SCHEMA_VERSION = 7
     SCHEMA = _SCHEMA
     TABLES = ("blobs", "ids", "tests", "results", "commits")  # "tests", "results": older schemas, dropped
     CACHE_KIB = 262144
@@ -46,8 +49,8 @@ class Catalog(SqliteView):
                 n = db.execute("INSERT INTO blobs (path) VALUES (?)", (batch.path,)).lastrowid
                 # Rows sorted in index order: B-tree inserts in order cost about a third less than random ones.
                 # OR IGNORE: one batch holds one event twice only if written by hand; the catalog needs it once.
-                db.executemany("INSERT OR IGNORE INTO ids VALUES (?, ?)",
-                               sorted((int(ev["id"][4:19], 16), n) for ev in events))
+                db.executemany("INSERT OR IGNORE INTO ids VALUES (?, ?, ?)",
+                               sorted((int(ev["id"][4:16], 16), int(ev["id"][16:28], 16), n) for ev in events))
 
             yield add
             self.mark_seen(shas)
@@ -57,10 +60,14 @@ class Catalog(SqliteView):
         """Batch paths that hold each of `ids` (on any branch ever catalogued)."""
         by_key = {id_key(eid): eid for eid in ids}
         out: dict[str, list[str]] = {}
-        for chunk, marks in sqlite.chunks(list(by_key)):
+        his = list({hi for hi, _ in by_key})
+        for chunk, marks in sqlite.chunks(his):
             rows = self.db.execute(
-                f"SELECT ids.key, blobs.path FROM ids JOIN blobs ON blobs.n = ids.blob WHERE ids.key IN ({marks})", chunk
+                f"SELECT ids.hi, ids.lo, blobs.path FROM ids JOIN blobs ON blobs.n = ids.blob WHERE ids.hi IN ({marks})",
+                chunk,
             )
-            for key, path in rows:
-                out.setdefault(by_key[key], []).append(path)
+            for hi, lo, path in rows:
+                eid = by_key.get((hi, lo))
+                if eid is not None:
+                    out.setdefault(eid, []).append(path)
         return out

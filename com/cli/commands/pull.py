@@ -8,7 +8,7 @@ import typer
 
 from com.cli import context
 from com.cli.options import json_option
-from com.cli.output import emit, handled, tag_conflicts
+from com.cli.output import emit, event_conflicts, handled, tag_conflicts
 
 app = typer.Typer()
 
@@ -27,5 +27,6 @@ def pull_cmd(
     from com.render.sync import pull as render
 
     result = pull(context.memory(), remote, branch)
+    event_conflicts(result.events)
     emit(result, as_json, render)
     raise typer.Exit(tag_conflicts(result.tags.conflicts))
