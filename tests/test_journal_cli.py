@@ -181,7 +181,7 @@ def test_bad_flags_data_and_unknown_revision_and_existing_tag(com, memory):
     r = com("ingest", "-p", "shop", "-t", "note", "-d", "{oops")
     assert r.exit_code == 2 and "--data: invalid JSON" in r.stderr
     r = com("log", "nope")
-    assert r.exit_code == 2 and "unknown revision 'nope'" in r.stderr
+    assert r.exit_code == 2 and "unknown revision or date 'nope'" in r.stderr
     r = com("events", "--at", "HEAD~5")
     assert r.exit_code == 2 and "unknown revision 'HEAD~5'" in r.stderr
     assert com("tag", "v1").exit_code == 0

@@ -12,7 +12,8 @@ import typer
 from com.model.filter import EventFilter
 
 JSON_HELP = "Print one JSON object with stable keys."
-AT_HELP = "Read the journal as of REV: a sha, branch, tag, HEAD~N, or an ISO date/time."
+AT_HELP = ("Read the journal as of REV: a sha, branch, tag, HEAD~N, or a date as git reads one (2026-11-01, "
+           "'2026-11-01 10:00', yesterday, 2.weeks.ago; UTC unless a zone is given).")
 
 
 def json_option():
@@ -31,9 +32,10 @@ def _filter_params() -> list[inspect.Parameter]:
         ("test", Optional[str], typer.Option(None, "--test", help="Only results of this test: a node id, a file or "
                                                                  "class prefix, or a glob.")),
         ("status", Optional[str], typer.Option(None, "--status", help="passed, failed, error or skipped.")),
-        ("since", Optional[str], typer.Option(None, "--since", help="Only events at or after this ISO date/time.")),
-        ("until", Optional[str], typer.Option(None, "--until", help="Only events at or before this ISO date/time "
-                                                                   "(a date: the end of that day).")),
+        ("since", Optional[str], typer.Option(None, "--since", help="Only events at or after this date/time (ISO, or "
+                                                                   "as git reads dates: yesterday, 2.weeks.ago).")),
+        ("until", Optional[str], typer.Option(None, "--until", help="Only events at or before this date/time "
+                                                                   "(a bare date: the end of that day).")),
         ("tag", Optional[List[str]], typer.Option(None, "--tag", help="Only events with this tag (repeatable: any).")),
     ]
     return [inspect.Parameter(name, kw, default=default, annotation=annotation) for name, annotation, default in spec]
@@ -47,10 +49,12 @@ def filter_options(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        from com.journal.dates import instant_us
+
         values = {name: kwargs.pop(name, None) for name in names}
         kwargs["where"] = EventFilter.create(
             types=values["type"], projects=values["project"], test=values["test"], statuses=values["status"],
-            since=values["since"], until=values["until"], tags_include=values["tag"] or (),
+            since=values["since"], until=values["until"], tags_include=values["tag"] or (), dates=instant_us,
         )
         return fn(*args, **kwargs)
 

@@ -190,6 +190,27 @@ def _one_line(stderr: str, returncode: int) -> str:
     return text[:300] or f"git exited with code {returncode}"
 
 
+# -- dates -------------------------------------------------------------------------------------------
+def git_date(text: str) -> int | None:
+    """Seconds since the epoch of a date as git reads one (`yesterday`, `2.weeks.ago`, `2026-11-01 10:00`, naive
+    times in UTC), through git's careful date parser (the one behind `gc.pruneExpire`); None if git refuses it.
+    The value travels in the environment, never on the command line, and git runs outside any repository."""
+    env = {k: v for k, v in git_env().items() if not k.startswith("GIT_CONFIG")}
+    env.update({"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "com.date", "GIT_CONFIG_VALUE_0": text, "TZ": "UTC",
+                "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_DIR": "/nonexistent"})
+    try:
+        proc = subprocess.run(["git", "config", "--type=expiry-date", "--get", "com.date"], capture_output=True,
+                              text=True, errors="replace", env=env, stdin=subprocess.DEVNULL, cwd="/")
+    except FileNotFoundError:
+        raise ComError("git is not installed (com reads dates such as 'yesterday' with git's date parser)") from None
+    value = proc.stdout.strip()
+    if proc.returncode != 0 or not value.isdigit():
+        return None
+    seconds = int(value)
+    # git's parser reads "never" as 0 and "now"/"all" as the end of time: neither is a date here.
+    return seconds if 0 < seconds < 2**62 else None
+
+
 # -- is the journal ours? -----------------------------------------------------------------------------
 def tracking_repo(git_dir) -> Path | None:
     """The work tree of the code repository that tracks files of this journal (it came with the code), or None."""

@@ -19,7 +19,8 @@ import pygit2
 
 from com.files.locks import flock
 from com.journal.batches import EVENTS_DIR, Batch
-from com.journal.gitsafe import check_ref_name
+from com.journal.dates import instant_us
+from com.journal.gitsafe import check_ref_name, shown
 from com.model.errors import ComError, Damaged, NotFound
 from com.model.event import parse_time
 
@@ -127,7 +128,8 @@ class Journal:
         return self.commit_at(ref, target) if target is not None else None
 
     def resolve(self, rev: str | None = None):
-        """A commit from any revision git understands, or an ISO date/time (last commit at or before it)."""
+        """A commit from any revision git understands, or a date (see `journal.dates`): the last commit at or
+        before it on the current branch's first-parent history."""
         if rev is None or rev == "HEAD":
             commit = self.head()
             if commit is None:
@@ -144,20 +146,21 @@ class Journal:
         relative = self._relative(rev)
         if relative is not None:
             return relative
-        if re.match(r"\d{4}-\d{2}-\d{2}", rev):
-            try:
-                when = parse_time(rev, "at")
-            except ComError:
-                raise NotFound(f"unknown revision or date '{rev}'", param="at") from None
-            if len(rev) == 10:  # a bare date means the end of that day
-                when = when.replace(hour=23, minute=59, second=59, microsecond=999999)
-            head = self.resolve(None)
-            stamp = when.timestamp()
-            for commit in self.repo.walk(head.id, pygit2.GIT_SORT_TIME):
-                if commit.commit_time <= stamp:
-                    return commit
-            raise NotFound(f"no journal commit at or before {rev}", param="at")
-        raise NotFound(f"unknown revision '{rev}'", param="at")
+        if re.search(r"[~^]", rev):
+            raise NotFound(f"unknown revision {shown(rev)}", param="at")
+        try:
+            stamp = instant_us(rev, end_of_day=True) / 1_000_000
+        except ComError:
+            raise NotFound(f"unknown revision or date {shown(rev)}", param="at") from None
+        # Along the branch's own first-parent history: what this memory held then. (By commit time over all
+        # ancestors, a merged-in side's commit could stand for a moment this memory had not yet pulled it.)
+        commit = self.resolve(None)
+        while commit.commit_time > stamp:
+            parents = self.parents(commit)
+            if not parents:
+                raise NotFound(f"no journal commit at or before {rev}", param="at")
+            commit = parents[0]
+        return commit
 
     def _relative(self, rev: str):
         """`NAME~N` / `NAME^N` that git could not resolve: Damaged if a commit on the way is missing (git only

@@ -335,6 +335,16 @@ def ts_us(ts: str) -> int:
     return us
 
 
+def iso_instant_us(text: str, end_of_day: bool = False) -> int:
+    """Microseconds of an ISO-8601 date or time (naive: UTC); with end_of_day a bare date means its last
+    microsecond. InvalidEvent if it is not one. (Other forms of dates are the front end's: see journal.dates.)"""
+    when = parse_time(text.strip(), "date")
+    if end_of_day and len(text.strip()) == 10:
+        when = when.replace(hour=23, minute=59, second=59, microsecond=999999)
+    delta = when - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
 def format_us(us: int) -> str:
     """The stored `ts` text of integer microseconds (the inverse of ts_us)."""
     from datetime import timedelta

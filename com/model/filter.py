@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 from com.model.errors import ComError
-from com.model.event import STATUSES, read_type, ts_us
+from com.model.event import STATUSES, iso_instant_us, read_type, ts_us
 
 _TYPE_RE = re.compile(r"[a-z][a-z0-9_]*\Z")
 # Only '*' and '?' make a glob: brackets are everywhere in parametrised test ids (`test_x[a-1]`) and match
@@ -74,11 +74,12 @@ class EventFilter:
 
     @classmethod
     def create(cls, *, types=(), projects=(), test: str | TestMatch | None = None, statuses=(), since=None,
-               until=None, tags_include=(), tags_exclude=(), min_importance=None) -> "EventFilter":
+               until=None, tags_include=(), tags_exclude=(), min_importance=None, dates=None) -> "EventFilter":
         """A validated filter from user values (strings, lists); a bad value is a ComError naming its parameter.
 
         The seed's types (`test_failure` ...) are read as `test_result` with that status, unless a status is
-        given. `since`/`until` take ISO times (or microseconds); a bare date as `until` means the end of it."""
+        given. `since`/`until` take microseconds or text read by `dates(text, end_of_day) -> microseconds`
+        (default: ISO-8601 only; the CLI passes git's date parser); a bare date as `until` means the end of it."""
         types, statuses = _tuple(types), _tuple(statuses)
         for status in statuses:
             if status not in STATUSES:
@@ -97,7 +98,7 @@ class EventFilter:
             test = TestMatch.parse(test)
         return cls(
             types=tuple(dict.fromkeys(read)), projects=_tuple(projects), test=test, statuses=statuses,
-            since_us=_instant(since, "since", end_of_day=False), until_us=_instant(until, "until", end_of_day=True),
+            since_us=_instant(since, "since", False, dates), until_us=_instant(until, "until", True, dates),
             tags_include=_tuple(tags_include), tags_exclude=_tuple(tags_exclude),
             min_importance=float(min_importance) if min_importance is not None else None,
         )
@@ -187,21 +188,18 @@ def _tuple(value) -> tuple:
     return tuple(v for v in value if v is not None)
 
 
-def _instant(value, param: str, end_of_day: bool) -> int | None:
+def _instant(value, param: str, end_of_day: bool, dates) -> int | None:
     if value is None or value == "":
         return None
     if isinstance(value, int) and not isinstance(value, bool):
         return value
-    from com.model.event import parse_time
-
     text = str(value).strip()
     try:
-        when = parse_time(text, param)
+        return (dates or iso_instant_us)(text, end_of_day)
     except ComError as exc:
-        raise ComError(f"not a date or time: {text!r}", param=param) from exc
-    if end_of_day and len(text) == 10:  # a bare date as an upper bound means the whole of that day
-        when = when.replace(hour=23, minute=59, second=59, microsecond=999999)
-    return ts_us(when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+        if dates is None:
+            raise ComError(f"not a date or time: {text!r}", param=param) from exc
+        raise ComError(exc.message, param=param) from None
 
 
 def sql_text(value: str) -> str:
