@@ -18,6 +18,7 @@ SETTINGS: dict[str, tuple[object, str]] = {
     "embedding_dim": (384, "vector size of the embedding model"),
     "index_uri": (None, "LanceDB location of the index (default: .com/index; s3:// and gs:// work)"),
     "push_tries": (8, "attempts of com push while others keep pushing first (each: fetch, merge, retry with jitter)"),
+    "max_input_mb": (1024, "most MiB com ingest reads from a file, stdin or one JUnit report"),
 }
 
 

@@ -5,12 +5,23 @@ from __future__ import annotations
 import json
 
 from com.model.errors import ComError, InvalidEvent
-from com.model.event import format_ts, now_utc, validate
+from com.model.event import MAX_DEPTH, MAX_INT, format_ts, now_utc, validate
 
 
-def _where_json(exc: json.JSONDecodeError, line_no: int | None) -> str:
-    line = line_no if line_no is not None else exc.lineno
-    return f"line {line}: invalid JSON: {exc.msg} (column {exc.colno})"
+def _where_json(exc: Exception, line_no: int | None) -> str:
+    """One line naming the place and what is wrong: bad syntax, or JSON beyond what an event may hold."""
+    if isinstance(exc, json.JSONDecodeError):
+        line = line_no if line_no is not None else exc.lineno
+        return f"line {line}: invalid JSON: {exc.msg} (column {exc.colno})"
+    where = f"line {line_no}: " if line_no is not None else ""
+    if isinstance(exc, RecursionError):
+        return f"{where}the JSON nests more than {MAX_DEPTH} levels deep"
+    return f"{where}a number is out of range (integers from {-MAX_INT} to {MAX_INT - 1})"
+
+
+# Besides bad syntax: nesting deeper than the parser's stack (RecursionError) and integers of thousands of digits
+# (ValueError from Python's int conversion limit) are refused as input errors.
+_UNREADABLE = (json.JSONDecodeError, RecursionError, ValueError)
 
 
 _scan_once = json.scanner.make_scanner(json.JSONDecoder())
@@ -36,7 +47,7 @@ def parse(text: str, defaults: dict | None = None, origin: str = "<stdin>") -> l
     if stripped.startswith("["):
         try:
             items = json.loads(text)
-        except json.JSONDecodeError as exc:
+        except _UNREADABLE as exc:
             raise ComError(f"{origin}: {_where_json(exc, None)}") from None
         return [
             validate(item, where=f"{origin}: item {n}: ", default_ts=default_ts, defaults=defaults)
@@ -50,12 +61,12 @@ def parse(text: str, defaults: dict | None = None, origin: str = "<stdin>") -> l
             continue
         try:
             raw = _loads_line(line)
-        except json.JSONDecodeError as exc:
+        except _UNREADABLE as exc:
             # A single pretty-printed object spans lines; accept it whole if that is what this is.
-            if not events:
+            if not events and isinstance(exc, json.JSONDecodeError):
                 try:
                     raw = json.loads(text)
-                except json.JSONDecodeError:
+                except _UNREADABLE:
                     raise ComError(f"{origin}: {_where_json(exc, n)}") from None
                 return [validate(raw, where=f"{origin}: ", default_ts=default_ts, defaults=defaults)]
             raise ComError(f"{origin}: {_where_json(exc, n)}") from None

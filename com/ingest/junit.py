@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from com.code import repo as code_repo
+from com.ingest.reading import DEFAULT_MAX_INPUT_MB, MIB, read_file
 from com.model.errors import ComError
 from com.model.event import format_ts, now_utc, parse_time, validate
 
@@ -460,6 +461,7 @@ def events_from_reports(
     branch: str | None = None,
     source: str | None = None,
     warn: Callable[[str], None],
+    max_bytes: int = DEFAULT_MAX_INPUT_MB * MIB,
 ) -> list[dict]:
     """Validated test_result events from JUnit reports (files, folders, globs); nothing is written here.
 
@@ -469,10 +471,7 @@ def events_from_reports(
     files = find_reports(paths, warn)
     contents = []
     for path in files:
-        try:
-            contents.append((path, path.read_bytes()))
-        except OSError as exc:
-            raise ComError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        contents.append((path, read_file(path, max_bytes, param=None)))
     revision = code_repo.resolve(commit, branch, repo)
     if revision.commit is None:
         warn("no code commit known for these results (no git repository with commits here; give --commit or --repo)")

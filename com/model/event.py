@@ -28,6 +28,12 @@ DEFAULT_IMPORTANCE = {
 RESULT_IMPORTANCE = {"passed": 1.0, "skipped": 0.5, "failed": 3.0, "error": 3.0}
 
 FIELDS = ("id", "type", "project", "source", "ts", "importance", "tags", "data")
+
+# Bounds every event keeps (README, "Limits"), so that every reader of the journal, on any machine, can read
+# every event: JSON parsers recurse per level of nesting, SQLite, numpy and Arrow columns hold 64-bit integers.
+MAX_DEPTH = 64  # levels of nesting in `data` (the data object itself is level 1)
+MAX_INT = 2**63  # integers are within -2**63 .. 2**63-1 (bigger numbers can be stored as strings)
+MAX_LINE = 1_000_000  # characters of an event's stored line
 _FIELD_SET = frozenset(FIELDS)
 ALIASES = {"timestamp": "ts"}
 
@@ -240,7 +246,15 @@ def validate(raw, *, where: str = "", default_ts: str | None = None, defaults: d
     try:
         data_json = _dumps_sorted(data)
     except (TypeError, ValueError) as exc:
+        if "integer string conversion" in str(exc):
+            _fail(where, f"field 'data': a number is out of range (integers from {-MAX_INT} to {MAX_INT - 1})")
         _fail(where, f"field 'data': cannot be stored as JSON ({exc})")
+    # Cheap tests on the encoded text first (brackets and long runs of digits are rare); the exact walk only
+    # when one of them says it might be needed.
+    if data_json.count("[") + data_json.count("{") > MAX_DEPTH or _LONG_DIGITS.search(data_json):
+        problem = _bounds_problem(data, 1)
+        if problem:
+            _fail(where, f"field 'data': {problem}")
     tags_json = _dumps(tags)
     type_json, project_json, source_json = _str(etype), _str(project), _str(source)
     head = f"{type_json}\x00{project_json}\x00{source_json}\x00{importance!r}\x00{tags_json}\x00{data_json}"
@@ -268,9 +282,35 @@ def validate(raw, *, where: str = "", default_ts: str | None = None, defaults: d
         f'{{"id":"{event_id}","type":{type_json},"project":{project_json},"source":{source_json},'
         f'"ts":"{ts}","importance":{importance!r},"tags":{tags_json},"data":{data_json}}}'
     )
+    if len(event.line) > MAX_LINE:
+        _fail(where, f"the event is {len(event.line):,} characters long as a stored line (at most {MAX_LINE:,}): "
+                     "keep large output in a file and store its path")
     event.id_given = given_id is not None
     event.ts_given = ts_given is not None
     return event
+
+
+_LONG_DIGITS = re.compile(r"\d{19}")
+
+
+def _bounds_problem(value, depth: int) -> str | None:
+    """What breaks the nesting or number bounds in `value` (at nesting level `depth`), or None."""
+    if type(value) is int:
+        if -MAX_INT <= value < MAX_INT:
+            return None
+        return f"a number is out of range (integers from {-MAX_INT} to {MAX_INT - 1}; store bigger ones as strings)"
+    if depth > MAX_DEPTH:
+        return f"nests more than {MAX_DEPTH} levels deep"
+    if isinstance(value, dict):
+        value = value.values()
+    elif not isinstance(value, list):
+        return None
+    for item in value:
+        if isinstance(item, (dict, list)) or type(item) is int:
+            problem = _bounds_problem(item, depth + 1)
+            if problem:
+                return problem
+    return None
 
 
 def to_line(event: dict) -> str:

@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from com.ingest.jsonl import _where_json
+from com.ingest.reading import limit_bytes, read_file, read_stream, text
 from com.memory import Memory, WriteResult
 from com.model.errors import ComError
 from com.model.event import validate
@@ -45,6 +47,8 @@ def from_flags(memory: Memory, type: str | None, *, project=None, source=None, i
             payload = json.loads(data)
         except json.JSONDecodeError as exc:
             raise ComError(f"invalid JSON: {exc.msg} (column {exc.colno})", param="data") from None
+        except (RecursionError, ValueError) as exc:  # nesting beyond the parser's stack, a number of 4,300+ digits
+            raise ComError(_where_json(exc, None), param="data") from None
         if not isinstance(payload, dict):
             raise ComError("expected a JSON object", param="data")
     raw = {
@@ -69,11 +73,19 @@ def from_json_text(text: str, origin: str, *, project=None, source=None) -> list
     return jsonl.parse(text, defaults={"project": project, "source": source}, origin=origin)
 
 
-def read_text_file(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ComError(f"cannot read {path}: {exc}", param="file") from None
+def input_limit(memory: Memory) -> int:
+    """Bytes `com ingest` reads at most from a file, stdin or one report (the max_input_mb setting)."""
+    return limit_bytes(memory.settings.get("max_input_mb"))
+
+
+def read_text_file(memory: Memory, path: Path) -> str:
+    """A regular file's text, within the input limit."""
+    return text(read_file(path, input_limit(memory)), str(path))
+
+
+def read_text_stream(memory: Memory, stream, origin: str = "<stdin>") -> str:
+    """A binary stream's text (stdin), within the input limit: an endless stream is refused, not read to the end."""
+    return text(read_stream(stream, input_limit(memory), origin), origin)
 
 
 def from_junit(memory: Memory, paths: list[str], warn, *, project=None, commit=None, run_id=None,
@@ -83,5 +95,5 @@ def from_junit(memory: Memory, paths: list[str], warn, *, project=None, commit=N
 
     return junit.events_from_reports(
         paths, project=project or memory.settings.get("project"), commit=commit, run_id=run_id, repo=repo,
-        branch=branch, source=source, warn=warn,
+        branch=branch, source=source, warn=warn, max_bytes=input_limit(memory),
     )

@@ -51,20 +51,19 @@ def ingest_cmd(
     gc.disable()
     memory = context.memory()
     inputs = list(inputs or [])
+    _one_source(inputs, file, junit, type=type, importance=importance, tag=tag, data=data, ts=ts, commit=commit,
+                run_id=run_id, repo=repo, branch=branch)
     if junit:
         # `--junit a.xml b.xml c.xml` (a shell-expanded glob): the paths after the first arrive as arguments.
-        events = ingest.from_junit(memory, list(junit) + [i for i in inputs if i != "-"], warn, project=project,
+        events = ingest.from_junit(memory, list(junit) + inputs, warn, project=project,
                                    commit=commit, run_id=run_id, repo=repo, branch=branch, source=source)
     elif inputs or file is not None:
-        if inputs not in ([], ["-"]) or (inputs and file is not None):
+        if inputs not in ([], ["-"]):
             raise ComError(f"unexpected argument '{' '.join(inputs)}' (use '-' for stdin, --file PATH or --junit)")
         if file is not None:
-            text, origin = ingest.read_text_file(file), str(file)
+            text, origin = ingest.read_text_file(memory, file), str(file)
         else:
-            try:
-                text, origin = sys.stdin.read(), "<stdin>"
-            except UnicodeDecodeError as exc:
-                raise ComError(f"<stdin>: not UTF-8 text ({exc.reason})") from None
+            text, origin = ingest.read_text_stream(memory, sys.stdin.buffer), "<stdin>"
         events = ingest.from_json_text(text, origin, project=project, source=source)
     else:
         events = ingest.from_flags(memory, type, project=project, source=source, importance=importance, tags=tag,
@@ -73,3 +72,21 @@ def ingest_cmd(
     for line in result.warnings:
         warn(line)
     emit(result, as_json, render.ingest)
+
+
+def _one_source(inputs: list[str], file, junit, **given) -> None:
+    """Refuse what one invocation would otherwise silently ignore: two sources of events, flags that make one
+    event beside JSON or reports, options of reports without reports."""
+    sources = [flag for flag, on in (("--junit", bool(junit)), ("--file", file is not None),
+                                     ("'-'", "-" in inputs)) if on]
+    if len(sources) > 1:
+        raise ComError(f"{sources[0]} and {sources[1]} cannot be combined: one ingest reads one source of events")
+    names = {"type": "--type", "importance": "--importance", "tag": "--tag", "data": "--data", "ts": "--ts"}
+    flags = [flag for key, flag in names.items() if given[key]]
+    if sources and flags:
+        raise ComError(f"{flags[0]} makes one event from flags and cannot be combined with {sources[0]} (put it in "
+                       "the events instead)")
+    report_only = [flag for key, flag in (("commit", "--commit"), ("run_id", "--run-id"), ("repo", "--repo"),
+                                          ("branch", "--branch")) if given[key] is not None]
+    if report_only and not junit:
+        raise ComError(f"{report_only[0]} applies to --junit reports only")

@@ -1,0 +1,77 @@
+"""Reading input within bounds: a file only if it is a regular file (a device or a FIFO could be endless or
+block for ever), and no more than `max_input_mb` of it, from a file or a stream alike."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from com.model.errors import ComError
+
+MIB = 1024 * 1024
+DEFAULT_MAX_INPUT_MB = 1024
+
+
+def limit_bytes(setting) -> int:
+    """The input limit in bytes from the `max_input_mb` setting (a whole number of MiB, at least 1)."""
+    try:
+        mb = int(setting if setting is not None else DEFAULT_MAX_INPUT_MB)
+    except (TypeError, ValueError):
+        mb = 0
+    if mb < 1 or isinstance(setting, bool):
+        raise ComError(f"max_input_mb must be a whole number of MiB, at least 1 (got {setting!r})",
+                       param="max_input_mb")
+    return mb * MIB
+
+
+def _too_big(origin: str, limit: int) -> ComError:
+    return ComError(f"{origin}: more than {limit // MIB:,} MiB of input (the max_input_mb setting; split it into "
+                    "several ingests)")
+
+
+def read_file(path: str | os.PathLike, limit: int, param: str | None = "file") -> bytes:
+    """The bytes of a regular file of at most `limit` bytes, else one line saying why not."""
+    try:
+        # O_NONBLOCK: opening a FIFO for reading would wait for a writer; checked right below, then refused.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise ComError(f"cannot read {path}: {exc.strerror or exc}", param=param) from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        kind = "a folder" if stat.S_ISDIR(mode) else "a device, pipe or socket"
+        raise ComError(f"{path} is not a regular file ({kind}; use '-' to read a stream from stdin)", param=param)
+    with os.fdopen(fd, "rb") as fh:
+        if os.fstat(fd).st_size > limit:
+            raise _too_big(str(path), limit)
+        try:
+            data = fh.read(limit + 1)  # the file may have grown since fstat
+        except OSError as exc:
+            raise ComError(f"cannot read {path}: {exc.strerror or exc}", param=param) from None
+    if len(data) > limit:
+        raise _too_big(str(path), limit)
+    return data
+
+
+def read_stream(stream, limit: int, origin: str = "<stdin>") -> bytes:
+    """At most `limit` bytes of a binary stream; more is refused (an endless stream ends here, not in memory)."""
+    chunks, total = [], 0
+    while True:
+        try:
+            chunk = stream.read(min(MIB, limit + 1 - total))
+        except OSError as exc:
+            raise ComError(f"{origin}: cannot read: {exc.strerror or exc}") from None
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > limit:
+            raise _too_big(origin, limit)
+
+
+def text(data: bytes, origin: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ComError(f"{origin}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
