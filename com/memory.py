@@ -19,7 +19,8 @@ from com.model.errors import ComError, NotFound
 from com.model.event import difference, same_event
 from com.settings import Settings
 from com.settings import load as load_settings
-from com.views.base import follow
+from com.files import sqlite as sqlite_files
+from com.views.base import SqliteView, follow
 from com.views.catalog import Catalog
 from com.views.test_results import TestResultsView
 
@@ -45,6 +46,8 @@ class Memory:
     def __init__(self, root: Path, settings: Settings | None = None):
         self.root = Path(root)
         self.settings = settings if settings is not None else load_settings()
+        self.notes: list[str] = []  # what a front end should say as warnings (derived data rebuilt, ...)
+        self._cache_path: Path | None = None
         self._journal: Journal | None = None
         self._catalog: Catalog | None = None
         self._results: TestResultsView | None = None
@@ -61,7 +64,22 @@ class Memory:
 
     @property
     def cache_path(self) -> Path:
-        return self.root / "cache"
+        """`.com/cache`, or, when it cannot be written (a read-only memory), a private copy of it for this process:
+        reads keep working, and derived stores behind the journal catch up in the copy."""
+        if self._cache_path is None:
+            real = self.root / "cache"
+            self._cache_path = real if writable(real) else scratch_copy(real)
+        return self._cache_path
+
+    def warnings(self) -> list[str]:
+        """Notes for the user gathered while working: derived stores found damaged and rebuilt, and so on."""
+        out = list(self.notes)
+        for view in (self._catalog, self._results):
+            if view is not None and view.recovered:
+                out.append(view.recovered)
+                view.recovered = None
+        self.notes.clear()
+        return out
 
     # -- the parts ---------------------------------------------------------------------------------
     @property
@@ -123,20 +141,34 @@ class Memory:
     def follow(self, snapshot: Snapshot, views=None) -> None:
         """Bring views (default: the eager ones) up to a snapshot before reading them."""
         if snapshot.commit is not None:
-            follow(self.journal, snapshot.commit, views if views is not None else self.eager_views())
+            self._follow(snapshot.commit, views if views is not None else self.eager_views())
+
+    def _follow(self, commit, views, written=None) -> None:
+        """`views.base.follow`, and once more after starting over a store found damaged on the way (derived
+        data: rebuilt from the journal)."""
+        try:
+            follow(self.journal, commit, views, written=written)
+        except sqlite3.DatabaseError as exc:
+            if not sqlite_files.damaged(exc):
+                raise
+            stores = [v for v in views if isinstance(v, SqliteView)]
+            broken = [v for v in stores if v.health() is not None] or stores
+            for view in broken:
+                view.recover(exc)
+            follow(self.journal, commit, views, written=written)
 
     def known_ids(self, commit, ids) -> set[str]:
         """Which of `ids` the snapshot at `commit` holds (through the catalog: no batch is read)."""
         if commit is None:
             return set()
-        follow(self.journal, commit, [self.catalog])
+        self._follow(commit, [self.catalog])
         return Snapshot(self.journal, commit).holding(self.catalog.paths_of(ids))
 
     def stored(self, commit, ids) -> dict[str, tuple[str, dict]]:
         """id -> (batch path, stored event) of those `ids` the snapshot at `commit` holds (reads their batches)."""
         if commit is None or not ids:
             return {}
-        follow(self.journal, commit, [self.catalog])
+        self._follow(commit, [self.catalog])
         snapshot = Snapshot(self.journal, commit)
         wanted: dict[str, list[str]] = {}
         for eid, paths in self.catalog.paths_of(ids).items():
@@ -185,10 +217,10 @@ class Memory:
         warnings = []
         try:
             commit = self.journal.repo[sha]
-            follow(self.journal, commit, self.eager_views(len(fresh)),
-                   written={p: evs for p, (_, evs) in prepared.items()})
+            self._follow(commit, self.eager_views(len(fresh)), written={p: evs for p, (_, evs) in prepared.items()})
         except (sqlite3.Error, OSError, ComError) as exc:  # the data is saved; the views catch up on next use
-            warnings.append(f"the events are saved, but the derived data was not updated ({exc}); it catches up "
+            why = sqlite_files.cause(exc, self.cache_path) if not isinstance(exc, ComError) else str(exc)
+            warnings.append(f"the events are saved, but the derived data was not updated ({why}); it catches up "
                             "on next use")
         return WriteResult(sha, len(fresh), len(events) - len(fresh), [e["id"] for e in fresh], warnings)
 
@@ -271,6 +303,32 @@ class Memory:
                 raise ComError(f"cannot create the journal at {memory.journal_path}: {exc}") from None
             raise
         return memory, created, made
+
+
+def writable(folder: Path) -> bool:
+    """Can com write the files of this folder (a missing folder: can it be made)?"""
+    if not folder.exists():
+        return True
+    if not os.access(folder, os.W_OK):
+        return False
+    return all(os.access(f, os.W_OK) for f in folder.iterdir() if f.is_file())
+
+
+def scratch_copy(cache: Path) -> Path:
+    """A private copy of a read-only cache folder for this process (removed when it exits): SQLite needs to write
+    even to read a WAL database, and a store behind the journal has to catch up somewhere."""
+    import atexit
+    import tempfile
+
+    copy = Path(tempfile.mkdtemp(prefix="com-cache-"))
+    atexit.register(shutil.rmtree, copy, True)
+    for f in cache.iterdir():
+        if f.is_file() and f.suffix in (".sqlite", ".sqlite-wal") or f.name.endswith(".sqlite-wal"):
+            try:
+                shutil.copy2(f, copy / f.name)
+            except OSError:
+                pass  # unreadable too: that store starts over in the copy
+    return copy
 
 
 def remove_created(made: list) -> None:

@@ -25,3 +25,8 @@ def memory():
 
         _state["memory"] = Memory.find(_state["memory_option"])
     return _state["memory"]
+
+
+def opened():
+    """The memory if this process has opened it already (None otherwise: nothing is looked up)."""
+    return _state["memory"]

@@ -53,7 +53,9 @@ def flag_of(param: str | None) -> str | None:
 
 
 def handled(fn):
-    """A command's body: a ComError becomes one line on stderr naming the flag at fault, and its exit code."""
+    """A command's body: a ComError becomes one line on stderr naming the flag at fault, and its exit code; a
+    fault of the machine or of the memory's files (disk full, read-only, damaged) one line with its real cause,
+    exit 2. What the memory noted on the way (derived data rebuilt, ...) is said as warnings."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -66,10 +68,67 @@ def handled(fn):
             message = exc.message
             if flag and not message.startswith(flag):
                 message = f"{flag}: {message}"
+            _notes()
             note(f"com: error: {message}")
             raise typer.Exit(exc.exit_code) from None
+        except Exception as exc:  # noqa: BLE001 - only faults named by `fault` are handled here
+            message = fault(exc)
+            if message is None:
+                raise
+            _notes()
+            note(f"com: error: {message}")
+            raise typer.Exit(2) from None
+        finally:
+            _notes()
 
     return wrapper
+
+
+def _notes() -> None:
+    from com.cli import context
+
+    memory = context.opened()
+    if memory is not None:
+        for line in memory.warnings():
+            warn(line)
+
+
+def fault(exc: BaseException) -> str | None:
+    """One line for a fault outside com's code: the machine (disk full, read-only, permissions), a damaged
+    derived store or journal object. None for anything else (a bug: the entry point reports it, exit 3)."""
+    import errno
+    import sqlite3
+
+    from com.files.space import disk_full
+
+    if isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, (sqlite3.ProgrammingError,
+                                                                      sqlite3.InterfaceError)):
+        from com.files.sqlite import cause
+
+        memory = _opened_memory()
+        where = memory.cache_path if memory is not None else "."
+        return f"{cause(exc, where)} (derived data: 'com fsck --repair' rebuilds it from the journal)"
+    if isinstance(exc, OSError):
+        name = f"{exc.filename}: " if exc.filename else ""
+        if exc.errno == errno.ENOSPC or (exc.filename and disk_full(exc.filename)):
+            return f"{name}no space left on device"
+        if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            return f"{name}{exc.strerror} (the memory cannot be written here)"
+        if exc.errno is not None:
+            return f"{name}{exc.strerror}"
+        return None
+    if isinstance(exc, RecursionError):
+        return "an event nests too deeply to be read (written by an older com or by hand): run 'com fsck'"
+    pygit2 = sys.modules.get("pygit2")
+    if pygit2 is not None and isinstance(exc, pygit2.GitError):
+        return f"the journal cannot be read or written ({exc}): run 'com fsck'"
+    return None
+
+
+def _opened_memory():
+    from com.cli import context
+
+    return context.opened()
 
 
 def progress(label: str):

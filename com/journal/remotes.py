@@ -23,7 +23,6 @@ from dataclasses import dataclass
 
 import pygit2
 
-from com.files.locks import flock
 from com.journal.gitsafe import check_ref_name, check_url, journal_git, redact
 from com.journal.repo import Journal
 from com.model.errors import ComError, NotFound
@@ -140,7 +139,7 @@ def condense(stderr: str, returncode: int) -> str:
 
 def sync_lock(journal: Journal):
     """One sync at a time per journal (ingest is not blocked: it takes the write lock, not this one)."""
-    return flock(journal.path / "com-sync.lock")
+    return journal.locked("com-sync.lock")
 
 
 def commit_of(repo, ref: str):

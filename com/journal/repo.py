@@ -9,15 +9,17 @@ store.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pygit2
 
 from com.files.locks import flock
+from com.files.space import disk_full
 from com.journal.batches import EVENTS_DIR, Batch
 from com.journal.dates import instant_us
 from com.journal.gitsafe import check_ref_name, shown
@@ -35,16 +37,44 @@ def signature() -> pygit2.Signature:
     date = os.environ.get("GIT_COMMITTER_DATE")
     if date:
         # git's own variable, so tests and imports of old history can set the commit time.
-        if date.startswith("@"):
-            dt = datetime.fromtimestamp(int(date[1:].split()[0]), timezone.utc)
-        else:
-            dt = parse_time(date, "GIT_COMMITTER_DATE")
-        return pygit2.Signature(name, email, int(dt.timestamp()), 0)
+        return pygit2.Signature(name, email, *commit_date(date))
     return pygit2.Signature(name, email)
+
+
+_RAW_DATE = re.compile(r"@?(\d{1,12})(?:\s+([+-])(\d\d)(\d\d))?")
+
+
+def commit_date(text: str) -> tuple[int, int]:
+    """(seconds since the epoch, zone offset in minutes) of GIT_COMMITTER_DATE: git's raw form (`@1700000000
+    +0200`), ISO-8601, or anything git's date parser reads; one line naming the variable otherwise."""
+    m = _RAW_DATE.fullmatch(text.strip())
+    if m is None and text.strip().startswith("@"):
+        raise ComError(f"GIT_COMMITTER_DATE: {shown(text)} is not a date (git's raw form is '@<seconds> +HHMM')")
+    if m is not None:
+        offset = 0
+        if m.group(2):
+            hours, minutes = int(m.group(3)), int(m.group(4))
+            if hours > 14 or minutes > 59:
+                raise ComError(f"GIT_COMMITTER_DATE: {shown(text)} has no valid time zone offset (e.g. +0200)")
+            offset = (hours * 60 + minutes) * (1 if m.group(2) == "+" else -1)
+        return int(m.group(1)), offset
+    try:
+        return instant_us(text) // 1_000_000, 0
+    except ComError:
+        raise ComError(f"GIT_COMMITTER_DATE: {shown(text)} is not a date (e.g. '@1700000000 +0000' or "
+                       "2026-11-01T10:00:00Z)") from None
 
 
 def commit_time(commit) -> datetime:
     return datetime.fromtimestamp(commit.commit_time, timezone.utc)
+
+
+def write_error(path: Path, exc: BaseException) -> ComError:
+    """A failed write to the journal, with its real cause; nothing was written."""
+    if disk_full(path) or getattr(exc, "errno", None) == errno.ENOSPC:
+        return ComError(f"cannot write to the journal at {path}: no space left on device; nothing was written")
+    return ComError(f"cannot write to the journal at {path}: {getattr(exc, 'strerror', None) or exc}; nothing was "
+                    "written")
 
 
 def damaged(what: str) -> Damaged:
@@ -258,9 +288,21 @@ class Journal:
         return self.object(entry.id, f"the folder {path}")
 
     # -- writing ---------------------------------------------------------------------------------
+    @contextmanager
     def write_lock(self):
         """Held while reading a branch tip and moving it: writers of one journal take turns."""
-        return flock(self.path / "com-write.lock")
+        with self.locked("com-write.lock"):
+            yield
+
+    @contextmanager
+    def locked(self, name: str):
+        """An flock on a file of the journal; a journal com cannot write to (read-only) is one line."""
+        with ExitStack() as stack:
+            try:
+                stack.enter_context(flock(self.path / name))
+            except OSError as exc:
+                raise ComError(f"cannot write to the journal at {self.path}: {exc.strerror or exc}") from None
+            yield
 
     @contextmanager
     def writing(self, branch: str | None = None):
@@ -302,6 +344,8 @@ class Journal:
         try:
             self.repo.create_reference_direct(ref, new_id, True, message=message)
         except (pygit2.GitError, OSError) as exc:  # e.g. a stale <ref>.lock left by a killed git process
+            if disk_full(self.path):
+                raise write_error(self.path, exc) from None
             raise ComError(f"cannot move {ref}: {exc} (run 'com fsck --repair' to clear stale locks)") from None
         return True
 
@@ -394,12 +438,17 @@ class _Write:
         """Write blobs (path -> bytes) onto the tip's tree, or reuse `tree`, as one commit; move the branch."""
         repo = self.journal.repo
         base = self.journal.tree(self.tip) if self.tip is not None else None
-        if tree is None:
-            files = {path: repo.create_blob(data) for path, data in (blobs or {}).items()}
-            tree = self.journal.build_tree(base, files) if files or base is None else base.id
         sig = signature()
-        parents = [self.tip.id] if self.tip is not None else []
-        commit_id = repo.create_commit(None, sig, sig, message.rstrip("\n") + "\n", tree, parents)
+        try:
+            if tree is None:
+                files = {path: repo.create_blob(data) for path, data in (blobs or {}).items()}
+                tree = self.journal.build_tree(base, files) if files or base is None else base.id
+            parents = [self.tip.id] if self.tip is not None else []
+            commit_id = repo.create_commit(None, sig, sig, message.rstrip("\n") + "\n", tree, parents)
+        except (pygit2.GitError, OSError) as exc:
+            # libgit2 can report a full disk as "no error": say what it is. Objects written so far are unreferenced
+            # (git gc or `com fsck` ignores them); the branch has not moved.
+            raise write_error(self.journal.path, exc) from None
         expected = self.tip.id if self.tip is not None else None
         if not self.journal.move_ref(self.ref, commit_id, expected, f"com: {message.splitlines()[0]}"):
             raise ComError(f"journal branch '{self.branch}' moved during the write; nothing was written")

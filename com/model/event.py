@@ -325,6 +325,11 @@ def to_line(event: dict) -> str:
     )
 
 
+def is_event_id(text) -> bool:
+    """Is this an event id (`evt_` and 24 hex digits)?"""
+    return isinstance(text, str) and _ID_RE.match(text) is not None
+
+
 def same_event(stored: dict, event: dict) -> bool:
     """Is `event` (just validated) the event already stored? The same line, or, when its time was not given
     (the recording time), the same line but for the time."""

@@ -106,6 +106,19 @@ class _all_taking:
         return False
 
 
+def _check_length(db: sqlite3.Connection, path: Path) -> None:
+    """A file shorter than the pages SQLite counts in it was truncated; SQLite would only say so when a query
+    reaches a missing page. (Checked only with no write-ahead log around: its pages are not in the file yet.)"""
+    wal = Path(str(path) + "-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+        return
+    pages = db.execute("PRAGMA page_count").fetchone()[0]
+    size = db.execute("PRAGMA page_size").fetchone()[0]
+    if pages * size > path.stat().st_size:
+        raise sqlite3.DatabaseError(f"database disk image is malformed ({path.name} is shorter than its "
+                                    f"{pages} pages: truncated)")
+
+
 class SqliteView:
     """What a view kept in one SQLite file of `.com/cache/` needs besides its own tables: opening it (and
     starting over when its schema version changed), the commits it has seen, closing, resetting, health.
@@ -122,15 +135,32 @@ class SqliteView:
     def __init__(self, folder: Path):
         self.path = Path(folder) / self.FILE
         self._db: sqlite3.Connection | None = None
+        self.recovered: str | None = None  # why the file was found damaged and started over (said as a warning)
 
     @property
     def db(self) -> sqlite3.Connection:
         if self._db is None:
-            self._db = self._open()
+            try:
+                self._db = self._open()
+            except sqlite3.DatabaseError as exc:
+                if not sqlite.damaged(exc):
+                    raise
+                # Derived and disposable: a damaged file (truncated, overwritten) starts over, rebuilt from the
+                # journal by the next follow.
+                self.recover(exc)
+                self._db = self._open()
         return self._db
 
+    def recover(self, exc: BaseException) -> None:
+        """Start over after finding the file damaged; the next follow rebuilds it from the journal."""
+        self.recovered = f"the {self.name} ({self.path.name}) was damaged ({exc}) and is rebuilt from the journal"
+        self.reset()
+
     def _open(self) -> sqlite3.Connection:
+        existed = self.path.exists()
         db = sqlite.connect(self.path)
+        if existed:
+            _check_length(db, self.path)
         # A big take writes a big WAL; without a limit the file keeps that size after checkpointing.
         db.execute("PRAGMA journal_size_limit=16777216")
         # The default 2 MB page cache spills a 100,000-event transaction to the WAL page by page and reads
