@@ -252,6 +252,11 @@ def _check_views(memory: Memory, snapshots, report: Report, repair: bool) -> Non
         checks.append(("index", index, None))
     for check, view, agrees in checks:
         error = view.health()
+        if getattr(view, "recovered", None):  # found damaged on opening, and started over: rebuilt below
+            item = report.problem(check, view.recovered, True)
+            item["repaired"] = True
+            report.repaired.append(f"rebuilt the {view.name} from the journal (it was damaged)")
+            view.recovered = None
         if error is None and agrees is not None:
             try:
                 error = agrees()
