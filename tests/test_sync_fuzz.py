@@ -97,7 +97,7 @@ def _blobs(mem: Path) -> dict[str, set]:
 
 
 @FUZZ
-@given(st.lists(_step, min_size=3, max_size=STEPS))
+@given(st.lists(_step, min_size=max(3, STEPS // 2), max_size=STEPS))
 def test_random_interleavings_converge(program):
     work = Path(tempfile.mkdtemp(prefix="com-fuzz-"))
     try:

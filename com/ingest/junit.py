@@ -258,7 +258,8 @@ def _suite_ts(suite, inherited: str | None, origin: str) -> str | None:
         return format_ts(parse_time(stamp.strip(), "timestamp"))
     except ComError:
         raise ComError(
-            f"{origin}: testsuite '{suite.get('name', '')}': timestamp {stamp!r} is not an ISO-8601 time"
+            f"{origin}: testsuite {clip(suite.get('name', ''), 80)!r}: timestamp {clip(stamp, 80)!r} is not an ISO-8601 "
+            "time"
         ) from None
 
 
@@ -451,6 +452,13 @@ def _retry_data(base: dict, status: str, elem, attempt: int) -> dict:
 
 
 # -- the whole input -------------------------------------------------------------------------
+def _shown_path(path) -> str:
+    """A report's path for one-line messages: control characters (a newline in a file name) escaped."""
+    text = str(path)
+    return text if text.isprintable() else repr(text)[1:-1]
+
+
+
 def events_from_reports(
     paths: Iterable[str],
     *,
@@ -486,7 +494,7 @@ def events_from_reports(
     try:
         for path, content in contents:
             got = parse_report(
-                content, str(path), project=project, commit=revision.commit, branch=revision.branch,
+                content, _shown_path(path), project=project, commit=revision.commit, branch=revision.branch,
                 run_id=run_id, source=source, default_ts=default_ts, warn=warn,
             )
             if got is None:

@@ -17,7 +17,7 @@ HINT = "e.g. 2026-11-01, '2026-11-01 10:00', yesterday, 2.weeks.ago"
 
 def instant_us(text: str, end_of_day: bool = False) -> int:
     """Microseconds since the epoch of a date or time; ComError (one line, no parameter) if it is not one."""
-    if not isinstance(text, str) or not text.strip() or len(text) > 200:
+    if not isinstance(text, str) or not text.strip() or len(text) > 200 or "\x00" in text:
         raise ComError(f"not a date or time: {shown(str(text))} ({HINT})")
     text = text.strip()
     if text.lower() == "now":

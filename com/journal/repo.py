@@ -69,6 +69,15 @@ def commit_time(commit) -> datetime:
     return datetime.fromtimestamp(commit.commit_time, timezone.utc)
 
 
+def check_message(message: str) -> str:
+    """A commit or tag message git can store: UTF-8 text (a command line can carry other bytes)."""
+    try:
+        message.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ComError(f"the message {ascii(message)[:80]} is not UTF-8 text", param="message") from None
+    return message
+
+
 def write_error(path: Path, exc: BaseException) -> ComError:
     """A failed write to the journal, with its real cause; nothing was written."""
     if disk_full(path) or getattr(exc, "errno", None) == errno.ENOSPC:
@@ -408,6 +417,7 @@ class Journal:
             raise ComError(f"'{name}' is a branch: a tag of that name would hide it from --at {name}", param="tag")
         commit = self.resolve(rev)
         if message:
+            check_message(message)
             self.repo.create_tag(name, commit.id, pygit2.GIT_OBJECT_COMMIT, signature(), message.rstrip() + "\n")
         else:
             self.repo.references.create(ref, commit.id)
@@ -437,6 +447,7 @@ class _Write:
     def commit(self, message: str, blobs: dict[str, bytes] | None = None, tree=None) -> str:
         """Write blobs (path -> bytes) onto the tip's tree, or reuse `tree`, as one commit; move the branch."""
         repo = self.journal.repo
+        check_message(message)
         base = self.journal.tree(self.tip) if self.tip is not None else None
         sig = signature()
         try:

@@ -80,7 +80,11 @@ class EventFilter:
         The seed's types (`test_failure` ...) are read as `test_result` with that status, unless a status is
         given. `since`/`until` take microseconds or text read by `dates(text, end_of_day) -> microseconds`
         (default: ISO-8601 only; the CLI passes git's date parser); a bare date as `until` means the end of it."""
-        types, statuses = _tuple(types), _tuple(statuses)
+        types, statuses = _text(_tuple(types), "type"), _text(_tuple(statuses), "status")
+        projects, tags_include, tags_exclude = (_text(_tuple(projects), "project"), _text(_tuple(tags_include), "tag"),
+                                                _text(_tuple(tags_exclude), "tag"))
+        if isinstance(test, str):
+            _text((test,), "test")
         for status in statuses:
             if status not in STATUSES:
                 raise ComError(f"unknown status '{status}' (expected {', '.join(STATUSES)})", param="status")
@@ -97,9 +101,9 @@ class EventFilter:
         if isinstance(test, str):
             test = TestMatch.parse(test)
         return cls(
-            types=tuple(dict.fromkeys(read)), projects=_tuple(projects), test=test, statuses=statuses,
+            types=tuple(dict.fromkeys(read)), projects=projects, test=test, statuses=statuses,
             since_us=_instant(since, "since", False, dates), until_us=_instant(until, "until", True, dates),
-            tags_include=_tuple(tags_include), tags_exclude=_tuple(tags_exclude),
+            tags_include=tags_include, tags_exclude=tags_exclude,
             min_importance=float(min_importance) if min_importance is not None else None,
         )
 
@@ -186,6 +190,18 @@ def _tuple(value) -> tuple:
     if isinstance(value, str):
         return (value,)
     return tuple(v for v in value if v is not None)
+
+
+def _text(values: tuple, param: str) -> tuple:
+    """Values that are text (a command line can carry bytes that are not UTF-8: they match nothing stored)."""
+    for value in values:
+        if not isinstance(value, str):
+            raise ComError(f"expected text, got {value!r}", param=param)
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ComError(f"{ascii(value)} is not UTF-8 text", param=param) from None
+    return values
 
 
 def _instant(value, param: str, end_of_day: bool, dates) -> int | None:
