@@ -176,15 +176,22 @@ class Memory:
             if held:
                 wanted.setdefault(min(held), []).append(eid)
         out = {}
+        tree = self.journal.tree(commit)
         for path, eids in wanted.items():
-            data = self.journal.blob(self.journal.tree(commit)[path].id, path)
-            for eid in eids:
-                start = data.find(f'"id":"{eid}"'.encode())
-                if start == -1:
-                    continue
-                begin = data.rfind(b"\n", 0, start) + 1
-                end = data.find(b"\n", start)
-                out[eid] = (path, json.loads(data[begin:end if end != -1 else len(data)]))
+            data = self.journal.blob(tree[path].id, path)
+            if len(eids) > 20:  # many ids of one batch (a re-import): index its lines once
+                lines = {batch_files.line_id(line): line for line in data.split(b"\n") if line.strip()}
+                found = {eid: lines[eid] for eid in eids if eid in lines}
+            else:
+                found = {}
+                for eid in eids:
+                    start = data.find(f'"id":"{eid}"'.encode())
+                    if start != -1:
+                        begin = data.rfind(b"\n", 0, start) + 1
+                        end = data.find(b"\n", start)
+                        found[eid] = data[begin:end if end != -1 else len(data)]
+            for eid, line in found.items():
+                out[eid] = (path, json.loads(line))
         return out
 
     # -- writing ----------------------------------------------------------------------------------

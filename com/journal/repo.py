@@ -70,7 +70,9 @@ def commit_time(commit) -> datetime:
 
 
 def check_message(message: str) -> str:
-    """A commit or tag message git can store: UTF-8 text (a command line can carry other bytes)."""
+    """A commit or tag message git can store: UTF-8 text (a command line can carry other bytes), not empty."""
+    if not message.strip():
+        raise ComError("the message is empty", param="message")
     try:
         message.encode("utf-8")
     except UnicodeEncodeError:
