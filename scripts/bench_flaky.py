@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -57,6 +58,10 @@ def main(argv=None) -> int:
     print("bench_flaky: timing detection", file=sys.stderr)
     det, samples = timed(lambda: detect_flaky(cols, min_runs=10), args.repeat)
     windowed, w_samples = timed(lambda: detect_flaky(cols, min_runs=10, window_days=3), args.repeat)
+    # The view promises no row order: the same rows shuffled (the sort cannot ride on runs arriving in order).
+    shuffled = cols.take(np.random.default_rng(0).permutation(len(cols)))
+    _, s_samples = timed(lambda: detect_flaky(shuffled, min_runs=10), args.repeat)
+    del shuffled
 
     # Incremental: a state of every run but the last, then the last run's rows.
     last_run = int(np.argmax([int(cols.ts_us[cols.run == r].min()) if (cols.run == r).any() else -1
@@ -88,12 +93,15 @@ def main(argv=None) -> int:
                     "results": len(cols), "runs": len(cols.runs), "seed": args.seed},
         "generate_seconds": round(generated, 2), "build_columns_seconds_adapter": round(built, 2),
         "detect_seconds_median": med(samples), "detect_seconds_all": [round(x, 4) for x in samples],
+        "detect_rows_shuffled_seconds_median": med(s_samples),
         "detect_window_3_days_seconds_median": med(w_samples),
+        "window_3_days_results": int((cols.ts_us > int(cols.ts_us.max()) - 3 * 86_400_000_000).sum()),
         "incremental": {"state_entries": int(state.entries["test"].shape[0]), "update_one_run_seconds_median":
                         med(u_samples), "detect_from_state_seconds_median": med(d_samples),
                         "same_answer_as_full_detection": same},
         "manifestations_all_flaky_no_embedding_seconds_median": med(m_samples),
         "target_detect_seconds": 2.0,
+        "load_average_1m_at_end": round(os.getloadavg()[0], 2),
         "found": {"flaky": len(found), "planted_flaky": len(truth), "true_positives": len(found & truth),
                   "broken_episodes": len(det.broken), "flaky_in_3_day_window": len(windowed.flaky)},
     }, indent=1))

@@ -268,3 +268,19 @@ def test_the_interval_of_the_flake_rate_narrows_with_runs():
     assert many.interval[1] - many.interval[0] < few.interval[1] - few.interval[0]
     half = detect_flaky(columns(pattern_rows({"t": bernoulli(0.5, 40, 1)}))).flaky[0]
     assert half.interval[1] == 1.0
+
+
+def test_a_run_where_most_tests_failed_is_the_machine_not_flakiness():
+    patterns = {f"t{n}": "." * 60 for n in range(30)}
+    patterns["real"] = bernoulli(0.2, 60, 4)
+    rows = pattern_rows(patterns)
+    # Run 33 (the second run of commit 16): 25 of 31 tests fail with a connection error.
+    rows = [r[:3] + (1,) + r[4:6] + ("ConnectionRefusedError: [Errno 111]",)
+            if r[2] == "run-00033" and r[0] not in ("t0", "t1", "t2", "t3", "t4", "t5") else r for r in rows]
+    det = detect_flaky(columns(rows))
+    assert [f.test_id for f in det.flaky] == ["real"] and det.excluded_runs == ["run-00033"]
+    assert detect_flaky(columns(rows), mass_failure=None).flaky.__len__() > 20
+    # Every run of a commit failing en masse is the code (a broken conftest): a breakage, kept.
+    rows = pattern_rows({f"t{n}": "." * 30 + "xx" + "." * 28 for n in range(30)})
+    det = detect_flaky(columns(rows))
+    assert det.excluded_runs == [] and det.flaky == [] and len(det.broken) == 30

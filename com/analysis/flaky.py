@@ -51,6 +51,8 @@ from com.errors import ComError
 SEVERITIES = ("intermittent", "moderate", "high", "severe")
 SEVERITY_BOUNDS = (0.25, 0.50, 0.75)  # lower bounds of moderate, high, severe
 DAY_US = 86_400_000_000
+MASS_FAILURE = 0.5      # a run where half the tests or more failed is the machine's failure, not the tests'
+MASS_FAILURE_MIN = 20   # ... when it ran at least this many tests
 _MAX = np.iinfo(np.int64).max
 _MIN = np.iinfo(np.int64).min
 _ENTRY_FIELDS = ("test", "commit", "runs", "fails", "hard_fails", "retries", "first_us", "last_us",
@@ -158,11 +160,12 @@ class Detection:
     since_us: int | None
     min_runs: int
     too_few_runs: list[str] = field(default_factory=list)  # flaky-looking tests under min_runs
+    excluded_runs: list[str] = field(default_factory=list)  # runs left out as mass failures
 
     def to_json(self) -> dict:
         return {"flaky": [f.to_json() for f in self.flaky], "broken": [b.to_json() for b in self.broken],
                 "tests": self.tests, "runs": self.runs, "as_of": iso(self.as_of_us), "since": iso(self.since_us),
-                "min_runs": self.min_runs, "too_few_runs": self.too_few_runs}
+                "min_runs": self.min_runs, "too_few_runs": self.too_few_runs, "excluded_runs": self.excluded_runs}
 
 
 # -- rows -> (test, commit) entries ------------------------------------------------------------------------
@@ -170,8 +173,9 @@ def _entries_from_columns(cols: ResultColumns, rows: np.ndarray | None):
     """Per (test, commit) counts of the given rows, and the commit keys and first-seen times they use.
 
     Returns (entries: dict of arrays in the columns' index spaces, commit_keys: {local commit id: key},
-    commit_first_us: {local commit id: us}). Local commit ids: the commit index, or len(commits) + run for
-    a result without a commit (its own revision, keyed "run:<run id>")."""
+    commit_first_us: {local commit id: us}, signature_keys: {local signature id: text}). Local commit ids:
+    the commit index, or len(commits) + run for a result without a commit (its own revision, keyed
+    "run:<run id>"); local signature len(signatures) is a failure without a message."""
     test, status, run, commit, ts, attempt, sig = (
         cols.test, cols.status, cols.run, cols.commit, cols.ts_us, cols.attempt, cols.signature)
     if rows is not None:
@@ -262,6 +266,30 @@ def _merge_entries(parts: list[dict]) -> dict:
     return out
 
 
+def _mass_failures(cols: ResultColumns, rows: np.ndarray | None, share: float, min_results: int) -> np.ndarray:
+    """Runs (a bool per run index) in which at least `share` of the tests failed, out of `min_results` or
+    more: the machine or the network failed, not the tests. A commit whose every run failed that way is kept:
+    then it is the code (a broken conftest), and its failures are a breakage."""
+    n_runs = len(cols.runs)
+    sel = (cols.status <= ERROR) & (cols.attempt <= 1)
+    if rows is not None:
+        sel &= rows
+    run = cols.run[sel]
+    total = np.bincount(run, minlength=n_runs)
+    failed = np.bincount(run[cols.status[sel] != PASSED], minlength=n_runs)
+    mass = (total >= min_results) & (failed >= share * np.maximum(total, 1))
+    if not mass.any():
+        return mass
+    run_commit = np.full(n_runs, -1, np.int64)
+    run_commit[run] = cols.commit[sel]
+    seen = (total > 0) & (run_commit >= 0)
+    width = len(cols.commits) + 1
+    runs_of_commit = np.bincount(run_commit[seen], minlength=width)
+    mass_of_commit = np.bincount(run_commit[seen & mass], minlength=width)
+    code = seen & (runs_of_commit[np.maximum(run_commit, 0)] == mass_of_commit[np.maximum(run_commit, 0)])
+    return mass & ~code
+
+
 def _rows_in(cols: ResultColumns, project: str | None, since_us: int | None, until_us: int | None):
     mask = None
     if since_us is not None:
@@ -296,18 +324,30 @@ class FlakyState:
         self._test_ix: dict[str, int] = {}
         self._sig_ix: dict[str, int] = {}
         self._commit_ix: dict[str, int] = {}
+        self.excluded_runs: list[str] = []  # mass failures left out (see `_mass_failures`)
 
     @classmethod
     def from_columns(cls, cols: ResultColumns, *, project: str | None = None, since_us: int | None = None,
-                     until_us: int | None = None) -> "FlakyState":
+                     until_us: int | None = None, mass_failure: float | None = MASS_FAILURE,
+                     mass_failure_min: int = MASS_FAILURE_MIN) -> "FlakyState":
         state = cls()
-        state.update(cols, project=project, since_us=since_us, until_us=until_us)
+        state.update(cols, project=project, since_us=since_us, until_us=until_us, mass_failure=mass_failure,
+                     mass_failure_min=mass_failure_min)
         return state
 
     def update(self, cols: ResultColumns, *, project: str | None = None, since_us: int | None = None,
-               until_us: int | None = None) -> None:
-        """Add rows (new runs, or more runs of known commits); rows outside (since, until] are left out."""
-        entries, keys, first_us, sig_keys = _entries_from_columns(cols, _rows_in(cols, project, since_us, until_us))
+               until_us: int | None = None, mass_failure: float | None = MASS_FAILURE,
+               mass_failure_min: int = MASS_FAILURE_MIN) -> None:
+        """Add rows (new runs, or more runs of known commits); rows outside (since, until] are left out, and
+        so are runs where at least `mass_failure` of `mass_failure_min` or more tests failed (None: keep all)."""
+        rows = _rows_in(cols, project, since_us, until_us)
+        if mass_failure is not None and len(cols):
+            mass = _mass_failures(cols, rows, mass_failure, mass_failure_min)
+            if mass.any():
+                self.excluded_runs += [cols.runs[r] for r in np.flatnonzero(mass).tolist()]
+                keep = ~mass[cols.run]
+                rows = keep if rows is None else rows & keep
+        entries, keys, first_us, sig_keys = _entries_from_columns(cols, rows)
         if entries["test"].shape[0] == 0:
             return
         test_map = np.array([self._intern_test(t) for t in cols.tests], np.int64)
@@ -366,13 +406,18 @@ class FlakyState:
             if since_us is not None:
                 keep &= e["first_us"] > since_us
             e = {k: v[keep] for k, v in e.items()}
-        return _judge(e, self.tests, self.commits, self.commit_first_us, min_runs, priors, as_of_us, since_us)
+        det = _judge(e, self.tests, self.commits, self.commit_first_us, min_runs, priors, as_of_us, since_us)
+        det.excluded_runs = sorted(set(self.excluded_runs))
+        return det
 
 
 def detect_flaky(cols: ResultColumns, *, project: str | None = None, window_days: float | None = None,
-                 min_runs: int = 5, as_of_us: int | None = None, priors: Priors = Priors()) -> Detection:
+                 min_runs: int = 5, as_of_us: int | None = None, priors: Priors = Priors(),
+                 mass_failure: float | None = MASS_FAILURE) -> Detection:
     """Flaky and broken tests among the results at or before `as_of_us` (default: the newest result) and
-    within `window_days` of it (default: all), of `project` (needs the project column) if given."""
+    within `window_days` of it (default: all), of `project` (needs the project column) if given. Runs
+    where `mass_failure` of the tests or more failed are left out (listed in `excluded_runs`) unless every
+    run of their commit did."""
     if min_runs < 1:
         raise ComError("min_runs must be at least 1")
     if window_days is not None and window_days <= 0:
@@ -380,7 +425,8 @@ def detect_flaky(cols: ResultColumns, *, project: str | None = None, window_days
     if as_of_us is None and window_days is not None and len(cols):
         as_of_us = int(cols.ts_us.max())
     since_us = None if window_days is None or as_of_us is None else as_of_us - int(window_days * DAY_US)
-    state = FlakyState.from_columns(cols, project=project, since_us=since_us, until_us=as_of_us)
+    state = FlakyState.from_columns(cols, project=project, since_us=since_us, until_us=as_of_us,
+                                    mass_failure=mass_failure)
     det = state.detect(min_runs=min_runs, priors=priors)
     det.as_of_us, det.since_us = as_of_us, since_us
     return det
