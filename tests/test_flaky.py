@@ -284,3 +284,38 @@ def test_a_run_where_most_tests_failed_is_the_machine_not_flakiness():
     rows = pattern_rows({f"t{n}": "." * 30 + "xx" + "." * 28 for n in range(30)})
     det = detect_flaky(columns(rows))
     assert det.excluded_runs == [] and det.flaky == [] and len(det.broken) == 30
+
+
+def test_columns_from_the_journal_give_the_same_detection(memory, tmp_path):
+    """The temporary adapter from a memory's events (what the test-results view will replace)."""
+    from result_columns import columns_from_events
+
+    from com.history import snapshot_events
+
+    history = gen_history.generate(tmp_path / "gen", seed=4, tests=40, commits=10, runs_per_commit=2,
+                                   flaky_fraction=0.15)
+    gen_history.ingest(history, memory)
+    from_journal, _ = columns_from_events(snapshot_events(memory.journal()))
+    from_reports, _ = columns_from_history(history)
+    assert len(from_journal) == len(from_reports) == 40 * 20
+    a, b = detect_flaky(from_journal), detect_flaky(from_reports)
+    assert [f.to_json() for f in a.flaky] == [f.to_json() for f in b.flaky] and a.flaky
+    assert [x.to_json() for x in a.broken] == [x.to_json() for x in b.broken]
+
+
+def test_analysis_imports_nothing_above_the_model():
+    """com/analysis is pure: numpy, the standard library, com.errors/com.events/com.model and itself."""
+    import ast
+    import sys
+
+    from conftest import ROOT
+
+    allowed = {"numpy", "com.errors", "com.events", "com.model", "com.analysis", "__future__"}
+    for path in sorted((ROOT / "com" / "analysis").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module] if isinstance(node, ast.ImportFrom) and node.module else []
+            for name in names:
+                top = name.split(".")[0]
+                ok = top in sys.stdlib_module_names or any(name == a or name.startswith(a + ".") for a in allowed)
+                assert ok, f"{path.name} imports {name}"

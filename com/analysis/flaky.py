@@ -4,6 +4,9 @@ same failures, and a broken test is never called flaky.
 
 How the results are read (every step is vectorised over all tests at once):
 
+0. Rows with a verdict: passed, failed, error (skipped, xfailed and xpassed say nothing about flakiness).
+   Runs where half the tests or more failed are the machine's failure and are left out (`excluded_runs`),
+   unless every run of their commit failed that way (then it is the code: a breakage).
 1. Rows -> runs. A test's attempts within one run; a run's verdict is its FIRST attempt (retries happen only
    after a failure, so counting them would bias the rate). A run that both failed and passed is evidence (1):
    pass on retry.
@@ -14,12 +17,16 @@ How the results are read (every step is vectorised over all tests at once):
    failed on retry). That is what a breakage looks like: failing from one commit until a later commit fixes
    it, or until now.
 4. A choice between explanations, per test, by penalised likelihood: explain the j longest episodes as
-   breakages (each costs -log P(a commit breaks this test)) and the remaining failures as flakiness (a
-   Bernoulli rate, costing -log P(a test is flaky) + BIC's 1/2 log n). The j with the best score wins. A
-   streak of failures is called a breakage when chance would produce it less often than a breakage would;
-   failures that no breakage can explain (evidence 1 and 2, or short streaks that come and go: evidence (3),
-   outcome flips without a change that explains them) make the test flaky. A test whose every failure
-   falls in explained episodes is broken, not flaky.
+   breakages and the remaining failures as flakiness; the j with the best score wins. A breakage costs
+   -log P(a commit breaks this test) (`Priors.breakage`), plus -log P(fixed after L commits) with the
+   heavy-tailed, parameter-free P(L) = 1 / (L (L + 1)) (still open: P(>= L) = 1 / L), plus or minus
+   log(0.9 / 0.1) when the streak fails with the same error signature as the test's other failures (a
+   flake's repeat) or with a new one (a regression fails in a new way). Flakiness costs the Bernoulli
+   log-likelihood of the failures left at their rate, -log P(a test is flaky) and BIC's 1/2 log n; failing
+   every run left is not flakiness at all. So a streak is called a breakage when chance would produce it
+   less often than a breakage would; failures that no breakage can explain (evidence 1 and 2, or short
+   streaks that come and go: evidence (3), outcome flips without a change that explains them) make the test
+   flaky. A test whose every failure falls in explained episodes is broken, not flaky.
 
 Flake rate. With p the share of the test's runs (outside explained breakages) whose first attempt failed,
 flake_rate = 2 * min(p, 1 - p): the share of runs whose outcome was a coin toss. A test that fails with
