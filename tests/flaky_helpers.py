@@ -1,5 +1,5 @@
-"""Result columns for flaky-detection tests: from outcome patterns, or from a generated history (through the
-temporary adapter scripts/result_columns.py until the test-results view exists)."""
+"""Result columns for flaky-detection tests: from outcome patterns (built in memory, for the rules one by one),
+or from a generated history recorded in a real memory and read back through the test-results view."""
 
 from __future__ import annotations
 
@@ -9,44 +9,53 @@ import numpy as np
 
 from conftest import ROOT
 
-from com.analysis.manifest import error_signature
-from com.analysis.results import ResultColumns
+from com.model.result import ResultColumns
+from com.model.text import signature
 
 sys.path.insert(0, str(ROOT / "scripts"))
 import gen_history  # noqa: E402,F401  (re-exported for the tests)
-from result_columns import columns_from_history  # noqa: E402,F401
 
 T0_US = 1_767_600_000_000_000  # 2026-01-05
 
 
-def columns(rows: list[tuple], projects: list[str] | None = None) -> ResultColumns:
-    """rows: (test, commit or None, run, status code, attempt, ts_us, message or None[, project])."""
+def columns(rows: list[tuple]) -> ResultColumns:
+    """rows: (test, commit or None, run, status code, attempt, ts_us, message or None)."""
     tests, commits, runs, sigs = {}, {}, {}, {}
 
     def ix(table, key):
         return table.setdefault(key, len(table))
 
-    cols = {k: [] for k in ("test", "commit", "run", "status", "attempt", "ts", "sig", "project")}
-    for row in rows:
-        test, commit, run, status, attempt, ts, message = row[:7]
+    cols = {k: [] for k in ("test", "commit", "run", "status", "attempt", "ts", "sig")}
+    for test, commit, run, status, attempt, ts, message in rows:
         cols["test"].append(ix(tests, test))
         cols["commit"].append(-1 if commit is None else ix(commits, commit))
         cols["run"].append(ix(runs, run))
         cols["status"].append(status)
         cols["attempt"].append(attempt)
         cols["ts"].append(ts)
-        sig = error_signature(message) if message and status in (1, 2) else None
+        sig = signature({"error_message": message}) if message and status in (1, 2) else None
         cols["sig"].append(-1 if sig is None else ix(sigs, sig))
-        if projects is not None:
-            cols["project"].append(projects.index(row[7]))
     n = len(rows)
     return ResultColumns(
         np.array(cols["test"], np.int32), list(tests), np.array(cols["ts"], np.int64),
         np.array(cols["status"], np.int8), np.array(cols["attempt"], np.int16), np.full(n, np.nan),
         np.array(cols["run"], np.int32), list(runs), np.array(cols["commit"], np.int32), list(commits),
         np.array(cols["sig"], np.int32), list(sigs),
-        None if projects is None else np.array(cols["project"], np.int16), projects or [],
     )
+
+
+def recorded_history(folder, **generator) -> tuple:
+    """A generated history recorded in a memory of its own (one journal commit per CI run, as CI would), and
+    its results read back from the test-results view: (history, memory, columns)."""
+    from com.memory import Memory
+    from com.settings import load
+
+    history = gen_history.generate(folder / "gen", **generator)
+    memory, _ = Memory.init(folder / "mem", settings=load(folder))
+    gen_history.ingest(history, memory, warn=lambda message: None)
+    snapshot = memory.snapshot()
+    memory.follow(snapshot, [memory.results])
+    return history, memory, memory.results.columns(snapshot)
 
 
 def pattern_rows(patterns: dict[str, str], runs_per_commit: int = 2, message: str = "AssertionError: boom",

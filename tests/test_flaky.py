@@ -1,14 +1,15 @@
-"""Flaky detection over result columns: generated histories with ground truth, and the rules one by one."""
+"""Flaky detection over result columns: generated histories with known ground truth recorded in a real memory
+and read back through the test-results view, and the rules one by one."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from flaky_helpers import T0_US, bernoulli, columns, columns_from_history, gen_history, pattern_rows
+from flaky_helpers import T0_US, bernoulli, columns, pattern_rows, recorded_history
 
 from com.analysis.flaky import DAY_US, FlakyState, Priors, detect_flaky, flake_rate, severity
-from com.errors import ComError
+from com.model.errors import ComError
 
 
 def by_id(detection):
@@ -19,15 +20,13 @@ def by_id(detection):
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory):
     """150 tests x 24 commits x 2 runs, many flaky tests and breakages (break rate 0.6)."""
-    out = tmp_path_factory.mktemp("flaky") / "gen"
-    history = gen_history.generate(out, seed=21, tests=150, commits=24, runs_per_commit=2, flaky_fraction=0.1,
-                                   break_rate=0.6)
-    cols, examples = columns_from_history(history)
-    return history, cols, examples
+    history, _, cols = recorded_history(tmp_path_factory.mktemp("flaky"), seed=21, tests=150, commits=24,
+                                        runs_per_commit=2, flaky_fraction=0.1, break_rate=0.6)
+    return history, cols
 
 
 def test_generated_history_flaky_found_and_broken_tests_never_flaky(generated):
-    history, cols, _ = generated
+    history, cols = generated
     truth = history.truth
     det = detect_flaky(cols, min_runs=10)
     found = set(by_id(det))
@@ -49,7 +48,7 @@ def test_generated_history_flaky_found_and_broken_tests_never_flaky(generated):
 
 
 def test_generated_history_severity_within_one_band_of_the_planted_rate(generated):
-    history, cols, _ = generated
+    history, cols = generated
     det = detect_flaky(cols, min_runs=10)
     order = ("intermittent", "moderate", "high", "severe")
     for test_id, f in by_id(det).items():
@@ -58,7 +57,7 @@ def test_generated_history_severity_within_one_band_of_the_planted_rate(generate
 
 
 def test_incremental_state_gives_the_same_answer(generated):
-    _, cols, _ = generated
+    _, cols = generated
     full = detect_flaky(cols, min_runs=10)
     cut = int(np.median(cols.ts_us))
     state = FlakyState.from_columns(cols.take(cols.ts_us <= cut))
@@ -71,7 +70,7 @@ def test_incremental_state_gives_the_same_answer(generated):
 
 
 def test_row_order_does_not_matter(generated):
-    _, cols, _ = generated
+    _, cols = generated
     shuffled = cols.take(np.random.default_rng(3).permutation(len(cols)))
     a, b = detect_flaky(cols), detect_flaky(shuffled)
     assert [f.to_json() for f in a.flaky] == [f.to_json() for f in b.flaky]
@@ -234,16 +233,6 @@ def test_skips_and_results_without_a_commit():
     assert det.flaky[0].runs == 28 and det.flaky[0].evidence["same_commit"] == 0
 
 
-def test_project_filter():
-    rows = [r + ("shop",) for r in pattern_rows({"t": ".x" * 20})]
-    rows += [r + ("admin",) for r in pattern_rows({"u": ".x" * 20})]
-    cols = columns(rows, projects=["shop", "admin"])
-    assert [f.test_id for f in detect_flaky(cols, project="admin").flaky] == ["u"]
-    assert detect_flaky(cols, project="other").flaky == []
-    with pytest.raises(ComError):
-        detect_flaky(columns(pattern_rows({"t": ".x"})), project="shop")
-
-
 def test_priors_are_checked_and_json_is_plain():
     with pytest.raises(ComError):
         Priors(breakage=0)
@@ -286,31 +275,14 @@ def test_a_run_where_most_tests_failed_is_the_machine_not_flakiness():
     assert det.excluded_runs == [] and det.flaky == [] and len(det.broken) == 30
 
 
-def test_columns_from_the_journal_give_the_same_detection(memory, tmp_path):
-    """The temporary adapter from a memory's events (what the test-results view will replace)."""
-    from result_columns import columns_from_events
-
-    from com.history import snapshot_events
-
-    history = gen_history.generate(tmp_path / "gen", seed=4, tests=40, commits=10, runs_per_commit=2,
-                                   flaky_fraction=0.15)
-    gen_history.ingest(history, memory)
-    from_journal, _ = columns_from_events(snapshot_events(memory.journal()))
-    from_reports, _ = columns_from_history(history)
-    assert len(from_journal) == len(from_reports) == 40 * 20
-    a, b = detect_flaky(from_journal), detect_flaky(from_reports)
-    assert [f.to_json() for f in a.flaky] == [f.to_json() for f in b.flaky] and a.flaky
-    assert [x.to_json() for x in a.broken] == [x.to_json() for x in b.broken]
-
-
 def test_analysis_imports_nothing_above_the_model():
-    """com/analysis is pure: numpy, the standard library, com.errors/com.events/com.model and itself."""
+    """com/analysis is pure: numpy, the standard library, com.model and itself."""
     import ast
     import sys
 
     from conftest import ROOT
 
-    allowed = {"numpy", "com.errors", "com.events", "com.model", "com.analysis", "__future__"}
+    allowed = {"numpy", "com.model", "com.analysis", "__future__"}
     for path in sorted((ROOT / "com" / "analysis").glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else \

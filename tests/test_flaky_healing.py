@@ -7,7 +7,7 @@ import pytest
 from com.analysis.healing import DEFAULT_STRATEGIES, recommend, success_rates
 from com.analysis.lifecycle import (STATUSES, TRANSITIONS, LifecycleState, allowed, on_detection, quarantine, replay,
                                     transition)
-from com.errors import ComError
+from com.model.errors import ComError
 
 
 def attempts(strategy, category, successes, failures, test="t_other"):

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from flaky_helpers import T0_US, columns, columns_from_history, gen_history
+from flaky_helpers import T0_US, columns, recorded_history
 
 from com.analysis.flaky import detect_flaky
-from com.analysis.manifest import categorise, error_signature, manifestations
+from com.analysis.manifest import categorise, manifestations
+from com.model.text import signature
 
 MIN = 60_000_000
 
 
 @pytest.fixture(scope="module")
 def embed(tmp_path_factory):
-    from com.embed import Embedder
+    from com.models.embedding import Embedder
 
-    embedder = Embedder("all-MiniLM-L6-v2", tmp_path_factory.mktemp("embed-cache"))
-    return embedder.embed
+    return Embedder.for_name("all-MiniLM-L6-v2", tmp_path_factory.mktemp("embed-cache")).embed
 
 
 def failures(test: str, messages: list[str], start: int = 0) -> list[tuple]:
@@ -69,18 +69,18 @@ def test_examples_rows_and_tests_selection():
     assert sorted(g.signature for g in u) == ["(no error message)", "boom"]
 
 
-@pytest.mark.parametrize("message, signature", [
+@pytest.mark.parametrize("message, expected", [
     ("Failed: Timeout >30.0s", "Failed: Timeout ><num>s"),
     ("AssertionError: took 1.80s, budget 1.00s\nassert 1.8 < 1.0", "AssertionError: took <num>s, budget <num>s"),
     ("  \n  KeyError: 'currency'  ", "KeyError: 'currency'"),
-    ("object at 0x7f3ad48298d6 in /home/runner/work/shop/shop/tests/test_a.py:12",
-     "object at <hex> in <path>/test_a.py:<num>"),
+    ("object at 0x7f3ad48298d6 in /tmp/pytest-of-ci/pytest-3/test_a0/a.py:12", "object at <hex> in <tmp>:12"),
     ("request 3f2c9a1e-1b2c-4d5e-8f90-123456789abc failed at 2026-01-05T09:04:00Z after 5000ms",
      "request <uuid> failed at <time> after <num>ms"),
     ("", None), (None, None),
 ])
-def test_error_signature_masks_what_changes(message, signature):
-    assert error_signature(message) == signature
+def test_the_views_signature_masks_what_changes(message, expected):
+    """Manifestations group by the test-results view's signatures (`com.model.text.signature`)."""
+    assert signature({"error_message": message}) == expected
 
 
 @pytest.mark.parametrize("text, category", [
@@ -100,10 +100,14 @@ def test_categories(text, category):
 
 
 def test_generated_flaky_tests_group_by_their_planted_manifestation(tmp_path, embed):
-    history = gen_history.generate(tmp_path / "gen", seed=5, tests=120, commits=16, runs_per_commit=2,
-                                   flaky_fraction=0.12)
-    cols, examples = columns_from_history(history)
+    from com.ops.flaky import failure_examples
+
+    history, memory, cols = recorded_history(tmp_path, seed=5, tests=120, commits=16, runs_per_commit=2,
+                                             flaky_fraction=0.12)
     flaky = [f.test_id for f in detect_flaky(cols, min_runs=10).flaky]
+    examples = {}
+    for test_id in flaky:
+        examples.update(failure_examples(memory, memory.snapshot(), cols, test_id))
     groups = manifestations(cols, flaky, embed=embed, examples=examples)
     want = {"timeout": "timeout", "selector": "element_not_found", "connection_reset": "network",
             "timing": "timing_order"}

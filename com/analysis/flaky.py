@@ -52,8 +52,11 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from com.analysis.results import ERROR, FAILED, PASSED, ResultColumns, iso
-from com.errors import ComError
+from com.model.errors import ComError
+from com.model.event import format_us
+from com.model.result import STATUS_CODE, ResultColumns
+
+PASSED, FAILED, ERROR = STATUS_CODE["passed"], STATUS_CODE["failed"], STATUS_CODE["error"]
 
 SEVERITIES = ("intermittent", "moderate", "high", "severe")
 SEVERITY_BOUNDS = (0.25, 0.50, 0.75)  # lower bounds of moderate, high, severe
@@ -82,7 +85,12 @@ class Priors:
         if not (0 < self.breakage < 1 and 0 < self.flaky < 1 and self.pseudo_runs > 0
                 and 0.5 <= self.same_signature < 1):
             raise ComError("priors: breakage and flaky must be in (0, 1), pseudo_runs above 0, "
-                           "same_signature in [0.5, 1)")
+                           "same_signature in [0.5, 1)", param="priors")
+
+
+def iso(us: int | None) -> str | None:
+    """Microseconds since the epoch as a stored event time (None stays None)."""
+    return None if us is None else format_us(int(us))
 
 
 def severity(flake_rate: float) -> str:
@@ -297,20 +305,12 @@ def _mass_failures(cols: ResultColumns, rows: np.ndarray | None, share: float, m
     return mass & ~code
 
 
-def _rows_in(cols: ResultColumns, project: str | None, since_us: int | None, until_us: int | None):
+def _rows_in(cols: ResultColumns, since_us: int | None, until_us: int | None):
     mask = None
     if since_us is not None:
         mask = cols.ts_us > since_us
     if until_us is not None:
         m = cols.ts_us <= until_us
-        mask = m if mask is None else mask & m
-    if project is not None:
-        if cols.project is None:
-            raise ComError("these results carry no project column: filter them by project before detection")
-        if project not in cols.projects:
-            m = np.zeros(len(cols), bool)
-        else:
-            m = cols.project == cols.projects.index(project)
         mask = m if mask is None else mask & m
     return mask
 
@@ -334,20 +334,20 @@ class FlakyState:
         self.excluded_runs: list[str] = []  # mass failures left out (see `_mass_failures`)
 
     @classmethod
-    def from_columns(cls, cols: ResultColumns, *, project: str | None = None, since_us: int | None = None,
+    def from_columns(cls, cols: ResultColumns, *, since_us: int | None = None,
                      until_us: int | None = None, mass_failure: float | None = MASS_FAILURE,
                      mass_failure_min: int = MASS_FAILURE_MIN) -> "FlakyState":
         state = cls()
-        state.update(cols, project=project, since_us=since_us, until_us=until_us, mass_failure=mass_failure,
+        state.update(cols, since_us=since_us, until_us=until_us, mass_failure=mass_failure,
                      mass_failure_min=mass_failure_min)
         return state
 
-    def update(self, cols: ResultColumns, *, project: str | None = None, since_us: int | None = None,
+    def update(self, cols: ResultColumns, *, since_us: int | None = None,
                until_us: int | None = None, mass_failure: float | None = MASS_FAILURE,
                mass_failure_min: int = MASS_FAILURE_MIN) -> None:
         """Add rows (new runs, or more runs of known commits); rows outside (since, until] are left out, and
         so are runs where at least `mass_failure` of `mass_failure_min` or more tests failed (None: keep all)."""
-        rows = _rows_in(cols, project, since_us, until_us)
+        rows = _rows_in(cols, since_us, until_us)
         if mass_failure is not None and len(cols):
             mass = _mass_failures(cols, rows, mass_failure, mass_failure_min)
             if mass.any():
@@ -418,21 +418,21 @@ class FlakyState:
         return det
 
 
-def detect_flaky(cols: ResultColumns, *, project: str | None = None, window_days: float | None = None,
+def detect_flaky(cols: ResultColumns, *, window_days: float | None = None,
                  min_runs: int = 5, as_of_us: int | None = None, priors: Priors = Priors(),
                  mass_failure: float | None = MASS_FAILURE) -> Detection:
     """Flaky and broken tests among the results at or before `as_of_us` (default: the newest result) and
-    within `window_days` of it (default: all), of `project` (needs the project column) if given. Runs
+    within `window_days` of it (default: all); the caller chooses the project (the view filters by it). Runs
     where `mass_failure` of the tests or more failed are left out (listed in `excluded_runs`) unless every
     run of their commit did."""
     if min_runs < 1:
-        raise ComError("min_runs must be at least 1")
+        raise ComError(f"must be at least 1, not {min_runs}", param="min_runs")
     if window_days is not None and window_days <= 0:
-        raise ComError("window_days must be above 0")
+        raise ComError(f"must be above 0, not {window_days:g}", param="days")
     if as_of_us is None and window_days is not None and len(cols):
         as_of_us = int(cols.ts_us.max())
     since_us = None if window_days is None or as_of_us is None else as_of_us - int(window_days * DAY_US)
-    state = FlakyState.from_columns(cols, project=project, since_us=since_us, until_us=as_of_us,
+    state = FlakyState.from_columns(cols, since_us=since_us, until_us=as_of_us,
                                     mass_failure=mass_failure)
     det = state.detect(min_runs=min_runs, priors=priors)
     det.as_of_us, det.since_us = as_of_us, since_us

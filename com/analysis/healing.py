@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-from com.errors import ComError
+from com.model.errors import ComError
 
 OUTCOMES = {"success": True, "succeeded": True, "healed": True, "failure": False, "failed": False}
 DEFAULT_STRENGTH = 4.0
@@ -68,9 +68,9 @@ def _outcome(attempt: dict, n: int) -> bool:
     value = attempt.get("outcome")
     ok = OUTCOMES.get(value.lower() if isinstance(value, str) else value)
     if ok is None:
-        raise ComError(f"healing attempt {n}: outcome must be success or failure, not {value!r}")
+        raise ComError(f"healing attempt {n}: outcome must be success or failure, not {value!r}", param="outcome")
     if not attempt.get("strategy"):
-        raise ComError(f"healing attempt {n}: strategy is missing")
+        raise ComError(f"healing attempt {n}: strategy is missing", param="strategy")
     return ok
 
 
@@ -101,7 +101,7 @@ def recommend(attempts: Iterable[dict], category: str, *, test_id: str | None = 
     Candidates: every strategy attempted anywhere, the category's defaults and `strategies`. Strategies
     that already failed on this very test (`test_id`) and never succeeded there go last."""
     if strength <= 0:
-        raise ComError("strength must be above 0")
+        raise ComError("strength must be above 0", param="strength")
     attempts = list(attempts)
     stats = success_rates(attempts)
     overall = stats["overall"]

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from com.errors import ComError
+from com.model.errors import ComError
 
 STATUSES = ("detected", "investigating", "healing_attempted", "healed", "quarantined", "false_positive")
 OPEN = frozenset(("detected", "investigating", "healing_attempted", "quarantined"))
@@ -60,10 +60,11 @@ def allowed(old: str | None, new: str) -> bool:
 def transition(state: LifecycleState, new: str, *, at_us: int | None = None, reason: str | None = None) -> LifecycleState:
     """The state after changing to `new`; ComError (exit 2) naming the allowed changes when it is not allowed."""
     if new not in STATUSES:
-        raise ComError(f"unknown flaky status '{new}': use one of {', '.join(STATUSES)}")
+        raise ComError(f"unknown flaky status '{new}': use one of {', '.join(STATUSES)}", param="status")
     if not allowed(state.status, new):
         options = ", ".join(s for s in STATUSES if s in TRANSITIONS.get(state.status, ()))
-        raise ComError(f"cannot change a test from {state.status or 'no status'} to {new} (allowed: {options})")
+        raise ComError(f"cannot change a test from {state.status or 'no status'} to {new} (allowed: {options})",
+                       param="status")
     if new == "quarantined":
         quarantined = True
         q_since = state.quarantined_since_us if state.quarantined else at_us
@@ -81,12 +82,21 @@ class Replay:
 
 
 def replay(changes: Iterable[dict]) -> Replay:
-    """Fold status changes ({"status", "ts_us", "reason"?}, in any order: sorted by time here) into the
-    current state. A change that is not allowed where it falls (two branches merged) is skipped and listed."""
+    """Fold status changes ({"status", "ts_us", "reason"?, "implied"?}, in any order: sorted by time here, stably)
+    into the current state. A change that is not allowed where it falls (two branches merged) is skipped and
+    listed. An implied change (what a healing attempt says: healing_attempted after a failed one, healed after a
+    success) takes a test with no status through detected first, and is skipped quietly where not allowed."""
     out = Replay()
     for change in sorted(changes, key=lambda c: (c.get("ts_us") or 0)):
+        at, reason = change.get("ts_us"), change.get("reason")
+        if change.get("implied"):
+            if out.state.status is None:
+                out.state = transition(out.state, "detected", at_us=at, reason=reason)
+            if allowed(out.state.status, change["status"]):
+                out.state = transition(out.state, change["status"], at_us=at, reason=reason)
+            continue
         try:
-            out.state = transition(out.state, change["status"], at_us=change.get("ts_us"), reason=change.get("reason"))
+            out.state = transition(out.state, change["status"], at_us=at, reason=reason)
         except ComError:
             out.rejected.append(change)
     return out

@@ -1,5 +1,6 @@
-"""Manifestations: the distinct ways a test fails. Its failures grouped by normalised error signature, groups
-of one category merged when their signatures mean the same thing (embedding similarity, through a function
+"""Manifestations: the distinct ways a test fails. Its failures grouped by normalised error signature (the
+test-results view's `signatures`, made by `com.model.text.signature`: error type and first message line with
+numbers, ids, paths and timings masked), groups of one category merged when their signatures mean the same thing (embedding similarity, through a function
 passed in: texts -> unit vectors), each with count, share, first/last seen, an example and a category.
 
 No model is imported here: the caller passes `embed` (com's embedder in the CLI, the packaged MiniLM in
@@ -14,50 +15,14 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from com.analysis.results import ERROR, FAILED, ResultColumns, iso
+from com.analysis.flaky import ERROR, FAILED, iso
+from com.model.result import ResultColumns
 
 CATEGORIES = ("timeout", "element_not_found", "network", "timing_order", "resource_environment", "other")
 NO_MESSAGE = "(no error message)"
 DEFAULT_THRESHOLD = 0.80  # cosine of MiniLM vectors: "Timeout >N s" ~ "Timeout after N s waiting" is 0.88
 
 Embed = Callable[[list[str]], np.ndarray]
-
-# Parts of a message that change from run to run (after com.embed.normalise, without the model).
-_MASKS = (
-    (re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"), "<uuid>"),
-    (re.compile(r"\b\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?"), "<time>"),
-    (re.compile(r"\b\d{1,2}:\d{2}:\d{2}(?:[.,]\d+)?\b"), "<time>"),
-    (re.compile(r"(?:/private)?/(?:tmp|var/tmp|var/folders)/[^\s'\"`:,;)\]}>]*|"
-                r"[A-Za-z]:\\Users\\[^\\\s]+\\AppData\\Local\\Temp\\[^\s'\"`:,;)\]}>]*"), "<tmp>"),
-    (re.compile(r"\b0x[0-9a-fA-F]+\b"), "<hex>"),
-    (re.compile(r"\b(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{7,}\b"), "<hex>"),
-    (re.compile(r"\b(?=[0-9A-F]*\d)(?=[0-9A-F]*[A-F])[0-9A-F]{12,}\b"), "<hex>"),
-    # Quantities with a unit (timings above all): 5000ms, 1.5 s, 30 seconds, 12.5%.
-    (re.compile(r"(?<![\w.-])\d+(?:\.\d+)?(?=\s?(?:ms|s|sec|secs|seconds?|m|mins?|minutes?|h|px|kb|mb|gb|bytes?|%)(?!\w))"),
-     "<num>"),
-    (re.compile(r"(?<![\w.-])\d+\.\d+(?![\w-]|\.\d)"), "<num>"),
-    (re.compile(r"(?<![\w.-])\d{4,}(?![\w-]|\.\d)"), "<num>"),
-    (re.compile(r"\bline \d+"), "line <num>"),
-    (re.compile(r"(?<=\.[a-z]{2})(?::\d+)+|(?<=\.[a-z]{3})(?::\d+)+|(?<=\.[a-z]{4})(?::\d+)+"), ":<num>"),
-    # Paths: a file path names the place, not the kind of failure; keep its last component.
-    (re.compile(r"(?<![\w<])(?:[A-Za-z]:)?(?:[\\/][\w.@+-]+){2,}[\\/](?=[\w.@+-]+)"), "<path>/"),
-)
-_SPACE = re.compile(r"\s+")
-MAX_SIGNATURE = 300
-
-
-def error_signature(message: str | None) -> str | None:
-    """The first non-blank line of an error message with numbers, ids, paths and timings masked."""
-    if not message:
-        return None
-    for line in message.splitlines():
-        line = line.strip()
-        if line:
-            for pattern, placeholder in _MASKS:
-                line = pattern.sub(placeholder, line)
-            return _SPACE.sub(" ", line)[:MAX_SIGNATURE]
-    return None
-
 
 # First match wins: an element wait that timed out is an element problem, a connection timeout a network one.
 _CATEGORY_RULES = (
