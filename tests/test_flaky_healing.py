@@ -105,6 +105,16 @@ def test_disallowed_changes_name_the_allowed_ones():
         transition(s, "fixed")
 
 
+def test_a_test_with_no_status_changes_as_a_detected_one():
+    s = transition(LifecycleState(), "healed", at_us=5, reason="fixed the wait")
+    assert (s.status, s.since_us, s.reason, s.quarantined) == ("healed", 5, "fixed the wait", False)
+    assert replay([{"status": "healed", "ts_us": 1}]).state.status == "healed"
+    # An attempt's implied change where the lifecycle does not allow it changes nothing, quietly.
+    fp = transition(LifecycleState(), "false_positive")
+    out = replay([{"status": "false_positive", "ts_us": 1}, {"status": "healed", "ts_us": 2, "implied": True}])
+    assert out.state.status == fp.status and out.rejected == []
+
+
 def test_false_positive_leaves_quarantine_and_detection_respects_it():
     s = transition(transition(LifecycleState(), "detected"), "quarantined")
     s = transition(s, "false_positive", reason="a broken CI runner")

@@ -59,10 +59,16 @@ def allowed(old: str | None, new: str) -> bool:
 
 def transition(state: LifecycleState, new: str, *, at_us: int | None = None, reason: str | None = None) -> LifecycleState:
     """The state after changing to `new`; ComError (exit 2) naming the allowed changes when it is not allowed."""
+    if state.status is None and not allowed(None, new) and allowed("detected", new):
+        # A test with no status yet is, to the registry, a detected one (detection lists it so).
+        state = transition(state, "detected", at_us=at_us, reason=reason)
     if new not in STATUSES:
         raise ComError(f"unknown flaky status '{new}': use one of {', '.join(STATUSES)}", param="status")
     if not allowed(state.status, new):
-        options = ", ".join(s for s in STATUSES if s in TRANSITIONS.get(state.status, ()))
+        reachable = TRANSITIONS.get(state.status, frozenset())
+        if state.status is None:
+            reachable = reachable | TRANSITIONS["detected"]
+        options = ", ".join(s for s in STATUSES if s in reachable)
         raise ComError(f"cannot change a test from {state.status or 'no status'} to {new} (allowed: {options})",
                        param="status")
     if new == "quarantined":
@@ -85,7 +91,7 @@ def replay(changes: Iterable[dict]) -> Replay:
     """Fold status changes ({"status", "ts_us", "reason"?, "implied"?}, in any order: sorted by time here, stably)
     into the current state. A change that is not allowed where it falls (two branches merged) is skipped and
     listed. An implied change (what a healing attempt says: healing_attempted after a failed one, healed after a
-    success) takes a test with no status through detected first, and is skipped quietly where not allowed."""
+    success) is skipped quietly where it is not allowed."""
     out = Replay()
     for change in sorted(changes, key=lambda c: (c.get("ts_us") or 0)):
         at, reason = change.get("ts_us"), change.get("reason")
@@ -102,9 +108,14 @@ def replay(changes: Iterable[dict]) -> Replay:
     return out
 
 
-def on_detection(state: LifecycleState, flaky: bool, *, at_us: int | None = None) -> LifecycleState:
+def on_detection(state: LifecycleState, flaky: bool, *, at_us: int | None = None,
+                 last_failure_us: int | None = None) -> LifecycleState:
     """What a detection run does to a test's status: a flaky test with no status becomes detected, a healed
-    one detected again is reopened; everything else (a person's decision) stays."""
+    one that failed again after it was healed is reopened (its failures from before count for nothing);
+    everything else (a person's decision) stays."""
+    if (flaky and state.status == "healed" and last_failure_us is not None and state.since_us is not None
+            and last_failure_us <= state.since_us):
+        return state
     if flaky and state.status in (None, "healed"):
         return transition(state, "detected", at_us=at_us, reason="detected" if state.status is None else "flaky again")
     return state

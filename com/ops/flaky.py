@@ -117,10 +117,12 @@ def _detect(memory: Memory, snapshot: Snapshot, project, days, min_runs):
 
 
 def _flaky_entry(f, registry: Registry) -> dict:
+    """A detected flaky test with its registry status: none yet reads as detected; a healed test that failed
+    again after it was healed reads as detected again (reopened)."""
     state = registry.state(f.test_id)
-    shown = on_detection(state, flaky=True)
+    shown = on_detection(state, flaky=True, last_failure_us=f.last_seen_us)
     return {**f.to_json(), "status": shown.status, "quarantined": shown.quarantined,
-            "reopened": state.status == "healed"}
+            "reopened": state.status == "healed" and shown.status == "detected"}
 
 
 def _unknown(test_id: str, known) -> NotFound:
