@@ -246,3 +246,29 @@ def test_committed_detections_make_diff_between_tags_show_flaky_and_healed_tests
     back = as_json(com, "diff", "v2", "v1")["summary"]["registry"]
     assert back["no_longer_flaky"] == [LATE]
     assert call(com, "flaky", "detect", "--commit", "--at", "v1", code=2).stderr.startswith("com: error: --at:")
+
+
+def test_diff_between_consecutive_runs_of_a_generated_history(tmp_path):
+    """The issue's complaint: on a generated history, most tests `com diff` called newly failing or fixed were
+    planted flaky tests. Now their flips are listed apart, and no flip of a broken test is called flaky."""
+    import pygit2
+
+    from flaky_helpers import recorded_history
+
+    from com.ops.history import diff
+
+    history, memory, _ = recorded_history(tmp_path, seed=11, tests=120, commits=16, runs_per_commit=2,
+                                          flaky_fraction=0.1, break_rate=0.4)
+    planted = set(history.truth["flaky"])
+    broken = {t for b in history.truth["breakages"] for t in b["tests"]} - planted
+    runs = [c for c in memory.journal.repo.walk(memory.journal.head().id,
+                                                pygit2.GIT_SORT_TIME | pygit2.GIT_SORT_REVERSE)]
+    flaky_apart = flaky_as_regression = broken_flips = 0
+    for a, b in zip(runs, runs[1:]):
+        s = diff(memory, str(a.id), str(b.id)).summary
+        assert not {f["test_id"] for f in s.flaky} & broken
+        flaky_apart += sum(f["test_id"] in planted for f in s.flaky)
+        flaky_as_regression += sum(t in planted for t in s.newly_failing + s.fixed)
+        broken_flips += sum(t in broken for t in s.newly_failing + s.fixed)
+    assert broken_flips > 0 and flaky_apart > 20
+    assert flaky_apart / (flaky_apart + flaky_as_regression) >= 0.9, (flaky_apart, flaky_as_regression)

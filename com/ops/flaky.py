@@ -25,6 +25,7 @@ from com.model.filter import EventFilter, TestMatch
 from com.ops.result import Result
 
 DEFAULT_MIN_RUNS = 5
+WINDOW_CONFIDENCE = 0.5  # com diff calls a flip flaky on window evidence alone only from this confidence
 SOURCE = "com"
 
 
@@ -582,8 +583,9 @@ class Flips:
 
 def classify_flips(memory: Memory, a: Snapshot, b: Snapshot, newly_failing: list[str], fixed: list[str]) -> Flips:
     """Tell flips of flaky tests from regressions and fixes: a test is flaky at B when B's newest committed
-    detection or its lifecycle (an open status) says so, or when detection over B's results finds it flaky
-    (it passed and failed on one code commit, passed on retry, or flips without a change to explain it)."""
+    detection or its lifecycle (an open status) says so, or when detection over B's results finds it flaky:
+    it passed and failed on one code commit or passed on retry, or it flips without a change to explain it
+    with a confidence of at least WINDOW_CONFIDENCE (ten runs or more)."""
     reg_a, reg_b = read_registry(memory, a), read_registry(memory, b)
     committed = reg_b.committed_flaky()
     flipped = newly_failing + fixed
@@ -593,7 +595,10 @@ def classify_flips(memory: Memory, a: Snapshot, b: Snapshot, newly_failing: list
 
         cols = results_columns(memory, b)
         for f in detect_flaky(cols, min_runs=1).flaky:
-            found[f.test_id] = f
+            # Seen nondeterminism (a retry, one commit both ways) is enough; flips alone only with the
+            # confidence of enough runs: one failure after two passes is a regression until shown otherwise.
+            if f.evidence["strongest"] != "window" or f.confidence >= WINDOW_CONFIDENCE:
+                found[f.test_id] = f
     flaky, regressions, fixes = [], [], []
     for test_id, now in [(t, "failing") for t in newly_failing] + [(t, "passing") for t in fixed]:
         f, c, state = found.get(test_id), committed.get(test_id), reg_b.state(test_id)
