@@ -1,11 +1,12 @@
 """Evaluate flaky detection against generated histories with known ground truth; prints one JSON object.
 
-For each history (several seeds and sizes, see CONFIGS): precision and recall of the flaky tests with at
-least 10 runs, how many broken (not flaky) tests were called flaky, how many breakages were found at their
-commit, severity bands against the planted rates, and how well manifestations group each test's failures
-(with the packaged MiniLM model). Scenario "reruns" replays every failure once more as attempt 2, the way
-pytest-rerunfailures does: a flaky failure passes on the rerun with probability 1 - rate, a broken test
-fails again.
+Each history (several seeds and sizes, see CONFIGS) is recorded in a real memory, one journal commit per CI
+run, and detection runs as `com flaky detect` does: `com.ops.flaky.detect` over the test-results view. Measured:
+precision and recall of the flaky tests with at least 10 runs, how many broken (not flaky) tests were called
+flaky, how many breakages were found at their commit, severity bands against the planted rates, and how well
+manifestations group each test's failures (with the packaged MiniLM model). Scenario "reruns" records every
+failure once more as attempt 2, the way pytest-rerunfailures does: a flaky failure passes on the rerun with
+probability 1 - rate, a broken test fails again.
 
     python scripts/eval_flaky.py [--quick] [--no-embed] [--work DIR] [--config NAME ...]
 """
@@ -25,11 +26,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import gen_history  # noqa: E402
-from result_columns import columns_from_history  # noqa: E402  (temporary adapter)
 
-from com.analysis.flaky import detect_flaky, flake_rate, severity  # noqa: E402
+from com.analysis.flaky import flake_rate, severity  # noqa: E402
 from com.analysis.manifest import manifestations  # noqa: E402
-from com.analysis.results import ResultColumns  # noqa: E402
+from com.memory import Memory  # noqa: E402
+from com.model.event import validate  # noqa: E402
+from com.model.result import ResultColumns  # noqa: E402
+from com.ops import flaky as ops  # noqa: E402
+from com.settings import load as load_settings  # noqa: E402
 
 # name: generator arguments. rpc = runs per commit (1: no same-commit evidence, only the window's).
 CONFIGS = {
@@ -48,26 +52,42 @@ EXPECTED_CATEGORY = {"timeout": "timeout", "selector": "element_not_found", "con
 MIN_RUNS = 10
 
 
-def with_reruns(cols: ResultColumns, truth: dict, broken_rows: np.ndarray, seed: int) -> ResultColumns:
-    """Every failed row gets a second attempt (first attempts become attempt 1): a flaky failure outside a
-    breakage passes with probability 1 - its planted rate, anything else fails again."""
-    rng = np.random.default_rng(seed)
-    rate = np.array([truth["flaky"].get(t, {}).get("rate", 1.0) for t in cols.tests])
-    fail = (cols.status == 1) | (cols.status == 2)
-    idx = np.flatnonzero(fail)
-    passes = (~broken_rows[idx]) & (rng.random(idx.shape[0]) >= rate[cols.test[idx]])
-    extra = cols.take(idx)
-    extra.attempt = np.full(idx.shape[0], 2, np.int16)
-    extra.ts_us = extra.ts_us + 1
-    extra.status = np.where(passes, 0, extra.status).astype(np.int8)
-    extra.signature = np.where(passes, -1, extra.signature).astype(np.int32)
-    first_attempt = np.ones(len(cols), np.int16)
-    cat = lambda a, b: np.concatenate([a, b])  # noqa: E731
-    return ResultColumns(cat(cols.test, extra.test), cols.tests, cat(cols.ts_us, extra.ts_us),
-                         cat(cols.status, extra.status), cat(first_attempt, extra.attempt),
-                         cat(cols.duration_ms, extra.duration_ms), cat(cols.run, extra.run), cols.runs,
-                         cat(cols.commit, extra.commit), cols.commits, cat(cols.signature, extra.signature),
-                         cols.signatures)
+def record(history, memory: Memory, reruns: bool, seed: int) -> None:
+    """Every run's report as one journal commit dated when the run ended (as `gen_history.ingest`); with
+    `reruns`, each failed result followed by a second attempt in the same run: a flaky failure outside a
+    breakage passes it with probability 1 - its planted rate, anything else fails again."""
+    from com.ingest import junit
+
+    if not reruns:
+        gen_history.ingest(history, memory, warn=lambda message: None)
+        return
+    truth = history.truth
+    rng = random.Random(seed)
+    index = {c["sha"]: c["index"] for c in truth["commits"]}
+    periods: dict[str, list] = {}
+    for b in truth["breakages"]:
+        end = index[b["fixed_by"]] if b.get("fixed_by") else 10 ** 9
+        for t in b["tests"]:
+            periods.setdefault(t, []).append((index[b["commit"]], end))
+    project = truth["generator"]["project"]
+    for run in history.runs:
+        events = junit.events_from_reports([str(history.out_dir / run["junit"])], project=project,
+                                           commit=run["commit"], run_id=run["run_id"], branch="main",
+                                           warn=lambda message: None)
+        c = index[run["commit"]]
+        extra = []
+        for e in events:
+            d = e["data"]
+            if d["status"] not in ("failed", "error"):
+                continue
+            broken = any(start <= c < end for start, end in periods.get(d["test_id"], ()))
+            passes = not broken and rng.random() >= truth["flaky"].get(d["test_id"], {}).get("rate", 1.0)
+            data = {k: v for k, v in d.items() if not (passes and k in ("error_message", "error_type", "trace"))}
+            data.update(attempt=2, status="passed" if passes else d["status"])
+            extra.append(validate({"type": "test_result", "project": e["project"], "source": e["source"],
+                                   "ts": e["ts"], "data": data}))
+        with gen_history._committer_date(run["end"]):
+            memory.record(events + extra, message=f"CI run {run['run_id']} on {run['commit'][:10]} (main)")
 
 
 def broken_mask(cols: ResultColumns, truth: dict) -> tuple[np.ndarray, dict]:
@@ -101,16 +121,18 @@ def evaluate(name: str, spec: dict, work: Path, embed) -> dict:
     reruns = spec.pop("reruns", False)
     t0 = time.perf_counter()
     history = gen_history.generate(work / name, **spec)
-    cols, examples = columns_from_history(history)
+    memory, _ = Memory.init(work / name / ".com", settings=load_settings(work))
+    record(history, memory, reruns, spec["seed"])
+    snapshot = memory.snapshot()
+    memory.follow(snapshot)
+    memory.follow(snapshot, [memory.results])
+    recorded = time.perf_counter() - t0
     truth = history.truth
-    brk_rows, periods = broken_mask(cols, truth)
-    if reruns:
-        cols = with_reruns(cols, truth, brk_rows, spec["seed"])
-        brk_rows = broken_mask(cols, truth)[0]
-    built = time.perf_counter() - t0
     t1 = time.perf_counter()
-    det = detect_flaky(cols, min_runs=MIN_RUNS)
+    result = ops.detect(memory, min_runs=MIN_RUNS).to_json()  # what `com flaky detect --min-runs 10` does
     detect_s = time.perf_counter() - t1
+    cols = memory.results.columns(snapshot)
+    brk_rows, periods = broken_mask(cols, truth)
 
     n_runs = runs_per_test(cols)
     test_ix = {t: i for i, t in enumerate(cols.tests)}
@@ -120,11 +142,11 @@ def evaluate(name: str, spec: dict, work: Path, embed) -> dict:
     first = cols.attempt <= 1
     flaky_fail_counts = np.bincount(cols.test[fail_rows & first & ~brk_rows], minlength=len(cols.tests))
     observable = {t for t in planted if flaky_fail_counts[test_ix[t]] > 0}
-    found = {f.test_id for f in det.flaky}
+    found = {f["test_id"] for f in result["flaky"]}
     tp = found & planted
     broken_only = set(periods) - set(truth["flaky"])
     planted_breaks = {(t, p[2]) for t, ps in periods.items() for p in ps if t in test_ix}
-    found_breaks = {(b.test_id, b.since_commit) for b in det.broken}
+    found_breaks = {(b["test_id"], b["since_commit"]) for b in result["broken"]}
 
     # Severity: detected band against the band of the planted rate (flake rate of the planted failure rate).
     bands = {}
@@ -135,15 +157,15 @@ def evaluate(name: str, spec: dict, work: Path, embed) -> dict:
     outside = first & ~brk_rows & (cols.status <= 2)
     runs_outside = np.bincount(cols.test[outside], minlength=len(cols.tests))
     order = ("intermittent", "moderate", "high", "severe")
-    by_id = {f.test_id: f for f in det.flaky}
+    by_id = {f["test_id"]: f for f in result["flaky"]}
     for t in sorted(tp):
         want = severity(flake_rate(truth["flaky"][t]["rate"]))
-        got = by_id[t].severity
+        got = by_id[t]["severity"]
         bands.setdefault(want, {}).setdefault(got, 0)
         bands[want][got] += 1
         hits += want == got
         near += abs(order.index(want) - order.index(got)) <= 1
-        errors.append(abs(by_id[t].flake_rate - flake_rate(truth["flaky"][t]["rate"])))
+        errors.append(abs(by_id[t]["flake_rate"] - flake_rate(truth["flaky"][t]["rate"])))
         i = test_ix[t]
         realised_hits += severity(flake_rate(flaky_fail_counts[i] / max(1, runs_outside[i]))) == got
 
@@ -162,10 +184,14 @@ def evaluate(name: str, spec: dict, work: Path, embed) -> dict:
                      "band_accuracy_vs_realised_rate": round(realised_hits / len(tp), 4) if tp else None,
                      "flake_rate_mean_abs_error": round(statistics.fmean(errors), 4) if errors else None,
                      "planted_band_to_detected": bands},
-        "excluded_runs": len(det.excluded_runs),
-        "build_columns_seconds": round(built, 2), "detect_seconds": round(detect_s, 4),
+        "excluded_runs": len(result["excluded_runs"]),
+        "generate_and_record_seconds": round(recorded, 2), "detect_seconds_through_the_view": round(detect_s, 4),
     }
+    examples = {}
+    for t in sorted(tp):
+        examples.update(ops.failure_examples(memory, snapshot, cols, t))
     out["manifestations"] = manifestation_accuracy(cols, truth, brk_rows, sorted(tp), examples, embed, spec["seed"])
+    memory.close()
     return out
 
 
@@ -224,12 +250,11 @@ def manifestation_accuracy(cols, truth, brk_rows, tests, examples, embed, seed) 
             "category_misses": wrong[:10], "embedding": embed is not None}
 
 
-def minilm():
-    from com.embed import load_model, resolve_model
+def minilm(cache: Path):
+    """The packaged MiniLM behind com's content-hash embedding cache (what `com flaky show` uses)."""
+    from com.models.embedding import Embedder
 
-    model = load_model(resolve_model("all-MiniLM-L6-v2")[0])
-    return lambda texts: model.encode(list(texts), batch_size=64, normalize_embeddings=True,
-                                      convert_to_numpy=True, show_progress_bar=False)
+    return Embedder.for_name("all-MiniLM-L6-v2", cache).embed
 
 
 def main(argv=None) -> int:
@@ -240,8 +265,8 @@ def main(argv=None) -> int:
     ap.add_argument("--work", type=Path, help="folder for the generated histories (default: a temp dir)")
     args = ap.parse_args(argv)
     names = args.config or (QUICK if args.quick else tuple(CONFIGS))
-    embed = None if args.no_embed else minilm()
     with tempfile.TemporaryDirectory(dir=args.work) as tmp:
+        embed = None if args.no_embed else minilm(Path(tmp) / "embedding-cache")
         results = {}
         for name in names:
             print(f"eval_flaky: {name}", file=sys.stderr)
