@@ -233,6 +233,14 @@ def test_skips_and_results_without_a_commit():
     assert det.flaky[0].runs == 28 and det.flaky[0].evidence["same_commit"] == 0
 
 
+def test_results_without_a_run_id_recorded_at_one_time_are_one_run():
+    cols = columns(pattern_rows({"t": ".x" * 10, "u": "." * 20}))
+    cols.run, cols.runs = np.full(len(cols), -1, np.int32), []  # what the view gives for results without run_id
+    det = detect_flaky(cols)
+    assert [f.test_id for f in det.flaky] == ["t"] and det.flaky[0].runs == 20
+    assert det.flaky[0].evidence["same_commit"] == 10
+
+
 def test_priors_are_checked_and_json_is_plain():
     with pytest.raises(ComError):
         Priors(breakage=0)

@@ -48,7 +48,7 @@ with `update()`; `detect()` works on the entries alone.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -305,6 +305,18 @@ def _mass_failures(cols: ResultColumns, rows: np.ndarray | None, share: float, m
     return mass & ~code
 
 
+def with_runs(cols: ResultColumns) -> ResultColumns:
+    """Every row in a run: results recorded without a run id (-1) that share one time are one run, keyed
+    "at:<time>" (a report's results share its time)."""
+    missing = cols.run < 0
+    if not missing.any():
+        return cols
+    times, inverse = np.unique(cols.ts_us[missing], return_inverse=True)
+    run = cols.run.astype(np.int32, copy=True)
+    run[missing] = len(cols.runs) + inverse
+    return replace(cols, run=run, runs=list(cols.runs) + [f"at:{iso(int(t))}" for t in times.tolist()])
+
+
 def _rows_in(cols: ResultColumns, since_us: int | None, until_us: int | None):
     mask = None
     if since_us is not None:
@@ -347,6 +359,7 @@ class FlakyState:
                mass_failure_min: int = MASS_FAILURE_MIN) -> None:
         """Add rows (new runs, or more runs of known commits); rows outside (since, until] are left out, and
         so are runs where at least `mass_failure` of `mass_failure_min` or more tests failed (None: keep all)."""
+        cols = with_runs(cols)
         rows = _rows_in(cols, since_us, until_us)
         if mass_failure is not None and len(cols):
             mass = _mass_failures(cols, rows, mass_failure, mass_failure_min)

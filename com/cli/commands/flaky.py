@@ -15,6 +15,7 @@ app = typer.Typer(
     name="flaky",
     help="The flaky test registry: detect flaky and broken tests, explain, mark, heal, report, quarantine.",
     no_args_is_help=True,
+    add_completion=False,
     rich_markup_mode=None,
 )
 
