@@ -272,3 +272,13 @@ def test_diff_between_consecutive_runs_of_a_generated_history(tmp_path):
         broken_flips += sum(t in broken for t in s.newly_failing + s.fixed)
     assert broken_flips > 0 and flaky_apart > 20
     assert flaky_apart / (flaky_apart + flaky_as_regression) >= 0.9, (flaky_apart, flaky_as_regression)
+
+
+def test_the_registry_view_is_derived_data(com, shop):
+    call(com, "flaky", "mark", FLAKY, "quarantined", "-m", "noisy")
+    call(com, "flaky", "heal", FLAKY, "--strategy", "mock_network", "--outcome", "failure")
+    before = (as_json(com, "flaky", "quarantine"), as_json(com, "flaky", "stats"))
+    shop.registry.reset()  # what `com fsck --repair` does to a damaged store
+    assert not (shop.cache_path / "registry.sqlite").exists()
+    assert (as_json(com, "flaky", "quarantine"), as_json(com, "flaky", "stats")) == before
+    assert as_json(com, "fsck")["ok"] is True
