@@ -3,7 +3,8 @@ committed detections) kept apart from the millions of test results, in `.com/cac
 
 Derived and disposable like every view: rebuilt from the journal alone gives the same rows. A snapshot's
 registry is the rows of its batches, so `--at REV` is exact. Registry events are few (a person writes them),
-so a reader takes all rows of the snapshot and folds them in memory.
+so a reader takes all rows of the snapshot and folds them in memory; a catch-up over batches of test results
+looks at their bytes only (`wants`), not at each event.
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ CREATE INDEX IF NOT EXISTS events_test ON events (test_id);
 """
 
 
+# A batch without these bytes holds no registry event (stored lines are com's compact JSON; a test id that
+# happens to contain one only costs a parse).
+_NEEDLES = tuple(t.encode() for t in TYPE_SET)
+
+
 class RegistryView(SqliteView):
     name = "registry view"
     FILE = "registry.sqlite"
@@ -36,6 +42,10 @@ class RegistryView(SqliteView):
 
     def has_batch(self, path: str) -> bool:
         return self.db.execute("SELECT 1 FROM batches WHERE path=?", (path,)).fetchone() is not None
+
+    def wants(self, data: bytes) -> bool:
+        """Can this batch hold a registry event? (Read on its bytes: a million test results are not parsed.)"""
+        return any(needle in data for needle in _NEEDLES)
 
     @contextmanager
     def taking(self, shas: list[str]):
