@@ -34,6 +34,6 @@ def branch_cmd(
         refs.delete_branch(memory, name)
         emit({"deleted": name}, as_json, lambda o: f"Deleted branch {name}")
     elif name:
-        emit(refs.create_branch(memory, name, rev), as_json, lambda o: f"Created branch {o['name']} at {short(o['sha'])}")
+        emit(refs.create_branch(memory, name, rev), as_json, lambda o: f"Created branch {o['name']} at {short(o['commit'])}")
     else:
         emit(refs.branches(memory), as_json, render.branches)

@@ -35,6 +35,6 @@ def tag_cmd(
         refs.delete_tag(memory, name)
         emit({"deleted": name}, as_json, lambda o: f"Deleted tag '{name}'")
     elif name:
-        emit(refs.create_tag(memory, name, rev, message), as_json, lambda o: f"Tagged {short(o['sha'])} as {o['name']}")
+        emit(refs.create_tag(memory, name, rev, message), as_json, lambda o: f"Tagged {short(o['commit'])} as {o['name']}")
     else:
         emit(refs.tags(memory), as_json, render.tags)
