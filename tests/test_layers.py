@@ -19,7 +19,8 @@ COM = Path(__file__).resolve().parent.parent / "com"
 
 # (module prefix, layer), most specific first.
 LAYERS = [
-    ("com.ingest.pytest_plugin", 6), ("com.cli", 6), ("com.serve", 6), ("com.__main__", 6),
+    ("com.__main__", 7),  # `python -m com`: the entry point, above the front end it starts
+    ("com.ingest.pytest_plugin", 6), ("com.cli", 6), ("com.serve", 6),
     ("com.render", 5),
     ("com.ops", 4), ("com.policies", 4),
     ("com.memory", 3),

@@ -7,7 +7,6 @@ sees exactly what a user sees."""
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import os
 import sys
@@ -18,7 +17,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from com.cli import context
+from com.cli import context, output
 
 # verb -> (module under com.cli.commands, one line of help for `com --help`). A test checks each line
 # against the command's own docstring.
@@ -85,12 +84,6 @@ def load_command(name: str) -> click.Command | None:
     return _plain(command)
 
 
-def suggest(word: str, choices) -> str:
-    """" (did you mean 'log'?)" for a close match, else ""."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
 class LazyGroup(TyperGroup):
     """A group that knows its commands by name and help line, and imports a command's module only to run it."""
 
@@ -105,7 +98,7 @@ class LazyGroup(TyperGroup):
     def resolve_command(self, ctx: click.Context, args: list[str]):
         name = click.utils.make_str(args[0])
         if name not in COMMANDS and not name.startswith("-"):
-            raise click.UsageError(f"no such command '{name}'{suggest(name, COMMANDS)}", ctx)
+            raise click.UsageError(f"no such command '{name}'{output.suggest(name, COMMANDS)}", ctx)
         return click.Group.resolve_command(self, ctx, args)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
@@ -189,4 +182,4 @@ def _main(
                                  help="Print com's version and exit."),
 ):
     context.set_memory_option(memory)
-    context.set_pager(not no_pager)
+    output.set_pager(not no_pager)

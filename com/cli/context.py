@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-_state: dict = {"memory_option": None, "memory": None, "pager": True, "as_json": False, "warned": False}
+_state: dict = {"memory_option": None, "memory": None, "warned": False}
 
 
 def reset(as_json: bool = False) -> None:
     """A new run of the command line (one process, or one in-process test invocation)."""
-    _state.update(memory_option=None, memory=None, pager=True, as_json=as_json, warned=False)
+    from com.cli import output
+
+    _state.update(memory_option=None, memory=None, warned=False)
+    output.start_run(as_json)
 
 
 def finish() -> None:
@@ -28,19 +31,6 @@ def set_memory_option(path: Path | None) -> None:
 def memory_option() -> Path | None:
     """The --memory value, for the commands that create a memory (init, clone)."""
     return _state["memory_option"]
-
-
-def set_pager(enabled: bool) -> None:
-    _state["pager"] = enabled
-
-
-def pager_enabled() -> bool:
-    return _state["pager"]
-
-
-def as_json() -> bool:
-    """Was --json given? (Errors are then a JSON object on stderr.)"""
-    return _state["as_json"]
 
 
 def settings_checked(settings) -> None:

@@ -14,6 +14,17 @@ from typing import Callable
 
 from com.model.errors import ComError
 
+# How this run of the command line speaks: set once by the app (`start_run`, `--no-pager`).
+_run = {"as_json": False, "pager": True}
+
+
+def start_run(as_json: bool = False) -> None:
+    _run.update(as_json=as_json, pager=True)
+
+
+def set_pager(enabled: bool) -> None:
+    _run["pager"] = enabled
+
 
 def _terminal_out() -> bool:
     try:
@@ -60,9 +71,7 @@ def pager_command() -> str | None:
 
 def page(text: str) -> None:
     """Write `text` to stdout; through a pager when stdout is a terminal and the text is taller than it."""
-    from com.cli import context
-
-    if context.pager_enabled() and _terminal_out():
+    if _run["pager"] and _terminal_out():
         rows = shutil.get_terminal_size().lines
         command = pager_command()
         if command and text.count("\n") >= rows - 1:
@@ -125,12 +134,11 @@ def flag_of(param: str | None, ctx=None) -> str | None:
 
 def error(code: str, param: str | None, message: str, hint: str | None = None) -> None:
     """One error: a JSON object on stderr under --json, else one line (and a hint line)."""
-    from com.cli import context
     from com.journal.gitsafe import redact
 
     clear_progress()
     message = " ".join(message.split())  # one line, whatever the library said
-    if context.as_json():
+    if _run["as_json"]:
         obj = {"error": {"code": code, "param": param, "message": redact(message)}}
         sys.stderr.write(json.dumps(obj, ensure_ascii=False) + "\n")
         return
@@ -185,8 +193,6 @@ def usage_error(exc) -> int:
         message = exc.format_message()
         command = getattr(ctx, "command", None)
         if message.startswith("No such command") and isinstance(command, click.Group):
-            from com.cli.app import suggest
-
             word = message.split("'")[1] if message.count("'") >= 2 else ""
             message = f"no such command '{word}'{suggest(word, command.list_commands(ctx))}"
     message = message[:1].lower() + message[1:] if message[:2] != message[:2].upper() else message
@@ -194,6 +200,14 @@ def usage_error(exc) -> int:
     path = ctx.command_path if ctx is not None else "com"
     error("usage", getattr(param, "name", None), message, hint=f"'{path} --help' shows the usage")
     return 2
+
+
+def suggest(word: str, choices) -> str:
+    """" (did you mean 'log'?)" for a close match, else ""."""
+    import difflib
+
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
 
 
 def _param_name(param, ctx) -> str:
