@@ -47,7 +47,9 @@ def corpus_events():
 
 
 def found(com, text, *args):
-    r = com("search", text, "--json", *args)
+    """Every matching event, one per row, weak ones too: what the ranking itself gives (the CLI's defaults
+    collapse identical texts and cut weak matches: tested on their own below)."""
+    r = com("search", text, "--json", "--each", "--min-similarity", "0", *args)
     assert r.exit_code == 0, r.stderr
     return json.loads(r.stdout)["results"]
 
@@ -194,19 +196,20 @@ def test_filters_apply_before_ranking_so_k_results_come_back_when_k_exist(st_mod
 
 def test_search_json_shape_human_table_and_bad_input(st_model, memory, journal, com):
     memory.record(corpus_events()[:3])
-    r = com("search", "database down", "-k", "2", "--json")
+    r = com("search", "database down", "-k", "2", "--json", "--min-similarity", "0")
     out = json.loads(r.stdout)
-    assert list(out) == ["results"] and len(out["results"]) == 2
-    assert set(out["results"][0]) >= {"event", "score"} and out["results"][0]["event"]["id"].startswith("evt_")
+    assert list(out) == ["results", "mode", "weak_left_out"] and len(out["results"]) == 2
+    assert set(out["results"][0]) >= {"event", "score", "similarity", "count"}
+    assert out["results"][0]["event"]["id"].startswith("evt_")
 
     human = com("search", "database down", "-k", "1")
     assert human.exit_code == 0
-    assert human.stdout.splitlines()[0].split() == ["score", "time", "project", "status", "what"]
-    assert "test_orders" in human.stdout
+    assert human.stdout.splitlines()[0].split() == ["similarity", "events", "latest", "id", "project", "status", "what"]
+    assert "test_orders" in human.stdout and "0.0" not in human.stdout.splitlines()[1].split()[0]
 
     bad = com("search", "x", "--status", "broken")
-    assert bad.exit_code == 2 and bad.stderr.strip() == \
-        "com: error: --status: unknown status 'broken' (expected passed, failed, error, skipped)"
+    assert bad.exit_code == 2 and bad.stderr.splitlines()[0] == \
+        "com: error: --status: 'broken' is not one of 'passed', 'failed', 'error', 'skipped'"
     assert com("search", "x", "-k", "0").exit_code == 2
     assert com("search", "x", "--at", "no-such-rev").exit_code == 2
 
