@@ -124,7 +124,7 @@ class LazyGroup(TyperGroup):
             click.echo(exc.ctx.get_help() if exc.ctx else self.get_help(click.Context(self)))
             code = 0
         except click.UsageError as exc:
-            code = usage_error(exc)
+            code = usage_error(exc, args, COMMANDS)
         except click.exceptions.Exit as exc:
             code = exc.exit_code
         except (click.Abort, KeyboardInterrupt):

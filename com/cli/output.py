@@ -168,8 +168,9 @@ def internal_error(exc: BaseException) -> int:
     return 3
 
 
-def usage_error(exc) -> int:
-    """A command line click could not parse: one line naming the option, and where help is."""
+def usage_error(exc, args=(), commands=()) -> int:
+    """A command line click could not parse: one line naming the option, and where help is (the command the
+    words in `args` name, among `commands`, when click does not say)."""
     import click
 
     ctx = exc.ctx
@@ -197,7 +198,11 @@ def usage_error(exc) -> int:
             message = f"no such command '{word}'{suggest(word, command.list_commands(ctx))}"
     message = message[:1].lower() + message[1:] if message[:2] != message[:2].upper() else message
     message = message.rstrip(".")
-    path = ctx.command_path if ctx is not None else "com"
+    if ctx is not None and ctx.parent is not None:
+        path = ctx.command_path
+    else:
+        words = [a for a in args if not a.startswith("-")]
+        path = f"com {words[0]}" if words and words[0] in commands else "com"
     error("usage", getattr(param, "name", None), message, hint=f"'{path} --help' shows the usage")
     return 2
 

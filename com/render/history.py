@@ -36,7 +36,8 @@ def event_rows(events) -> list[list]:
 
 
 def event_table(events) -> str:
-    return table(event_rows(events), EVENT_HEADERS, colours={0: lambda _: "yellow", 4: status_colour})
+    return table(event_rows(events), EVENT_HEADERS, colours={0: lambda _: "yellow", 4: status_colour},
+                 optional=(2, 3))
 
 
 def events(o: dict) -> str:

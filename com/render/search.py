@@ -29,7 +29,7 @@ def results(o: dict) -> str:
     if not rows:
         return "no matching events"
     return table(rows, [HEADERS.get(mode, "match"), "events", "latest", "id", "project", "status", "what"],
-                 colours={3: lambda _: "yellow", 5: status_colour})
+                 colours={3: lambda _: "yellow", 5: status_colour}, optional=(4,))
 
 
 def footer(o: dict) -> str | None:

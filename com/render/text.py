@@ -41,18 +41,41 @@ def status_colour(status: str) -> str | None:
 
 
 def table(rows: Iterable[Iterable], headers: list[str] | None = None, *, flex: int = -1,
-          colours: dict[int, Callable[[str], str | None]] | None = None) -> str:
-    """Rows as aligned columns. Over the terminal width, the `flex` column (default: the last) is clipped to
-    what is left, never below 12 characters. `colours` paints a column's cells: index -> cell -> colour."""
+          colours: dict[int, Callable[[str], str | None]] | None = None, optional: Iterable[int] = ()) -> str:
+    """Rows as aligned columns. Over the terminal width, `optional` columns whose cells are all alike are left
+    out first (in the order given), then the `flex` column (default: the last) is clipped to what is left,
+    never below 12 characters. `colours` paints a column's cells: index -> cell -> colour."""
     rows = [["" if c is None else str(c) for c in row] for row in rows]
     if not rows:
         return ""
-    if headers:
-        rows.insert(0, list(headers))
     ncols = max(len(r) for r in rows)
-    widths = [max((len(r[i]) for r in rows if i < len(r)), default=0) for i in range(ncols)]
+    rows = [r + [""] * (ncols - len(r)) for r in rows]
+    headers = list(headers) if headers else None
     flex = flex % ncols
+    colours = dict(colours or {})
     limit = TERMINAL.width
+
+    def width_of(rs, hs) -> int:
+        cols = len(rs[0])
+        widths = [max(len(r[i]) for r in rs + ([hs] if hs else [])) for i in range(cols)]
+        return sum(widths) + 2 * (cols - 1)
+
+    if limit is not None:
+        optional = list(optional)
+        while optional and width_of(rows, headers) > limit and len(rows[0]) > 2:
+            col = optional.pop(0)
+            if len({r[col] for r in rows}) > 1:
+                continue
+            keep = [i for i in range(len(rows[0])) if i != col]
+            rows = [[r[i] for i in keep] for r in rows]
+            headers = [headers[i] for i in keep] if headers else None
+            colours = {keep.index(i): f for i, f in colours.items() if i in keep}
+            flex = keep.index(flex) if flex in keep else len(keep) - 1
+            optional = [o - 1 if o > col else o for o in optional]
+    if headers:
+        rows.insert(0, headers)
+    ncols = len(rows[0])
+    widths = [max(len(r[i]) for r in rows) for i in range(ncols)]
     if limit is not None and sum(widths) + 2 * (ncols - 1) > limit:
         room = max(12, limit - (sum(widths) - widths[flex]) - 2 * (ncols - 1))
         if room < widths[flex]:
@@ -63,7 +86,7 @@ def table(rows: Iterable[Iterable], headers: list[str] | None = None, *, flex: i
         cells = []
         for i, cell in enumerate(row):
             padded = cell.ljust(widths[i]) if i < len(row) - 1 else cell
-            colour = colours.get(i) if colours and (n > 0 or not headers) else None
+            colour = colours.get(i) if n > 0 or not headers else None
             cells.append(paint(padded, colour(cell)) if colour else padded)
         lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)
