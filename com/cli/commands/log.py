@@ -25,4 +25,4 @@ def log_cmd(
     from com.ops.history import log
     from com.render import history as render
 
-    emit(log(context.memory(), rev or at, n), as_json, render.log)
+    emit(log(context.memory(), rev if rev is not None else at, n), as_json, render.log)
