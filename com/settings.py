@@ -22,7 +22,7 @@ SETTINGS: dict[str, tuple[object, str]] = {
 }
 
 
-# COM_* variables that are not settings: what they are for (`com config` and the README list them).
+# COM_* variables that are not settings: what they are for (`com config` and docs/cli.md list them).
 ENVIRONMENT: dict[str, str] = {
     "COM_DIR": "the memory folder (instead of the nearest .com/ upwards)",
     "COM_RECORD": "1: the pytest plugin records the session as if --com were given",

@@ -36,7 +36,7 @@ def layer_of(module: str) -> tuple[str, int]:
             return prefix, layer
     if module == "com":
         return "com", 0
-    raise AssertionError(f"{module} is in no layer: add it to LAYERS (and to the README's architecture section)")
+    raise AssertionError(f"{module} is in no layer: add it to LAYERS (and to docs/architecture.md)")
 
 
 def modules() -> dict[str, Path]:

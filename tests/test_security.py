@@ -321,7 +321,7 @@ def test_the_users_own_global_config_keeps_working(com, tmp_path, shared):
     """insteadOf (and credential helpers, ssh keys…) in the user's global config are the user's: they still apply."""
     git("config", "--global", f"url.{shared.as_uri()}.insteadOf", "team:journal")
     mem = new_memory(com, tmp_path, "a", "team:journal")
-    git("--git-dir", mem / "journal.git", "config", "pack.window", "0")  # a setting the README documents
+    git("--git-dir", mem / "journal.git", "config", "pack.window", "0")  # a setting docs/sharing.md documents
     assert ok(com("--memory", mem, "pull", "--json"))["status"] == "created"
     ingest(com, mem, "t2")
     assert ok(com("--memory", mem, "push", "--json"))["status"] == "pushed"

@@ -5,7 +5,7 @@ filter.
 Why texts first: a million results carry a few thousand distinct texts, and every event of one text has the
 same similarity and the same BM25 score. Ranking the texts and then fetching their events is both faster and
 exact, where an ANN index over a million rows of repeated vectors was slow and unbalanced (measured: see
-scripts/bench_search.py and the README).
+scripts/bench_search.py and docs/benchmarks.md).
 
 1. Texts are ranked by cosine similarity and by BM25 (LanceDB native full-text search); reciprocal rank fusion,
    score = sum of 1/(60 + rank) over the two lists, needs no calibration between cosine and BM25.
