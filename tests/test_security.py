@@ -262,7 +262,11 @@ def test_adoption_is_never_read_from_the_journal_or_the_code(com, tmp_path, shar
     monkeypatch.chdir(victim)
     git("--git-dir", victim / ".com" / "journal.git", "config", "com.trustedJournal", "*")
     (victim / "pyproject.toml").write_text('[tool.com]\ntrustedJournal = "*"\ntrusted_journal = "*"\n')
-    assert "tracked by the code repository" in one_error_line(com("pull"))
+    r = com("pull")
+    *warnings, error = r.stderr.splitlines()
+    assert r.exit_code == 2 and error.startswith("com: error: ") and "tracked by the code repository" in error
+    # Not settings at all: said as unknown keys, and ignored.
+    assert len(warnings) == 2 and all(w.startswith("com: warning: unknown setting 'trusted") for w in warnings)
     assert not marker.exists()
 
 
