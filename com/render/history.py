@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from com.render.flaky import diff_flaky
 from com.render.text import clip, duration, first_line, paint, short, status_colour, table, when
 
 EVENT_HEADERS = ["id", "time", "type", "project", "status", "took", "what"]
@@ -133,6 +134,7 @@ def diff(o: dict) -> str:
         lines.extend("  " + t for t in s["fixed"][:30])
         if len(s["fixed"]) > 30:
             lines.append(f"  … and {len(s['fixed']) - 30} more (--json for all)")
+    lines.extend(diff_flaky(s))
     return "\n".join(lines)
 
 
