@@ -395,3 +395,12 @@ def test_packaging_metadata():
     assert (ROOT / "LICENSE").read_text().startswith("MIT License")
     assert '"click>=8.2,<9"' in pyproject  # typer < 0.21 breaks at import under click 9
     assert "numpy" in pyproject.split("[project.optional-dependencies]")[0]  # the core reads columns with numpy
+
+
+def test_crashes_the_property_test_found_in_flaky(com, history):
+    """Found by tests/test_cli_properties.py: NaN days passed the '> 0' check; a result recorded without a run
+    id (run number -1) read another run's id, or none at all."""
+    assert "--days: must be a number of days above 0, not nan" in one_error_line(com("flaky", "detect", "--days", "nan"))
+    r = com("flaky", "show", "tests/test_a.py::test_login", "--json")
+    assert r.exit_code == 0, r.stderr
+    assert {row["run_id"] for row in json.loads(r.stdout)["recent"]} == {None}

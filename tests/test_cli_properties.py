@@ -9,13 +9,14 @@ EXAMPLES per command x commands = the examples run (printed by the session summa
 from __future__ import annotations
 
 import json
+import os
 
 import click
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-EXAMPLES = 30
+EXAMPLES = int(os.environ.get("CLI_PROPERTY_EXAMPLES", "30"))
 
 # Values a user might type: revisions, names, dates, test selectors, numbers, shell oddities. No URL or
 # host:path form (a clone or push must not reach the network); local paths only.
