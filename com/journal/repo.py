@@ -368,7 +368,7 @@ class Journal:
         for ref in sorted(r for r in self.repo.references if r.startswith("refs/heads/")):
             commit = self.commit_at(ref, self.ref_target(ref))
             name = ref[len("refs/heads/"):]
-            out.append({"name": name, "sha": str(commit.id), "current": name == current})
+            out.append({"name": name, "commit": str(commit.id), "current": name == current})
         return out
 
     def create_branch(self, name: str, rev: str | None = None) -> dict:
@@ -380,7 +380,7 @@ class Journal:
                            "first)", param="branch")
         commit = self.resolve(rev)
         self.repo.branches.local.create(name, commit)
-        return {"name": name, "sha": str(commit.id)}
+        return {"name": name, "commit": str(commit.id)}
 
     def delete_branch(self, name: str) -> None:
         check_ref_name(name, "branch")
@@ -407,7 +407,7 @@ class Journal:
             obj = self.object(target, ref)
             message = obj.message.strip() if isinstance(obj, pygit2.Tag) else ""
             commit = self.commit_at(ref, target)
-            out.append({"name": ref[len("refs/tags/"):], "sha": str(commit.id), "message": message})
+            out.append({"name": ref[len("refs/tags/"):], "commit": str(commit.id), "message": message})
         return sorted(out, key=lambda t: t["name"])
 
     def create_tag(self, name: str, rev: str | None = None, message: str | None = None) -> dict:
@@ -423,7 +423,7 @@ class Journal:
             self.repo.create_tag(name, commit.id, pygit2.GIT_OBJECT_COMMIT, signature(), message.rstrip() + "\n")
         else:
             self.repo.references.create(ref, commit.id)
-        return {"name": name, "sha": str(commit.id), "message": message or ""}
+        return {"name": name, "commit": str(commit.id), "message": message or ""}
 
     def delete_tag(self, name: str) -> None:
         ref = f"refs/tags/{check_ref_name(name, 'tag')}"

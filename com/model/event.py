@@ -313,6 +313,11 @@ def _bounds_problem(value, depth: int) -> str | None:
     return None
 
 
+def is_event_id(value) -> bool:
+    """Is `value` a whole event id (evt_ and 24 lowercase hex digits)?"""
+    return isinstance(value, str) and _ID_RE.match(value) is not None
+
+
 def to_line(event: dict) -> str:
     """The stored JSONL form: fixed key order, compact, data keys sorted."""
     line = getattr(event, "line", None)
@@ -323,11 +328,6 @@ def to_line(event: dict) -> str:
         f'"source":{_dumps(event["source"])},"ts":{_dumps(event["ts"])},"importance":{event["importance"]!r},'
         f'"tags":{_dumps(event["tags"])},"data":{_dumps_sorted(event["data"])}}}'
     )
-
-
-def is_event_id(text) -> bool:
-    """Is this an event id (`evt_` and 24 hex digits)?"""
-    return isinstance(text, str) and _ID_RE.match(text) is not None
 
 
 def same_event(stored: dict, event: dict) -> bool:

@@ -63,8 +63,8 @@ def commit_about(memory: Memory, message: str, event_ids: list[str]) -> Analysis
         raise ComError("the commit message is empty", param="message")
     for eid in event_ids:
         if not is_event_id(eid):
-            raise ComError(f"{shown(eid)} is not an event id (evt_ and 24 hex digits, as 'com events' shows)",
-                           param="event")
+            raise ComError(f"{shown(eid)} is not an event id (evt_ and 24 hex digits, as 'com events --json' "
+                           "shows them)", param="event")
     with memory.journal.writing() as tx:
         if tx.tip is None:
             raise NotFound(f"the journal branch '{tx.branch}' has no commits yet (ingest something first)")

@@ -64,7 +64,7 @@ def ingest_cmd(
             text, origin = ingest.read_text_file(memory, file), str(file)
         else:
             text, origin = ingest.read_text_stream(memory, sys.stdin.buffer), "<stdin>"
-        events = ingest.from_json_text(text, origin, project=project, source=source)
+        events = ingest.from_json_text(text, origin, project=project, source=source, memory=memory)
     else:
         events = ingest.from_flags(memory, type, project=project, source=source, importance=importance, tags=tag,
                                    data=data, ts=ts)
