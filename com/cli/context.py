@@ -51,9 +51,7 @@ def memory():
 
         _state["memory"] = Memory.find(_state["memory_option"])
         settings_checked(_state["memory"].settings)
-    return _state["memory"]
+        from com.cli import output
 
-
-def opened():
-    """The memory if this process has opened it already (None otherwise: nothing is looked up)."""
+        output.remember(_state["memory"])
     return _state["memory"]

@@ -19,7 +19,7 @@ _run = {"as_json": False, "pager": True}
 
 
 def start_run(as_json: bool = False) -> None:
-    _run.update(as_json=as_json, pager=True)
+    _run.update(as_json=as_json, pager=True, memory=None)
 
 
 def set_pager(enabled: bool) -> None:
@@ -250,10 +250,13 @@ def handled(fn):
     return wrapper
 
 
-def _notes() -> None:
-    from com.cli import context
+def remember(memory) -> None:
+    """The memory this run opened, whose notes (derived data rebuilt, ...) are said as warnings."""
+    _run["memory"] = memory
 
-    memory = context.opened()
+
+def _notes() -> None:
+    memory = _run.get("memory")
     if memory is not None:
         for line in memory.warnings():
             warn(line)
@@ -271,7 +274,7 @@ def fault(exc: BaseException) -> str | None:
                                                                       sqlite3.InterfaceError)):
         from com.files.sqlite import cause
 
-        memory = _opened_memory()
+        memory = _run.get("memory")
         where = memory.cache_path if memory is not None else "."
         return f"{cause(exc, where)} (derived data: 'com fsck --repair' rebuilds it from the journal)"
     if isinstance(exc, OSError):
@@ -289,12 +292,6 @@ def fault(exc: BaseException) -> str | None:
     if pygit2 is not None and isinstance(exc, pygit2.GitError):
         return f"the journal cannot be read or written ({exc}): run 'com fsck'"
     return None
-
-
-def _opened_memory():
-    from com.cli import context
-
-    return context.opened()
 
 
 class Progress:
