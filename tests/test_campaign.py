@@ -59,11 +59,10 @@ def run(name: str, *args, input=None) -> int:
     assert code != 3, f"exit 3 for com {args!r} input={str(input)[:300]!r}: {r.exception!r}"
     assert code in (0, 1, 2), (args, code, r.stderr)
     assert "Traceback" not in r.stderr
-    if code == 2:
+    if code == 2:  # one error line (a usage error may add a hint line), warnings before it
         lines = r.stderr.rstrip("\n").split("\n")
-        if lines[-1].startswith("Error: "):  # click's own usage errors (their wording is the CLI's front end)
-            return code
-        assert lines[-1].startswith("com: error: ") and all(line.startswith("com: ") for line in lines), r.stderr
+        errors = [line for line in lines if line.startswith("com: error: ")]
+        assert len(errors) == 1 and all(line.startswith(("com: ", "hint: ")) for line in lines), r.stderr
     return code
 
 
