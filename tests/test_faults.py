@@ -56,6 +56,18 @@ def test_a_tag_may_not_shadow_a_branch_nor_a_branch_a_tag(com, memory):
     assert "tag" in one_line(com("switch", "-c", "v1"))
 
 
+@pytest.mark.parametrize("first, second", [(("branch", "0"), ("branch", "0/0")), (("branch", "a/b"), ("branch", "a")),
+                                           (("tag", "t"), ("tag", "t/1")), (("tag", "t/1"), ("tag", "t", "-m", "m")),
+                                           (("branch", "x"), ("switch", "-c", "x/y"))])
+def test_a_name_that_is_also_a_folder_of_names_is_one_line(com, memory, first, second):
+    """Found by the campaign: `com branch 0/0` beside a branch `0` was an OSError from libgit2 (exit 3)."""
+    ingest(com, result("t1"))
+    assert com(*first).exit_code == 0
+    before = git("--git-dir", memory.journal_path, "for-each-ref")
+    assert "clashes" in one_line(com(*second))
+    assert git("--git-dir", memory.journal_path, "for-each-ref") == before
+
+
 @pytest.mark.parametrize("value", ["@abc", "@", "not a date", "@1700000000 +zz00"])
 def test_a_bad_git_committer_date_is_one_line(com, memory, monkeypatch, value):
     monkeypatch.setenv("GIT_COMMITTER_DATE", value)

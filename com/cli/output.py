@@ -283,9 +283,7 @@ def fault(exc: BaseException) -> str | None:
             return f"{name}no space left on device"
         if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
             return f"{name}{exc.strerror} (the memory cannot be written here)"
-        if exc.errno is not None:
-            return f"{name}{exc.strerror}"
-        return None
+        return f"{name}{exc.strerror}" if exc.errno is not None else str(exc)  # libgit2's have no errno
     if isinstance(exc, RecursionError):
         return "an event nests too deeply to be read (written by an older com or by hand): run 'com fsck'"
     pygit2 = sys.modules.get("pygit2")

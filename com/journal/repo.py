@@ -152,6 +152,15 @@ class Journal:
         except (KeyError, pygit2.GitError) as exc:
             raise damaged(f"{ref} cannot be read ({exc})") from None
 
+    def _check_clash(self, ref: str, what: str) -> None:
+        """A ref cannot be both a name and a folder of names (`a` and `a/b`), as git refuses too."""
+        for other in self.repo.references:
+            if other.startswith(ref + "/") or ref.startswith(other + "/"):
+                kind = "branch" if other.startswith("refs/heads/") else "tag"
+                short = other.split("/", 2)[2]
+                raise ComError(f"'{ref.split('/', 2)[2]}' clashes with the {kind} '{short}' (a name cannot also be a "
+                               "folder of names)", param=what)
+
     def _has_ref(self, ref: str) -> bool:
         try:
             return ref in self.repo.references
@@ -378,8 +387,12 @@ class Journal:
         if f"refs/tags/{name}" in self.repo.references:
             raise ComError(f"'{name}' is a tag: a branch of that name would be hidden by it (git reads the tag "
                            "first)", param="branch")
+        self._check_clash(f"refs/heads/{name}", "branch")
         commit = self.resolve(rev)
-        self.repo.branches.local.create(name, commit)
+        try:
+            self.repo.branches.local.create(name, commit)
+        except (pygit2.GitError, OSError) as exc:
+            raise ComError(f"cannot create branch '{name}': {exc}", param="branch") from None
         return {"name": name, "commit": str(commit.id)}
 
     def delete_branch(self, name: str) -> None:
@@ -417,12 +430,16 @@ class Journal:
         if f"refs/heads/{name}" in self.repo.references:
             # git reads a name as the tag before the branch: `--at NAME` would stop following the branch.
             raise ComError(f"'{name}' is a branch: a tag of that name would hide it from --at {name}", param="tag")
+        self._check_clash(ref, "tag")
         commit = self.resolve(rev)
-        if message:
-            check_message(message)
-            self.repo.create_tag(name, commit.id, pygit2.GIT_OBJECT_COMMIT, signature(), message.rstrip() + "\n")
-        else:
-            self.repo.references.create(ref, commit.id)
+        try:
+            if message:
+                check_message(message)
+                self.repo.create_tag(name, commit.id, pygit2.GIT_OBJECT_COMMIT, signature(), message.rstrip() + "\n")
+            else:
+                self.repo.references.create(ref, commit.id)
+        except (pygit2.GitError, OSError) as exc:
+            raise ComError(f"cannot create tag '{name}': {exc}", param="tag") from None
         return {"name": name, "commit": str(commit.id), "message": message or ""}
 
     def delete_tag(self, name: str) -> None:
