@@ -503,10 +503,27 @@ def _error_detail(elem) -> tuple[str | None, str | None, str | None]:
 
     _, message = unwrap_fixture_message(elem.get("message"))
     message = strip_shortened_note(message)
+    text = _surrogates(elem.text)
     if message in (None, "", "collection failure"):
-        message = message_from_trace(elem.text) or message
-    message = clip(message, MESSAGE_CHARS) if message else None
-    return message, error_type(elem.get("type"), message), trace_excerpt(elem.text)
+        message = message_from_trace(text) or message
+    message = clip(_surrogates(message), MESSAGE_CHARS) if message else None
+    return message, error_type(elem.get("type"), message), trace_excerpt(text)
+
+
+_XML_SURROGATE_RE = re.compile(r"#x(D[89A-F][0-9A-F]{2})")
+
+
+def _surrogates(text: str | None) -> str | None:
+    """pytest writes a lone surrogate (a non-UTF-8 byte of a file name, through os.fsdecode) as '#xDCE9',
+    which XML can hold; com stores the byte it stands for as '\\xe9', as the pytest plugin does."""
+    if not text or "#xD" not in text:
+        return text
+
+    def byte(m):
+        code = int(m.group(1), 16)
+        return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
+
+    return _XML_SURROGATE_RE.sub(byte, text)
 
 
 def _piece_data(piece: dict) -> dict:

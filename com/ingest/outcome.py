@@ -239,10 +239,10 @@ class RunCounts:
         """'5 tests: 4 passed, 1 failed; 6 reruns, 1 passed on rerun (flaky)', plus subtests, teardown
         errors after a failure, and pytest's own counting where it counts reports differently."""
         tests = self.tests()
-        parts = [f"{_plural(len(self.last), 'test')}: " + ", ".join(f"{n:,} {k}" for k, n in tests.items() if n)]
+        parts = [f"{_plural(len(self.last), 'test')}: " + _statuses(tests)]
         subtests = self.subtests()
         if any(subtests.values()):
-            parts.append("subtests: " + ", ".join(f"{n:,} {k}" for k, n in subtests.items() if n))
+            parts.append("subtests: " + _statuses(subtests))
         extra = self.teardown_errors_after_failure()
         if extra:
             parts.append(f"{_plural(extra, 'teardown error')} after a failure")
@@ -263,6 +263,10 @@ class RunCounts:
         if self.reruns:
             out["rerun"] = self.reruns
         return out
+
+
+def _statuses(counts: dict[str, int]) -> str:
+    return ", ".join(_plural(n, k) if k == "error" else f"{n:,} {k}" for k, n in counts.items() if n)
 
 
 PYTEST_ORDER = ("failed", "passed", "skipped", "xfailed", "xpassed", "error", "subtests passed", "rerun")
@@ -289,3 +293,56 @@ def parse_pytest_summary(line: str) -> dict[str, int]:
         if key:
             out[key] = out.get(key, 0) + int(m.group(1))
     return out
+
+
+# -- what pytest's junitxml can say of an attempt ------------------------------------------------------
+def _first_line(text: str | None) -> str | None:
+    return text.splitlines()[0] if text else None
+
+
+def junit_differences(plugin: list[dict], junit: list[dict]) -> list[str]:
+    """Where the JUnit record of a run (`pytest --junitxml` + `com ingest --junit`) says something other
+    than the plugin's record of the same run; [] when they agree test for test and attempt for attempt.
+
+    Compared: tests, attempts and their order, status, phase, rerun, the error's first line, the teardown
+    error, failed subtests. What junitxml cannot carry is not held against it: a non-strict XPASS is
+    written as a pass; a retried attempt as an empty element (a failure without detail); a test with a
+    single failed unittest subTest as a plain failure; subtest descriptions and passed subtests not at all."""
+    def key(data):
+        return data["test_id"], data["attempt"]
+
+    ours = {key(e["data"]): e["data"] for e in plugin}
+    theirs = {key(e["data"]): e["data"] for e in junit}
+    problems = []
+    for k in sorted(set(ours) | set(theirs)):
+        a, b = ours.get(k), theirs.get(k)
+        where = f"{k[0]} attempt {k[1]}"
+        if a is None or b is None:
+            problems.append(f"{where}: only in the {'JUnit' if a is None else 'plugin'} record")
+            continue
+        status = "passed" if a["status"] == "xpassed" else a["status"]
+        bare_rerun = b.get("rerun") and "error_message" not in b
+        if bare_rerun and status in ("failed", "error"):
+            status = b["status"]
+        if status != b["status"]:
+            problems.append(f"{where}: status {a['status']} (plugin) vs {b['status']} (JUnit)")
+        phase = a.get("phase")
+        single_unittest = phase == "subtest" and len(a.get("subtests") or ()) == 1 and b.get("phase") is None
+        if not bare_rerun and not single_unittest and phase != b.get("phase"):
+            problems.append(f"{where}: phase {phase} (plugin) vs {b.get('phase')} (JUnit)")
+        if bool(a.get("rerun")) != bool(b.get("rerun")):
+            problems.append(f"{where}: rerun {a.get('rerun')} (plugin) vs {b.get('rerun')} (JUnit)")
+        if "error_message" in b and _first_line(a.get("error_message")) != _first_line(b["error_message"]):
+            problems.append(f"{where}: error {_first_line(a.get('error_message'))!r} (plugin) vs "
+                            f"{_first_line(b['error_message'])!r} (JUnit)")
+        if _first_line(a.get("teardown_error")) != _first_line(b.get("teardown_error")) and not bare_rerun:
+            problems.append(f"{where}: teardown error {a.get('teardown_error')!r} (plugin) vs "
+                            f"{b.get('teardown_error')!r} (JUnit)")
+        if b.get("subtests") is not None:
+            failed = [s for s in a.get("subtests") or () if s.get("status") == "failed"]
+            if len(failed) != len(b["subtests"]):
+                problems.append(f"{where}: {len(failed)} failed subtests (plugin) vs {len(b['subtests'])} (JUnit)")
+        for field in ("file", "line"):
+            if field in b and a.get(field) != b[field]:
+                problems.append(f"{where}: {field} {a.get(field)!r} (plugin) vs {b[field]!r} (JUnit)")
+    return problems

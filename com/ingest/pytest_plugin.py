@@ -528,9 +528,10 @@ def attempt_data(nodeid: str, reports: list, subtests: list, sections_before: in
         cause = failed_subtests[0]  # the first failure, as the JUnit report's first <failure>
     if status in ("failed", "error") and cause is not None:
         _error_fields(data, cause, junit)
-    elif status == "skipped" and cause is not None:
+    elif status == "skipped":
         data["skip_type"] = "pytest.skip"
-        reason = _skip_reason(setup if setup is not None and setup.outcome == "skipped" else cause)
+        skipped = setup if setup is not None and setup.outcome == "skipped" else call
+        reason = _skip_reason(skipped) if skipped is not None else None
         if reason:
             data["skip_reason"] = reason
     elif status in ("xfailed", "xpassed"):
