@@ -45,9 +45,30 @@ def _enabled(config) -> bool:
     return os.environ.get("COM_RECORD", "").strip().lower() in _TRUE
 
 
-def pytest_configure(config):
+def _is_worker(config) -> bool:
     # pytest-xdist workers send their reports to the controller, which records them: one commit per session.
-    if hasattr(config, "workerinput"):
+    return hasattr(config, "workerinput") or bool(os.environ.get("PYTEST_XDIST_WORKER"))
+
+
+def pytest_load_initial_conftests(early_config, parser, args):
+    # The earliest point at which pytest knows the options: the writer starts importing the journal
+    # while pytest still loads conftests and collects, which is most of a small session.
+    try:
+        ns = early_config.known_args_namespace
+        if _is_worker(early_config) or not (
+            getattr(ns, "com", False) or os.environ.get("COM_RECORD", "").strip().lower() in _TRUE
+        ):
+            return
+        import time
+
+        started = time.time()
+        early_config._com_writer = (_start_writer(early_config, started, ns), started)
+    except Exception:  # noqa: BLE001 - the Recorder starts it (and reports a failure) at configure
+        pass
+
+
+def pytest_configure(config):
+    if _is_worker(config):
         return
     try:
         enabled = _enabled(config)
@@ -172,7 +193,8 @@ class Recorder:
             self.notes.append(problem)
             self._say(f"com: warning: {problem}")
         try:
-            self.writer = _start_writer(config, time.time())
+            early = getattr(config, "_com_writer", None)
+            self.writer = early[0] if early is not None else _start_writer(config, time.time())
         except Exception as exc:  # noqa: BLE001 - warn at the end, never fail the run
             self.problem = f"{type(exc).__name__}: {exc}"
 
@@ -338,16 +360,17 @@ WRITER_CODE = (
 )
 
 
-def _start_writer(config, started: float):
+def _start_writer(config, started: float, options=None):
     import json
     import subprocess
     import sys
 
+    options = options if options is not None else config.option
     args = {
-        "memory": config.getoption("com_memory"),
+        "memory": getattr(options, "com_memory", None),
         "cwd": str(config.invocation_params.dir),
         "rootpath": str(config.rootpath),
-        "project": config.getoption("com_project"),
+        "project": getattr(options, "com_project", None),
         "started": started,
     }
     writer = subprocess.Popen(
