@@ -243,3 +243,22 @@ def test_writer_without_the_end_marker_writes_nothing(sample):
     answer = json.loads(done.stdout)
     assert (answer["ok"], answer["added"], answer["summary"]) == (True, 1, "1 passed")
     assert journal_log(root) == ["pytest: 1 result (1 passed) in shop"]
+
+
+def test_writer_records_the_others_when_one_result_cannot_be_stored(sample):
+    """One bad result (here an unknown status) is named in the answer; the session's other results are written."""
+    root, _ = sample
+    assert run_com("init", cwd=root).returncode == 0
+    args = json.dumps({"memory": None, "cwd": str(root), "rootpath": str(root), "project": None, "started": 0})
+    from com.ingest.pytest_plugin import WRITER_CODE as code
+    good = json.dumps({"test_id": "tests/test_shop.py::test_pass", "status": "passed", "seconds": 0.001})
+    bad = json.dumps({"test_id": "tests/test_shop.py::test_odd", "status": "exploded", "seconds": 0.001})
+    run = json.dumps({"__run__": {"random_seed": 7, "random_plugin": "pytest-randomly"}})
+    done = subprocess.run([sys.executable, "-c", code, args], input="\n".join([run, bad, good, '{"__end__": true}']) + "\n",
+                          cwd=root, capture_output=True, text=True, timeout=60)
+    answer = json.loads(done.stdout)
+    assert (answer["ok"], answer["added"]) == (True, 1)
+    assert answer["skipped"] == ["the result of 'tests/test_shop.py::test_odd' was not recorded: field 'data.status': "
+                                 "unknown status 'exploded' (expected passed, failed, error, skipped, xfailed, xpassed)"]
+    (event,) = recorded(root)
+    assert (event["data"]["test_id"], event["data"]["random_seed"]) == ("tests/test_shop.py::test_pass", 7)
