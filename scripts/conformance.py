@@ -46,6 +46,7 @@ PROJECTS = {  # the released sdists; each carries its tests
     "attrs": {"sdist": "attrs==26.1.0", "deps": ["hypothesis", "pympler", "cloudpickle"]},
     "more-itertools": {"sdist": "more-itertools==11.2.1", "deps": []},
 }
+SEED = 12345
 TOOLS = ["pytest==9.2.0", "pytest-xdist==3.8.0", "pytest-rerunfailures==16.7", "pytest-reportlog==1.0.0",
          "pytest-randomly==5.1.0"]
 
@@ -276,7 +277,7 @@ def said_counts(output: str) -> dict:
     return counts
 
 
-def check_run(venv: Path, work: Path, name: str, got: dict, plain: dict | None) -> dict:
+def check_run(venv: Path, work: Path, name: str, got: dict, plain: dict | None, seed: int | None = None) -> dict:
     r = got["result"]
     out = r.stdout
     line = last_line(out)
@@ -294,9 +295,9 @@ def check_run(venv: Path, work: Path, name: str, got: dict, plain: dict | None) 
             problems.append(f"exit code {r.returncode} with --com, {plain['result'].returncode} without")
         if parse_pytest_summary(last_line(plain["result"].stdout)) != pytest_counts:
             problems.append(f"pytest's line with --com {line!r}, without {last_line(plain['result'].stdout)!r}")
-    seed = re.search(r"Using --randomly-seed=(\d+)", out)
-    if seed and {e["data"].get("random_seed") for e in events} != {int(seed.group(1))}:
-        problems.append(f"random seed {seed.group(1)} not recorded on every result")
+    if seed is not None and {e["data"].get("random_seed") for e in events} != {seed}:
+        problems.append(f"pytest-randomly's seed {seed} not recorded on every result: "
+                        f"{sorted({str(e['data'].get('random_seed')) for e in events})}")
     warnings = [l for l in out.splitlines() if l.startswith("com: warning")]
     return {
         "pytest": line.strip("= "),
@@ -305,7 +306,7 @@ def check_run(venv: Path, work: Path, name: str, got: dict, plain: dict | None) 
         "tests": len({e["data"]["test_id"] for e in events}),
         "junit_results": len(from_junit),
         "report_log_attempts": len(expected),
-        "random_seed": int(seed.group(1)) if seed else None,
+        "random_seed": events[0]["data"].get("random_seed") if events else None,
         "seconds": round(got["seconds"], 1),
         "warnings": warnings,
         "problems": problems[:20] + ([f"... {len(problems) - 20} more"] if len(problems) > 20 else []),
@@ -356,8 +357,10 @@ def main() -> int:
         shutil.copytree(project, injected)
         (injected / "tests" / "test_com_injected.py").write_text(INJECTED)
         runs = {}
-        plain = pytest_run(venv, project, work, "plain", [], {})
-        runs["com"] = check_run(venv, work, "com", pytest_run(venv, project, work, "com", ["--com"], {}), plain)
+        plain = pytest_run(venv, project, work, "plain", [f"--randomly-seed={SEED}"], {})
+        # pytest-randomly orders this run with a seed we know, and com must record it with the run.
+        runs["com"] = check_run(venv, work, "com", pytest_run(venv, project, work, "com", ["--com", f"--randomly-seed={SEED}"], {}),
+                                plain, seed=SEED)
         runs["xdist-reruns"] = check_run(
             venv, work, "xdist-reruns",
             pytest_run(venv, project, work, "xdist-reruns", ["--com", "-n", "2", "--reruns", "2"], {}), None)

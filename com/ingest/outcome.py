@@ -141,6 +141,9 @@ def _plural(n: int, noun: str) -> str:
     return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
 
 
+_PASSED = {"passed": 1}
+
+
 class RunCounts:
     """Counts of one run's recorded attempts, as tests (their last attempt) and as pytest counts reports.
 
@@ -160,6 +163,10 @@ class RunCounts:
     def add(self, data: dict, pytest_parent_failed: bool = True) -> None:
         test_id = data["test_id"]
         previous = self.last.get(test_id)
+        if previous is None and len(data) <= 4 and data["status"] == "passed":  # the common case, cheaply
+            self.last[test_id] = data
+            self.pytest_last[test_id] = _PASSED
+            return
         if previous is not None:
             self.reruns += 1
             if previous["status"] in ("failed", "error"):
