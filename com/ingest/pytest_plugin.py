@@ -2,13 +2,13 @@
 
 pytest loads this module in every run of the environment (entry point pytest11), so importing it costs
 nothing (not even pytest's own hook markers): it does nothing unless asked. When asked, it starts a writer
-process with the session (`writer_main`), which imports the journal (pygit2), finds the memory and catches
-up the catalog while the tests run, on another core; each finished attempt is streamed to it, and at the
-end of the session it writes one commit and answers. The test process itself only turns reports into
-plain data, so what the tests wait for at the end is little more than the commit itself.
+process as soon as pytest knows its options (`writer_main`), which imports the journal (pygit2), finds the
+memory and catches up the catalog while pytest collects and the tests run, on another core; each finished
+attempt is streamed to it, and at the end of the session it writes one commit and answers. The test
+process itself only turns reports into plain data (what each status means: com.ingest.outcome, the same
+definition JUnit ingest follows), so what the tests wait for at the end is little more than the commit.
 
-Recording never fails the test run: any problem becomes one warning line and pytest exits as it would have.
-"""
+Recording never fails the test run: any problem becomes one warning line and pytest exits as it would have."""
 
 from __future__ import annotations
 
