@@ -465,35 +465,46 @@ def pytest_piece(tc, suite_name: str | None, case_no: int, origin: str) -> dict:
     """One <testcase> element of a pytest report, read but not yet an attempt: pytest writes a failed call
     and the teardown error after it as two elements, and a rerun attempt as an empty one."""
     get = tc.get
-    name = (get("name") or "").strip()
-    classname = (get("classname") or "").strip()
+    name = get("name")
+    name = name.strip() if name else ""
+    classname = get("classname")
+    classname = classname.strip() if classname else ""
     file_attr = get("file") or None
-    failures, errors, skipped = [], [], None
-    stdout = stderr = props = None
-    for child in tc:
-        tag = _local(child.tag)
-        if tag == "failure":
-            failures.append(child)
-        elif tag == "error":
-            errors.append(child)
-        elif tag == "skipped":
-            skipped = child
-        elif tag == "system-out":
-            stdout = child.text
-        elif tag == "system-err":
-            stderr = child.text
-        elif tag == "properties":
-            props = _properties(child)
-    piece = {"name": name, "classname": classname, "file": file_attr, "suite": suite_name,
-             "time": _duration_ms(get("time")), "line": get("line"), "failures": failures, "errors": errors,
-             "skipped": skipped, "stdout": stdout, "stderr": stderr, "props": props}
+    base = {"name": name, "classname": classname or None, "suite": suite_name, "duration_ms": _duration_ms(get("time"))}
+    line = get("line")
+    if line and line.isdigit():
+        base["line"] = int(line) + 1  # pytest writes its 0-based location; com stores 1-based lines
+    piece = {"base": base, "failures": (), "errors": (), "skipped": None, "stdout": None, "stderr": None}
+    if len(tc):
+        failures, errors = [], []
+        for child in tc:
+            tag = _local(child.tag)
+            if tag == "failure":
+                failures.append(child)
+            elif tag == "error":
+                errors.append(child)
+            elif tag == "skipped":
+                piece["skipped"] = child
+            elif tag == "system-out":
+                piece["stdout"] = child.text
+            elif tag == "system-err":
+                piece["stderr"] = child.text
+            elif tag == "properties":
+                props = _properties(child)
+                if props:
+                    base["properties"] = props
+        piece["failures"], piece["errors"] = failures, errors
     if not name:
         piece["test_id"] = None
     elif not classname:  # a module that could not be collected: classname "", name its dotted path
-        piece["test_id"] = file_attr or name.replace(".", "/") + ".py"
+        piece["test_id"] = test_id = file_attr or name.replace(".", "/") + ".py"
         piece["collect"] = True
+        base["name"] = test_id
+        base["file"] = test_id
     else:
         piece["test_id"] = pytest_node_id(classname, name, file_attr)
+        if file_attr:
+            base["file"] = file_attr
     return piece
 
 
@@ -625,25 +636,30 @@ def pytest_attempts(pieces: list, origin: str, warn: Callable[[str], None]):
 
     attempts: dict[str, list] = {}
     for test_id, group in by_test.items():
+        if len(group) == 1 and _bare(group[0][0]):  # the common case: one element, a plain pass
+            attempts[test_id] = [(group[0][0], group[0][1], {"status": "passed"})]
+            continue
         merged: list = []
         for piece, ts in group:
+            errors = piece["errors"]
             only_teardown = (
-                not piece["failures"] and piece["skipped"] is None and piece["errors"]
-                and all((e.get("message") or "").startswith("failed on teardown with ") for e in piece["errors"])
+                errors and not piece["failures"] and piece["skipped"] is None
+                and all((e.get("message") or "").startswith("failed on teardown with ") for e in errors)
             )
             if only_teardown and merged and merged[-1][0]["failures"] and "teardown" not in merged[-1][2]:
                 merged[-1][2]["teardown"] = piece
                 continue
             merged.append((piece, ts, {}))
         rows = []
+        last = len(merged) - 1
         for i, (piece, ts, extra) in enumerate(merged):
-            if i < len(merged) - 1 and _bare(piece):
+            if i < last and _bare(piece):
                 data = {"status": "failed", "rerun": True}
             else:
                 if "teardown" in extra:
-                    piece = dict(piece, errors=piece["errors"] + extra["teardown"]["errors"])
+                    piece = dict(piece, errors=[*piece["errors"], *extra["teardown"]["errors"]])
                 data = _piece_data(piece)
-                if i < len(merged) - 1:
+                if i < last:
                     data["rerun"] = True
             rows.append((piece, ts, data))
         attempts[test_id] = rows
@@ -653,7 +669,8 @@ def pytest_attempts(pieces: list, origin: str, warn: Callable[[str], None]):
         if len(crashed) == 1:
             rows = attempts[crashed[0]]
             final = rows[-1][0]
-            extra = [(dict(final, time=piece["time"]), ts, {"status": "failed", "phase": "crash", "rerun": True})
+            extra = [(dict(final, base={**final["base"], "duration_ms": piece["base"]["duration_ms"]}), ts,
+                      {"status": "failed", "phase": "crash", "rerun": True})
                      for piece, ts in nameless]
             attempts[crashed[0]] = rows[:-1] + extra + rows[-1:]
         else:
@@ -662,22 +679,12 @@ def pytest_attempts(pieces: list, origin: str, warn: Callable[[str], None]):
 
     for test_id, rows in attempts.items():
         for attempt, (piece, ts, data) in enumerate(rows, 1):
+            data.update(piece["base"])
             data["test_id"] = test_id
             data["attempt"] = attempt
-            data["duration_ms"] = piece["time"]
-            data["name"] = test_id if piece.get("collect") else piece["name"]
-            data["classname"] = piece["classname"] or None
-            data["suite"] = piece["suite"]
-            file = piece["file"] or (test_id if piece.get("collect") else None)
-            if file:
-                data["file"] = file
-            line = piece["line"]
-            if line and line.isdigit():
-                data["line"] = int(line) + 1  # pytest writes its 0-based location; com stores 1-based lines
-            if piece["props"]:
-                data["properties"] = piece["props"]
-            if not data.get("rerun") or "error_message" in data:
+            if piece["stdout"] is not None and (not data.get("rerun") or "error_message" in data):
                 _put(data, "stdout", excerpt(piece["stdout"]))
+            if piece["stderr"] is not None and (not data.get("rerun") or "error_message" in data):
                 _put(data, "stderr", excerpt(piece["stderr"]))
             yield data, ts
 
