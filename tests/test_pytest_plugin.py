@@ -262,3 +262,17 @@ def test_writer_records_the_others_when_one_result_cannot_be_stored(sample):
                                  "unknown status 'exploded' (expected passed, failed, error, skipped, xfailed, xpassed)"]
     (event,) = recorded(root)
     assert (event["data"]["test_id"], event["data"]["random_seed"]) == ("tests/test_shop.py::test_pass", 7)
+
+
+def test_writer_started_without_site_falls_back_to_the_usual_start_up(sample):
+    """The plugin starts its writer with -S and the paths it needs; paths that are not enough (here only
+    com's folder, no site-packages for pygit2) mean the usual start-up, not a lost session."""
+    root, _ = sample
+    assert run_com("init", cwd=root).returncode == 0
+    args = json.dumps({"memory": None, "cwd": str(root), "rootpath": str(root), "project": None, "started": 0})
+    from com.ingest.pytest_plugin import WRITER_CODE as code, _writer_paths
+    line = json.dumps({"test_id": "tests/test_shop.py::test_pass", "status": "passed", "seconds": 0.001})
+    for paths in (_writer_paths()[:1], _writer_paths()):
+        done = subprocess.run([sys.executable, "-S", "-c", code, args, json.dumps(paths)],
+                              input=line + '\n{"__end__": true}\n', cwd=root, capture_output=True, text=True, timeout=60)
+        assert json.loads(done.stdout)["ok"] is True, done.stderr

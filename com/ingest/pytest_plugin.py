@@ -355,9 +355,30 @@ def _last_json(text: str):
 # The writer's command line. It leaves with os._exit once its answer is out: the test process waits for
 # it, and tearing down an interpreter with pygit2 and SQLite loaded would only add to that wait.
 WRITER_CODE = (
-    "import os, sys; from com.ingest.pytest_plugin import writer_main; status = writer_main(sys.argv[1]); "
-    "sys.stdout.flush(); sys.stderr.flush(); os._exit(status)"
+    "import os, sys\n"
+    "if len(sys.argv) > 2:\n"
+    "    sys.path[:0] = __import__('json').loads(sys.argv[2])\n"
+    "try:\n"
+    "    import pygit2, com.journal, com.memory, com.code_repo, com.config\n"
+    "except ImportError:  # started with -S and a path that was not enough: the usual start-up after all\n"
+    "    import site; site.main()\n"
+    "from com.ingest.pytest_plugin import writer_main\n"
+    "status = writer_main(sys.argv[1]); sys.stdout.flush(); sys.stderr.flush(); os._exit(status)\n"
 )
+
+
+def _writer_paths() -> list[str]:
+    """What the writer needs on its path when it starts without site processing (-S, a fifth of its
+    start-up): com's own folder and the test process's site-packages."""
+    import sys
+
+    import com
+
+    paths = [os.path.dirname(os.path.dirname(os.path.abspath(com.__file__)))]
+    for entry in sys.path:
+        if entry and entry.rstrip("/").endswith(("site-packages", "dist-packages")) and entry not in paths:
+            paths.append(entry)
+    return paths
 
 
 def _start_writer(config, started: float, options=None):
@@ -374,7 +395,7 @@ def _start_writer(config, started: float, options=None):
         "started": started,
     }
     writer = subprocess.Popen(
-        [sys.executable, "-c", WRITER_CODE, json.dumps(args)],
+        [sys.executable, "-S", "-c", WRITER_CODE, json.dumps(args), json.dumps(_writer_paths())],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         cwd=args["cwd"], text=True, encoding="utf-8",
     )
