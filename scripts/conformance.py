@@ -147,7 +147,9 @@ def pytest_run(venv: Path, project: Path, work: Path, name: str, args: list[str]
     shutil.copytree(project, tree)
     memory = init_memory(venv, work / f"{name}-memory")
     reports = {"junit": work / f"{name}-junit.xml", "log": work / f"{name}-report-log.jsonl"}
-    full_env = {**os.environ, **env, "COM_INJECT_COUNTER": str(work / f"{name}-counter")}
+    counter = work / f"{name}-counter"  # the flaky test's: it fails on its first run of each session
+    counter.unlink(missing_ok=True)
+    full_env = {**os.environ, **env, "COM_INJECT_COUNTER": str(counter)}
     full_env.pop("COM_DIR", None)
     if "--com" in args:
         args = [*args, f"--com-memory={memory}", f"--junitxml={reports['junit']}",
