@@ -211,7 +211,7 @@ def test_search_json_shape_human_table_and_bad_input(st_model, memory, journal, 
 
     bad = com("search", "x", "--status", "broken")
     assert bad.exit_code == 2 and bad.stderr.splitlines()[0] == \
-        "com: error: --status: 'broken' is not one of 'passed', 'failed', 'error', 'skipped'"
+        "com: error: --status: 'broken' is not one of 'passed', 'failed', 'error', 'skipped', 'xfailed', 'xpassed'"
     assert com("search", "x", "-k", "0").exit_code == 2
     assert com("search", "x", "--at", "no-such-rev").exit_code == 2
 
