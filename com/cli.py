@@ -332,6 +332,7 @@ def tag_cmd(
 # -- command modules --
 from com.commands import search as _search  # noqa: E402,F401
 from com.commands import sync as _sync  # noqa: E402,F401
+from com.commands import policies as _policies  # noqa: E402,F401
 
 def main() -> None:
     import os
