@@ -385,6 +385,9 @@ def render_item(event: dict, group: str, *, test: str | None = None, show_projec
             details.append(f"{duration / 1000:.1f} s")
         if isinstance(data.get("attempt"), int) and data["attempt"] > 1:
             details.append(f"attempt {data['attempt']}")
+        tags = [t for t in event.get("tags") or () if t != PINNED_TAG]
+        if tags:
+            details.append("tags: " + ", ".join(tags))
         line = f"- {when} {status}{who}{project}" + (f" ({', '.join(details)})" if details else "")
         _, error_type = _first(data, _TYPE_KEYS)
         _, message = _first(data, _MESSAGE_KEYS)
