@@ -236,22 +236,27 @@ def _iso(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def query_terms(query: str | None) -> frozenset[str]:
-    if not query:
-        return frozenset()
-    return frozenset(w for w in _WORD.findall(query.lower()) if len(w) > 1 and w not in _STOP)
+class QueryTerms(frozenset):
+    """The words of a query that count for the keyword part (stop words and single letters left out), with one
+    pattern that finds them in an event's text: a term counts where it is not glued to other letters or digits
+    (`checkout` is in `tests/test_checkout.py`, `time` is not in `timeout`)."""
+
+    pattern: re.Pattern | None = None
 
 
-def _event_words(event: dict) -> set[str]:
+def query_terms(query: str | None) -> QueryTerms:
+    terms = QueryTerms(w for w in _WORD.findall((query or "").lower()) if len(w) > 1 and w not in _STOP)
+    if terms:
+        alternatives = "|".join(re.escape(t) for t in sorted(terms, key=len, reverse=True))
+        terms.pattern = re.compile(rf"(?<![a-z0-9])(?:{alternatives})(?![a-z0-9])")
+    return terms
+
+
+def _event_text(event: dict) -> str:
     data = event.get("data") or {}
-    words: set[str] = set()
-    for value in data.values():
-        if isinstance(value, str):
-            text = value[:4000].lower()
-            words.update(_WORD.findall(text))
-            words.update(w for w in re.split(r"[^a-z0-9]+", text) if w)  # test ids: path and name pieces
-    words.update(t.lower() for t in event.get("tags") or ())
-    return words
+    parts = [value[:2000] for value in data.values() if isinstance(value, str)]
+    parts.extend(event.get("tags") or ())
+    return "\n".join(parts).lower()
 
 
 def keyword_part(candidate: Candidate, terms: frozenset[str]) -> float:
@@ -261,10 +266,22 @@ def keyword_part(candidate: Candidate, terms: frozenset[str]) -> float:
         return (KEYWORD_RANK_HALF - 1) / (KEYWORD_RANK_HALF - 2 + candidate.keyword_rank)
     if not terms:
         return 0.0
-    return len(terms & _event_words(candidate.event)) / len(terms)
+    if not isinstance(terms, QueryTerms) or terms.pattern is None:
+        terms = query_terms(" ".join(terms))
+    text = _event_text(candidate.event)
+    found = _found_memo.get((terms.pattern, text))
+    if found is None:
+        found = len(set(terms.pattern.findall(text))) / len(terms)
+        if len(_found_memo) > 10_000:
+            _found_memo.clear()
+        _found_memo[(terms.pattern, text)] = found  # failures repeat a few messages
+    return found
 
 
-def score_parts(candidate: Candidate, *, now: float, half_life_days: float, terms: frozenset[str] = frozenset(),
+_found_memo: dict = {}
+
+
+def score_parts(candidate: Candidate, *, now: float, half_life_days: float, terms: frozenset[str] = QueryTerms(),
                 query_vector: np.ndarray | None = None) -> dict:
     """The five parts of a candidate's score, each from 0 to 1."""
     event = candidate.event
@@ -316,7 +333,7 @@ def _one_line(value, limit: int) -> str:
 
 
 def _code(text: str) -> str:
-    return "`" + text.replace("`", "'") + "`"
+    return "`" + _one_line(text, 300).replace("`", "'") + "`"
 
 
 def _first(data: dict, keys) -> tuple[str | None, str]:
@@ -624,15 +641,16 @@ def pack(candidates: Iterable[Candidate], policy: PackPolicy, *, test: str | Non
     # Unit vectors for MMR; a candidate without one is redundant with nothing.
     dim = next((len(c.vector) for c in eligible if c.vector is not None), 0)
     vectors = np.zeros((n, dim), dtype=np.float32)
-    for i, c in enumerate(eligible):
-        if c.vector is not None:
-            v = np.asarray(c.vector, dtype=np.float32)
-            norm = float(np.linalg.norm(v))
-            vectors[i] = v / norm if norm > 0 else v
+    with_vector = [i for i, c in enumerate(eligible) if c.vector is not None]
+    if with_vector:
+        vectors[with_vector] = np.stack([np.asarray(eligible[i].vector, dtype=np.float32) for i in with_vector])
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        vectors = np.divide(vectors, norms, out=vectors, where=norms > 0)
     redundancy = np.zeros(n, dtype=np.float64)
     nearest = np.full(n, -1, dtype=np.int64)
     # Ties: higher score, then newer, then id -- the same pack every time.
-    tiebreak = sorted(range(n), key=lambda i: (-scores[i], -times[i], eligible[i].event["id"]))
+    score_list = scores.tolist()
+    tiebreak = sorted(range(n), key=lambda i: (-score_list[i], -times[i], eligible[i].event["id"]))
     order_key = np.empty(n, dtype=np.int64)
     order_key[tiebreak] = np.arange(n)
 
@@ -680,14 +698,10 @@ def pack(candidates: Iterable[Candidate], policy: PackPolicy, *, test: str | Non
             nearest[closer] = i
             redundancy = np.maximum(redundancy, sims)
 
-    result = Pack(policy=policy.id, task=policy.task, budget=budget, tokens_used=0, items=items,
-                  diversity=diversity, test=test, query=query, since=since_iso, until=until, facts=facts,
-                  considered=len(merged), skipped=skipped)
-    # Every piece was counted on its own and pieces never merge across lines, so this equals budget - room;
-    # counting the whole text makes tokens_used exact whatever the encoder does.
-    result.tokens_used = count(to_markdown(result))
-    while result.tokens_used > budget and result.items:  # a safety net: never seen
-        dropped = result.items.pop()
-        result.skipped.append(Skipped(dropped.event["id"], "budget", dropped.tokens))
-        result.tokens_used = count(to_markdown(result))
-    return result
+    # The Markdown is these pieces end to end, and its tokens are their sum: each piece ends in a newline and the
+    # next starts with a visible character, and cl100k's pre-tokeniser never joins a newline to a following
+    # visible character, so no token spans two pieces (tests/test_packing.py counts whole packs to check).
+    used = budget - room + (0 if items else count(EMPTY))
+    return Pack(policy=policy.id, task=policy.task, budget=budget, tokens_used=used, items=items,
+                diversity=diversity, test=test, query=query, since=since_iso, until=until, facts=facts,
+                considered=len(merged), skipped=skipped)
