@@ -322,11 +322,66 @@ def test_the_budget_is_never_exceeded_and_every_candidate_is_accounted_for(cs, b
     markdown = p.to_markdown()
     assert p.tokens_used == count_tokens(markdown) <= budget
     assert sum(it.tokens for it in p.items) < p.tokens_used
-    assert len(p.items) + len(p.skipped) == p.considered == len({c.event["id"] for c in cs})
+    folded = sum(len(it.also) for it in p.items)
+    assert len(p.items) + folded + len(p.skipped) == p.considered == len({c.event["id"] for c in cs})
     for s in p.skipped:  # nothing was left out that would have fitted in what is left
         assert s.reason == "budget" and s.needed > budget - p.tokens_used
     for it in p.items:
         assert it.text in markdown
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(occurrences=st.lists(st.tuples(st.integers(0, 3), st.floats(0, 30), st.integers(0, 5)), min_size=1,
+                            max_size=40),
+       budget=st.integers(256, 1200), diversity=st.sampled_from([0.0, 0.7]))
+def test_folding_occurrences_keeps_the_budget_exact(occurrences, budget, diversity):
+    rng = np.random.default_rng(0)
+    pool = rng.normal(size=(4, 384)).astype(np.float32)
+    cs = [Candidate(result(f"tests/t.py::test_{kind}", days_ago=days, commit=f"{commit:040x}",
+                           message=f"AssertionError: kind {kind}", trace=python_trace(kind * 3)), vector=pool[kind])
+          for kind, days, commit in occurrences]
+    p = pack(cs, policy("qa_flaky_triage", max_events=1000, diversity=diversity), budget=budget, now=NOW)
+    assert p.tokens_used == count_tokens(p.to_markdown()) <= budget
+    folded = sum(len(it.also) for it in p.items)
+    assert len(p.items) + folded + len(p.skipped) == len(cs)
+    assert all(s.needed > budget - p.tokens_used for s in p.skipped)
+    if diversity == 0:
+        assert folded == 0
+    else:  # one line per failure at most
+        tests = [it.event["data"]["test_id"] for it in p.items]
+        assert len(tests) == len(set(tests))
+
+
+def test_repeated_occurrences_of_a_failure_fold_into_one_line(embedder):
+    test = "tests/e2e/test_checkout.py::test_pay"
+    events = [result(test, days_ago=d, commit=str(c) * 40, trace=python_trace(2),
+                     message=f"TimeoutError: Timed out after {ms}ms waiting for the payment iframe")
+              for d, c, ms in [(0.5, 1, 30000), (1.5, 2, 31000), (2.5, 2, 45000), (3.5, 3, 30000), (4.5, 4, 30000)]]
+    other_failure = result("tests/api/test_orders.py::test_total", message="AssertionError: expected 100 got 90")
+    cs, _ = _embedded(embedder, events + [other_failure], "payment timeout")
+    p = pack(cs, policy("qa_root_cause"), test=test, now=NOW)
+    assert len(p.items) == 2
+    (line,) = [it for it in p.items if it.event["data"]["test_id"] == test]
+    assert line.event is events[0] and line.also == events[1:]  # the newest, then the others by rank
+    first = line.text.splitlines()[0]
+    assert first.endswith(f"(+4 more like it: {ts(4.5)[:16].replace('T', ' ')} to {ts(1.5)[:16].replace('T', ' ')}; "
+                          f"commits {'2' * 10}, {'3' * 10}, {'4' * 10})")
+    assert line.text.count("```") == 2  # one trace for the five occurrences
+    obj = p.to_json()["items"][ids(p).index(line.event["id"])]
+    assert obj["also"] == [e["id"] for e in events[1:]] and obj["why"]["occurrences"] == 5
+    assert p.tokens_used == count_tokens(p.to_markdown())
+    # Without diversity, every occurrence has a line of its own.
+    raw = pack(cs, policy("qa_root_cause", diversity=0.0), test=test, now=NOW)
+    assert len(raw.items) == 6 and all(not it.also for it in raw.items)
+
+
+def test_a_pytest_report_keeps_its_last_lines_and_durations_read_naturally():
+    report = "\n".join(["def test_total():", "    order = make_order()"] + [f"    step_{i}()" for i in range(20)] +
+                       ["E       AssertionError: assert 90 == 100", "tests/api/test_orders.py:41: AssertionError"])
+    text = K.render_item(result(trace=report, duration_ms=12), "similar", trace_lines=4)
+    assert "(run run-7, commit 9fceb02d0a, 12 ms)" in text
+    assert "E       AssertionError: assert 90 == 100" in text and "tests/api/test_orders.py:41" in text
+    assert "def test_total" not in text and "… 20 line(s) above" in text
 
 
 # -- every policy key changes the pack ---------------------------------------------------------------------------

@@ -14,6 +14,9 @@ How a pack is made:
 3. Greedy packing: the picked item is rendered (long traces cut to a few lines) and counted; if it does not fit
    the tokens left, shorter renderings are tried (fewer trace lines, a shorter message), and if none fits it is
    skipped and the next one tried -- packing never stops at the first overflow. `max_events` caps the items.
+   With diversity on, a candidate whose text is the same as a packed item's (same test, type and status, cosine
+   >= SAME) is another occurrence of that failure: it is folded into the item's line as a count, a time span and
+   its commits ("+4 more like it: ...") instead of taking a line of its own.
 The pack's Markdown is made of the same pieces that were counted, and its exact count is `tokens_used`.
 """
 
@@ -42,6 +45,8 @@ MIN_MESSAGE_CHARS = 60  # the shortest rendering keeps this much of the message
 MAX_LIST_ITEMS = 6  # of a list value such as the files of a code change
 KEYWORD_RANK_HALF = 10  # the BM25 rank whose keyword part is 0.5 (rank 1 gives 1.0)
 REDUNDANT = 0.9  # "why" names the packed item an item is this close to
+SAME = 0.995  # this close to a packed item of the same test and type: another occurrence, folded into that item
+MAX_FOLDED_COMMITS = 3  # commits named on a folded line
 
 # Groups of evidence, in the order the Markdown shows them.
 GROUPS = ("status", "test", "similar", "code", "healing", "rollup", "notes", "other")
@@ -113,6 +118,8 @@ class PackItem:
     age_days: float
     relation: str | None = None
     because: str = ""
+    also: list[dict] = field(default_factory=list)  # other occurrences of the same failure, folded into its line
+    trim: dict = field(default_factory=dict)  # the render options it was trimmed to ({} when whole)
 
     def why(self, diversity: float) -> dict:
         return {
@@ -126,6 +133,7 @@ class PackItem:
             "relation": self.relation,
             "age_days": round(self.age_days, 3),
             "trimmed": self.trimmed,
+            "occurrences": 1 + len(self.also),
             "because": self.because,
         }
 
@@ -172,7 +180,7 @@ class Pack:
             "skipped": counts,
             "items": [
                 {"event": it.event, "score": round(it.score, 4), "why": it.why(self.diversity), "tokens": it.tokens,
-                 "text": it.text}
+                 "text": it.text, "also": [e["id"] for e in it.also]}
                 for it in self.items
             ],
         }
@@ -352,21 +360,27 @@ def _trace_lines(trace: str) -> list[str]:
     return [line.rstrip()[:MAX_TRACE_LINE_CHARS] for line in trace[:20000].splitlines() if line.strip()]
 
 
+def _ends_with_the_error(lines: list[str]) -> bool:
+    """Python tracebacks and pytest's reports end with the error (Java, JS, Go and .NET traces start with it)."""
+    return lines[0].startswith("Traceback") or any(line.startswith(("E   ", "E\t")) for line in lines)
+
+
 def _trace_block(lines: list[str], keep: int) -> list[str]:
-    """At most `keep` lines of a trace: a Python traceback's last lines (the failing frame and the error),
-    another trace's first lines (Java and JS put the error first); a marker says how many were left out."""
+    """At most `keep` lines of a trace: the last lines of a Python traceback or a pytest report (the failing frame,
+    the `E` lines, the location), the first lines of other traces; a marker says how many were left out."""
     if keep <= 0 or not lines:
         return []
+    tail = _ends_with_the_error(lines)
     if len(lines) <= keep:
         shown, marker = lines, None
-    elif lines[0].startswith("Traceback"):
+    elif tail:
         shown = lines[-keep:]
         if len(shown) > 1 and not shown[0].lstrip().startswith("File ") and lines[-keep - 1].lstrip().startswith("File "):
             shown = shown[1:]  # start at a frame, not at the source line of a frame left out
         marker = f"… {len(lines) - len(shown)} line(s) above"
     else:
         shown, marker = lines[:keep], f"… {len(lines) - keep} more line(s)"
-    body = [marker, *shown] if marker and lines[0].startswith("Traceback") else [*shown, *([marker] if marker else [])]
+    body = [marker, *shown] if marker and tail else [*shown, *([marker] if marker else [])]
     fence = "~~~" if any("```" in line for line in body) else "```"
     return [f"  {fence}", *(f"  {line}" for line in body), f"  {fence}"]
 
@@ -382,9 +396,32 @@ def _value(value, limit: int) -> str:
     return _one_line(value, limit)
 
 
+def _folded(event: dict, also: Sequence[dict]) -> str:
+    """What a line says of the other occurrences folded into it: how many, when, on which commits."""
+    if not also:
+        return ""
+    times = sorted(e["ts"] for e in also)
+    span = _when(times[0]) if len(times) == 1 else f"{_when(times[0])} to {_when(times[-1])}"
+    text = f" (+{len(also)} more like it: {span}"
+    own = (event.get("data") or {}).get("commit")
+    commits = list(dict.fromkeys(c[:10] for e in also for c in [(e.get("data") or {}).get("commit")]
+                                 if isinstance(c, str) and c and c != own))
+    if commits:
+        more = f" +{len(commits) - MAX_FOLDED_COMMITS}" if len(commits) > MAX_FOLDED_COMMITS else ""
+        text += f"; commits {', '.join(commits[:MAX_FOLDED_COMMITS])}{more}"
+    return text + ")"
+
+
+def _duration(ms: float) -> str:
+    return f"{ms:.0f} ms" if ms < 1000 else f"{ms / 1000:.1f} s"
+
+
 def render_item(event: dict, group: str, *, test: str | None = None, show_project: bool = False,
-                trace_lines: int = MAX_TRACE_LINES, message_chars: int = MAX_MESSAGE_CHARS) -> str:
-    """One item of a pack as Markdown: one list line, plus a short trace block for a failure. Ends in a newline."""
+                trace_lines: int = MAX_TRACE_LINES, message_chars: int = MAX_MESSAGE_CHARS,
+                also: Sequence[dict] = ()) -> str:
+    """One item of a pack as Markdown: one list line, plus a short trace block for a failure; `also` are other
+    occurrences of the same failure, folded into the line as a count, a time span and their commits.
+    Ends in a newline."""
     data = event.get("data") or {}
     when = _when(event["ts"])
     project = f" [{event['project']}]" if show_project else ""
@@ -399,7 +436,7 @@ def render_item(event: dict, group: str, *, test: str | None = None, show_projec
             details.append(f"commit {data['commit'][:10]}")
         duration = data.get("duration_ms")
         if isinstance(duration, (int, float)) and not isinstance(duration, bool) and math.isfinite(duration):
-            details.append(f"{duration / 1000:.1f} s")
+            details.append(_duration(duration))
         if isinstance(data.get("attempt"), int) and data["attempt"] > 1:
             details.append(f"attempt {data['attempt']}")
         tags = [t for t in event.get("tags") or () if t != PINNED_TAG]
@@ -412,6 +449,7 @@ def render_item(event: dict, group: str, *, test: str | None = None, show_projec
             message = f"{error_type}: {message}" if message else error_type
         if message:
             line += ": " + _one_line(message, message_chars)
+        line += _folded(event, also)
         _, trace = _first(data, _TRACE_KEYS)
         block = _trace_block(_trace_lines(trace), trace_lines) if trace else []
         return "\n".join([line, *block]) + "\n"
@@ -441,48 +479,49 @@ def render_item(event: dict, group: str, *, test: str | None = None, show_projec
     tags = [t for t in event.get("tags") or () if t != PINNED_TAG]
     if tags:
         fields.append("tags: " + ", ".join(tags))
-    return head + (": " + "; ".join(fields) if fields else "") + "\n"
+    return head + (": " + "; ".join(fields) if fields else "") + _folded(event, also) + "\n"
 
 
-def _fit(event: dict, group: str, room: int, count: Callable[[str], int], **opts) -> tuple[str | None, int, bool, int]:
-    """The fullest rendering of `event` within `room` tokens: (text or None, its tokens, trimmed, the tokens of its
-    shortest rendering). Fewer trace lines first, then a shorter message; the item is kept whole when it fits."""
+def _fit(event: dict, group: str, room: int, count: Callable[[str], int], **opts) -> tuple[str | None, int, dict, int]:
+    """The fullest rendering of `event` within `room` tokens: (text or None, its tokens, the trim it took -- {} when
+    whole, else trace_lines and message_chars --, the tokens of its shortest rendering). Fewer trace lines first,
+    then a shorter message."""
     full = render_item(event, group, **opts)
     n = count(full)
     if n <= room:
-        return full, n, False, n
+        return full, n, {}, n
     data = event.get("data") or {}
     _, trace = _first(data, _TRACE_KEYS) if event["type"] == "test_result" else (None, "")
     have = min(len(_trace_lines(trace)), MAX_TRACE_LINES) if trace else 0
 
     def render(lines, chars):
         text = render_item(event, group, trace_lines=lines, message_chars=chars, **opts)
-        return text, count(text)
+        return text, count(text), {"trace_lines": lines, "message_chars": chars}
 
-    shortest, shortest_n = render(0, MIN_MESSAGE_CHARS)
-    if shortest_n > room:
-        return None, 0, False, shortest_n
+    shortest = render(0, MIN_MESSAGE_CHARS)
+    if shortest[1] > room:
+        return None, 0, {}, shortest[1]
     best = None
     # Most trace lines that fit with the whole message (token counts grow with lines: binary search).
     lo, hi = 0, have - 1
     while lo <= hi:
         mid = (lo + hi) // 2
-        text, k = render(mid, MAX_MESSAGE_CHARS)
-        if k <= room:
-            best, lo = (text, k), mid + 1
+        tried = render(mid, MAX_MESSAGE_CHARS)
+        if tried[1] <= room:
+            best, lo = tried, mid + 1
         else:
             hi = mid - 1
     if best is None:  # not even the message whole: the longest message that fits
-        best = (shortest, shortest_n)
+        best = shortest
         lo, hi = MIN_MESSAGE_CHARS + 1, MAX_MESSAGE_CHARS - 1
         while lo <= hi:
             mid = (lo + hi) // 2
-            text, k = render(0, mid)
-            if k <= room:
-                best, lo = (text, k), mid + 1
+            tried = render(0, mid)
+            if tried[1] <= room:
+                best, lo = tried, mid + 1
             else:
                 hi = mid - 1
-    return best[0], best[1], True, shortest_n
+    return best[0], best[1], best[2], shortest[1]
 
 
 # -- the pack as Markdown ----------------------------------------------------------------------------------------
@@ -567,6 +606,13 @@ def _merge(candidates: Iterable[Candidate]) -> list[Candidate]:
         have.pinned = have.pinned or c.pinned
         have.relation = have.relation or c.relation
     return list(by_id.values())
+
+
+def _same_failure(item: PackItem, event: dict, group: str) -> bool:
+    """Whether `event` (as close as SAME to `item`) is another occurrence of it: same type, test and status."""
+    a, b = item.event.get("data") or {}, event.get("data") or {}
+    return (item.group == group and item.event["type"] == event["type"] and a.get("test_id") == b.get("test_id")
+            and a.get("status") == b.get("status"))
 
 
 def _because(group_label: str, parts: dict, contributions: dict, age_days: float, event: dict, trimmed: bool,
@@ -660,6 +706,7 @@ def pack(candidates: Iterable[Candidate], policy: PackPolicy, *, test: str | Non
     remaining = np.ones(n, dtype=bool)
     room = budget - head_tokens
     items: list[PackItem] = []
+    item_of: dict[int, PackItem] = {}  # candidate index -> its item
     while remaining.any():
         if len(items) >= policy.max_events:
             skipped.extend(Skipped(eligible[i].event["id"], "max_events") for i in np.flatnonzero(remaining))
@@ -672,12 +719,24 @@ def pack(candidates: Iterable[Candidate], policy: PackPolicy, *, test: str | Non
         remaining[i] = False
         c = eligible[i]
         group = group_of(c, test)
+        packed = item_of.get(int(nearest[i])) if redundancy[i] >= SAME else None
+        if diversity > 0 and packed is not None and _same_failure(packed, c.event, group):
+            # Another occurrence of a packed failure: a count, a time span and commits on that item's line.
+            text = render_item(packed.event, packed.group, test=test, show_project=show_project,
+                               also=[*packed.also, c.event], **packed.trim)
+            delta = count(text) - packed.tokens
+            if delta > room:
+                skipped.append(Skipped(c.event["id"], "budget", delta))
+                continue
+            room -= delta
+            packed.also.append(c.event)
+            packed.text, packed.tokens = text, packed.tokens + delta
+            continue
         if group in open_groups:
             cost = 0
         else:
             cost = heading_tokens.setdefault(group, count(heading(group, test)))
-        text, tokens, trimmed, shortest = _fit(c.event, group, room - cost, count, test=test,
-                                               show_project=show_project)
+        text, tokens, trim, shortest = _fit(c.event, group, room - cost, count, test=test, show_project=show_project)
         if text is None:
             skipped.append(Skipped(c.event["id"], "budget", shortest + cost))
             continue
@@ -685,13 +744,15 @@ def pack(candidates: Iterable[Candidate], policy: PackPolicy, *, test: str | Non
         open_groups.add(group)
         age_days = max(0.0, now_s - times[i]) / 86400.0
         similar_to = eligible[int(nearest[i])].event["id"] if redundancy[i] >= REDUNDANT and nearest[i] >= 0 else None
-        items.append(PackItem(
+        item_of[i] = PackItem(
             event=c.event, score=float(scores[i]), parts=parts[i], contributions=contributions[i],
             rank=len(items) + 1, relevance=float(relevance[i]), redundancy=float(redundancy[i]), similar_to=similar_to,
-            group=group, text=text, tokens=tokens, trimmed=trimmed, age_days=age_days, relation=c.relation,
+            group=group, text=text, tokens=tokens, trimmed=bool(trim), age_days=age_days, relation=c.relation,
             because=_because(_LABELS[group] if group != "other" else f"an event of type {c.event['type']}",
-                             parts[i], contributions[i], age_days, c.event, trimmed, similar_to),
-        ))
+                             parts[i], contributions[i], age_days, c.event, bool(trim), similar_to),
+            trim=trim,
+        )
+        items.append(item_of[i])
         if dim and c.vector is not None:
             sims = vectors @ vectors[i]
             closer = sims > redundancy
