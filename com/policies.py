@@ -90,7 +90,10 @@ class Policy:
         """This policy with a budget override for one call (checked like the file's key)."""
         if budget is None:
             return self
-        return dataclasses.replace(self, budget_tokens=_budget("--budget", budget, "--budget"))
+        if isinstance(budget, bool) or not isinstance(budget, int) or not MIN_BUDGET <= budget <= MAX_BUDGET:
+            raise ComError(f"--budget: expected a whole number of tokens from {MIN_BUDGET} to {MAX_BUDGET}, "
+                           f"got {budget!r}")
+        return dataclasses.replace(self, budget_tokens=budget)
 
 
 KEYS = tuple(f.name for f in dataclasses.fields(Policy) if f.name not in ("origin", "path", "overrides"))
@@ -118,8 +121,8 @@ def _integer(path, key, value, low, high) -> int:
     return value
 
 
-def _budget(path, value, key="budget_tokens") -> int:
-    return _integer(path, key, value, MIN_BUDGET, MAX_BUDGET)
+def _budget(path, value) -> int:
+    return _integer(path, "budget_tokens", value, MIN_BUDGET, MAX_BUDGET)
 
 
 def _name(path, key, value) -> str:

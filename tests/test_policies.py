@@ -183,7 +183,7 @@ def test_a_budget_override_is_checked_like_the_key():
     policy = P.load_policies()["qa_healing"]
     assert policy.with_budget(None) is policy
     assert policy.with_budget(1000).budget_tokens == 1000 and policy.budget_tokens == 4096
-    with pytest.raises(P.PolicyError, match="key '--budget': 10 is outside 256 to 200000"):
+    with pytest.raises(ComError, match=r"^--budget: expected a whole number of tokens from 256 to 200000, got 10$"):
         policy.with_budget(10)
 
 
