@@ -142,7 +142,9 @@ class PackItem:
 class Skipped:
     id: str
     reason: str  # "filtered", "rollups", "budget", "max_events"
-    needed: int | None = None  # tokens its shortest rendering needed (with its group heading), for "budget"
+    # For "budget": the tokens it needed at the least (its shortest rendering and its group's heading, or what
+    # folding it into a packed item's line would have added), more than were left.
+    needed: int | None = None
 
 
 @dataclass
