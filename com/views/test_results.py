@@ -217,7 +217,8 @@ class TestResultsView(SqliteView):
             everything = False
         tests = (np.asarray(list(self.test_numbers(where.test)), dtype=np.int32)
                  if where.test is not None else None)
-        codes = np.asarray([STATUS_CODE[s] for s in where.statuses if s in STATUS_CODE], dtype=np.int8)
+        statuses = where.result_status_set
+        codes = np.asarray([STATUS_CODE[s] for s in statuses if s in STATUS_CODE], dtype=np.int8)
         names = list(dict.fromkeys([*columns, "id_hi", "id_lo"]))
         parts = {name: [] for name in names}
         positions, base = [], 0
@@ -230,7 +231,7 @@ class TestResultsView(SqliteView):
             if tests is not None:
                 loaded["test"] = self._column(seg, "test")
                 keep &= np.isin(loaded["test"], tests)
-            if where.statuses:
+            if statuses:
                 loaded["status"] = self._column(seg, "status")
                 keep &= np.isin(loaded["status"], codes)
             if where.since_us is not None or where.until_us is not None:
@@ -360,10 +361,11 @@ def _kept(rows: dict[str, list], held: dict[int, str], snapshot, where: EventFil
     paths = snapshot.batch_paths()
     in_snapshot = {no for no, path in held.items() if path in paths}
     projects = set(where.projects)
-    codes = {STATUS_CODE[s] for s in where.statuses if s in STATUS_CODE}
+    statuses = where.result_status_set
+    codes = {STATUS_CODE[s] for s in statuses if s in STATUS_CODE}
     seen, keep = set(), []
     for i, (batch, status, ts) in enumerate(zip(rows["batch"], rows["status"], rows["ts"])):
-        if batch not in in_snapshot or (codes and status not in codes):
+        if batch not in in_snapshot or (statuses and status not in codes):
             continue
         if projects and held[batch].split("/", 2)[1] not in projects:
             continue
