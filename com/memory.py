@@ -17,6 +17,7 @@ from com.journal.snapshot import Snapshot
 from com.model.errors import ComError, NotFound
 from com.settings import Settings
 from com.settings import load as load_settings
+from com.views.analyses import AnalysesView
 from com.views.base import follow
 from com.views.catalog import Catalog
 from com.views.test_results import TestResultsView
@@ -46,6 +47,7 @@ class Memory:
         self._journal: Journal | None = None
         self._catalog: Catalog | None = None
         self._results: TestResultsView | None = None
+        self._analyses: AnalysesView | None = None
         self._embedder = None
         self._index = None
 
@@ -85,6 +87,13 @@ class Memory:
             self._results = TestResultsView(self.cache_path)
         return self._results
 
+    @property
+    def analyses(self) -> AnalysesView:
+        """Which journal commits are analyses naming which events (lazy: followed by the commands that read it)."""
+        if self._analyses is None:
+            self._analyses = AnalysesView(self.cache_path, lambda: self.journal)
+        return self._analyses
+
     def eager_views(self, events: int = 0) -> list:
         """The views a write of `events` events brings up to date at once. The catalog always (ingest dedupes
         through it); the test-results view for small writes only (about 15 us per result: a bulk import or a
@@ -110,7 +119,7 @@ class Memory:
         return self._index
 
     def close(self) -> None:
-        for view in (self._catalog, self._results):
+        for view in (self._catalog, self._results, self._analyses):
             if view is not None:
                 view.close()
 

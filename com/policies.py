@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from com.model.errors import CheckFailed, ComError
+from com.model.errors import CheckFailed, ComError, NotFound
 from com.model.event import SEED_TYPES
 from com.model.filter import EventFilter
 from com.model.result import STATUS_CODES
@@ -348,14 +348,16 @@ def _task_key(name: str) -> str:
 
 def find_policy(policies: dict[str, Policy], policy: str | None = None, task: str | None = None) -> Policy:
     """The policy named by id, or by task name (a user policy first); one clear error otherwise."""
-    if (policy is None) == (task is None):
-        raise ComError("name a policy by --policy ID or by --task NAME (one of the two)")
+    if policy is not None and task is not None:
+        raise ComError("name one policy: by its id or by a task name, not both", param="policy")
+    if policy is None and task is None:
+        raise ComError("name a policy, by its id or by a task name", param="policy")
     if policy is not None:
         if policy in policies:
             return policies[policy]
         close = difflib.get_close_matches(policy, list(policies), n=1)
         hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise ComError(f"unknown policy '{policy}'{hint}; known: {', '.join(sorted(policies))}")
+        raise NotFound(f"unknown policy '{policy}'{hint}; known: {', '.join(sorted(policies))}", param="policy")
     wanted = _task_key(task)
     for p in policies.values():  # user policies come first
         if p.task == wanted:
@@ -363,7 +365,7 @@ def find_policy(policies: dict[str, Policy], policy: str | None = None, task: st
     tasks = sorted({p.task for p in policies.values()})
     close = difflib.get_close_matches(wanted, tasks, n=1)
     hint = f" (did you mean '{close[0]}'?)" if close else ""
-    raise ComError(f"no policy for task '{task}'{hint}; tasks: {', '.join(tasks)}")
+    raise NotFound(f"no policy for task '{task}'{hint}; tasks: {', '.join(tasks)}", param="task")
 
 
 # -- the filter a policy decides -------------------------------------------------------------------------------

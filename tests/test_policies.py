@@ -78,7 +78,7 @@ def test_a_policy_is_found_by_id_or_by_task_name():
         P.find_policy(policies, policy="qa_rootcause")
     with pytest.raises(ComError, match=r"no policy for task 'healng' \(did you mean 'healing'\?\)"):
         P.find_policy(policies, task="healng")
-    with pytest.raises(ComError, match="one of the two"):
+    with pytest.raises(ComError, match="by its id or by a task name, not both"):
         P.find_policy(policies, policy="qa_healing", task="healing")
 
 

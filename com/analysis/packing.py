@@ -163,6 +163,7 @@ class Pack:
     considered: int = 0  # distinct candidates
     skipped: list[Skipped] = field(default_factory=list)
     encoding: str = ENCODING
+    at: str | None = None  # the journal commit the evidence was read at
 
     def to_json(self) -> dict:
         counts: dict[str, int] = {}
@@ -174,6 +175,7 @@ class Pack:
             "budget": self.budget,
             "tokens_used": self.tokens_used,
             "encoding": self.encoding,
+            "at": self.at,
             "test": self.test,
             "query": self.query,
             "window": {"since": self.since, "until": self.until},
@@ -188,7 +190,7 @@ class Pack:
         }
 
     def to_markdown(self) -> str:
-        return to_markdown(self)
+        return to_markdown(self.to_json())
 
 
 # -- counting tokens ---------------------------------------------------------------------------------------------
@@ -560,32 +562,36 @@ def facts_section(facts: Sequence[tuple[str, str]], test: str | None) -> str:
 EMPTY = "No events matched this policy and these filters.\n"
 
 
-def _ordered(items: list[PackItem]) -> list[PackItem]:
+def _ordered(items: list[dict]) -> list[dict]:
     out = []
     for group in GROUPS:
-        members = [it for it in items if it.group == group]
+        members = [it for it in items if it["why"]["group"] == group]
         if group in _NEWEST_FIRST:
-            members.sort(key=lambda it: (it.event["ts"], -it.rank), reverse=True)
+            members.sort(key=lambda it: (it["event"]["ts"], -it["why"]["rank"]), reverse=True)
         else:
-            members.sort(key=lambda it: it.rank)
+            members.sort(key=lambda it: it["why"]["rank"])
         out.extend(members)
     return out
 
 
-def to_markdown(pack: Pack) -> str:
-    """The pack for an LLM prompt: a short header, then the evidence grouped (status, this test's results,
-    similar failures elsewhere, code changes, healing attempts, summaries, notes), each item as it was counted."""
-    parts = [header(pack.policy, pack.task, pack.test, pack.query, pack.since, pack.until),
-             facts_section(pack.facts, pack.test)]
+def to_markdown(pack: dict) -> str:
+    """The pack (its to_json() form, so any front end renders it alike) for an LLM prompt: a short header, then
+    the evidence grouped (status, this test's results, similar failures elsewhere, code changes, healing attempts,
+    summaries, notes), each item as it was counted."""
+    window = pack.get("window") or {}
+    facts = [(f["name"], f["value"]) for f in pack.get("facts") or ()]
+    parts = [header(pack["policy"], pack["task"], pack.get("test"), pack.get("query"), window.get("since"),
+                    window.get("until")),
+             facts_section(facts, pack.get("test"))]
     group = None
-    status_open = bool(pack.facts)
-    for item in _ordered(pack.items):
-        if item.group != group:
-            group = item.group
+    status_open = bool(facts)
+    for item in _ordered(pack["items"]):
+        if item["why"]["group"] != group:
+            group = item["why"]["group"]
             if not (group == "status" and status_open):
-                parts.append(heading(group, pack.test))
-        parts.append(item.text)
-    if not pack.items:
+                parts.append(heading(group, pack.get("test")))
+        parts.append(item["text"])
+    if not pack["items"]:
         parts.append(EMPTY)
     return "".join(parts)
 
@@ -638,7 +644,7 @@ def _because(group_label: str, parts: dict, contributions: dict, age_days: float
 def pack(candidates: Iterable[Candidate], policy: PackPolicy, *, test: str | None = None, query: str | None = None,
          query_vector: np.ndarray | None = None, budget: int | None = None, now=None, since=None,
          facts: Sequence[tuple[str, str]] | dict = (), accept: Callable[[dict], bool] | None = None,
-         counter: Callable[[str], int] | None = None) -> Pack:
+         counter: Callable[[str], int] | None = None, keywords: str | None = None, at: str | None = None) -> Pack:
     """The context pack of `candidates` under `policy`.
 
     test, query: what the pack is about (the header; `test` decides the "this test" group; the query's words give
@@ -647,7 +653,9 @@ def pack(candidates: Iterable[Candidate], policy: PackPolicy, *, test: str | Non
     recency is measured from (the snapshot's time; default: the newest candidate). since: the start of the time
     window shown (default: the oldest candidate). facts: (name, value) lines about the test (flaky status, last
     pass), always shown first. accept: the EventFilter's matches(event), when the caller did not filter already.
-    counter: counts tokens (default: count_tokens, cl100k_base)."""
+    counter: counts tokens (default: count_tokens, cl100k_base). keywords: the text whose words give the keyword
+    part (default: the query; the retrieve use-case passes the test's failure when there is no query). at: the
+    journal commit the candidates were read at, reported as is."""
     count = counter or count_tokens
     budget = int(budget if budget is not None else policy.budget_tokens)
     weights = policy.weights
@@ -676,7 +684,7 @@ def pack(candidates: Iterable[Candidate], policy: PackPolicy, *, test: str | Non
     if head_tokens + count(EMPTY) > budget:
         raise ComError(f"a budget of {budget} tokens cannot hold even the pack's header ({head_tokens} tokens)")
 
-    terms = query_terms(query)
+    terms = query_terms(keywords if keywords is not None else query)
     half_life = float(policy.recency_half_life_days)
     n = len(eligible)
     parts = [score_parts(c, now=now_s, half_life_days=half_life, terms=terms, query_vector=query_vector)
@@ -767,4 +775,4 @@ def pack(candidates: Iterable[Candidate], policy: PackPolicy, *, test: str | Non
     used = budget - room + (0 if items else count(EMPTY))
     return Pack(policy=policy.id, task=policy.task, budget=budget, tokens_used=used, items=items,
                 diversity=diversity, test=test, query=query, since=since_iso, until=until, facts=facts,
-                considered=len(merged), skipped=skipped)
+                considered=len(merged), skipped=skipped, at=at)

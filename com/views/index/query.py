@@ -194,6 +194,44 @@ def events_of_texts(index, numbers: list[int], where: str | None, need: int, ski
     return out
 
 
+def newest_events(index, where: str, snapshot: BatchFilter | None = None, limit: int = 20,
+                  accept=None) -> list[dict]:
+    """The newest `limit` events of the snapshot's rows that match the SQL condition `where` and, if given,
+    `accept(event)`: stored events, newest first, each once. For evidence found by what it is rather than by
+    meaning (a commit's code changes, a test's healing attempts, the last roll-ups): two int columns are read
+    narrow with the snapshot as a prefilter, then only the events kept are read whole."""
+    events = index.table("events")
+    if events is None:
+        return []
+    snapshot = snapshot or BatchFilter(None, None)
+    cond = " AND ".join(f"({c})" for c in (where, snapshot.sql) if c)
+    query = events._table.query()
+    if cond:
+        query = query.where(cond)
+    narrow = _run(query.select(["ts_us"]).with_row_id().limit(EXPAND_ROWS).to_arrow())
+    keyed = sorted(zip(narrow.column("ts_us").to_pylist(), narrow.column("_rowid").to_pylist()), reverse=True)
+    out: list[dict] = []
+    seen: set[str] = set()
+    start, step = 0, max(limit, 1)
+    while len(out) < limit and start < len(keyed):
+        picked = keyed[start:start + step]
+        start += len(picked)
+        rows = _run(events._table.take_row_ids([r[1] for r in picked]).select(["event"]).with_row_id().to_arrow())
+        by_rowid = dict(zip(rows.column("_rowid").to_pylist(), rows.column("event").to_pylist()))
+        for _, rowid in picked:
+            line = by_rowid.get(rowid)
+            if line is None:
+                continue
+            event = json.loads(line)
+            if event["id"] in seen or (accept is not None and not accept(event)):
+                continue
+            seen.add(event["id"])
+            out.append(event)
+            if len(out) >= limit:
+                break
+    return out
+
+
 async def _texts_matching(events, where: str, cap: int):
     # Counting uses the scalar indexes alone: a broad filter (--status failed over a million rows) costs 0.5 ms
     # to rule out instead of reading `cap` rows for nothing.
