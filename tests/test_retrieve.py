@@ -337,3 +337,76 @@ def test_an_empty_journal_packs_nothing_and_says_so(st_model, memory, com):
 def test_com_retrieve_is_listed_by_com_help(com):
     r = com("--help")
     assert "retrieve" in r.stdout and "policies" in r.stdout
+
+
+# -- the test's pass/fail history (the stand-in for the flaky registry) -----------------------------------------
+def columns(rows):
+    """ResultColumns of (run, status, commit, hour[, attempt]) rows of one test (or (test, run, ...) for several)."""
+    import numpy as np
+
+    from com.model.result import STATUS_CODE, ResultColumns
+
+    rows = [r if len(r) >= 6 else ("t", *r) for r in rows]
+    rows = [r if len(r) == 6 else (*r, 1) for r in rows]
+    tests = sorted({r[0] for r in rows})
+    runs = sorted({r[1] for r in rows})
+    commits = sorted({r[3] for r in rows if r[3]})
+    n = len(rows)
+    return ResultColumns(
+        test=np.array([tests.index(r[0]) for r in rows], np.int32), tests=tests,
+        ts_us=np.array([r[4] * 3_600_000_000 for r in rows], np.int64),
+        status=np.array([STATUS_CODE[r[2]] for r in rows], np.int8),
+        attempt=np.array([r[5] for r in rows], np.int16), duration_ms=np.full(n, np.nan),
+        run=np.array([runs.index(r[1]) for r in rows], np.int32), runs=runs,
+        commit=np.array([commits.index(r[3]) if r[3] else -1 for r in rows], np.int32), commits=commits,
+        signature=np.full(n, -1, np.int32), signatures=[])
+
+
+def test_history_says_passing_failing_intermittent_or_flaky():
+    from com.analysis.test_history import facts, history
+
+    a, b, c = "a" * 40, "b" * 40, "c" * 40
+    passing = history(columns([("r1", "passed", a, 1), ("r2", "passed", b, 2), ("r3", "skipped", c, 3)]))
+    assert passing.verdict == "passing" and passing.runs == 2
+    assert facts(passing)[0] == ("flaky status", "passing: never failed in 2 runs")
+
+    failing = history(columns([("r1", "passed", a, 1), ("r2", "failed", b, 2), ("r3", "error", c, 3)]))
+    assert failing.verdict == "failing" and failing.streak == 2
+    assert facts(failing)[0][1] == ("failing since 1970-01-01 02:00 on commit bbbbbbbbbb (the last 2 runs); "
+                                    "last passed 1970-01-01 01:00 on commit aaaaaaaaaa")
+    assert facts(failing)[2] == ("failed on code commits", "cccccccccc (1 run, last 1970-01-01 03:00), "
+                                                            "bbbbbbbbbb (1 run, last 1970-01-01 02:00)")
+    always = history(columns([("r1", "failed", a, 1), ("r2", "failed", b, 2)]))
+    assert facts(always)[0][1].startswith("failing in every run (2) since 1970-01-01 01:00 on commit aaaaaaaaaa")
+
+    intermittent = history(columns([("r1", "failed", a, 1), ("r2", "passed", b, 2), ("r3", "passed", c, 3)]))
+    assert intermittent.verdict == "intermittent"
+    assert facts(intermittent)[0][1] == ("intermittent: failed 1 of 3 runs, last 1970-01-01 01:00 on commit "
+                                         "aaaaaaaaaa; passing since")
+
+    # Passed on retry (a run's verdict is its first attempt), and both outcomes on one code commit.
+    retried = history(columns([("r1", "failed", a, 1, 1), ("r1", "passed", a, 1, 2), ("r2", "passed", b, 2)]))
+    assert retried.verdict == "flaky" and retried.runs == 2 and retried.failed == 1 and retried.retried_passes == 1
+    same_code = history(columns([("r1", "failed", a, 1), ("r2", "passed", a, 2), ("r3", "failed", a, 3)]))
+    assert same_code.verdict == "flaky" and same_code.disagreeing == [a]
+    assert facts(same_code)[0][1] == "flaky: failed 2 of 3 runs; passed and failed on the same code (aaaaaaaaaa)"
+
+    several = history(columns([("t1", "r1", "failed", a, 1, 1), ("t2", "r1", "passed", a, 1, 1)]))
+    assert several.tests == 2 and several.streak == 0
+    assert facts(several)[1][1].startswith("2 runs of 2 tests")
+    assert facts(history(columns([])))[0] == ("flaky status", "no results of this test in this snapshot")
+
+
+# -- the analyses view -------------------------------------------------------------------------------------------
+def test_the_analyses_view_follows_the_journal_and_is_rebuilt_from_it(history, memory):
+    view = memory.analyses
+    memory.follow(memory.snapshot(), [view])
+    (found,) = view.about([history["failure"], "evt_" + "0" * 24])
+    assert found["sha"] == history["analysis"] and found["about"] == [history["failure"]]
+    assert found["message"] == "Root cause: the card iframe loads lazily since 3333333"
+    assert view.about(["evt_" + "0" * 24]) == []
+    view.reset()
+    assert view.about([history["failure"]]) == []  # forgotten until it follows the journal again
+    memory.follow(memory.snapshot(), [view])
+    assert [a["sha"] for a in view.about([history["failure"]])] == [history["analysis"]]
+    assert view.health() is None
