@@ -268,11 +268,14 @@ def _loader():
 
 
 def read_yaml(path: Path):
-    yaml, loader = _loader()
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise PolicyError(path, None, f"cannot read: {exc}") from None
+    key = (str(path), text)
+    if key in _parsed:  # a process that packs many times (a server, the bench) parses each file once
+        return _parsed[key]
+    yaml, loader = _loader()
     try:
         raw = yaml.load(text, Loader=loader)
     except yaml.YAMLError as exc:
@@ -282,7 +285,13 @@ def read_yaml(path: Path):
         raise PolicyError(path, None, f"{where}invalid YAML: {problem}") from None
     if raw is None:
         raise PolicyError(path, None, "empty (a policy needs at least an id)")
+    if len(_parsed) > 256:
+        _parsed.clear()
+    _parsed[key] = raw
     return raw
+
+
+_parsed: dict = {}  # (path, text) -> the parsed document (never changed by its readers)
 
 
 def read_policy(path, shipped: dict[str, Policy] | None = None, origin: str = "user") -> Policy:

@@ -174,14 +174,19 @@ class EventFilter:
         It may match more than `matches` (tags are not expressed, a glob becomes a LIKE that may over-match):
         readers apply `matches` to the rows they keep."""
         conds = []
+        results = f"type = 'test_result' AND {_in('status', self.result_statuses)}" if self.result_statuses else None
         if self.types:
-            conds.append(_in("type", self.types))
+            others = tuple(t for t in self.types if t != "test_result")
+            if results is None or "test_result" not in self.types:
+                conds.append(_in("type", self.types))
+            else:  # one condition per side, each served by the type and status indexes
+                conds.append(" OR ".join([*([_in("type", others)] if others else []), f"({results})"]))
+        elif results is not None:
+            conds.append(f"type <> 'test_result' OR ({results})")
         if self.projects:
             conds.append(_in("project", self.projects))
         if self.statuses:
             conds.append(_in("status", self.statuses))
-        if self.result_statuses:
-            conds.append(f"type <> 'test_result' OR {_in('status', self.result_statuses)}")
         if self.test is not None:
             conds.append(_test_sql(self.test))
         if self.since_us is not None:

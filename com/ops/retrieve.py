@@ -102,27 +102,33 @@ def gather(memory: Memory, snapshot, policy, where: EventFilter, match: TestMatc
     from com.views.index.query import newest_events, ranked_events
 
     k = max(MIN_CANDIDATES, min(MAX_CANDIDATES, 2 * policy.max_events))
+    # Evidence found by what it names rather than by meaning: the code changes of the commits the test failed
+    # on, the test's healing attempts, the newest roll-ups.
+    wants, checks = {}, {}
+    if history is not None and history.failing_commits and _allows(where, "code_change"):
+        shas = [c for c, _, _ in history.failing_commits[:RELATED_LIMIT]]
+        wants["code_change"] = (" OR ".join(f"event LIKE {sql_text('%' + _like(sha[:7]) + '%')}" for sha in shas),
+                                RELATED_LIMIT)
+        checks["code_change"] = lambda e: where.matches(e) and _names_commit(e, shas)
+    if match is not None and _allows(where, "healing_attempt"):
+        wants["healing_attempt"] = (f"event LIKE {sql_text('%' + _like(match.pattern.strip('*?')) + '%')}",
+                                    RELATED_LIMIT)
+        checks["healing_attempt"] = lambda e: where.matches(e) and _names_test(e, match)
+    if policy.include_rollups:
+        wants["rollup"] = (None, ROLLUPS)
+        checks["rollup"] = where.but(types=("rollup",)).matches
+    relation = {"code_change": "code", "healing_attempt": "healing", "rollup": "rollup"}
     candidates: list = []
     with index.reading():
         rows = index.batch_filter(snapshot)
-        for hit in ranked_events(index, text, vector, "hybrid", rows, where.to_sql(), k,
+        # The importance condition reads a column no index serves and seldom narrows: `matches` checks it.
+        sql = where.but(min_importance=None).to_sql()
+        for hit in ranked_events(index, text, vector, "hybrid", rows, sql, k,
                                  accept=None if where.empty else where.matches):
             candidates.append(Candidate(hit["event"], similarity=hit["similarity"], keyword_rank=hit["keyword_rank"]))
-        if history is not None and history.failing_commits and _allows(where, "code_change"):
-            shas = [c for c, _, _ in history.failing_commits]
-            named = " OR ".join(f"event LIKE {sql_text('%' + _like(sha[:7]) + '%')}" for sha in shas[:RELATED_LIMIT])
-            for event in newest_events(index, f"type = 'code_change' AND ({named})", rows, RELATED_LIMIT,
-                                       accept=lambda e: where.matches(e) and _names_commit(e, shas)):
-                candidates.append(Candidate(event, relation="code"))
-        if match is not None and _allows(where, "healing_attempt"):
-            needle = sql_text("%" + _like(match.pattern.strip("*?")) + "%")
-            for event in newest_events(index, f"type = 'healing_attempt' AND event LIKE {needle}", rows,
-                                       RELATED_LIMIT, accept=lambda e: where.matches(e) and _names_test(e, match)):
-                candidates.append(Candidate(event, relation="healing"))
-        if policy.include_rollups:
-            for event in newest_events(index, "type = 'rollup'", rows, ROLLUPS,
-                                       accept=where.but(types=("rollup",)).matches):
-                candidates.append(Candidate(event, relation="rollup"))
+        if wants:
+            for etype, found in newest_events(index, wants, rows, lambda e: checks[e["type"]](e)).items():
+                candidates.extend(Candidate(e, relation=relation[etype]) for e in found)
     candidates.extend(Candidate(e, relation="test") for e in own)
     for c in candidates:
         if c.relation is None and match is not None and c.event["type"] == "test_result" \

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 
+from com.model.filter import sql_text
 from com.views.index.snapshot import BatchFilter
 
 RRF_K = 60
@@ -194,31 +195,41 @@ def events_of_texts(index, numbers: list[int], where: str | None, need: int, ski
     return out
 
 
-def newest_events(index, where: str, snapshot: BatchFilter | None = None, limit: int = 20,
-                  accept=None) -> list[dict]:
-    """The newest `limit` events of the snapshot's rows that match the SQL condition `where` and, if given,
-    `accept(event)`: stored events, newest first, each once. For evidence found by what it is rather than by
-    meaning (a commit's code changes, a test's healing attempts, the last roll-ups): two int columns are read
-    narrow with the snapshot as a prefilter, then only the events kept are read whole."""
+def newest_events(index, wants: dict[str, tuple[str | None, int]], snapshot: BatchFilter | None = None,
+                  accept=None) -> dict[str, list[dict]]:
+    """The newest events of some types in the snapshot, each type with its own SQL condition and count:
+    `wants` maps a type to (a condition or None, how many); `accept(event)`, if given, is the exact check.
+    Returns {type: [stored event, newest first]}. For evidence found by what it is rather than by meaning (a
+    commit's code changes, a test's healing attempts, the last roll-ups): one narrow read of three columns with
+    the snapshot as a prefilter, then only the events kept are read whole."""
+    out: dict[str, list[dict]] = {etype: [] for etype in wants}
     events = index.table("events")
-    if events is None:
-        return []
+    if events is None or not wants:
+        return out
     snapshot = snapshot or BatchFilter(None, None)
-    cond = " AND ".join(f"({c})" for c in (where, snapshot.sql) if c)
-    query = events._table.query()
-    if cond:
-        query = query.where(cond)
-    narrow = _run(query.select(["ts_us"]).with_row_id().limit(EXPAND_ROWS).to_arrow())
-    keyed = sorted(zip(narrow.column("ts_us").to_pylist(), narrow.column("_rowid").to_pylist()), reverse=True)
-    out: list[dict] = []
+    asked = " OR ".join(f"(type = {sql_text(t)}" + (f" AND ({c})" if c else "") + ")" for t, (c, _) in wants.items())
+    cond = " AND ".join(f"({c})" for c in (asked, snapshot.sql) if c)
+    narrow = _run(events._table.query().where(cond).select(["type", "ts_us"]).with_row_id().limit(EXPAND_ROWS)
+                  .to_arrow())
+    queues: dict[str, list] = {etype: [] for etype in wants}
+    for etype, ts, rowid in zip(narrow.column("type").to_pylist(), narrow.column("ts_us").to_pylist(),
+                                narrow.column("_rowid").to_pylist()):
+        queues[etype].append((ts, rowid))
+    for queue in queues.values():
+        queue.sort(reverse=True)
     seen: set[str] = set()
-    start, step = 0, max(limit, 1)
-    while len(out) < limit and start < len(keyed):
-        picked = keyed[start:start + step]
-        start += len(picked)
-        rows = _run(events._table.take_row_ids([r[1] for r in picked]).select(["event"]).with_row_id().to_arrow())
+    while True:
+        picked = []
+        for etype, (_, limit) in wants.items():
+            need = limit - len(out[etype])
+            if need > 0 and queues[etype]:
+                picked.extend((etype, rowid) for _, rowid in queues[etype][:need])
+                del queues[etype][:need]
+        if not picked:
+            return out
+        rows = _run(events._table.take_row_ids([r for _, r in picked]).select(["event"]).with_row_id().to_arrow())
         by_rowid = dict(zip(rows.column("_rowid").to_pylist(), rows.column("event").to_pylist()))
-        for _, rowid in picked:
+        for etype, rowid in picked:
             line = by_rowid.get(rowid)
             if line is None:
                 continue
@@ -226,10 +237,7 @@ def newest_events(index, where: str, snapshot: BatchFilter | None = None, limit:
             if event["id"] in seen or (accept is not None and not accept(event)):
                 continue
             seen.add(event["id"])
-            out.append(event)
-            if len(out) >= limit:
-                break
-    return out
+            out[etype].append(event)
 
 
 async def _texts_matching(events, where: str, cap: int):
