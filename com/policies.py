@@ -345,10 +345,30 @@ def _check_tasks(policies) -> None:
 def load_policies(user: Path | None = None, shipped: Path | None = None) -> dict[str, Policy]:
     """Every policy by id, the user's first: shipped ones from `shipped` (default: shipped_dir()), then the
     user's files in `user` (a missing folder is no error), which override shipped ids key by key."""
-    shipped_policies = _read_folder(Path(shipped) if shipped else shipped_dir(), "shipped", None)
-    user_policies = _read_folder(Path(user), "user", shipped_policies) if user and Path(user).is_dir() else {}
-    # User policies first: a task a user policy takes is theirs (find_policy looks in this order).
-    return {**user_policies, **{k: v for k, v in shipped_policies.items() if k not in user_policies}}
+    shipped = Path(shipped) if shipped else shipped_dir()
+    user = Path(user) if user and Path(user).is_dir() else None
+    # The same files say the same thing: a process that packs many times reads them, but validates them once.
+    key = tuple(_contents(p) for p in (*_files(shipped), *(_files(user) if user else ())))
+    found = _loaded.get((shipped, user, key))
+    if found is None:
+        shipped_policies = _read_folder(shipped, "shipped", None)
+        user_policies = _read_folder(user, "user", shipped_policies) if user else {}
+        # User policies first: a task a user policy takes is theirs (find_policy looks in this order).
+        found = {**user_policies, **{k: v for k, v in shipped_policies.items() if k not in user_policies}}
+        if len(_loaded) > 32:
+            _loaded.clear()
+        _loaded[(shipped, user, key)] = found
+    return dict(found)
+
+
+_loaded: dict = {}
+
+
+def _contents(path: Path) -> tuple[str, bytes | None]:
+    try:
+        return str(path), path.read_bytes()
+    except OSError:
+        return str(path), None  # unreadable: reading it again says why
 
 
 def _task_key(name: str) -> str:

@@ -111,8 +111,9 @@ def gather(memory: Memory, snapshot, policy, where: EventFilter, match: TestMatc
                                 RELATED_LIMIT)
         checks["code_change"] = lambda e: where.matches(e) and _names_commit(e, shas)
     if match is not None and _allows(where, "healing_attempt"):
-        wants["healing_attempt"] = (f"event LIKE {sql_text('%' + _like(match.pattern.strip('*?')) + '%')}",
-                                    RELATED_LIMIT)
+        pattern = _like(match.pattern).replace("*", "%").replace("?", "_") if match.kind == "glob" else \
+            _like(match.pattern)
+        wants["healing_attempt"] = (f"event LIKE {sql_text('%' + pattern + '%')}", RELATED_LIMIT)
         checks["healing_attempt"] = lambda e: where.matches(e) and _names_test(e, match)
     if policy.include_rollups:
         wants["rollup"] = (None, ROLLUPS)
@@ -194,8 +195,9 @@ def _allows(where: EventFilter, etype: str) -> bool:
 
 
 def _like(text: str) -> str:
-    """`text` inside a LIKE pattern, its own wildcards matched as themselves (ESCAPE-free: they become '_')."""
-    return text.replace("%", "_").replace("'", "_")
+    """`text` inside a LIKE pattern that may match more, never less (`_names_*` then check exactly): a '%' or '_'
+    of its own becomes '_' (any one character); '"' and '\\', which the stored JSON escapes, become '%'."""
+    return "".join("_" if ch in "%_" else "%" if ch in '"\\' else ch for ch in text)
 
 
 def _names_commit(event: dict, shas: list[str]) -> bool:
