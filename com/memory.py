@@ -20,6 +20,7 @@ from com.settings import load as load_settings
 from com.views.analyses import AnalysesView
 from com.views.base import follow
 from com.views.catalog import Catalog
+from com.views.registry import RegistryView
 from com.views.test_results import TestResultsView
 
 MEMORY_DIRNAME = ".com"
@@ -48,6 +49,7 @@ class Memory:
         self._catalog: Catalog | None = None
         self._results: TestResultsView | None = None
         self._analyses: AnalysesView | None = None
+        self._registry: RegistryView | None = None
         self._embedder = None
         self._index = None
 
@@ -94,12 +96,22 @@ class Memory:
             self._analyses = AnalysesView(self.cache_path, lambda: self.journal)
         return self._analyses
 
+    @property
+    def registry(self) -> RegistryView:
+        """The flaky registry's events (status changes, healing attempts, committed detections)."""
+        if self._registry is None:
+            self._registry = RegistryView(self.cache_path)
+        return self._registry
+
     def eager_views(self, events: int = 0) -> list:
         """The views a write of `events` events brings up to date at once. The catalog always (ingest dedupes
         through it); the test-results view for small writes only (about 15 us per result: a bulk import or a
         CI run of thousands is taken in by the next command that reads it, so ingest keeps the journal's
-        speed); the index when it is read (embedding costs seconds)."""
-        return [self.catalog, self.results] if events <= EAGER_RESULTS else [self.catalog]
+        speed); the registry view always (it only looks at each event's type); the index when it is read
+        (embedding costs seconds)."""
+        if events <= EAGER_RESULTS:
+            return [self.catalog, self.results, self.registry]
+        return [self.catalog, self.registry]
 
     def embedder(self):
         if self._embedder is None:
@@ -119,7 +131,7 @@ class Memory:
         return self._index
 
     def close(self) -> None:
-        for view in (self._catalog, self._results, self._analyses):
+        for view in (self._catalog, self._results, self._analyses, self._registry):
             if view is not None:
                 view.close()
 

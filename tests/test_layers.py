@@ -1,6 +1,6 @@
 """The layering of com/, read from the source: imports point down only and no module imports itself back.
 
-    front ends (cli, pytest plugin)  ->  render  ->  ops  ->  memory  ->  views, models, ingest parsers
+    front ends (cli, pytest plugin)  ->  render, the quarantine gate  ->  ops  ->  memory  ->  views, models, ingest parsers
         ->  journal, code, settings, policies, analysis  ->  model, files
 
 Every import counts, including the ones inside functions (those keep start-up fast; they are still
@@ -20,7 +20,7 @@ COM = Path(__file__).resolve().parent.parent / "com"
 # (module prefix, layer), most specific first.
 LAYERS = [
     ("com.ingest.pytest_plugin", 6), ("com.cli", 6), ("com.serve", 6),
-    ("com.render", 5),
+    ("com.render", 5), ("com.ingest.quarantine", 5),
     ("com.ops", 4),
     ("com.memory", 3),
     ("com.views", 2), ("com.models", 2), ("com.ingest", 2),

@@ -105,8 +105,13 @@ def test_a_root_cause_pack_holds_the_test_s_history_its_code_change_healing_and_
     got = pack.to_json()
     assert got["at"] == history["analysis"] and got["test"] == T and got["budget"] == 6144
     facts = dict((f["name"], f["value"]) for f in got["facts"])
-    assert facts["flaky status"].startswith("failing since 2026-11-03 10:00 on commit 3333333333 (the last 3 runs)")
-    assert "last passed 2026-11-02 10:00 on commit 2222222222" in facts["flaky status"]
+    # The flaky registry's verdict (its detection over the test's results; its lifecycle, which the healing
+    # attempt moved), then the plain history.
+    assert facts["flaky status"].startswith(("flaky (", "broken, not flaky"))
+    assert facts["flaky status"].endswith("; registry: healing_attempted since 2026-11-04 12:00 "
+                                          "(healing attempt: raise the iframe timeout to 60 s (failure))")
+    assert facts["history"].startswith("failing since 2026-11-03 10:00 on commit 3333333333 (the last 3 runs)")
+    assert "last passed 2026-11-02 10:00 on commit 2222222222" in facts["history"]
     assert facts["results"] == "5 runs from 2026-11-01 10:00 to 2026-11-05 10:00: 2 passed, 3 failed"
     assert facts["failed on code commits"].startswith("5555555555 (1 run")
     by_group = {}
@@ -129,6 +134,26 @@ def test_a_root_cause_pack_holds_the_test_s_history_its_code_change_healing_and_
     pinned = [it for it in got["items"] if history["failure"] in [it["event"]["id"], *it["also"]]]
     assert pinned and pinned[0]["why"]["parts"]["pinned"] == 1.0
     assert "rollup" not in by_group  # qa_root_cause leaves roll-ups out
+
+
+def test_the_flaky_status_comes_from_the_flaky_registry(st_model, memory, monkeypatch):
+    from com.ops.flaky import mark
+
+    flaky = "tests/test_cart.py::test_total"
+    events = []
+    for day in range(1, 9):  # fails on the first attempt every other run and passes on the retry
+        events.append(result(flaky, "failed" if day % 2 else "passed", day, str(day), "AssertionError: 9.99 != 10.0",
+                             attempt=1))
+        if day % 2:
+            events.append(result(flaky, "passed", day, str(day), hour=11, attempt=2, run_id=f"run-{day}-10"))
+    memory.record(events)
+    mark(memory, flaky, "quarantined", reason="blocks the release train")
+    facts = {f["name"]: f["value"] for f in retrieve(memory, policy="qa_flaky_triage", test=flaky).to_json()["facts"]}
+    assert facts["flaky status"].startswith("flaky (")
+    assert "retry passes 4" in facts["flaky status"] and "failed 4 of 8 runs" in facts["flaky status"]
+    assert facts["flaky status"].endswith(", quarantined (blocks the release train)") or \
+        "registry: quarantined since" in facts["flaky status"]
+    assert facts["history"].startswith("flaky: failed 4 of 8 runs; passed on retry in 4 runs")
 
 
 def test_roll_ups_come_in_when_the_policy_includes_them(history, memory):
@@ -368,7 +393,7 @@ def test_history_says_passing_failing_intermittent_or_flaky():
     a, b, c = "a" * 40, "b" * 40, "c" * 40
     passing = history(columns([("r1", "passed", a, 1), ("r2", "passed", b, 2), ("r3", "skipped", c, 3)]))
     assert passing.verdict == "passing" and passing.runs == 2
-    assert facts(passing)[0] == ("flaky status", "passing: never failed in 2 runs")
+    assert facts(passing)[0] == ("history", "passing: never failed in 2 runs")
 
     failing = history(columns([("r1", "passed", a, 1), ("r2", "failed", b, 2), ("r3", "error", c, 3)]))
     assert failing.verdict == "failing" and failing.streak == 2
@@ -394,7 +419,7 @@ def test_history_says_passing_failing_intermittent_or_flaky():
     several = history(columns([("t1", "r1", "failed", a, 1, 1), ("t2", "r1", "passed", a, 1, 1)]))
     assert several.tests == 2 and several.streak == 0
     assert facts(several)[1][1].startswith("2 runs of 2 tests")
-    assert facts(history(columns([])))[0] == ("flaky status", "no results of this test in this snapshot")
+    assert facts(history(columns([])))[0] == ("history", "no results of this test in this snapshot")
 
 
 # -- the analyses view -------------------------------------------------------------------------------------------

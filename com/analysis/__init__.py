@@ -1,2 +1,6 @@
-"""Pure decision functions over model data (packing, and later flaky detection, selection, narratives): they import
-nothing of com but the model and its errors, never the journal or the views."""
+"""Pure decision functions over model data (flaky detection, manifestations, healing statistics, lifecycle; packing
+a context pack, a test's pass/fail history).
+
+Modules here import numpy, the standard library and `com.model` only: never the journal, the views or a model,
+so each decision is tested as a plain function.
+"""

@@ -1,10 +1,9 @@
 """A test's pass/fail history as a few facts for a context pack: how many runs, how many failed, on which code
-commits, and whether it is failing now, failing now and then, or flaky-looking (passed on retry, or both passed
-and failed on the same code).
+commits, and whether it is failing now (since which commit, last passed when), failing now and then, or
+flaky-looking (passed on retry, or both passed and failed on the same code).
 
-This is the stand-in for the flaky registry of issue 13: when `com flaky` lands, `com.ops.retrieve` takes the
-"flaky status" fact from the registry (flake rate, severity, confidence) and keeps the others, which say where the
-failures ran. Pure: numpy over `ResultColumns`, nothing read here.
+What a pack shows beside the flaky registry's verdict (`com.analysis.flaky`, flake rate and severity): plain
+counts and where the failures ran. Pure: numpy over `ResultColumns`, nothing read here.
 """
 
 from __future__ import annotations
@@ -129,7 +128,7 @@ def _runs(n: int) -> str:
 def facts(h: TestHistory) -> list[tuple[str, str]]:
     """The history as (name, value) lines: the flaky status, the results, the code commits failures ran on."""
     if not h.runs:
-        return [("flaky status", "no results of this test in this snapshot")]
+        return [("history", "no results of this test in this snapshot")]
     verdict = h.verdict
     if verdict == "passing":
         status = f"passing: never failed in {_runs(h.runs)}"
@@ -155,7 +154,7 @@ def facts(h: TestHistory) -> list[tuple[str, str]]:
         if h.tests == 1:
             status += "; passing since"
     tests = "" if h.tests == 1 else f" of {h.tests} tests"
-    out = [("flaky status", status),
+    out = [("history", status),
            ("results", f"{_runs(h.runs)}{tests} from {_when(h.first_us)} to {_when(h.last_us)}: "
                        f"{h.runs - h.failed} passed, {h.failed} failed")]
     if h.failing_commits:

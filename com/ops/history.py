@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pygit2
 
@@ -36,8 +36,10 @@ class ShowResult(CommitInfo):
 
 @dataclass
 class DiffSummary(Result):
-    newly_failing: list
-    fixed: list
+    newly_failing: list  # began failing and are not flaky: regressions
+    fixed: list          # stopped failing and are not flaky
+    flaky: list = field(default_factory=list)     # flips of flaky tests: [{test_id, now, flake_rate, severity, ...}]
+    registry: dict = field(default_factory=dict)  # what the flaky registry says changed (see ops.flaky)
 
 
 @dataclass
@@ -96,8 +98,10 @@ def _events_of(journal, batches) -> dict[str, dict]:
 
 
 def diff(memory: Memory, rev_a: str, rev_b: str | None = None) -> DiffResult:
-    """Events added and removed between two whole snapshots, and the tests that began or stopped failing."""
+    """Events added and removed between two whole snapshots, and the tests that began or stopped failing: flips
+    of flaky tests apart from regressions and fixes, and what the flaky registry says changed."""
     from com.journal.batches import Batch
+    from com.ops.flaky import classify_flips
 
     journal = memory.journal
     a, b = Snapshot(journal, journal.resolve(rev_a)), Snapshot(journal, journal.resolve(rev_b))
@@ -131,7 +135,9 @@ def diff(memory: Memory, rev_a: str, rev_b: str | None = None) -> DiffResult:
             newly_failing.append(tid)
         elif status_b == "passed" and status_a in FAILING:
             fixed.append(tid)
-    return DiffResult(a.sha, b.sha, added, removed, DiffSummary(newly_failing, fixed))
+    flips = classify_flips(memory, a, b, newly_failing, fixed)
+    return DiffResult(a.sha, b.sha, added, removed,
+                      DiffSummary(flips.newly_failing, flips.fixed, flips.flaky, flips.registry))
 
 
 def latest_status(memory: Memory, snapshot: Snapshot, test_ids: list[str]) -> dict[str, str]:

@@ -4,8 +4,9 @@ evidence the memory holds, scored, re-ranked for diversity and packed under a to
 Where the evidence comes from, all of it read at one snapshot (`--at REV` packs only what existed at REV):
 - similar events: the hybrid index (meaning and keywords) for the query, or, without a query, for the test's own
   newest failure; filtered by the policy's EventFilter before ranking;
-- the test's own recent results and its pass/fail history (the test-results view): the "flaky status", results
-  and failing-commit facts (`com.analysis.test_history`, the seam where issue 13's flaky registry plugs in);
+- the test's own recent results and its history (the test-results view): its flaky status from the flaky
+  registry (detection over its results, its lifecycle and quarantine), its pass/fail history, and the code
+  commits its failures ran against (`com.analysis.test_history`);
 - code changes (`code_change` events) naming the code commits the test's failures ran against;
 - healing attempts (`healing_attempt` events) naming the test;
 - the newest roll-ups, when the policy's include_rollups is true;
@@ -77,8 +78,9 @@ def gather(memory: Memory, snapshot, policy, where: EventFilter, match: TestMatc
         results = memory.results
         memory.follow(snapshot, [results])
         mine = EventFilter(test=match, projects=where.projects)
-        history = test_history.history(results.columns(snapshot, mine))
-        facts = flaky_status(memory, snapshot, match, history)
+        cols = results.columns(snapshot, mine)
+        history = test_history.history(cols)
+        facts = [*flaky_status(memory, snapshot, cols), *test_history.facts(history)]
         # The view stops at the limit only for conditions it holds as columns: importance and tags are checked here.
         recent = EventFilter(test=match, projects=where.projects, statuses=where.result_statuses,
                              since_us=where.since_us, until_us=where.until_us)
@@ -147,12 +149,56 @@ def gather(memory: Memory, snapshot, policy, where: EventFilter, match: TestMatc
     return Evidence(candidates, facts, text, vector)
 
 
-def flaky_status(memory: Memory, snapshot, match: TestMatch, history) -> list[tuple[str, str]]:
-    """The facts about the test shown first in a pack. The seam for issue 13: until the flaky registry lands,
-    its pass/fail history (`com.analysis.test_history`) says whether it looks flaky, failing or passing."""
-    from com.analysis import test_history
+def flaky_status(memory: Memory, snapshot, cols) -> list[tuple[str, str]]:
+    """The "flaky status" fact, from the flaky registry (issue 13): detection over the test's own results (flake
+    rate, severity, confidence and evidence, or the breakage it is), and its lifecycle in the registry (status,
+    quarantine). With several tests (a file or class prefix), the flaky ones among them."""
+    from com.analysis.flaky import detect_flaky
+    from com.ops.flaky import DEFAULT_MIN_RUNS, read_registry
 
-    return test_history.facts(history)
+    if not len(cols):
+        return []
+    # One test's columns: no run holds enough tests to look like a machine's mass failure, so none is left out.
+    found = detect_flaky(cols, min_runs=DEFAULT_MIN_RUNS)
+    registry = read_registry(memory, snapshot)
+    if len(cols.tests) > 1:
+        flaky = ", ".join(f"{f.test_id} ({f.severity}, flake rate {f.flake_rate:.2f})" for f in found.flaky[:5])
+        broken = ", ".join(b.test_id for b in found.broken if b.ongoing)
+        said = f"{len(found.flaky)} of {len(cols.tests)} tests flaky" + (f": {flaky}" if flaky else "")
+        return [("flaky status", said + (f"; broken: {broken}" if broken else ""))]
+    test_id = cols.tests[0]
+    if found.flaky:
+        f = found.flaky[0]
+        seen = [f"{k.replace('_', ' ')} {v}" for k, v in f.evidence.items() if isinstance(v, int) and v]
+        said = (f"flaky ({f.severity}): flake rate {f.flake_rate:.2f}, failed {f.failures} of {f.runs} runs, "
+                f"confidence {f.confidence:.2f}" + (f"; evidence: {', '.join(seen)}" if seen else ""))
+    elif any(b.ongoing for b in found.broken):
+        b = next(b for b in found.broken if b.ongoing)
+        said = f"broken, not flaky: failing since commit {b.since_commit[:10]} ({_when_us(b.since_us)}, {b.runs} runs)"
+    elif found.broken:
+        b = found.broken[0]
+        said = (f"not flaky; was broken from commit {b.since_commit[:10]} to {str(b.fixed_commit)[:10]} "
+                f"({_when_us(b.since_us)} to {_when_us(b.fixed_us)})")
+    elif test_id in found.too_few_runs:
+        said = f"too few runs to tell (under {DEFAULT_MIN_RUNS})"
+    else:
+        said = "not flaky"
+    state = registry.state(test_id)
+    if state.status or state.quarantined:
+        said += f"; registry: {state.status or 'quarantined'}"
+        if state.since_us is not None:
+            said += f" since {_when_us(state.since_us)}"
+        if state.quarantined and state.status != "quarantined":
+            said += ", quarantined"
+        if state.reason:
+            said += f" ({state.reason})"
+    return [("flaky status", said)]
+
+
+def _when_us(us) -> str:
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(us / 1e6, timezone.utc).strftime("%Y-%m-%d %H:%M") if us is not None else "?"
 
 
 def analyses(memory: Memory, snapshot, candidates: list) -> list:

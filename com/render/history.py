@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from com.render.flaky import diff_flaky
 from com.render.text import clip, short, table, when
 
 
@@ -50,6 +51,7 @@ def diff(o: dict) -> str:
     if s["fixed"]:
         lines.append(f"fixed ({len(s['fixed'])}):")
         lines.extend("  " + t for t in s["fixed"][:30])
+    lines.extend(diff_flaky(s))
     return "\n".join(lines)
 
 
