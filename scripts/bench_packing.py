@@ -75,10 +75,11 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from com.analysis import packing
+    from com.models.tokens import count_tokens
     from com.policies import load_policies
 
     t0 = time.perf_counter()
-    packing.count_tokens("warm up")
+    count_tokens("warm up")
     load_ms = (time.perf_counter() - t0) * 1000
     t0 = time.perf_counter()
     policies = load_policies()
@@ -92,7 +93,8 @@ def main(argv=None) -> int:
         times, items, used = [], [], []
         for _ in range(args.reps):
             t0 = time.perf_counter()
-            p = packing.pack(cs, policy, test=cs[0].event["data"].get("test_id"), query="payment timeout")
+            p = packing.pack(cs, policy, test=cs[0].event["data"].get("test_id"), query="payment timeout",
+                             counter=count_tokens)
             times.append((time.perf_counter() - t0) * 1000)
             items.append(len(p.items))
             used.append(p.tokens_used)

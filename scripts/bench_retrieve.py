@@ -112,9 +112,8 @@ def failing_tests(memory, count: int) -> list[str]:
 
 
 def latencies(memory, tests: list[str], queries: list[str], reps: int) -> dict:
-    from bench_search import QUERIES  # noqa: F401  (the queries come from there)
-
     from com.analysis.packing import pack
+    from com.models.tokens import count_tokens
     from com.model.filter import EventFilter, TestMatch
     from com.model.text import normalise
     from com.ops.retrieve import gather, retrieve
@@ -163,7 +162,8 @@ def latencies(memory, tests: list[str], queries: list[str], reps: int) -> dict:
         gather_s.append(time.perf_counter() - t)
         t = time.perf_counter()
         pack(evidence.candidates, policy, test=test, query_vector=evidence.query_vector,
-             keywords=evidence.query_text, now=snapshot.commit.commit_time, facts=evidence.facts)
+             keywords=evidence.query_text, now=snapshot.commit.commit_time, facts=evidence.facts,
+             counter=count_tokens)
         pack_s.append(time.perf_counter() - t)
         candidates.append(len(evidence.candidates))
     parts = {"gather_p50_ms": pct(gather_s, 0.5), "pack_p50_ms": pct(pack_s, 0.5),

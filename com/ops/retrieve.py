@@ -48,6 +48,7 @@ def retrieve(memory: Memory, *, policy: str | None = None, task: str | None = No
     `at` for the policy named by id or task, about a test, a query or both. `budget` overrides the policy's
     budget_tokens for this call only."""
     from com.analysis.packing import pack
+    from com.models.tokens import count_tokens
     from com.policies import event_filter, find_policy, load_policies, user_dir
 
     chosen = find_policy(load_policies(user_dir(memory.root)), policy, task).with_budget(budget)
@@ -58,11 +59,12 @@ def retrieve(memory: Memory, *, policy: str | None = None, task: str | None = No
     where = event_filter(chosen, EventFilter.create(projects=project))
     snapshot = memory.snapshot(at)
     if not snapshot:
-        return pack([], chosen, test=test, query=query, facts=[("journal", "empty: nothing recorded yet")])
+        return pack([], chosen, test=test, query=query, facts=[("journal", "empty: nothing recorded yet")],
+                    counter=count_tokens)
     evidence = gather(memory, snapshot, chosen, where, match, query, progress)
     return pack(evidence.candidates, chosen, test=test, query=query, query_vector=evidence.query_vector,
                 keywords=evidence.query_text, now=snapshot.commit.commit_time, facts=evidence.facts,
-                at=snapshot.sha)
+                at=snapshot.sha, counter=count_tokens)
 
 
 def gather(memory: Memory, snapshot, policy, where: EventFilter, match: TestMatch | None, query: str | None,
