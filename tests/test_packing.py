@@ -560,3 +560,15 @@ def test_the_user_s_tiktoken_cache_setting_is_left_as_it_was(monkeypatch):
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", "/somewhere/else")
     assert count_tokens("hello world") == 2
     assert os.environ["TIKTOKEN_CACHE_DIR"] == "/somewhere/else"
+
+
+def test_facts_go_first_each_while_it_fits():
+    facts = [("flaky status", "flaky (high): flake rate 0.61, failed 12 of 20 runs"),
+             ("history", " ".join(f"q{i}" for i in range(200))), ("results", "20 runs")]  # history: ~260 tokens
+    roomy = pack([], policy("qa_root_cause"), test="t", facts=facts, now=NOW)
+    assert [k for k, _ in roomy.facts] == ["flaky status", "history", "results"]
+    tight = pack([], policy("qa_root_cause"), test="t", facts=facts, now=NOW, budget=256)
+    assert [k for k, _ in tight.facts] == ["flaky status", "results"]  # the long history did not fit; 20 runs did
+    (left_out,) = [s for s in tight.skipped if s.id == "fact:history"]
+    assert left_out.reason == "budget" and left_out.needed > 256 - tight.tokens_used
+    assert tight.tokens_used == count_tokens(tight.to_markdown()) <= 256

@@ -647,10 +647,22 @@ def pack(candidates: Iterable[Candidate], policy: PackPolicy, *, test: str | Non
     until = _iso(now_s) if now_s is not None else None
     since_iso = _iso(since_s) if since_s is not None else None
 
-    head = header(policy.id, policy.task, test, query, since_iso, until) + facts_section(facts, test)
-    head_tokens = count(head)
-    if head_tokens + count(EMPTY) > budget:
-        raise ComError(f"a budget of {budget} tokens cannot hold even the pack's header ({head_tokens} tokens)")
+    title = header(policy.id, policy.task, test, query, since_iso, until)
+    empty = count(EMPTY)
+    head_tokens = count(title)
+    if head_tokens + empty > budget:
+        raise ComError(f"a budget of {budget} tokens cannot hold even the pack's header ({head_tokens} tokens)",
+                       param="budget")
+    # Facts come first, most telling first, each while it fits (a small budget keeps the first few).
+    shown: list[tuple[str, str]] = []
+    for fact in facts:
+        tried = count(title + facts_section([*shown, fact], test))
+        if tried + empty <= budget:
+            shown.append(fact)
+            head_tokens = tried
+        else:
+            skipped.append(Skipped(f"fact:{fact[0]}", "budget", tried - head_tokens))
+    facts = shown
 
     terms = query_terms(keywords if keywords is not None else query)
     half_life = float(policy.recency_half_life_days)
