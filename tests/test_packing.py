@@ -557,6 +557,7 @@ def test_the_user_s_tiktoken_cache_setting_is_left_as_it_was(monkeypatch):
     from com.models import tokens
 
     monkeypatch.setattr(tokens, "_encoding", None)
+    monkeypatch.setattr(tokens, "_counted", {})
     monkeypatch.setenv("TIKTOKEN_CACHE_DIR", "/somewhere/else")
     assert count_tokens("hello world") == 2
     assert os.environ["TIKTOKEN_CACHE_DIR"] == "/somewhere/else"

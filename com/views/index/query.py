@@ -227,25 +227,18 @@ def events_of_texts(index, numbers: list[int], where: str | None, need: int, ski
 
 
 def newest_events(index, wants: dict[str, tuple[str | None, int]], snapshot: BatchFilter | None = None,
-                  accept=None) -> dict[str, list[dict]]:
+                  accept=None, started=None) -> dict[str, list[dict]]:
     """The newest events of some types in the snapshot, each type with its own SQL condition and count:
     `wants` maps a type to (a condition or None, how many); `accept(event)`, if given, is the exact check.
     Returns {type: [stored event, newest first]}. For evidence found by what it is rather than by meaning (a
     commit's code changes, a test's healing attempts, the last roll-ups): one narrow read of three columns with
-    the snapshot as a prefilter, then only the events kept are read whole."""
+    the snapshot as a prefilter, then only the events kept are read whole. `started`: the future of
+    `newest_rows_async` with the same arguments, begun earlier so that it ran meanwhile."""
     out: dict[str, list[dict]] = {etype: [] for etype in wants}
     events = index.table("events")
     if events is None or not wants:
         return out
-    snapshot = snapshot or BatchFilter(None, None)
-    # The type list first, on its own: Lance serves it from the type index and reads the rest only for those
-    # rows (an OR of per-type conditions alone reads every row's event: 74 ms against 5 at 100,000 rows).
-    types = f"type IN ({', '.join(sql_text(t) for t in wants)})"
-    asked = " OR ".join(f"(type = {sql_text(t)} AND ({c}))" if c else f"(type = {sql_text(t)})"
-                        for t, (c, _) in wants.items())
-    cond = " AND ".join(f"({c})" for c in (types, asked, snapshot.sql) if c)
-    narrow = _run(events._table.query().where(cond).select(["type", "ts_us"]).with_row_id().limit(EXPAND_ROWS)
-                  .to_arrow())
+    narrow = (started or newest_rows_async(index, wants, snapshot)).result()
     queues: dict[str, list] = {etype: [] for etype in wants}
     for etype, ts, rowid in zip(narrow.column("type").to_pylist(), narrow.column("ts_us").to_pylist(),
                                 narrow.column("_rowid").to_pylist()):
@@ -273,6 +266,19 @@ def newest_events(index, wants: dict[str, tuple[str | None, int]], snapshot: Bat
                 continue
             seen.add(event["id"])
             out[etype].append(event)
+
+
+def newest_rows_async(index, wants: dict[str, tuple[str | None, int]], snapshot: BatchFilter | None = None):
+    """Start the narrow read of `newest_events` in LanceDB's event loop: a future of its (type, ts_us, row id)."""
+    snapshot = snapshot or BatchFilter(None, None)
+    # The type list first, on its own: Lance serves it from the type index and reads the rest only for those
+    # rows (an OR of per-type conditions alone reads every row's event: 74 ms against 5 at 100,000 rows).
+    types = f"type IN ({', '.join(sql_text(t) for t in wants)})"
+    asked = " OR ".join(f"(type = {sql_text(t)} AND ({c}))" if c else f"(type = {sql_text(t)})"
+                        for t, (c, _) in wants.items())
+    cond = " AND ".join(f"({c})" for c in (types, asked, snapshot.sql) if c)
+    return _submit(index.table("events")._table.query().where(cond).select(["type", "ts_us"]).with_row_id()
+                   .limit(EXPAND_ROWS).to_arrow())
 
 
 async def _rows_matching(events, where: str, cap: int):
