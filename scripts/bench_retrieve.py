@@ -142,11 +142,11 @@ def latencies(memory, tests: list[str], queries: list[str], reps: int) -> dict:
             by_policy.setdefault(case["policy"], []).append(wall)
     # The same calls with every rendering counted afresh (the process's memo of counted texts emptied first), as
     # a process asked about tests it never packed before would count them.
-    from com.models import tokens
+    from com.models import tokens as token_counter
 
     fresh_counts = []
     for case in cases:
-        tokens._counted.clear()
+        token_counter._counted.clear()
         t = time.perf_counter()
         retrieve(memory, **case)
         fresh_counts.append(time.perf_counter() - t)
