@@ -260,6 +260,11 @@ def main() -> None:
     report["process"] = processes(work, tests[0], args.reps)
     report["machine"]["load_avg_at_end"] = load()
     print(json.dumps(report, indent=1))
+    if not (args.keep or args.reuse):
+        import shutil
+
+        os.chdir(ROOT)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
