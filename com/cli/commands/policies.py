@@ -14,6 +14,7 @@ app = typer.Typer(
     name="policies",
     help="List, show or validate policies: what a context pack (com retrieve) is for and what goes in it.",
     invoke_without_command=True,
+    add_completion=False,
     rich_markup_mode=None,
 )
 

@@ -35,9 +35,7 @@ def retrieve_cmd(
 ):
     """A context pack for a task: the evidence a policy picks, within a token budget, as Markdown or JSON.
 
-    Candidates come from the hybrid index (filtered by the policy) and from what the memory knows about the test:
-    its recent results and pass/fail history, the code changes its failures ran against, healing attempts,
-    roll-ups, and analysis commits naming the evidence (pinned). --at packs only what existed at REV."""
+    Candidates come from the hybrid index (filtered by the policy) and from what the memory knows about the test: its flaky status and recent results, the code changes its failures ran against, healing attempts, roll-ups, and analysis commits naming the evidence (pinned). --at packs only what existed at REV. See docs/retrieve.md."""
     from com.ops.retrieve import retrieve
     from com.render.retrieve import markdown
 
