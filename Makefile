@@ -17,7 +17,7 @@ $(PY):
 $(STAMP): pyproject.toml Makefile | $(PY)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[search,dev]'
+	$(PIP) install -q -e '.[search,retrieve,dev]'
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
