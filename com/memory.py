@@ -20,6 +20,7 @@ from com.model.event import difference, same_event
 from com.settings import Settings
 from com.settings import load as load_settings
 from com.files import sqlite as sqlite_files
+from com.views.analyses import AnalysesView
 from com.views.base import SqliteView, follow
 from com.views.catalog import Catalog
 from com.views.registry import RegistryView
@@ -52,6 +53,7 @@ class Memory:
         self._journal: Journal | None = None
         self._catalog: Catalog | None = None
         self._results: TestResultsView | None = None
+        self._analyses: AnalysesView | None = None
         self._registry: RegistryView | None = None
         self._embedder = None
         self._index = None
@@ -76,7 +78,7 @@ class Memory:
     def warnings(self) -> list[str]:
         """Notes for the user gathered while working: derived stores found damaged and rebuilt, and so on."""
         out = list(self.notes)
-        for view in (self._catalog, self._results):
+        for view in (self._catalog, self._results, self._analyses, self._registry):
             if view is not None and view.recovered:
                 out.append(view.recovered)
                 view.recovered = None
@@ -106,6 +108,13 @@ class Memory:
         if self._results is None:
             self._results = TestResultsView(self.cache_path)
         return self._results
+
+    @property
+    def analyses(self) -> AnalysesView:
+        """Which journal commits are analyses naming which events (lazy: followed by the commands that read it)."""
+        if self._analyses is None:
+            self._analyses = AnalysesView(self.cache_path, lambda: self.journal)
+        return self._analyses
 
     @property
     def registry(self) -> RegistryView:
@@ -142,7 +151,7 @@ class Memory:
         return self._index
 
     def close(self) -> None:
-        for view in (self._catalog, self._results, self._registry):
+        for view in (self._catalog, self._results, self._analyses, self._registry):
             if view is not None:
                 view.close()
 
