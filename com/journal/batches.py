@@ -11,7 +11,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from com.model.event import to_line
+from com.model.event import to_line, ts_us
 
 EVENTS_DIR = "events"
 _PATH_RE = re.compile(r"events/([^/]+)/(\d{4}-\d{2}-\d{2})/([^/]+)\.jsonl\Z")
@@ -72,3 +72,47 @@ def prepare(events: list[dict]) -> dict[str, tuple[bytes, list[dict]]]:
         path = f"{EVENTS_DIR}/{project}/{day}/{batch_name([e['id'] for e in group])}.jsonl"
         out[path] = (("\n".join(to_line(e) for e in group) + "\n").encode("utf-8"), group)
     return out
+
+
+def line_key(line: bytes) -> int:
+    """The catalog key of a stored line's event (the first 15 hex digits of its id), read from where a stored line
+    starts: `{"id":"evt_`; a line written another way is parsed."""
+    if line.startswith(b'{"id":"evt_'):
+        return int(line[11:26], 16)
+    return int(json.loads(line)["id"][4:19], 16)
+
+
+_TS = b'"ts":"'
+
+
+def line_time(line: bytes, cache: dict) -> int:
+    """A stored line's time in microseconds, found in its text (id, type, project and source come before it
+    and are JSON strings, so `"ts":"` cannot occur earlier); a line written another way is parsed."""
+    start = line.find(_TS)
+    if start == -1:
+        return ts_us(json.loads(line)["ts"])
+    start += len(_TS)
+    text = line[start:line.find(b'"', start)]
+    us = cache.get(text)
+    if us is None:
+        us = cache[text] = ts_us(text.decode())
+    return us
+
+
+def lines_in_time_order(journal, batches: list[Batch], keep=None):
+    """The stored lines of `batches`, oldest first, one day at a time (a list per day): equal times keep the
+    order of `batches`, then of the lines. A batch holds the events of one day (its folder), so only one day's
+    batches are read and held at once, however long the range. `keep(line)`, when given, is asked for each
+    line in the order of `batches` and lines, and drops the line if false."""
+    days: dict[str, list[Batch]] = {}
+    for batch in batches:
+        days.setdefault(batch.day, []).append(batch)
+    times: dict = {}
+    for day in sorted(days):
+        keyed = []
+        for batch in days[day]:
+            for line in journal.blob(batch.oid).split(b"\n"):
+                if line.strip() and (keep is None or keep(line)):
+                    keyed.append((line_time(line, times), len(keyed), line))
+        keyed.sort(key=lambda k: (k[0], k[1]))
+        yield [line for _, _, line in keyed]

@@ -2,7 +2,10 @@
 
 Derived and disposable. It lets an ingest deduplicate against a snapshot of a million events without reading
 them, and `com show evt_…` find an event: with the batch paths of an id, the snapshot says whether it holds
-one of them (`Snapshot.holding`).
+one of them (`Snapshot.holding`). It also knows how many events each batch holds (`com log` counts without
+reading batches) and which ids sit in more than one batch (`shared`: both sides of a merge ingested them), so
+`com diff` checks membership for those ids only: any other event of a batch is in a snapshot exactly when its
+batch is.
 """
 
 from __future__ import annotations
@@ -17,9 +20,15 @@ from com.views.base import SqliteView
 # index (a third faster to fill, half the size).
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
-CREATE TABLE IF NOT EXISTS blobs (n INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS blobs (n INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, events INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS ids (key INTEGER NOT NULL, blob INTEGER NOT NULL, PRIMARY KEY (key, blob)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS shared (key INTEGER PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS commits (sha TEXT PRIMARY KEY);
+-- An id already catalogued (in another batch, or earlier in the same one) is shared. Checked by SQLite as each
+-- row goes in: one more lookup of a key the insert looks up anyway (about a tenth more time), and no code
+-- path that fills the catalog can forget it.
+CREATE TRIGGER IF NOT EXISTS shared_ids BEFORE INSERT ON ids WHEN EXISTS (SELECT 1 FROM ids WHERE key = NEW.key)
+BEGIN INSERT OR IGNORE INTO shared VALUES (NEW.key); END;
 """
 
 
@@ -30,9 +39,9 @@ def id_key(event_id: str) -> int:
 class Catalog(SqliteView):
     name = "catalog"
     FILE = "catalog.sqlite"
-    SCHEMA_VERSION = 6
+    SCHEMA_VERSION = 7
     SCHEMA = _SCHEMA
-    TABLES = ("blobs", "ids", "tests", "results", "commits")  # "tests", "results": older schemas, dropped
+    TABLES = ("blobs", "ids", "shared", "tests", "results", "commits")  # "tests", "results": older schemas, dropped
     CACHE_KIB = 262144
 
     def has_batch(self, path: str) -> bool:
@@ -43,7 +52,7 @@ class Catalog(SqliteView):
         db = self.db
         with sqlite.transaction(db):
             def add(batch, events) -> None:
-                n = db.execute("INSERT INTO blobs (path) VALUES (?)", (batch.path,)).lastrowid
+                n = db.execute("INSERT INTO blobs (path, events) VALUES (?, ?)", (batch.path, len(events))).lastrowid
                 # Rows sorted in index order: B-tree inserts in order cost about a third less than random ones.
                 # OR IGNORE: one batch holds one event twice only if written by hand; the catalog needs it once.
                 db.executemany("INSERT OR IGNORE INTO ids VALUES (?, ?)",
@@ -53,6 +62,38 @@ class Catalog(SqliteView):
             self.mark_seen(shas)
 
     # -- questions ------------------------------------------------------------------------------
+    def paths_of_keys(self, keys) -> dict[int, list[str]]:
+        """Batch paths that hold each id key (on any branch ever catalogued)."""
+        out: dict[int, list[str]] = {}
+        for chunk, marks in sqlite.chunks(list(keys)):
+            rows = self.db.execute(
+                f"SELECT ids.key, blobs.path FROM ids JOIN blobs ON blobs.n = ids.blob WHERE ids.key IN ({marks})", chunk
+            )
+            for key, path in rows:
+                out.setdefault(key, []).append(path)
+        return out
+
+    def counts(self, paths) -> dict[str, int]:
+        """How many events (lines) each batch holds, for the batches catalogued among `paths`."""
+        out: dict[str, int] = {}
+        for chunk, marks in sqlite.chunks(list(paths)):
+            out.update(self.db.execute(f"SELECT path, events FROM blobs WHERE path IN ({marks})", chunk))
+        return out
+
+    def shared_in(self, paths) -> dict[int, list[str]]:
+        """The ids held by more than one batch (or twice by one) that one of `paths` holds: id key -> those of
+        `paths` that hold it. Usually empty: only both sides of a merge ingesting an event make one."""
+        out: dict[int, list[str]] = {}
+        if self.db.execute("SELECT 1 FROM shared LIMIT 1").fetchone() is None:
+            return out
+        for chunk, marks in sqlite.chunks(list(paths)):
+            rows = self.db.execute(
+                "SELECT shared.key, blobs.path FROM shared JOIN ids ON ids.key = shared.key "
+                f"JOIN blobs ON blobs.n = ids.blob WHERE blobs.path IN ({marks})", chunk)
+            for key, path in rows:
+                out.setdefault(key, []).append(path)
+        return out
+
     def paths_of(self, ids) -> dict[str, list[str]]:
         """Batch paths that hold each of `ids` (on any branch ever catalogued)."""
         by_key = {id_key(eid): eid for eid in ids}

@@ -192,23 +192,25 @@ class TestResultsView(SqliteView):
             order = np.lexsort((cols["seq"], cols["batch"], cols["ts"], cols["test"]))
             self._replace(chosen, {name: values[order] for name, values in cols.items()})
 
-    def _batch_numbers(self, snapshot) -> tuple[object, bool]:
-        """(the batch numbers of the snapshot's batches, whether that is every batch the view holds)."""
+    def batch_numbers(self, paths) -> tuple[object, bool]:
+        """(the numbers of the batches at `paths` that the view holds, whether that is every batch it holds)."""
         import numpy as np
 
         held = dict(self.db.execute("SELECT path, batch_no FROM batches"))
-        numbers = [held[p] for p in snapshot.batch_paths() if p in held]
+        numbers = [held[p] for p in paths if p in held]
         return np.asarray(numbers, dtype=np.int32), len(numbers) == len(held)
 
-    def select(self, snapshot, where: EventFilter | None = None, columns=("test", "ts", "status")) -> dict:
-        """The rows of `snapshot` that `where` may match (test, status, time, project; each event once), as
-        numpy columns plus "row" (their positions). Tags, importance and source are not columns: apply
-        `where.matches` to the events if they matter. The filter's columns are read whole; the others only
-        over the run of rows that matched (one run per sorted segment when one test is asked for)."""
+    def select(self, snapshot, where: EventFilter | None = None, columns=("test", "ts", "status"),
+               paths=None) -> dict:
+        """The rows of `snapshot` (or, given `paths`, of those batches) that `where` may match (test, status,
+        time, project; each event once), as numpy columns plus "row" (their positions). Tags, importance and
+        source are not columns: apply `where.matches` to the events if they matter. The filter's columns are
+        read whole; the others only over the run of rows that matched (one run per sorted segment when one test
+        is asked for)."""
         import numpy as np
 
         where = where or EventFilter()
-        batches, everything = self._batch_numbers(snapshot)
+        batches, everything = self.batch_numbers(snapshot.batch_paths() if paths is None else paths)
         if where.projects:
             held = self.db.execute(
                 f"SELECT batch_no FROM batches WHERE project IN ({','.join('?' * len(where.projects))})",
@@ -260,6 +262,36 @@ class TestResultsView(SqliteView):
         unique = _first_of_each_id(out["id_hi"], out["id_lo"], np.arange(len(out["row"])))
         if len(unique) < len(out["row"]):
             out = {name: values[unique] for name, values in out.items()}
+        return out
+
+    def latest(self, snapshot=None, paths=None, tests=None, without_keys=None) -> tuple[object, object]:
+        """Each test's newest result among the rows of `snapshot`, or of the batches at `paths`: (test numbers,
+        their status codes), by test number. Of equal times the later batch wins (in the order of `paths` when
+        given, else the view's), then the later line. `tests` keeps those test numbers only; `without_keys`
+        leaves out events by their catalog key (the first 15 hex digits of the id)."""
+        import numpy as np
+
+        sel = self.select(snapshot, None, ("test", "ts", "batch", "seq", "status"), paths=paths)
+        keep = np.ones(len(sel["test"]), dtype=bool)
+        if tests is not None:
+            keep &= np.isin(sel["test"], tests)
+        if without_keys:
+            keep &= ~np.isin(sel["id_hi"] >> np.uint64(4), np.fromiter(without_keys, dtype=np.uint64))
+        test, ts, batch, seq, status = (sel[k][keep] for k in ("test", "ts", "batch", "seq", "status"))
+        if paths is not None and len(batch):
+            numbers, _ = self.batch_numbers(paths)
+            rank = np.zeros(int(max(numbers.max(), batch.max())) + 1, dtype=np.int64)
+            rank[numbers] = np.arange(len(numbers))
+            batch = rank[batch]
+        order = np.lexsort((seq, batch, ts, test))  # per test, the last row is its newest result
+        last = order[np.r_[test[order][1:] != test[order][:-1], True]] if len(order) else order
+        return test[last], status[last]
+
+    def test_names(self, numbers) -> dict[int, str]:
+        """test number -> test id, for these numbers."""
+        out: dict[int, str] = {}
+        for chunk, marks in sqlite.chunks([int(n) for n in numbers]):
+            out.update(self.db.execute(f"SELECT test_no, test_id FROM tests WHERE test_no IN ({marks})", chunk))
         return out
 
     def columns(self, snapshot, where: EventFilter | None = None) -> ResultColumns:
