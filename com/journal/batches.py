@@ -29,7 +29,55 @@ def project_day(path: str) -> tuple[str, str] | None:
 
 
 def parse_lines(data: bytes) -> list[dict]:
-    return [json.loads(line) for line in data.splitlines() if line.strip()]
+    return parse_stored([line for line in data.splitlines() if line.strip()])
+
+
+def parse_stored(lines: list[bytes]) -> list[dict]:
+    """The events of stored lines: one JSON array parsed in C (about twice as fast as a json.loads per line);
+    a line that is not one JSON value is then parsed alone, so the error names it."""
+    try:
+        events = json.loads(b"[" + b",".join(lines) + b"]")
+    except ValueError:
+        events = None
+    if events is None or len(events) != len(lines):  # e.g. a line "1, 2" holds two values
+        events = [json.loads(line) for line in lines]
+    return events
+
+
+def line_id(line: bytes) -> str:
+    """A stored line's event id, read from where a stored line starts (`{"id":"evt_` and 24 hex digits); a
+    line written another way is parsed."""
+    if line.startswith(b'{"id":"evt_') and line[35:36] == b'"':
+        return line[7:35].decode()
+    return json.loads(line)["id"]
+
+
+class BatchEvents:
+    """A batch's events as the walker hands them to the views: its lines, parsed on first use, and their ids
+    readable without parsing them (the catalog needs only those)."""
+
+    def __init__(self, data: bytes):
+        self.lines = [line for line in data.splitlines() if line.strip()]
+        self._events: list[dict] | None = None
+
+    def events(self) -> list[dict]:
+        if self._events is None:
+            self._events = parse_stored(self.lines)
+        return self._events
+
+    def ids(self) -> list[str]:
+        if self._events is not None:
+            return [event["id"] for event in self._events]
+        return [line_id(line) for line in self.lines]
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def __iter__(self):
+        return iter(self.events())
+
+    def __getitem__(self, index):
+        return self.events()[index]
 
 
 @dataclass
@@ -41,17 +89,20 @@ class Batch:
     day: str
     project: str
     _data: bytes | None = field(default=None, repr=False)
-    _events: list | None = field(default=None, repr=False)
+    _contents: BatchEvents | None = field(default=None, repr=False)
 
     def data(self, journal) -> bytes:
         if self._data is None:
             self._data = journal.blob(self.oid)
         return self._data
 
+    def contents(self, journal) -> BatchEvents:
+        if self._contents is None:
+            self._contents = BatchEvents(self.data(journal))
+        return self._contents
+
     def events(self, journal) -> list[dict]:
-        if self._events is None:
-            self._events = parse_lines(self.data(journal))
-        return self._events
+        return self.contents(journal).events()
 
     def lines(self) -> list[bytes] | None:
         """The stored lines, if the batch has been read (None: only its events are known)."""
@@ -59,7 +110,7 @@ class Batch:
 
     def forget(self) -> None:
         """Drop what was read (a long catch-up must not hold every batch in memory)."""
-        self._data = self._events = None
+        self._data = self._contents = None
 
 
 def prepare(events: list[dict]) -> dict[str, tuple[bytes, list[dict]]]:
@@ -75,11 +126,8 @@ def prepare(events: list[dict]) -> dict[str, tuple[bytes, list[dict]]]:
 
 
 def line_key(line: bytes) -> int:
-    """The catalog key of a stored line's event (the first 15 hex digits of its id), read from where a stored line
-    starts: `{"id":"evt_`; a line written another way is parsed."""
-    if line.startswith(b'{"id":"evt_'):
-        return int(line[11:26], 16)
-    return int(json.loads(line)["id"][4:19], 16)
+    """The catalog key of a stored line's event (the first 15 hex digits of its id)."""
+    return int(line_id(line)[4:19], 16)
 
 
 _TS = b'"ts":"'

@@ -65,7 +65,7 @@ def follow(journal, commit, views: Iterable[View], written: dict[str, list[dict]
             if wanting:
                 events = written.get(batch.path) if written else None
                 if events is None:
-                    events = batch.events(journal)
+                    events = batch.contents(journal)  # parsed only if a view asks for more than the ids
                 for add in wanting:
                     add(batch, events)
                 taken += 1

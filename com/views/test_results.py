@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import marshal
 import math
 import sqlite3
 import zlib
@@ -505,6 +506,7 @@ class _Writer:
         self.shapes = _Shapes(db)
         self.contexts: dict = {}
         self.times: dict[str, tuple[int, bool]] = {}  # ts text -> (microseconds, canonical); a run shares one
+        self.shape_of: dict[bytes, int] = {}  # marshalled values of a shape -> its number
 
     def add(self, batch, events: list[dict]) -> None:
         batch_no = self.db.execute("INSERT INTO batches (path, project) VALUES (?, ?)",
@@ -513,14 +515,20 @@ class _Writer:
         test_col, ts_col, batch_col, seq_col = cols["test"], cols["ts"], cols["batch"], cols["seq"]
         status_col, attempt_col, flags_col, duration_col = cols["status"], cols["attempt"], cols["flags"], cols["duration"]
         sig_col, shape_col, ctx_col, hi_col, lo_col = cols["sig"], cols["shape"], cols["ctx"], cols["id_hi"], cols["id_lo"]
+        tests, known_tests, times, shape_of = self.tests, self.tests.known, self.times, self.shape_of
+        contexts, context_of = self.contexts, self._context
+        dumps, status_code, row_keys = marshal.dumps, STATUS_CODE, _ROW_KEYS
         for seq, event in enumerate(events):
             data = event.get("data")
             if event.get("type") != "test_result" or type(data) is not dict:
                 continue
             test_id, status = data.get("test_id"), data.get("status")
-            if type(test_id) is not str or not test_id or status not in STATUS_CODE:
+            if type(test_id) is not str or not test_id or status not in status_code:
                 continue
-            shape_data = {k: v for k, v in data.items() if k not in _ROW_KEYS}
+            shape_data = data.copy()
+            for key in row_keys:
+                if key in shape_data:
+                    del shape_data[key]
             flags = 0
             attempt = data.get("attempt")
             if type(attempt) is int and 0 <= attempt < 32768:
@@ -539,26 +547,39 @@ class _Writer:
                 if "duration_ms" in data:
                     shape_data["duration_ms"] = data["duration_ms"]
             ts = event["ts"]
-            when = self.times.get(ts)
+            when = times.get(ts)
             if when is None:
                 us = ts_us(ts)
-                when = self.times[ts] = (us, format_us(us) == ts)
-            shape = {"data": shape_data, "importance": event["importance"], "project": event["project"],
-                     "source": event["source"], "tags": event["tags"], "type": "test_result"}
-            if not when[1]:  # not the canonical text (written by hand): keep it as it is
-                shape["ts"] = ts
-            test_col.append(self.tests.get(test_id))
+                when = times[ts] = (us, format_us(us) == ts)
+            # The shape's canonical JSON and its hash cost more than the rest of the row: a run repeats each
+            # test's shape, so it is found by the exact bytes of its values (marshal keeps 1, 1.0 and True apart).
+            key = dumps((shape_data, event["importance"], event["project"], event["source"], event["tags"],
+                         None if when[1] else ts))
+            shape = shape_of.get(key)
+            if shape is None:
+                body = {"data": shape_data, "importance": event["importance"], "project": event["project"],
+                        "source": event["source"], "tags": event["tags"], "type": "test_result"}
+                if not when[1]:  # not the canonical text (written by hand): keep it as it is
+                    body["ts"] = ts
+                shape = shape_of[key] = self.shapes.number(canonical_json(body))
+            test = known_tests.get(test_id)
+            test_col.append(test if test is not None else tests.get(test_id))
             ts_col.append(when[0])
             batch_col.append(batch_no)
             seq_col.append(seq)
-            status_col.append(STATUS_CODE[status])
+            status_col.append(status_code[status])
             attempt_col.append(attempt)
             flags_col.append(flags)
             duration_col.append(duration)
-            sig = error_signature(data) if status in _FAILING else None
-            sig_col.append(self.signatures.get(sig) if sig else -1)
-            shape_col.append(self.shapes.number(canonical_json(shape)))
-            ctx_col.append(self._context(data))
+            if status in _FAILING:
+                sig = error_signature(data)
+                sig_col.append(self.signatures.get(sig) if sig else -1)
+            else:
+                sig_col.append(-1)
+            shape_col.append(shape)
+            context = contexts.get(dumps((data.get("branch", ...), data.get("commit", ...), data.get("report", ...),
+                                          data.get("run_id", ...))))
+            ctx_col.append(context if context is not None else context_of(data))
             eid = event["id"]
             hi_col.append(int(eid[4:20], 16))
             lo_col.append(int(eid[20:28], 16))
@@ -567,12 +588,9 @@ class _Writer:
 
     def _context(self, data: dict) -> int:
         """The run's values (run id, commit, branch, report) numbered once per distinct combination."""
-        key = tuple(data.get(k, _ABSENT) for k in RUN_KEYS)
-        try:
-            found = self.contexts.get(key)
-        except TypeError:  # a value that is a list or an object: keyed by its JSON instead
-            key = canonical_json({k: data[k] for k in RUN_KEYS if k in data})
-            found = self.contexts.get(key)
+        # Keyed by the exact bytes of the values (... stands for an absent key: no JSON value is Ellipsis).
+        key = marshal.dumps(tuple(data.get(k, ...) for k in RUN_KEYS))
+        found = self.contexts.get(key)
         if found is None:
             context = {k: data[k] for k in RUN_KEYS if k in data}
             text = canonical_json(context)
@@ -597,7 +615,6 @@ class _Writer:
         self.cols = {name: array(code) for name, code in COLUMNS.items()}
 
 
-_ABSENT = object()
 
 
 class _Rebuilder:
