@@ -185,3 +185,50 @@ def test_streamed_json_of_a_long_range_is_the_list(memory, com):
     assert [e["id"] for e in got["added"]] == [e["id"] for e in expected["added"]]
     backwards = json.loads(com("diff", "HEAD", "HEAD~14", "--json").stdout)
     assert backwards["removed"] == expected["added"] and backwards["added"] == []
+
+
+def test_latest_results_per_test_in_sorted_and_unsorted_segments(memory):
+    """The grouped query behind diff: each test's newest result, ties on time broken by the order of the batches
+    asked about, then by line; the same whether the view's segments are sorted by test or not."""
+    import random
+
+    rng = random.Random(5)
+    statuses = ["passed", "failed", "error", "skipped"]
+    for run in range(12):
+        memory.record([result(f"t::{i}", rng.choice(statuses), ts=f"2026-03-0{1 + run % 3}T10:00:0{rng.randint(0, 1)}Z",
+                              run_id=f"r{run}") for i in range(rng.randint(3, 9))])
+    snapshot = memory.snapshot()
+    journal = memory.journal
+    view = memory.results
+    memory.follow(snapshot, [view])
+
+    def reference(batches, tests=None):
+        newest = {}
+        for rank, batch in enumerate(batches):
+            for line_no, event in enumerate(batch.events(journal)):
+                tid = event["data"]["test_id"]
+                key = (ts_us(event["ts"]), rank, line_no)
+                if (tests is None or tid in tests) and (tid not in newest or key > newest[tid][0]):
+                    newest[tid] = (key, event["data"]["status"])
+        return {tid: status for tid, (_, status) in newest.items()}
+
+    def latest(**kwargs):
+        from com.model.result import STATUS_CODES
+
+        numbers, codes = view.latest(**kwargs)
+        names = view.test_names(numbers)
+        return {names[int(n)]: STATUS_CODES[int(c)] for n, c in zip(numbers, codes)}
+
+    batches = snapshot.batches()
+    for state in ("as taken", "sorted"):
+        if state == "sorted":
+            view._compact()
+            assert all(done for _, _, done in view._segments())
+        for _ in range(6):
+            chosen = rng.sample(batches, rng.randint(1, len(batches)))
+            assert latest(paths=[b.path for b in chosen]) == reference(chosen), state
+        by_number = sorted(batches, key=lambda b: view.batch_numbers([b.path])[0][0])
+        assert latest(snapshot=snapshot) == reference(by_number), state
+        some = {"t::1", "t::4"}
+        numbers = [n for n, name in view.test_names(range(1, 100)).items() if name in some]
+        assert latest(snapshot=snapshot, tests=numbers) == reference(by_number, some), state

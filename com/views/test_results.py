@@ -40,6 +40,7 @@ MAX_UNSORTED = 8  # this many segments appended by takes are merged (and sorted 
 MAX_SEGMENTS = 16
 SMALL_ROWS = 20_000  # takes up to this size are merged with the standard library inside the take itself
 FLUSH_ROWS = 200_000  # a long catch-up writes a segment every this many rows (bounded memory)
+SORT_AFTER = 100_000  # a take of this many rows sorts its segments at once (with numpy)
 RUN_KEYS = ("branch", "commit", "report", "run_id")  # data keys shared by a run's results
 _ROW_KEYS = frozenset(("test_id", "status", "attempt", "duration_ms", *RUN_KEYS))
 _FAILING = frozenset(("failed", "error", "xpassed"))
@@ -94,6 +95,10 @@ class TestResultsView(SqliteView):
             writer.flush()
             self.mark_seen(shas)
             self._merge_small()
+        if writer.taken >= SORT_AFTER:
+            # A catch-up of many runs (a rebuild, a first read after a big import) leaves big unsorted segments:
+            # sorted now, by this reader, so one-test questions read their runs instead of scanning.
+            self._compact()
 
     # -- reading -----------------------------------------------------------------------------------
     def row_count(self) -> int:
@@ -269,23 +274,51 @@ class TestResultsView(SqliteView):
         """Each test's newest result among the rows of `snapshot`, or of the batches at `paths`: (test numbers,
         their status codes), by test number. Of equal times the later batch wins (in the order of `paths` when
         given, else the view's), then the later line. `tests` keeps those test numbers only; `without_keys`
-        leaves out events by their catalog key (the first 15 hex digits of the id)."""
+        leaves out events by their catalog key (the first 15 hex digits of the id).
+
+        Segment by segment, reading only the columns that decide: in a segment sorted by test, a test's newest
+        row is the last of its run (only rows tied with it on time are compared further), so a million rows
+        cost a few column reads and no sort of them all."""
         import numpy as np
 
-        sel = self.select(snapshot, None, ("test", "ts", "batch", "seq", "status"), paths=paths)
-        keep = np.ones(len(sel["test"]), dtype=bool)
+        numbers, everything = self.batch_numbers(snapshot.batch_paths() if paths is None else paths)
+        if not len(numbers):
+            return np.zeros(0, np.int32), np.zeros(0, np.int8)
+        size = int(self.db.execute("SELECT COALESCE(MAX(batch_no), 0) FROM batches").fetchone()[0]) + 1
+        rank = np.full(size, -1, dtype=np.int32)  # -1: not one of the batches asked about
+        rank[numbers] = np.arange(len(numbers)) if paths is not None else numbers
+        wanted = None
         if tests is not None:
-            keep &= np.isin(sel["test"], tests)
-        if without_keys:
-            keep &= ~np.isin(sel["id_hi"] >> np.uint64(4), np.fromiter(without_keys, dtype=np.uint64))
-        test, ts, batch, seq, status = (sel[k][keep] for k in ("test", "ts", "batch", "seq", "status"))
-        if paths is not None and len(batch):
-            numbers, _ = self.batch_numbers(paths)
-            rank = np.zeros(int(max(numbers.max(), batch.max())) + 1, dtype=np.int64)
-            rank[numbers] = np.arange(len(numbers))
-            batch = rank[batch]
+            tests = np.asarray(tests, dtype=np.int64)
+            wanted = np.zeros(int(tests.max(initial=0)) + 1, dtype=bool)
+            wanted[tests] = True
+        keys = np.fromiter(without_keys, dtype=np.uint64) if without_keys else None
+        found = []
+        for seg, rows, done in self._segments():
+            batch_rank = rank[self._column(seg, "batch")]
+            keep = batch_rank >= 0 if not everything else np.ones(rows, dtype=bool)
+            test = self._column(seg, "test")
+            if wanted is not None:
+                keep &= wanted[np.minimum(test, len(wanted) - 1)] & (test < len(wanted))
+            if keys is not None:
+                keep &= ~np.isin(self._column(seg, "id_hi") >> np.uint64(4), keys)
+            idx = np.flatnonzero(keep)
+            if not len(idx):
+                continue
+            ts = self._column(seg, "ts")
+            if done:  # rows sorted by (test, time): only a run's last rows at its newest time can be its newest
+                t, when = test[idx], ts[idx]
+                last = np.r_[t[1:] != t[:-1], True]
+                group = np.cumsum(np.r_[True, t[1:] != t[:-1]]) - 1
+                newest = when[last][group]
+                idx = idx[when == newest]
+            seq, status = self._column(seg, "seq"), self._column(seg, "status")
+            found.append((test[idx], ts[idx], batch_rank[idx], seq[idx], status[idx]))
+        if not found:
+            return np.zeros(0, np.int32), np.zeros(0, np.int8)
+        test, ts, batch, seq, status = (np.concatenate(parts) for parts in zip(*found))
         order = np.lexsort((seq, batch, ts, test))  # per test, the last row is its newest result
-        last = order[np.r_[test[order][1:] != test[order][:-1], True]] if len(order) else order
+        last = order[np.r_[test[order][1:] != test[order][:-1], True]]
         return test[last], status[last]
 
     def test_names(self, numbers) -> dict[int, str]:
@@ -507,6 +540,7 @@ class _Writer:
         self.contexts: dict = {}
         self.times: dict[str, tuple[int, bool]] = {}  # ts text -> (microseconds, canonical); a run shares one
         self.shape_of: dict[bytes, int] = {}  # marshalled values of a shape -> its number
+        self.taken = 0  # rows written so far
 
     def add(self, batch, events: list[dict]) -> None:
         batch_no = self.db.execute("INSERT INTO batches (path, project) VALUES (?, ?)",
@@ -610,6 +644,7 @@ class _Writer:
         rows = len(self.cols["test"])
         if not rows:
             return
+        self.taken += rows
         self.db.execute(f"INSERT INTO segments (rows, sorted, {', '.join(COLUMNS)}) VALUES (?, 0{', ?' * len(COLUMNS)})",
                         (rows, *(self.cols[name].tobytes() for name in COLUMNS)))
         self.cols = {name: array(code) for name, code in COLUMNS.items()}
