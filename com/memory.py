@@ -10,6 +10,7 @@ import shutil
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable
 
 from com.journal import batches as batch_files
 from com.journal.repo import Journal
@@ -131,30 +132,33 @@ class Memory:
         return Snapshot(self.journal, commit).holding(self.catalog.paths_of(ids))
 
     # -- writing ----------------------------------------------------------------------------------
-    def record(self, events: list[dict], message: str | None = None, branch: str | None = None) -> WriteResult:
-        """Write validated events as one atomic batch: one commit, or none if the snapshot holds them all."""
-        unique: dict[str, dict] = {}
-        for event in events:
-            unique.setdefault(event["id"], event)
-        with self.journal.writing(branch) as tx:
-            known = self.known_ids(tx.tip, unique.keys())
-            fresh = [e for eid, e in unique.items() if eid not in known]
-            if not fresh:
-                return WriteResult(None, 0, len(events), [])
-            prepared = batch_files.prepare(fresh)
-            if message is None:
-                projects = sorted({e["project"] for e in fresh})
-                noun = "event" if len(fresh) == 1 else "events"
-                message = f"ingest {len(fresh)} {noun} into {', '.join(projects)}"
-            sha = tx.commit(message, {path: data for path, (data, _) in prepared.items()})
-        warnings = []
-        try:
-            commit = self.journal.repo[sha]
-            follow(self.journal, commit, self.eager_views(len(fresh)),
-                   written={p: evs for p, (_, evs) in prepared.items()})
-        except (sqlite3.Error, OSError) as exc:  # the data is saved; the views catch up on next use
-            warnings.append(f"derived data not updated ({exc}); it catches up on next use")
-        return WriteResult(sha, len(fresh), len(events) - len(fresh), [e["id"] for e in fresh], warnings)
+    def record(self, events: Iterable[dict], message: str | None = None, branch: str | None = None) -> WriteResult:
+        """Write validated events as one atomic batch: one commit, or none if the snapshot holds them all.
+
+        `events` may be a stream (e.g. a file read line by line): they are gathered as stored lines in a spool
+        (temporary files past a few tens of MB), so memory holds the ids of a big write, not its events."""
+        with batch_files.Spool(self.cache_path, keep_events=EAGER_RESULTS) as spool:
+            for event in events:
+                spool.add(event)
+            with self.journal.writing(branch) as tx:
+                known = self.known_ids(tx.tip, spool.ids())
+                spool.drop(known)
+                fresh = spool.ids()
+                if not fresh:
+                    return WriteResult(None, 0, spool.total, [])
+                if message is None:
+                    projects = sorted({project for project, _ in spool.groups})
+                    noun = "event" if len(fresh) == 1 else "events"
+                    message = f"ingest {len(fresh)} {noun} into {', '.join(projects)}"
+                blobs = {path: group.write_blob(self.journal.repo) for path, _, group in spool.batches()}
+                sha = tx.commit(message, blob_ids=blobs)
+            warnings = []
+            try:
+                commit = self.journal.repo[sha]
+                follow(self.journal, commit, self.eager_views(len(fresh)), written=spool.written())
+            except (sqlite3.Error, OSError) as exc:  # the data is saved; the views catch up on next use
+                warnings.append(f"derived data not updated ({exc}); it catches up on next use")
+        return WriteResult(sha, len(fresh), spool.total - len(fresh), fresh, warnings)
 
     # -- where memories are -------------------------------------------------------------------------
     @classmethod

@@ -10,6 +10,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from com.model.event import to_line, ts_us
 
@@ -123,6 +124,171 @@ def prepare(events: list[dict]) -> dict[str, tuple[bytes, list[dict]]]:
         path = f"{EVENTS_DIR}/{project}/{day}/{batch_name([e['id'] for e in group])}.jsonl"
         out[path] = (("\n".join(to_line(e) for e in group) + "\n").encode("utf-8"), group)
     return out
+
+
+class WrittenIds:
+    """What a write hands the views that need only ids (the catalog): the ids of a batch, in line order."""
+
+    def __init__(self, ids: list[str]):
+        self._ids = ids
+
+    def ids(self) -> list[str]:
+        return self._ids
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+
+class Spool:
+    """Validated events gathered into batches (one per project and day) as their stored lines, without keeping
+    the events: in memory up to MEMORY_BYTES, then in temporary files under `folder`, so a write of a million
+    events holds their ids, not their text. Each id once (a repeat in the input is counted, not stored).
+    The events themselves are kept only while there are at most `keep_events` of them (the views that take a
+    small write at once read them)."""
+
+    MEMORY_BYTES = 32 << 20
+
+    def __init__(self, folder: Path, keep_events: int = 0):
+        self.folder = Path(folder)
+        self.keep_events = keep_events
+        self.events: list[dict] | None = []
+        self.seen: set[str] = set()
+        self.order: list[str] = []  # each id once, in the order given
+        self.total = 0  # events given, repeats included
+        self.groups: dict[tuple[str, str], _Group] = {}
+        self.in_memory = 0
+        self._tmp: Path | None = None
+
+    def __enter__(self) -> "Spool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def add(self, event: dict) -> None:
+        self.total += 1
+        eid = event["id"]
+        if eid in self.seen:
+            return
+        self.seen.add(eid)
+        self.order.append(eid)
+        if self.events is not None:
+            self.events.append(event)
+            if len(self.events) > self.keep_events:
+                self.events = None
+        key = (event["project"], event["ts"][:10])
+        group = self.groups.get(key)
+        if group is None:
+            group = self.groups[key] = _Group(key)
+        line = (to_line(event) + "\n").encode("utf-8")
+        group.add(eid, line)
+        if group.file is None:
+            self.in_memory += len(line)
+            if self.in_memory > self.MEMORY_BYTES:
+                self._spill()
+
+    def _spill(self) -> None:
+        import tempfile
+
+        if self._tmp is None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._tmp = Path(tempfile.mkdtemp(prefix="ingest-", dir=self.folder))
+        for n, group in enumerate(self.groups.values()):
+            if group.file is None:
+                group.spill(self._tmp / f"{len(self.groups)}-{n}-{id(group)}.jsonl")
+        self.in_memory = 0
+
+    def ids(self) -> list[str]:
+        """Each id once, in the order given."""
+        return self.order
+
+    def drop(self, ids: set[str]) -> None:
+        """Leave these ids out (the snapshot holds them already)."""
+        if not ids:
+            return
+        self.order = [eid for eid in self.order if eid not in ids]
+        for key, group in list(self.groups.items()):
+            group.drop(ids)
+            if not group.ids:
+                del self.groups[key]
+        if self.events is not None:
+            self.events = [e for e in self.events if e["id"] not in ids]
+
+    def batches(self) -> list[tuple[str, list[str], "_Group"]]:
+        """(path, ids, group) of each batch, named after its ids."""
+        out = []
+        for (project, day), group in self.groups.items():
+            out.append((f"{EVENTS_DIR}/{project}/{day}/{batch_name(group.ids)}.jsonl", group.ids, group))
+        return out
+
+    def written(self) -> dict[str, object]:
+        """path -> what the views are handed: the events of a small write, else the ids."""
+        if self.events is None:
+            return {path: WrittenIds(ids) for path, ids, _ in self.batches()}
+        by_group: dict[tuple[str, str], list[dict]] = {}
+        for event in self.events:
+            by_group.setdefault((event["project"], event["ts"][:10]), []).append(event)
+        return {path: by_group[group.key] for path, _, group in self.batches()}
+
+    def close(self) -> None:
+        for group in self.groups.values():
+            group.close()
+        if self._tmp is not None:
+            import shutil
+
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+
+class _Group:
+    """The stored lines of one batch being written: in memory, or appended to a temporary file."""
+
+    def __init__(self, key: tuple[str, str]):
+        self.key = key
+        self.ids: list[str] = []
+        self.lines: list[bytes] | None = []
+        self.file = None
+        self.path: Path | None = None
+
+    def add(self, eid: str, line: bytes) -> None:
+        self.ids.append(eid)
+        if self.file is not None:
+            self.file.write(line)
+        else:
+            self.lines.append(line)
+
+    def spill(self, path: Path) -> None:
+        self.path = path
+        self.file = open(path, "wb")
+        self.file.writelines(self.lines)
+        self.lines = None
+
+    def drop(self, ids: set[str]) -> None:
+        if not any(eid in ids for eid in self.ids):
+            return
+        self.ids = [eid for eid in self.ids if eid not in ids]
+        if self.file is None:
+            self.lines = [line for line in self.lines if line_id(line) not in ids]
+            return
+        self.file.close()
+        kept = self.path.with_suffix(".kept")
+        with open(self.path, "rb") as src, open(kept, "wb") as dst:
+            dst.writelines(line for line in src if line_id(line) not in ids)
+        self.path.unlink()
+        self.path = kept
+        self.file = open(kept, "ab")
+
+    def write_blob(self, repo):
+        """The batch's blob, written into the journal's object database (streamed from the file when spilled)."""
+        if self.file is None:
+            return repo.create_blob(b"".join(self.lines))
+        self.file.close()
+        self.file = open(self.path, "ab")
+        return repo.create_blob_fromdisk(str(self.path))
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
 
 
 def line_key(line: bytes) -> int:

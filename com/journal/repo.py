@@ -280,12 +280,14 @@ class _Write:
         self.ref = f"refs/heads/{branch}"
         self.tip = journal.tip(branch)
 
-    def commit(self, message: str, blobs: dict[str, bytes] | None = None, tree=None) -> str:
-        """Write blobs (path -> bytes) onto the tip's tree, or reuse `tree`, as one commit; move the branch."""
+    def commit(self, message: str, blobs: dict[str, bytes] | None = None, tree=None, blob_ids=None) -> str:
+        """Write blobs (path -> bytes; or path -> id of a blob already written) onto the tip's tree, or reuse
+        `tree`, as one commit; move the branch."""
         repo = self.journal.repo
         base = self.tip.tree if self.tip is not None else None
         if tree is None:
             files = {path: repo.create_blob(data) for path, data in (blobs or {}).items()}
+            files.update(blob_ids or {})
             tree = self.journal.build_tree(base, files) if files or base is None else base.id
         sig = signature()
         parents = [self.tip.id] if self.tip is not None else []

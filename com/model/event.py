@@ -205,9 +205,10 @@ def validate(raw, *, where: str = "", default_ts: str | None = None, defaults: d
     importance = ev.get("importance")
     if importance is None:
         importance = default_importance
-    if isinstance(importance, bool) or not isinstance(importance, (int, float)):
-        _fail(where, f"field 'importance': expected a number from 0 to 5, got {importance!r}")
-    importance = float(importance)
+    if type(importance) is not float:
+        if isinstance(importance, bool) or not isinstance(importance, (int, float)):
+            _fail(where, f"field 'importance': expected a number from 0 to 5, got {importance!r}")
+        importance = float(importance)
     if not 0.0 <= importance <= 5.0:
         _fail(where, f"field 'importance': {importance:g} is outside 0 to 5")
 
@@ -238,9 +239,10 @@ def validate(raw, *, where: str = "", default_ts: str | None = None, defaults: d
         data_json = _dumps_sorted(data)
     except (TypeError, ValueError) as exc:
         _fail(where, f"field 'data': cannot be stored as JSON ({exc})")
-    tags_json = _dumps(tags)
-    type_json, project_json, source_json = _str(etype), _str(project), _str(source)
-    head = f"{type_json}\x00{project_json}\x00{source_json}\x00{importance!r}\x00{tags_json}\x00{data_json}"
+    tags_json = _dumps(tags) if tags else "[]"
+    type_json, project_json, source_json = _name_json(etype), _name_json(project), _name_json(source)
+    importance_json = repr(importance)
+    head = f"{type_json}\x00{project_json}\x00{source_json}\x00{importance_json}\x00{tags_json}\x00{data_json}"
 
     given_id = ev.get("id")
     if given_id is not None:
@@ -263,9 +265,22 @@ def validate(raw, *, where: str = "", default_ts: str | None = None, defaults: d
     )
     event.line = (
         f'{{"id":"{event_id}","type":{type_json},"project":{project_json},"source":{source_json},'
-        f'"ts":"{ts}","importance":{importance!r},"tags":{tags_json},"data":{data_json}}}'
+        f'"ts":"{ts}","importance":{importance_json},"tags":{tags_json},"data":{data_json}}}'
     )
     return event
+
+
+_names_json: dict[str, str] = {}
+
+
+def _name_json(name: str) -> str:
+    """The JSON text of a type, project or source: a bulk ingest repeats a few, so each is encoded once."""
+    text = _names_json.get(name)
+    if text is None:
+        text = _str(name)
+        if len(_names_json) < 10_000:
+            _names_json[name] = text
+    return text
 
 
 def to_line(event: dict) -> str:

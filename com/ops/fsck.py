@@ -66,6 +66,7 @@ def fsck(memory: Memory, repair: bool = False) -> Report:
     # No sync or write may start while we look at (and maybe remove) leftovers; same order as a pull takes them.
     with sync_lock(journal), journal.write_lock():
         _check_leftovers(journal, report, repair)
+        _check_spools(memory.cache_path, report, repair)
     _check_git(journal, report)
     snapshots = _check_batches(journal, report)
     _check_views(memory, snapshots, report, repair)
@@ -103,6 +104,19 @@ def _check_leftovers(journal: Journal, report: Report, repair: bool) -> None:
             for path in temps:
                 shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
             report.repaired.append(f"removed {len(temps)} temporary object file(s)")
+
+
+def _check_spools(cache: Path, report: Report, repair: bool) -> None:
+    """Temporary batch files of an ingest killed before it wrote (`.com/cache/ingest-*`)."""
+    now = time.time()
+    stale = [p for p in cache.glob("ingest-*") if now - p.stat().st_mtime > STALE_SECONDS] if cache.is_dir() else []
+    if stale:
+        report.info.append(f"{len(stale)} folder(s) of temporary batch files left by killed ingests "
+                           f"({sum(_size(p) for p in stale) // 1024} KiB)")
+        if repair:
+            for path in stale:
+                shutil.rmtree(path, ignore_errors=True)
+            report.repaired.append(f"removed {len(stale)} folder(s) of temporary batch files")
 
 
 def _size(path: Path) -> int:

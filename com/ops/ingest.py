@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable, Iterator
 
 from com.memory import Memory, WriteResult
 from com.model.errors import ComError
@@ -29,7 +30,7 @@ class IngestResult(Result):
         return cls(written.commit, written.added, written.duplicates, written.ids, [*warnings, *written.warnings])
 
 
-def record(memory: Memory, events: list[dict], message: str | None = None, warnings=()) -> IngestResult:
+def record(memory: Memory, events: Iterable[dict], message: str | None = None, warnings=()) -> IngestResult:
     return IngestResult.of(memory.record(events, message=message), list(warnings))
 
 
@@ -69,11 +70,31 @@ def from_json_text(text: str, origin: str, *, project=None, source=None) -> list
     return jsonl.parse(text, defaults={"project": project, "source": source}, origin=origin)
 
 
+def from_json_lines(lines: Iterable[str], origin: str, *, project=None, source=None) -> Iterator[dict]:
+    """Events from JSON or JSONL read line by line (a file or stdin of any size), validated as they come."""
+    from com.ingest import jsonl
+
+    return jsonl.stream(lines, defaults={"project": project, "source": source}, origin=origin)
+
+
 def read_text_file(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ComError(f"cannot read {path}: {exc}", param="file") from None
+
+
+def text_file_lines(path: Path) -> Iterator[str]:
+    """The lines of a UTF-8 text file, read as they are asked for (only "\\n" ends a line)."""
+    try:
+        fh = open(path, encoding="utf-8", newline="\n")
+    except OSError as exc:
+        raise ComError(f"cannot read {path}: {exc}", param="file") from None
+    with fh:
+        try:
+            yield from fh
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ComError(f"cannot read {path}: {exc}", param="file") from None
 
 
 def from_junit(memory: Memory, paths: list[str], warn, *, project=None, commit=None, run_id=None,

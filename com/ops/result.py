@@ -48,6 +48,8 @@ def plain(value, lazy: bool = False):
     if hasattr(value, "to_json"):
         return value.to_json(lazy) if isinstance(value, Result) else value.to_json()
     if isinstance(value, (list, tuple)):
+        if all(type(v) is str for v in value):  # e.g. the million ids of a bulk ingest
+            return list(value)
         return [plain(v, lazy) for v in value]
     if isinstance(value, dict):
         return {k: plain(v, lazy) for k, v in value.items()}

@@ -13,7 +13,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 from com.files import sqlite
-from com.journal.batches import BatchEvents
+from com.journal.batches import BatchEvents, WrittenIds
 from com.views.base import SqliteView
 
 # Event ids as a 60-bit integer key (the first 15 hex digits of the 96-bit id), blobs by rowid: integer
@@ -55,7 +55,7 @@ class Catalog(SqliteView):
             def add(batch, events) -> None:
                 n = db.execute("INSERT INTO blobs (path, events) VALUES (?, ?)", (batch.path, len(events))).lastrowid
                 # Only the ids: read from the stored lines without parsing them when the walker gives those.
-                ids = events.ids() if isinstance(events, BatchEvents) else [ev["id"] for ev in events]
+                ids = events.ids() if isinstance(events, (BatchEvents, WrittenIds)) else [ev["id"] for ev in events]
                 # Rows sorted in index order: B-tree inserts in order cost about a third less than random ones.
                 # OR IGNORE: one batch holds one event twice only if written by hand; the catalog needs it once.
                 db.executemany("INSERT OR IGNORE INTO ids VALUES (?, ?)", sorted((int(i[4:19], 16), n) for i in ids))

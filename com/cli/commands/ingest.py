@@ -41,7 +41,6 @@ def ingest_cmd(
 
     One invocation is one atomic batch and one journal commit; known events are skipped."""
     import gc
-    import sys
 
     from com.ops import ingest
     from com.render import history as render
@@ -58,14 +57,12 @@ def ingest_cmd(
     elif inputs or file is not None:
         if inputs not in ([], ["-"]) or (inputs and file is not None):
             raise ComError(f"unexpected argument '{' '.join(inputs)}' (use '-' for stdin, --file PATH or --junit)")
+        # Read line by line and recorded as read: a file of a million events is never held whole.
         if file is not None:
-            text, origin = ingest.read_text_file(file), str(file)
+            lines, origin = ingest.text_file_lines(file), str(file)
         else:
-            try:
-                text, origin = sys.stdin.read(), "<stdin>"
-            except UnicodeDecodeError as exc:
-                raise ComError(f"<stdin>: not UTF-8 text ({exc.reason})") from None
-        events = ingest.from_json_text(text, origin, project=project, source=source)
+            lines, origin = _stdin_lines(), "<stdin>"
+        events = ingest.from_json_lines(lines, origin, project=project, source=source)
     else:
         events = ingest.from_flags(memory, type, project=project, source=source, importance=importance, tags=tag,
                                    data=data, ts=ts)
@@ -73,3 +70,12 @@ def ingest_cmd(
     for line in result.warnings:
         warn(line)
     emit(result, as_json, render.ingest)
+
+
+def _stdin_lines():
+    import sys
+
+    try:
+        yield from sys.stdin
+    except UnicodeDecodeError as exc:
+        raise ComError(f"<stdin>: not UTF-8 text ({exc.reason})") from None
