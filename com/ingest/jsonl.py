@@ -98,11 +98,11 @@ def stream(lines: Iterable[str], defaults: dict | None = None, origin: str = "<s
             raise InvalidEvent(f"{origin}: {exc}") from None
         for line in lines:
             n += 1
-            if line.strip():
+            if not line.isspace():  # no copy of the line, unlike strip() (a line from a file is never "")
                 break
         else:
             return
         try:
-            raw = _loads_line(line.rstrip("\n"))
+            raw = _loads_line(line)  # a trailing newline is whitespace after the value
         except json.JSONDecodeError as exc:
             raise ComError(f"{origin}: {_where_json(exc, n)}") from None

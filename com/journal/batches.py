@@ -180,7 +180,7 @@ class Spool:
         group = self.groups.get(key)
         if group is None:
             group = self.groups[key] = _Group(key)
-        line = (to_line(event) + "\n").encode("utf-8")
+        line = getattr(event, "line", None) or to_line(event)
         group.add(eid, line)
         if group.file is None:
             self.in_memory += len(line)
@@ -241,26 +241,33 @@ class Spool:
 
 
 class _Group:
-    """The stored lines of one batch being written: in memory, or appended to a temporary file."""
+    """The stored lines of one batch being written (text, without their newlines): in memory, or appended to a
+    temporary file (encoded as UTF-8 there)."""
 
     def __init__(self, key: tuple[str, str]):
         self.key = key
         self.ids: list[str] = []
-        self.lines: list[bytes] | None = []
+        self.lines: list[str] | None = []
         self.file = None
         self.path: Path | None = None
 
-    def add(self, eid: str, line: bytes) -> None:
+    def add(self, eid: str, line: str) -> None:
         self.ids.append(eid)
         if self.file is not None:
             self.file.write(line)
+            self.file.write("\n")
         else:
             self.lines.append(line)
 
-    def spill(self, path: Path) -> None:
+    def _open(self, path: Path, mode: str):
         self.path = path
-        self.file = open(path, "wb")
-        self.file.writelines(self.lines)
+        self.file = open(path, mode, encoding="utf-8", newline="\n")
+
+    def spill(self, path: Path) -> None:
+        self._open(path, "w")
+        for line in self.lines:
+            self.file.write(line)
+            self.file.write("\n")
         self.lines = None
 
     def drop(self, ids: set[str]) -> None:
@@ -268,27 +275,26 @@ class _Group:
             return
         self.ids = [eid for eid in self.ids if eid not in ids]
         if self.file is None:
-            self.lines = [line for line in self.lines if line_id(line) not in ids]
+            self.lines = [line for line in self.lines if line_id(line.encode("utf-8")) not in ids]
             return
         self.file.close()
         kept = self.path.with_suffix(".kept")
         with open(self.path, "rb") as src, open(kept, "wb") as dst:
             dst.writelines(line for line in src if line_id(line) not in ids)
         self.path.unlink()
-        self.path = kept
-        self.file = open(kept, "ab")
+        self._open(kept, "a")
 
     def write_blob(self, repo):
         """The batch's blob, written into the journal's object database (streamed from the file when spilled)."""
         if self.file is None:
-            return repo.create_blob(b"".join(self.lines))
-        self.file.close()
-        self.file = open(self.path, "ab")
+            return repo.create_blob(("\n".join(self.lines) + "\n").encode("utf-8"))
+        self.file.flush()
         return repo.create_blob_fromdisk(str(self.path))
 
     def close(self) -> None:
         if self.file is not None:
             self.file.close()
+            self.file = None
 
 
 def line_key(line: bytes) -> int:
