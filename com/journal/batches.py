@@ -6,13 +6,12 @@ never rewritten: "event E is in snapshot C" is exactly "one of E's batch paths i
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from com.model.event import to_line, ts_us
+from com.model.event import blake2b, to_line, ts_us
 
 EVENTS_DIR = "events"
 _PATH_RE = re.compile(r"events/([^/]+)/(\d{4}-\d{2}-\d{2})/([^/]+)\.jsonl\Z")
@@ -20,7 +19,7 @@ _PATH_RE = re.compile(r"events/([^/]+)/(\d{4}-\d{2}-\d{2})/([^/]+)\.jsonl\Z")
 
 def batch_name(ids: list[str]) -> str:
     """A batch is named after its event ids: the same batch written twice lands at the same path."""
-    return hashlib.blake2b("\n".join(ids).encode(), digest_size=8).hexdigest()
+    return blake2b("\n".join(ids).encode(), digest_size=8).hexdigest()
 
 
 def project_day(path: str) -> tuple[str, str] | None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 from urllib.parse import unquote
@@ -162,7 +161,19 @@ def git_env() -> dict:
     return env
 
 
+def __getattr__(name: str):
+    # subprocess (with signal and locale) is imported when git is first run, not by every command that imports
+    # the journal: a one-event ingest never runs git. `gitsafe.subprocess` still names the module.
+    if name == "subprocess":
+        import subprocess
+
+        return subprocess
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def _run(argv: list[str]) -> subprocess.CompletedProcess:
+    import subprocess
+
     try:
         return subprocess.run(argv, capture_output=True, text=True, errors="replace", env=git_env(),
                               stdin=subprocess.DEVNULL)

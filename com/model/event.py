@@ -6,12 +6,16 @@ id, type, project, source, ts, importance, tags, data — stored one per line in
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from datetime import datetime, timezone
 
 from com.model.errors import InvalidEvent
+
+try:  # the hash alone: `hashlib` would also load OpenSSL, a few ms of every command's start-up
+    from _blake2 import blake2b
+except ImportError:  # another interpreter
+    from hashlib import blake2b
 
 STATUSES = ("passed", "failed", "error", "skipped")
 FAILING = frozenset(("failed", "error"))
@@ -258,7 +262,7 @@ def validate(raw, *, where: str = "", default_ts: str | None = None, defaults: d
     except UnicodeEncodeError as exc:  # JSON's "\ud800" escapes decode to text that UTF-8 cannot store
         _fail(where, f"a lone surrogate {identity[exc.start]!r} is not valid text (field source, tags or data)")
     if given_id is None:
-        event_id = "evt_" + hashlib.blake2b(identity_bytes, digest_size=12).hexdigest()
+        event_id = "evt_" + blake2b(identity_bytes, digest_size=12).hexdigest()
 
     event = Event(
         id=event_id, type=etype, project=project, source=source, ts=ts, importance=importance, tags=tags, data=data

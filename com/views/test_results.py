@@ -19,7 +19,6 @@ A snapshot's rows are the rows of its batches (`batch` numbers), so `--at REV` i
 
 from __future__ import annotations
 
-import hashlib
 import json
 import marshal
 import math
@@ -30,10 +29,8 @@ from contextlib import contextmanager
 
 from com.files import sqlite
 from com.views.base import SqliteView
-from com.model.event import FIELDS, canonical_json, format_us, ts_us
-from com.model.filter import EventFilter, TestMatch
+from com.model.event import FIELDS, blake2b, canonical_json, format_us, ts_us
 from com.model.result import STATUS_CODE, STATUS_CODES, ResultColumns
-from com.model.text import signature as error_signature
 
 SCHEMA_VERSION = 3
 MAX_UNSORTED = 8  # this many segments appended by takes are merged (and sorted by test) by the next reader
@@ -215,6 +212,8 @@ class TestResultsView(SqliteView):
         is asked for)."""
         import numpy as np
 
+        from com.model.filter import EventFilter
+
         where = where or EventFilter()
         batches, everything = self.batch_numbers(snapshot.batch_paths() if paths is None else paths)
         if where.projects:
@@ -352,6 +351,8 @@ class TestResultsView(SqliteView):
         """The snapshot's test_result events that `where` matches, newest first, at most `limit`, given back
         exactly as stored; and how many match in all. A question about some tests reads only their rows
         (`rows_of_tests`, no numpy); others read whole columns."""
+        from com.model.filter import EventFilter
+
         where = where or EventFilter()
         if where.test is not None:
             sel = self.rows_of_tests(snapshot, where)
@@ -517,7 +518,7 @@ class _Shapes(_Numbers):
         if found is None:
             data = text.encode("utf-8", "surrogatepass")
             self.body = data
-            found = self.by_text[text] = self.get(int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(),
+            found = self.by_text[text] = self.get(int.from_bytes(blake2b(data, digest_size=8).digest(),
                                                                   "big", signed=True))
         return found
 
@@ -606,6 +607,8 @@ class _Writer:
             flags_col.append(flags)
             duration_col.append(duration)
             if status in _FAILING:
+                from com.model.text import signature as error_signature  # imported by a failure only
+
                 sig = error_signature(data)
                 sig_col.append(self.signatures.get(sig) if sig else -1)
             else:
