@@ -118,7 +118,7 @@ def bench_scale(history: Path, work: Path, reps: int, parts: set[str], only: set
     out: dict = {"dataset": {"results": results, "commits": commits, "tests": int(
         json.loads((copy / "ground_truth.json").read_text())["totals"]["tests"])}, "test": test}
 
-    run([COM, "log", "-n", "1"], env)  # derived stores of an older com are rebuilt here, not timed below
+    run([COM, "diff", "HEAD~1"], env)  # derived stores of an older com are rebuilt here, not timed below
     if "writes" in parts:
         out["writes"] = bench_writes(memory, work, env, reps)
     if "first" in parts:

@@ -63,8 +63,12 @@ def reference_diff(memory, rev_a, rev_b) -> dict:
             newly.append(tid)
         elif status == "passed" and before.get(tid) in FAILING:
             fixed.append(tid)
+    from com.ops.flaky import classify_flips
+
+    flips = classify_flips(memory, memory.snapshot(str(a.id)), memory.snapshot(str(b.id)), newly, fixed)
     return {"from": str(a.id), "to": str(b.id), "added": added, "removed": removed,
-            "summary": {"newly_failing": newly, "fixed": fixed}}
+            "summary": {"newly_failing": flips.newly_failing, "fixed": flips.fixed, "flaky": flips.flaky,
+                        "registry": flips.registry}}
 
 
 def stored_lines(memory, commit) -> int:
@@ -119,7 +123,7 @@ def test_diff_equals_the_journal_read_event_by_event(merged, com):
     first = shas[-1]
     expected = reference_diff(memory, first, "HEAD")
     assert len(expected["added"]) == len({e["id"] for e in expected["added"]}) == 9
-    assert expected["summary"] == {"newly_failing": ["t::2", "t::5", "t::9"], "fixed": []}
+    assert (expected["summary"]["newly_failing"], expected["summary"]["fixed"]) == (["t::2", "t::5", "t::9"], [])
 
 
 def test_the_catalog_knows_which_ids_sit_in_two_batches(merged):
@@ -143,8 +147,8 @@ def test_log_counts_from_the_catalog_equal_the_batches(merged, com):
     counts = memory.catalog.counts([b.path for b in memory.snapshot().batches()])
     assert counts == {b.path: len(b.events(memory.journal)) for b in memory.snapshot().batches()}
     log = json.loads(com("log", "--json").stdout)["commits"]
-    assert sorted(c["sha"] for c in log) == sorted(shas)
-    expected = [stored_lines(memory, memory.journal.repo[c["sha"]]) for c in log]
+    assert sorted(c["commit"] for c in log) == sorted(shas)
+    expected = [stored_lines(memory, memory.journal.repo[c["commit"]]) for c in log]
     assert [c["added"] for c in log] == expected and sum(expected) > len(shas)
     # without the catalog (deleted, or behind a pull) the batches are counted instead: the same numbers
     memory.close()

@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import sys
-
 
 def main() -> None:
-    try:
-        if "ingest" in sys.argv[1:3]:
-            # One event from flags, the shell-loop case: answered without loading typer when it is the plain form.
-            from com.cli.quick import ingest
+    """The `com` entry point (and `python -m com`): the app ends the process with its exit code."""
+    import sys
 
-            code = ingest(sys.argv[1:])
-            if code is not None:
-                sys.exit(code)
-        from com.cli.app import app
+    if "ingest" in sys.argv[1:3]:
+        # One event from flags, the shell-loop case: answered without loading typer when it is the plain form.
+        from com.cli.quick import ingest
 
-        app()
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except Exception as exc:  # a bug: one line for the user, the traceback only when asked for
-        if os.environ.get("COM_DEBUG"):
-            raise
-        from com.cli.output import note
+        code = ingest(sys.argv[1:])
+        if code is not None:
+            sys.exit(code)
+    from com.cli.app import app
 
-        note(f"com: internal error: {type(exc).__name__}: {exc} (set COM_DEBUG=1 for the traceback)")
-        sys.exit(3)
+    app()

@@ -75,7 +75,7 @@ def ingest(argv: list[str]) -> int | None:
         return None
     from pathlib import Path
 
-    from com.cli.output import emit, note, warn
+    from com.cli import context, output
     from com.memory import Memory
     from com.model.errors import ComError
     from com.ops import ingest as ops
@@ -88,16 +88,24 @@ def ingest(argv: list[str]) -> int | None:
                                 ts=opts.get("ts"))
     except ComError:
         return None  # refused before writing: the typer command says it, naming the flag
+    output.start_run(opts["json"])
     try:
+        context.settings_checked(memory.settings)
         result = ops.record(memory, events, message=opts.get("message"))
+        for line in result.warnings:
+            output.warn(line)
+        output.emit(result, opts["json"], render.ingest)
+        return 0
     except ComError as exc:
         flag = _FLAG.get(exc.param) if exc.param else None
         message = exc.message
         if flag and not message.startswith(flag):
             message = f"{flag}: {message}"
-        note(f"com: error: {message}")
+        output.error(exc.code, exc.param, message)
         return exc.exit_code
-    for line in result.warnings:
-        warn(line)
-    emit(result, opts["json"], render.ingest)
-    return 0
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # a bug: said as the typer command says it
+        return output.internal_error(exc)
+    finally:
+        memory.close()

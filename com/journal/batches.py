@@ -126,10 +126,12 @@ def prepare(events: list[dict]) -> dict[str, tuple[bytes, list[dict]]]:
 
 
 class WrittenIds:
-    """What a write hands the views that need only ids (the catalog): the ids of a batch, in line order."""
+    """What a big write hands the views: the ids of a batch, in line order (all the catalog needs), and the
+    event types it holds (a view keeping only some types knows whether to read the batch back)."""
 
-    def __init__(self, ids: list[str]):
+    def __init__(self, ids: list[str], types: set[str] | None = None):
         self._ids = ids
+        self.types = types
 
     def ids(self) -> list[str]:
         return self._ids
@@ -181,6 +183,7 @@ class Spool:
             group = self.groups[key] = _Group(key)
         line = getattr(event, "line", None) or to_line(event)
         group.add(eid, line)
+        group.types.add(event["type"])
         if group.file is None:
             self.in_memory += len(line)
             if self.in_memory > self.MEMORY_BYTES:
@@ -223,7 +226,7 @@ class Spool:
     def written(self) -> dict[str, object]:
         """path -> what the views are handed: the events of a small write, else the ids."""
         if self.events is None:
-            return {path: WrittenIds(ids) for path, ids, _ in self.batches()}
+            return {path: WrittenIds(ids, group.types) for path, ids, group in self.batches()}
         by_group: dict[tuple[str, str], list[dict]] = {}
         for event in self.events:
             by_group.setdefault((event["project"], event["ts"][:10]), []).append(event)
@@ -246,6 +249,7 @@ class _Group:
     def __init__(self, key: tuple[str, str]):
         self.key = key
         self.ids: list[str] = []
+        self.types: set[str] = set()
         self.lines: list[str] | None = []
         self.file = None
         self.path: Path | None = None

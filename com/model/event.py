@@ -287,6 +287,11 @@ def _name_json(name: str) -> str:
     return text
 
 
+def is_event_id(value) -> bool:
+    """Is `value` a whole event id (evt_ and 24 lowercase hex digits)?"""
+    return isinstance(value, str) and _ID_RE.match(value) is not None
+
+
 def to_line(event: dict) -> str:
     """The stored JSONL form: fixed key order, compact, data keys sorted."""
     line = getattr(event, "line", None)

@@ -21,7 +21,7 @@ from com.views.base import SqliteView
 # index (a third faster to fill, half the size).
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
-CREATE TABLE IF NOT EXISTS blobs (n INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, events INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS blobs (n INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, events INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS ids (key INTEGER NOT NULL, blob INTEGER NOT NULL, PRIMARY KEY (key, blob)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS shared (key INTEGER PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS commits (sha TEXT PRIMARY KEY);
@@ -40,10 +40,13 @@ def id_key(event_id: str) -> int:
 class Catalog(SqliteView):
     name = "catalog"
     FILE = "catalog.sqlite"
-    SCHEMA_VERSION = 7
+    # 7: blobs.events, how many events each batch holds (`com events` says "of N", `com log` counts with it);
+    # 8: shared, the ids held by more than one batch (`com diff` looks only at those).
+    SCHEMA_VERSION = 8
     SCHEMA = _SCHEMA
     TABLES = ("blobs", "ids", "shared", "tests", "results", "commits")  # "tests", "results": older schemas, dropped
     CACHE_KIB = 262144
+    ids_only = True  # reads only each event's id: a big write hands it `WrittenIds`
 
     def has_batch(self, path: str) -> bool:
         return self.db.execute("SELECT 1 FROM blobs WHERE path=?", (path,)).fetchone() is not None
@@ -107,3 +110,23 @@ class Catalog(SqliteView):
             for key, path in rows:
                 out.setdefault(by_key[key], []).append(path)
         return out
+
+    def paths_with_prefix(self, hex_prefix: str) -> list[str]:
+        """Batch paths holding an event whose id starts with evt_<hex_prefix> (at least 1 hex digit; an id is
+        keyed by its first 15 digits, so longer prefixes narrow nothing more here: the caller checks ids)."""
+        digits = hex_prefix[:15]
+        shift = 4 * (15 - len(digits))
+        low = int(digits, 16) << shift
+        high = (int(digits, 16) + 1) << shift
+        rows = self.db.execute(
+            "SELECT DISTINCT blobs.path FROM ids JOIN blobs ON blobs.n = ids.blob WHERE ids.key >= ? AND ids.key < ?"
+            " LIMIT 1000", (low, high))
+        return [path for (path,) in rows]
+
+    def event_count(self, paths) -> int:
+        """How many events the batches at `paths` hold (an event both sides of a merge wrote counts twice)."""
+        total = 0
+        for chunk, marks in sqlite.chunks(list(paths)):
+            total += self.db.execute(f"SELECT COALESCE(SUM(events), 0) FROM blobs WHERE path IN ({marks})",
+                                     chunk).fetchone()[0]
+        return total

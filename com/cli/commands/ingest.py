@@ -62,7 +62,7 @@ def ingest_cmd(
             lines, origin = ingest.text_file_lines(file), str(file)
         else:
             lines, origin = _stdin_lines(), "<stdin>"
-        events = ingest.from_json_lines(lines, origin, project=project, source=source)
+        events = ingest.from_json_lines(lines, origin, project=project, source=source, memory=memory)
     else:
         events = ingest.from_flags(memory, type, project=project, source=source, importance=importance, tags=tag,
                                    data=data, ts=ts)
