@@ -195,9 +195,31 @@ class TestResultsView(SqliteView):
                     size += rows
             if len(chosen) <= 1 and all(done for _, _, done in segments):
                 return
-            cols = {name: np.concatenate([self._column(seg, name) for seg in chosen]) for name in COLUMNS}
-            order = np.lexsort((cols["seq"], cols["batch"], cols["ts"], cols["test"]))
-            self._replace(chosen, {name: values[order] for name, values in cols.items()})
+            # The sort keys first, then one column at a time written in place (a million rows of thirteen
+            # columns are never all in memory, twice, at once).
+            keys = {name: np.concatenate([self._column(seg, name) for seg in chosen])
+                    for name in ("test", "ts", "batch", "seq")}
+            order = np.lexsort((keys["seq"], keys["batch"], keys["ts"], keys["test"]))
+            rows = len(order)
+            seg_new = self.db.execute(
+                f"INSERT INTO segments (rows, sorted, {', '.join(COLUMNS)}) VALUES (?, 1"
+                + "".join(f", zeroblob({rows * np.dtype(_NUMPY[code]).itemsize})" for code in COLUMNS.values())
+                + ")", (rows,)).lastrowid
+            tests = None
+            for name in COLUMNS:
+                column = keys.pop(name) if name in keys else np.concatenate([self._column(seg, name) for seg in chosen])
+                column = np.ascontiguousarray(column[order])
+                with self.db.blobopen("segments", name, seg_new) as blob:
+                    blob.write(memoryview(column).cast("B"))
+                if name == "test":
+                    tests = column
+                del column
+            marks = ",".join("?" * len(chosen))
+            self.db.execute(f"DELETE FROM segments WHERE seg_no IN ({marks})", chosen)
+            self.db.execute(f"DELETE FROM test_runs WHERE seg_no IN ({marks})", chosen)
+            numbers, starts, counts = np.unique(tests, return_index=True, return_counts=True)
+            self.db.executemany("INSERT INTO test_runs VALUES (?, ?, ?, ?)",
+                                zip([seg_new] * len(numbers), numbers.tolist(), starts.tolist(), counts.tolist()))
 
     def batch_numbers(self, paths) -> tuple[object, bool]:
         """(the numbers of the batches at `paths` that the view holds, whether that is every batch it holds)."""
@@ -256,18 +278,22 @@ class TestResultsView(SqliteView):
                 continue
             lo, hi = int(idx[0]), int(idx[-1]) + 1
             narrow = hi - lo < rows // 4  # a run much shorter than the segment: read just that run
+            whole = len(idx) == rows  # every row: the columns as read, not a copy of them
             for name in names:
                 if name in loaded:
-                    parts[name].append(loaded[name][idx])
+                    parts[name].append(loaded[name] if whole else loaded[name][idx])
                 elif narrow:
                     parts[name].append(self._column(seg, name, lo, hi)[idx - lo])
                 else:
-                    parts[name].append(self._column(seg, name)[idx])
+                    column = self._column(seg, name)
+                    parts[name].append(column if whole else column[idx])
             positions.append(idx + base)
             base += rows
-        out = {name: (np.concatenate(chunks) if chunks else np.zeros(0, _NUMPY[COLUMNS[name]]))
-               for name, chunks in parts.items()}
-        out["row"] = np.concatenate(positions) if positions else np.zeros(0, np.int64)
+        # One part (one segment, the usual case once merged) is used as it is: a million rows are not copied.
+        out = {name: (chunks[0] if len(chunks) == 1 else np.concatenate(chunks) if chunks
+                      else np.zeros(0, _NUMPY[COLUMNS[name]])) for name, chunks in parts.items()}
+        out["row"] = (positions[0] if len(positions) == 1 else np.concatenate(positions) if positions
+                      else np.zeros(0, np.int64))
         unique = _first_of_each_id(out["id_hi"], out["id_lo"], np.arange(len(out["row"])))
         if len(unique) < len(out["row"]):
             out = {name: values[unique] for name, values in out.items()}
