@@ -236,3 +236,23 @@ def test_latest_results_per_test_in_sorted_and_unsorted_segments(memory):
         some = {"t::1", "t::4"}
         numbers = [n for n, name in view.test_names(range(1, 100)).items() if name in some]
         assert latest(snapshot=snapshot, tests=numbers) == reference(by_number, some), state
+
+
+def test_fsck_checks_the_counts_and_shared_ids_reads_rely_on(merged, com):
+    import sqlite3
+
+    memory, shas = merged
+    assert json.loads(com("fsck", "--json").stdout)["ok"]
+    memory.follow(memory.snapshot(), [memory.catalog])
+    memory.close()
+    db = sqlite3.connect(memory.cache_path / "catalog.sqlite")
+    db.execute("UPDATE blobs SET events = events + 1 WHERE n = (SELECT MIN(n) FROM blobs)")
+    db.execute("DELETE FROM shared")
+    db.commit()
+    db.close()
+    report = json.loads(com("fsck", "--json").stdout)
+    assert not report["ok"]
+    message = next(p["message"] for p in report["problems"] if p["check"] == "catalog")
+    assert "counts the events of 1 batch(es) wrong" in message and "2 event(s) held by more than one batch" in message
+    repaired = json.loads(com("fsck", "--repair", "--json").stdout)
+    assert repaired["ok"] and json.loads(com("fsck", "--json").stdout)["ok"]

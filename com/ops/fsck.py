@@ -68,8 +68,10 @@ def fsck(memory: Memory, repair: bool = False) -> Report:
         _check_leftovers(journal, report, repair)
         _check_spools(memory.cache_path, report, repair)
     _check_git(journal, report)
-    snapshots = _check_batches(journal, report)
-    _check_views(memory, snapshots, report, repair)
+    sizes: dict[str, int] = {}
+    twice: set[str] = set()
+    snapshots = _check_batches(journal, report, sizes, twice)
+    _check_views(memory, snapshots, report, repair, sizes, twice)
     return report
 
 
@@ -154,8 +156,9 @@ def _tips(journal: Journal) -> dict[str, pygit2.Commit]:
     return tips
 
 
-def _read_batch(journal: Journal, path: str, oid, report: Report) -> dict[str, bytes] | None:
-    """id -> stored line of a batch, or None (and a problem) if it is not a valid batch."""
+def _read_batch(journal: Journal, path: str, oid, report: Report) -> tuple[dict[str, bytes], int, set] | None:
+    """(id -> stored line, how many lines, the ids it holds twice) of a batch, or None (and a problem) if it is
+    not a valid batch."""
     where = project_day(path)
     if where is None:
         report.problem("batches", f"{path}: not a batch path (events/<project>/<YYYY-MM-DD>/<id>.jsonl)")
@@ -193,12 +196,19 @@ def _read_batch(journal: Journal, path: str, oid, report: Report) -> dict[str, b
     name = path.rsplit("/", 1)[1][: -len(".jsonl")]
     if ids and name != batch_name(ids):
         report.problem("batches", f"{path}: the batch name does not match its events (altered after writing?)")
-    return events
+    twice: set[str] = set()
+    if len(events) < len(ids):  # an id on two lines of this batch
+        seen: set[str] = set()
+        for eid in ids:
+            (twice if eid in seen else seen).add(eid)
+    return events, len(ids), twice
 
 
-def _check_batches(journal: Journal, report: Report) -> dict[str, dict[str, list[str]]]:
-    """Check every batch of every branch and tag; returns, per tip, id -> paths of its snapshot."""
-    parsed: dict[str, dict[str, bytes] | None] = {}  # blob id -> events, each blob read once
+def _check_batches(journal: Journal, report: Report, sizes: dict | None = None,
+                   twice: set | None = None) -> dict[str, dict[str, list[str]]]:
+    """Check every batch of every branch and tag; returns, per tip, id -> paths of its snapshot. Fills `sizes`
+    (batch path -> lines) and `twice` (ids a batch holds twice), what the catalog must agree with."""
+    parsed: dict[str, tuple | None] = {}  # blob id -> (events, lines, ids held twice), each blob read once
     snapshots: dict[str, dict[str, list[str]]] = {}
     seen_commits: dict[str, dict[str, list[str]]] = {}
     reported: set[str] = set()  # an id damaged in one batch shows in every tip that holds it: name it once
@@ -217,9 +227,13 @@ def _check_batches(journal: Journal, report: Report) -> dict[str, dict[str, list
             path, blob_key = batch.path, str(batch.oid)
             if blob_key not in parsed:
                 parsed[blob_key] = _read_batch(journal, path, batch.oid, report)
-            events = parsed[blob_key]
-            if events is None:
+            if parsed[blob_key] is None:
                 continue
+            events, n_lines, repeated = parsed[blob_key]
+            if sizes is not None:
+                sizes[path] = n_lines
+            if twice is not None:
+                twice |= repeated
             for eid, line in events.items():
                 if eid in lines and lines[eid] != line and eid not in reported:
                     reported.add(eid)
@@ -245,12 +259,12 @@ def _check_batches(journal: Journal, report: Report) -> dict[str, dict[str, list
 
 
 # -- derived data -----------------------------------------------------------------------------
-def _check_views(memory: Memory, snapshots, report: Report, repair: bool) -> None:
+def _check_views(memory: Memory, snapshots, report: Report, repair: bool, sizes=None, twice=None) -> None:
     if any(p["check"] in ("batches", "git", "refs") for p in report.problems):
         # Derived stores are built from the batches: with damaged ones they can be neither checked nor rebuilt.
         report.info.append("derived data not checked: the journal itself is damaged (see above)")
         return
-    checks = [("catalog", memory.catalog, lambda: _catalog_gaps(memory, snapshots)),
+    checks = [("catalog", memory.catalog, lambda: _catalog_gaps(memory, snapshots, sizes or {}, twice or set())),
               ("test-results", memory.results, lambda: _result_gaps(memory, snapshots)),
               ("registry", memory.registry, None)]
     try:
@@ -283,8 +297,10 @@ def _check_views(memory: Memory, snapshots, report: Report, repair: bool) -> Non
         item["repaired"] = not error
 
 
-def _catalog_gaps(memory: Memory, snapshots) -> str | None:
-    """How many (event, batch) pairs of the snapshots the catalog does not know, said as a problem."""
+def _catalog_gaps(memory: Memory, snapshots, sizes: dict[str, int], twice: set[str]) -> str | None:
+    """How many (event, batch) pairs of the snapshots the catalog does not know, batches whose size it has
+    wrong (`com log` and `com diff` count with them) and ids held more than once it does not know as shared
+    (`com diff` looks only at those), said as a problem."""
     catalog = memory.catalog
     for ref in snapshots:
         follow(memory.journal, memory.journal.repo.revparse_single(ref).peel(pygit2.Commit), [catalog])
@@ -297,7 +313,21 @@ def _catalog_gaps(memory: Memory, snapshots) -> str | None:
             have = set(known.get(eid, ()))
             gaps += sum(1 for p in paths if p not in have)
             checked.update((eid, p) for p in paths)
-    return f"the catalog misses {gaps} event(s) of the journal" if gaps else None
+    wrong = []
+    if gaps:
+        wrong.append(f"the catalog misses {gaps} event(s) of the journal")
+    counts = catalog.counts(sizes)
+    miscounted = sum(1 for path, n in sizes.items() if counts.get(path) != n)
+    if miscounted:
+        wrong.append(f"the catalog counts the events of {miscounted} batch(es) wrong")
+    from com.views.catalog import id_key
+
+    expected = {id_key(eid) for where in snapshots.values() for eid, paths in where.items() if len(paths) > 1}
+    expected |= {id_key(eid) for eid in twice}
+    unknown = expected - set(catalog.shared_in(sizes)) if expected else set()
+    if unknown:
+        wrong.append(f"the catalog does not know {len(unknown)} event(s) held by more than one batch")
+    return "; ".join(wrong) or None
 
 
 def _result_gaps(memory: Memory, snapshots) -> str | None:
