@@ -77,3 +77,21 @@ def test_only_the_plain_form_is_read_quickly(argv):
 def test_the_plain_form_is_read():
     assert quick.parse(["--memory", "/m", "ingest", "-t", "note", "--tag", "a", "--tag=b", "-i", "2.5", "--json"]) == {
         "memory": "/m", "tag": ["a", "b"], "json": True, "type": "note", "importance": 2.5}
+
+
+def test_quick_ingests_in_parallel_lose_nothing_and_leave_the_stores_whole(memory, isolated):
+    """The quick path ends its process without closing the SQLite stores (no checkpoint): whatever the order,
+    every event is recorded, every reader sees them, and fsck finds the derived data whole."""
+    import os
+
+    exe = os.path.join(os.path.dirname(sys.executable), "com")
+    procs = [subprocess.Popen([exe, "ingest", "-p", "shop", "-t", "test_result", "-d",
+                               json.dumps({"test_id": f"t::{n % 3}", "status": "failed" if n % 4 else "passed"}),
+                               "--ts", f"2026-03-01T10:00:{n:02d}Z"], cwd=isolated, stdout=subprocess.DEVNULL)
+             for n in range(12)]
+    assert all(p.wait() == 0 for p in procs)
+    events = json.loads(run_com("events", "--limit", "0", "--json", cwd=isolated).stdout)["events"]
+    assert len(events) == 12
+    assert len(json.loads(run_com("events", "--test", "t::1", "--limit", "0", "--json", cwd=isolated).stdout)["events"]) == 4
+    report = json.loads(run_com("fsck", "--json", cwd=isolated).stdout)
+    assert report["ok"], report["problems"]

@@ -107,5 +107,3 @@ def ingest(argv: list[str]) -> int | None:
         return 130
     except Exception as exc:  # a bug: said as the typer command says it
         return output.internal_error(exc)
-    finally:
-        memory.close()
