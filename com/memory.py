@@ -18,6 +18,7 @@ from com.journal.snapshot import Snapshot
 from com.model.errors import ComError, NotFound
 from com.settings import Settings
 from com.settings import load as load_settings
+from com.views.analyses import AnalysesView
 from com.views.base import follow
 from com.views.catalog import Catalog
 from com.views.registry import RegistryView
@@ -48,6 +49,7 @@ class Memory:
         self._journal: Journal | None = None
         self._catalog: Catalog | None = None
         self._results: TestResultsView | None = None
+        self._analyses: AnalysesView | None = None
         self._registry: RegistryView | None = None
         self._embedder = None
         self._index = None
@@ -89,6 +91,13 @@ class Memory:
         return self._results
 
     @property
+    def analyses(self) -> AnalysesView:
+        """Which journal commits are analyses naming which events (lazy: followed by the commands that read it)."""
+        if self._analyses is None:
+            self._analyses = AnalysesView(self.cache_path, lambda: self.journal)
+        return self._analyses
+
+    @property
     def registry(self) -> RegistryView:
         """The flaky registry's events (status changes, healing attempts, committed detections)."""
         if self._registry is None:
@@ -123,7 +132,7 @@ class Memory:
         return self._index
 
     def close(self) -> None:
-        for view in (self._catalog, self._results, self._registry):
+        for view in (self._catalog, self._results, self._analyses, self._registry):
             if view is not None:
                 view.close()
 

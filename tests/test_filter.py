@@ -58,6 +58,10 @@ def sql_matching(where: EventFilter) -> list[str]:
     (EventFilter.create(tags_include=["ui"]), [0, 2]),
     (EventFilter.create(tags_exclude=["slow"], projects=["shop"]), [0, 1, 5]),
     (EventFilter.create(min_importance=3), [0, 4]),
+    # A policy's statuses: failing results, and every other event beside them.
+    (EventFilter.create(result_statuses=["failed", "error"]), [0, 4, 5]),
+    (EventFilter.create(result_statuses=["failed", "error"], types=["test_result", "note"], projects=["shop"]), [0, 5]),
+    (EventFilter.create(result_statuses=["failed"], statuses=["failed", "passed"]), [0]),
 ])
 def test_matches_is_exact_and_sql_is_never_narrower(where, expected):
     ids = [EVENTS[i]["id"] for i in expected]
@@ -67,7 +71,8 @@ def test_matches_is_exact_and_sql_is_never_narrower(where, expected):
 
 def test_sql_is_exact_where_it_can_be():
     for where in (EventFilter.create(test="tests/test_cart.py::TestPay"), EventFilter.create(statuses=["passed"]),
-                  EventFilter.create(projects=["web"], since="2026-03-03"), EventFilter.create(test="it's::quoted_test%_name")):
+                  EventFilter.create(projects=["web"], since="2026-03-03"), EventFilter.create(test="it's::quoted_test%_name"),
+                  EventFilter.create(result_statuses=["error", "skipped"])):
         assert sql_matching(where) == matching(where)
 
 
@@ -77,6 +82,7 @@ def test_sql_is_exact_where_it_can_be():
     ({"since": "yesterday-ish"}, "since"),
     ({"until": "2026-13-01"}, "until"),
     ({"min_importance": 9}, "min_importance"),
+    ({"result_statuses": ["failing"]}, "result_statuses"),
     ({"test": ""}, "test"),
 ])
 def test_bad_values_name_their_parameter_not_a_flag(kwargs, param):

@@ -1,7 +1,7 @@
 """The layering of com/, read from the source: imports point down only and no module imports itself back.
 
     front ends (cli, pytest plugin)  ->  render, the quarantine gate  ->  ops  ->  memory  ->  views, models, ingest parsers
-        ->  journal, code, settings, analysis  ->  model, files
+        ->  journal, code, settings, policies, analysis  ->  model, files
 
 Every import counts, including the ones inside functions (those keep start-up fast; they are still
 dependencies). A module may import a lower layer, or its own package at the same layer; never a higher layer,
@@ -22,10 +22,11 @@ LAYERS = [
     ("com.__main__", 7),  # `python -m com`: the entry point, above the front end it starts
     ("com.ingest.pytest_plugin", 6), ("com.cli", 6), ("com.serve", 6),
     ("com.render", 5), ("com.ingest.quarantine", 5),
-    ("com.ops", 4), ("com.policies", 4),
+    ("com.ops", 4),
     ("com.memory", 3),
     ("com.views", 2), ("com.models", 2), ("com.ingest", 2),
-    ("com.journal", 1), ("com.code", 1), ("com.settings", 1), ("com.analysis", 1),
+    # Policies are files read and checked like settings: the retrieve use-case (ops) and the CLI both read them.
+    ("com.journal", 1), ("com.code", 1), ("com.settings", 1), ("com.policies", 1), ("com.analysis", 1),
     ("com.model", 0), ("com.files", 0),
 ]
 

@@ -196,6 +196,17 @@ def test_filters_apply_before_ranking_so_k_results_come_back_when_k_exist(st_mod
     _check_filters(com)
 
 
+def test_conditions_sql_cannot_hold_are_checked_on_every_result(st_model, memory, journal, com):
+    """Tags are no SQL condition: the exact filter (`matches`) must still refuse untagged events, through both the
+    narrow path (few rows match the SQL) and the broad one."""
+    events = corpus_events()
+    tagged = [dict(e, tags=["nightly"]) for e in events[:4]]
+    memory.record([normalize({k: v for k, v in e.items() if k != "id"}) for e in tagged] + events[4:])
+    for args in (("--tag", "nightly"), ("--tag", "nightly", "--status", "failed")):
+        results = found(com, "payment gateway timeout", "-k", "10", *args)
+        assert len(results) == 4 and all(r["event"]["tags"] == ["nightly"] for r in results), args
+
+
 def test_search_json_shape_human_table_and_bad_input(st_model, memory, journal, com):
     memory.record(corpus_events()[:3])
     r = com("search", "database down", "-k", "2", "--json", "--min-similarity", "0")
@@ -211,7 +222,7 @@ def test_search_json_shape_human_table_and_bad_input(st_model, memory, journal, 
 
     bad = com("search", "x", "--status", "broken")
     assert bad.exit_code == 2 and bad.stderr.splitlines()[0] == \
-        "com: error: --status: 'broken' is not one of 'passed', 'failed', 'error', 'skipped'"
+        "com: error: --status: 'broken' is not one of 'passed', 'failed', 'error', 'skipped', 'xfailed', 'xpassed'"
     assert com("search", "x", "-k", "0").exit_code == 2
     assert com("search", "x", "--at", "no-such-rev").exit_code == 2
 

@@ -115,8 +115,20 @@ def test_filters_by_prefix_glob_status_time_and_project(history):
     for where in (EventFilter.create(test=file_prefix), EventFilter.create(test="*discount*"),
                   EventFilter.create(statuses=["failed", "error"]), EventFilter.create(projects=["nosuch"]),
                   EventFilter.create(since="2026-01-01", until=journal_results(snapshot)[0]["ts"]),
-                  EventFilter.create(test=file_prefix, statuses=["skipped"])):
+                  EventFilter.create(test=file_prefix, statuses=["skipped"]),
+                  EventFilter.create(result_statuses=["failed", "error"]),  # a policy's statuses
+                  EventFilter.create(test=file_prefix, result_statuses=["passed"], statuses=["passed", "failed"])):
         assert view_results(history, snapshot, where) == journal_results(snapshot, where), where
+
+
+def test_the_columns_of_one_test_are_its_rows_of_all_columns(history):
+    """One test's columns name only its own runs and commits (looked up by number), the same as read whole."""
+    snapshot = history.snapshot()
+    every = rows(history.results.columns(snapshot))
+    some = journal_results(snapshot)[3]["data"]["test_id"]
+    mine = history.results.columns(snapshot, EventFilter.create(test=some))
+    assert rows(mine) == [r for r in every if r[0] == some]
+    assert len(mine.runs) == len(set(mine.run.tolist())) and len(mine.commits) <= len(mine.runs)
 
 
 def test_odd_values_survive_the_round_trip(memory):

@@ -34,6 +34,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "switch": ("switch", "Make NAME the current journal branch."),
     "tag": ("tag", "List tags, tag a revision (annotated with -m), or delete a tag."),
     "search": ("search", "Hybrid search: events similar in meaning to TEXT plus events sharing its keywords."),
+    "retrieve": ("retrieve", "A context pack for a task: the evidence a policy picks, within a token budget, as Markdown or JSON."),
+    "policies": ("policies", "List, show or validate policies: what a context pack (com retrieve) is for and what goes in it."),
     "flaky": ("flaky", "The flaky test registry: detect flaky and broken tests, explain, mark, heal, report, quarantine."),
     "index": ("index", "Update the semantic index (any command that reads it does this by itself), or rebuild it."),
     "remote": ("remote", "Remotes the journal is shared through (any git URL: file, ssh, https, git)."),

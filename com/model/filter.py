@@ -10,6 +10,7 @@ from functools import lru_cache
 
 from com.model.errors import ComError
 from com.model.event import STATUSES, read_type, ts_us
+from com.model.result import STATUS_CODES
 
 _TYPE_RE = re.compile(r"[a-z][a-z0-9_]*\Z")
 # Only '*' and '?' make a glob: brackets are everywhere in parametrised test ids (`test_x[a-1]`) and match
@@ -56,7 +57,11 @@ class TestMatch:
 
 @dataclass(frozen=True)
 class EventFilter:
-    """A conjunction of conditions on events; an empty field does not constrain. Times are microseconds."""
+    """A conjunction of conditions on events; an empty field does not constrain. Times are microseconds.
+
+    `statuses` keeps test results alone, those with one of the statuses (`com events --status failed`);
+    `result_statuses` restricts test results to those statuses and lets every other event through (a policy's
+    `statuses`: failed results, and the code changes and notes beside them)."""
 
     types: tuple[str, ...] = ()
     projects: tuple[str, ...] = ()
@@ -67,22 +72,30 @@ class EventFilter:
     tags_include: tuple[str, ...] = ()  # at least one of these
     tags_exclude: tuple[str, ...] = ()  # none of these
     min_importance: float | None = None
+    result_statuses: tuple[str, ...] = ()  # test results must have one of these; other events pass
     _status_set: frozenset = field(default=frozenset(), repr=False, compare=False)
+    _result_status_set: frozenset = field(default=frozenset(), repr=False, compare=False)
 
     def __post_init__(self):
         object.__setattr__(self, "_status_set", frozenset(self.statuses))
+        object.__setattr__(self, "_result_status_set", frozenset(self.result_statuses))
 
     @classmethod
     def create(cls, *, types=(), projects=(), test: str | TestMatch | None = None, statuses=(), since=None,
-               until=None, tags_include=(), tags_exclude=(), min_importance=None) -> "EventFilter":
+               until=None, tags_include=(), tags_exclude=(), min_importance=None,
+               result_statuses=()) -> "EventFilter":
         """A validated filter from user values (strings, lists); a bad value is a ComError naming its parameter.
 
         The seed's types (`test_failure` ...) are read as `test_result` with that status, unless a status is
         given. `since`/`until` take ISO times (or microseconds); a bare date as `until` means the end of it."""
-        types, statuses = _tuple(types), _tuple(statuses)
+        types, statuses, result_statuses = _tuple(types), _tuple(statuses), _tuple(result_statuses)
         for status in statuses:
             if status not in STATUSES:
                 raise ComError(f"unknown status '{status}' (expected {', '.join(STATUSES)})", param="status")
+        for status in result_statuses:
+            if status not in STATUS_CODES:
+                raise ComError(f"unknown status '{status}' (expected {', '.join(STATUS_CODES)})",
+                               param="result_statuses")
         read = []
         for t in types:
             if not _TYPE_RE.match(t):
@@ -100,6 +113,7 @@ class EventFilter:
             since_us=_instant(since, "since", end_of_day=False), until_us=_instant(until, "until", end_of_day=True),
             tags_include=_tuple(tags_include), tags_exclude=_tuple(tags_exclude),
             min_importance=float(min_importance) if min_importance is not None else None,
+            result_statuses=tuple(dict.fromkeys(result_statuses)),
         )
 
     def but(self, **changes) -> "EventFilter":
@@ -108,6 +122,13 @@ class EventFilter:
     @property
     def empty(self) -> bool:
         return self == EventFilter()
+
+    @property
+    def result_status_set(self) -> frozenset:
+        """The statuses a matching test result may have (empty: any): `statuses` and `result_statuses` both."""
+        if self._status_set and self._result_status_set:
+            return self._status_set & self._result_status_set or frozenset(("",))
+        return self._status_set or self._result_status_set
 
     @property
     def results_only(self) -> bool:
@@ -129,6 +150,9 @@ class EventFilter:
                 test_id = data.get("test_id")
                 if not isinstance(test_id, str) or not self.test.matches(test_id):
                     return False
+        if self._result_status_set and event["type"] == "test_result" \
+                and event["data"].get("status") not in self._result_status_set:
+            return False
         if self.since_us is not None or self.until_us is not None:
             when = ts_us(event["ts"])
             if self.since_us is not None and when < self.since_us:
@@ -150,8 +174,15 @@ class EventFilter:
         It may match more than `matches` (tags are not expressed, a glob becomes a LIKE that may over-match):
         readers apply `matches` to the rows they keep."""
         conds = []
+        results = f"type = 'test_result' AND {_in('status', self.result_statuses)}" if self.result_statuses else None
         if self.types:
-            conds.append(_in("type", self.types))
+            others = tuple(t for t in self.types if t != "test_result")
+            if results is None or "test_result" not in self.types:
+                conds.append(_in("type", self.types))
+            else:  # one condition per side, each served by the type and status indexes
+                conds.append(" OR ".join([*([_in("type", others)] if others else []), f"({results})"]))
+        elif results is not None:
+            conds.append(f"type <> 'test_result' OR ({results})")
         if self.projects:
             conds.append(_in("project", self.projects))
         if self.statuses:
@@ -168,7 +199,7 @@ class EventFilter:
 
     def to_json(self) -> dict:
         out = {}
-        for key in ("types", "projects", "statuses", "tags_include", "tags_exclude"):
+        for key in ("types", "projects", "statuses", "result_statuses", "tags_include", "tags_exclude"):
             if getattr(self, key):
                 out[key] = list(getattr(self, key))
         if self.test is not None:

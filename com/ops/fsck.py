@@ -266,7 +266,8 @@ def _check_views(memory: Memory, snapshots, report: Report, repair: bool, sizes=
         return
     checks = [("catalog", memory.catalog, lambda: _catalog_gaps(memory, snapshots, sizes or {}, twice or set())),
               ("test-results", memory.results, lambda: _result_gaps(memory, snapshots)),
-              ("registry", memory.registry, None)]
+              ("registry", memory.registry, None),
+              ("analyses", memory.analyses, None)]
     try:
         index = _index_if_present(memory)
     except ComError as exc:  # e.g. lancedb not installed: nothing here can read it anyway

@@ -32,13 +32,16 @@ from com.views.base import SqliteView
 from com.model.event import FIELDS, blake2b, canonical_json, format_us, ts_us
 from com.model.result import STATUS_CODE, STATUS_CODES, ResultColumns
 
-SCHEMA_VERSION = 3
+FEW_NAMES = 500  # up to this many codes are looked up by number; more read the whole table
+
+SCHEMA_VERSION = 4
 MAX_UNSORTED = 8  # this many segments appended by takes are merged (and sorted by test) by the next reader
 MAX_SEGMENTS = 16
 SMALL_ROWS = 20_000  # takes up to this size are merged with the standard library inside the take itself
 FLUSH_ROWS = 200_000  # a long catch-up writes a segment every this many rows (bounded memory)
 SORT_AFTER = 100_000  # a take of this many rows sorts its segments at once (with numpy)
-RUN_KEYS = ("branch", "commit", "report", "run_id")  # data keys shared by a run's results
+# Data keys shared by a run's results (kept once per run, not in every test's shape).
+RUN_KEYS = ("branch", "commit", "random_plugin", "random_seed", "report", "report_digest", "run_id")
 _ROW_KEYS = frozenset(("test_id", "status", "attempt", "duration_ms", *RUN_KEYS))
 _FAILING = frozenset(("failed", "error", "xpassed"))
 
@@ -250,7 +253,8 @@ class TestResultsView(SqliteView):
             everything = False
         tests = (np.asarray(list(self.test_numbers(where.test)), dtype=np.int32)
                  if where.test is not None else None)
-        codes = np.asarray([STATUS_CODE[s] for s in where.statuses if s in STATUS_CODE], dtype=np.int8)
+        statuses = where.result_status_set
+        codes = np.asarray([STATUS_CODE[s] for s in statuses if s in STATUS_CODE], dtype=np.int8)
         names = list(dict.fromkeys([*columns, "id_hi", "id_lo"]))
         parts = {name: [] for name in names}
         positions, base = [], 0
@@ -263,7 +267,7 @@ class TestResultsView(SqliteView):
             if tests is not None:
                 loaded["test"] = self._column(seg, "test")
                 keep &= np.isin(loaded["test"], tests)
-            if where.statuses:
+            if statuses:
                 loaded["status"] = self._column(seg, "status")
                 keep &= np.isin(loaded["status"], codes)
             if where.since_us is not None or where.until_us is not None:
@@ -364,15 +368,16 @@ class TestResultsView(SqliteView):
         sel = self.select(snapshot, where, ("test", "ts", "status", "attempt", "flags", "duration", "ctx", "sig"))
         duration = np.where(sel["flags"] & HAS_DURATION, sel["duration"], np.nan)
         attempt = np.where(sel["flags"] & HAS_ATTEMPT, sel["attempt"], 0).astype(np.int16)
-        tests, test = _renumber(sel["test"], self._names("tests", "test_no", "test_id"))
-        signatures, sig = _renumber(sel["sig"], self._names("signatures", "sig_no", "text"))
-        ctx_rows = self.db.execute("SELECT ctx_no, run_no, code_no FROM contexts").fetchall()
-        size = max([c for c, _, _ in ctx_rows], default=-1) + 2
+        tests, test = _renumber(sel["test"], lambda used: self._names("tests", "test_no", "test_id", used))
+        signatures, sig = _renumber(sel["sig"], lambda used: self._names("signatures", "sig_no", "text", used))
+        ctx_used = np.unique(sel["ctx"][sel["ctx"] >= 0])
+        ctx_rows = self._names("contexts", "ctx_no", "run_no, code_no", ctx_used, pairs=True)
+        size = max(ctx_rows, default=-1) + 2
         ctx_run, ctx_code = np.full(size, -1, np.int32), np.full(size, -1, np.int32)
-        for c, run, code in ctx_rows:
+        for c, (run, code) in ctx_rows.items():
             ctx_run[c], ctx_code[c] = run, code
-        runs, run = _renumber(ctx_run[sel["ctx"]], self._names("runs", "run_no", "run_id"))
-        commits, commit = _renumber(ctx_code[sel["ctx"]], self._names("codes", "code_no", "sha"))
+        runs, run = _renumber(ctx_run[sel["ctx"]], lambda used: self._names("runs", "run_no", "run_id", used))
+        commits, commit = _renumber(ctx_code[sel["ctx"]], lambda used: self._names("codes", "code_no", "sha", used))
         return ResultColumns(test=test, tests=tests, ts_us=sel["ts"], status=sel["status"].astype(np.int8),
                              attempt=attempt, duration_ms=duration, run=run, runs=runs, commit=commit,
                              commits=commits, signature=sig, signatures=signatures)
@@ -436,8 +441,16 @@ class TestResultsView(SqliteView):
     def _batch_paths_held(self) -> dict[int, str]:
         return dict(self.db.execute("SELECT batch_no, path FROM batches"))
 
-    def _names(self, table: str, key: str, value: str) -> dict[int, str]:
-        return dict(self.db.execute(f"SELECT {key}, {value} FROM {table}"))
+    def _names(self, table: str, key: str, value: str, used=None, pairs: bool = False) -> dict:
+        """key -> value of a table of numbered strings: the codes `used` only, when they are few (one test's
+        history names a few runs and commits of thousands), else the whole table."""
+        if used is not None and len(used) <= FEW_NAMES:
+            rows = []
+            for chunk, marks in sqlite.chunks([int(u) for u in used]):
+                rows.extend(self.db.execute(f"SELECT {key}, {value} FROM {table} WHERE {key} IN ({marks})", chunk))
+        else:
+            rows = self.db.execute(f"SELECT {key}, {value} FROM {table}").fetchall()
+        return {r[0]: r[1:] for r in rows} if pairs else {r[0]: r[1] for r in rows}
 
 
 def _runs_of(positions: list[int]) -> list[tuple[int, int]]:
@@ -457,10 +470,11 @@ def _kept(rows: dict[str, list], held: dict[int, str], snapshot, where: EventFil
     paths = snapshot.batch_paths()
     in_snapshot = {no for no, path in held.items() if path in paths}
     projects = set(where.projects)
-    codes = {STATUS_CODE[s] for s in where.statuses if s in STATUS_CODE}
+    statuses = where.result_status_set
+    codes = {STATUS_CODE[s] for s in statuses if s in STATUS_CODE}
     seen, keep = set(), []
     for i, (batch, status, ts) in enumerate(zip(rows["batch"], rows["status"], rows["ts"])):
-        if batch not in in_snapshot or (codes and status not in codes):
+        if batch not in in_snapshot or (statuses and status not in codes):
             continue
         if projects and held[batch].split("/", 2)[1] not in projects:
             continue
@@ -473,11 +487,13 @@ def _kept(rows: dict[str, list], held: dict[int, str], snapshot, where: EventFil
     return {name: [values[i] for i in keep] for name, values in rows.items()}
 
 
-def _renumber(codes, names: dict[int, str]):
-    """Codes of the view's tables -> (list of the names used, codes into that list); -1 stays -1."""
+def _renumber(codes, names_of):
+    """Codes of the view's tables -> (list of the names used, codes into that list); -1 stays -1.
+    `names_of(used codes)` gives their names (code -> name)."""
     import numpy as np
 
     used = np.unique(codes[codes >= 0])
+    names = names_of(used)
     lookup = np.full(int(used.max()) + 2 if len(used) else 1, -1, dtype=np.int32)
     lookup[used] = np.arange(len(used), dtype=np.int32)
     out = np.where(codes >= 0, lookup[np.maximum(codes, 0)], -1).astype(np.int32)
@@ -582,7 +598,7 @@ class _Writer:
         sig_col, shape_col, ctx_col, hi_col, lo_col = cols["sig"], cols["shape"], cols["ctx"], cols["id_hi"], cols["id_lo"]
         tests, known_tests, times, shape_of = self.tests, self.tests.known, self.times, self.shape_of
         contexts, context_of = self.contexts, self._context
-        dumps, status_code, row_keys = marshal.dumps, STATUS_CODE, _ROW_KEYS
+        dumps, status_code, row_keys, run_keys = marshal.dumps, STATUS_CODE, _ROW_KEYS, RUN_KEYS
         for seq, event in enumerate(events):
             data = event.get("data")
             if event.get("type") != "test_result" or type(data) is not dict:
@@ -644,8 +660,7 @@ class _Writer:
             else:
                 sig_col.append(-1)
             shape_col.append(shape)
-            context = contexts.get(dumps((data.get("branch", ...), data.get("commit", ...), data.get("report", ...),
-                                          data.get("run_id", ...))))
+            context = contexts.get(dumps(tuple([data.get(k, ...) for k in run_keys])))
             ctx_col.append(context if context is not None else context_of(data))
             eid = event["id"]
             hi_col.append(int(eid[4:20], 16))
@@ -654,9 +669,9 @@ class _Writer:
             self.flush()
 
     def _context(self, data: dict) -> int:
-        """The run's values (run id, commit, branch, report) numbered once per distinct combination."""
+        """The run's values (run id, commit, branch, report, seed) numbered once per distinct combination."""
         # Keyed by the exact bytes of the values (... stands for an absent key: no JSON value is Ellipsis).
-        key = marshal.dumps(tuple(data.get(k, ...) for k in RUN_KEYS))
+        key = marshal.dumps(tuple([data.get(k, ...) for k in RUN_KEYS]))
         found = self.contexts.get(key)
         if found is None:
             context = {k: data[k] for k in RUN_KEYS if k in data}
