@@ -11,9 +11,12 @@ import shutil
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable
+
+import pygit2
 
 from com.journal import batches as batch_files
-from com.journal.repo import Journal
+from com.journal.repo import Journal, write_error
 from com.journal.snapshot import Snapshot
 from com.model.errors import ComError, NotFound
 from com.model.event import difference, same_event
@@ -216,41 +219,52 @@ class Memory:
         return out
 
     # -- writing ----------------------------------------------------------------------------------
-    def record(self, events: list[dict], message: str | None = None, branch: str | None = None) -> WriteResult:
-        """Write validated events as one atomic batch: one commit, or none if the snapshot holds them all."""
-        unique: dict[str, dict] = {}
-        for event in events:
-            first = unique.setdefault(event["id"], event)
-            if first is not event and not same_event(first, event) and not same_event(event, first):
-                raise ComError(f"event {event['id']} appears twice in the input with different content "
-                               f"({difference(first, event)}); a changed event needs a new id (leave 'id' out)")
-        with self.journal.writing(branch) as tx:
-            known = self.known_ids(tx.tip, unique.keys())
-            # An id derived from content names that content; an id the input gave may come with other content.
-            named = [eid for eid in known if getattr(unique[eid], "id_given", True)]
-            for eid, (path, old) in self.stored(tx.tip, named).items():
-                if not same_event(old, unique[eid]):
-                    raise ComError(f"event {eid} is already recorded with other content ({difference(old, unique[eid])}"
-                                   f"; recorded in {path} vs this input): a changed event needs a new id (leave "
-                                   "'id' out)")
-            fresh = [e for eid, e in unique.items() if eid not in known]
-            if not fresh:
-                return WriteResult(None, 0, len(events), [])
-            prepared = batch_files.prepare(fresh)
-            if message is None:
-                projects = sorted({e["project"] for e in fresh})
-                noun = "event" if len(fresh) == 1 else "events"
-                message = f"ingest {len(fresh)} {noun} into {', '.join(projects)}"
-            sha = tx.commit(message, {path: data for path, (data, _) in prepared.items()})
-        warnings = []
-        try:
-            commit = self.journal.repo[sha]
-            self._follow(commit, self.eager_views(len(fresh)), written={p: evs for p, (_, evs) in prepared.items()})
-        except (sqlite3.Error, OSError, ComError) as exc:  # the data is saved; the views catch up on next use
-            why = sqlite_files.cause(exc, self.cache_path) if not isinstance(exc, ComError) else str(exc)
-            warnings.append(f"the events are saved, but the derived data was not updated ({why}); it catches up "
-                            "on next use")
-        return WriteResult(sha, len(fresh), len(events) - len(fresh), [e["id"] for e in fresh], warnings)
+    def record(self, events: Iterable[dict], message: str | None = None, branch: str | None = None) -> WriteResult:
+        """Write validated events as one atomic batch: one commit, or none if the snapshot holds them all.
+
+        `events` may be a stream (e.g. a file read line by line): they are gathered as stored lines in a spool
+        (temporary files past a few tens of MB), so memory holds the ids of a big write, not its events. An id
+        that comes again with other content (in the input, or already recorded) is refused: a changed event
+        needs a new id."""
+        with batch_files.Spool(self.cache_path, keep_events=EAGER_RESULTS) as spool:
+            for event in events:
+                first = spool.add(event)
+                if first is not None and not same_event(first, event) and not same_event(event, first):
+                    raise ComError(f"event {event['id']} appears twice in the input with different content "
+                                   f"({difference(first, event)}); a changed event needs a new id (leave 'id' out)")
+            with self.journal.writing(branch) as tx:
+                known = self.known_ids(tx.tip, spool.ids())
+                # An id derived from content names that content; an id the input gave may come with other content.
+                named = [eid for eid in known if eid in spool.given]
+                if named:
+                    given = spool.events_of(named)
+                    for eid, (path, old) in self.stored(tx.tip, named).items():
+                        if not same_event(old, given[eid]):
+                            raise ComError(f"event {eid} is already recorded with other content "
+                                           f"({difference(old, given[eid])}; recorded in {path} vs this input): a "
+                                           "changed event needs a new id (leave 'id' out)")
+                spool.drop(known)
+                fresh = spool.ids()
+                if not fresh:
+                    return WriteResult(None, 0, spool.total, [])
+                if message is None:
+                    projects = sorted({project for project, _ in spool.groups})
+                    noun = "event" if len(fresh) == 1 else "events"
+                    message = f"ingest {len(fresh)} {noun} into {', '.join(projects)}"
+                try:
+                    blobs = spool.write_blobs(self.journal.repo)
+                except (pygit2.GitError, OSError) as exc:  # e.g. a full disk; the branch has not moved
+                    raise write_error(self.journal.path, exc) from None
+                sha = tx.commit(message, blob_ids=blobs)
+            warnings = []
+            try:
+                commit = self.journal.repo[sha]
+                self._follow(commit, self.eager_views(len(fresh)), written=spool.written())
+            except (sqlite3.Error, OSError, ComError) as exc:  # the data is saved; the views catch up on next use
+                why = sqlite_files.cause(exc, self.cache_path) if not isinstance(exc, ComError) else str(exc)
+                warnings.append(f"the events are saved, but the derived data was not updated ({why}); it catches "
+                                "up on next use")
+        return WriteResult(sha, len(fresh), spool.total - len(fresh), fresh, warnings)
 
     # -- where memories are -------------------------------------------------------------------------
     @classmethod

@@ -92,6 +92,8 @@ class Settings:
 
     def warnings(self) -> list[str]:
         """One line per unknown key or variable, naming it and where it is, with the closest known name."""
+        if not self.unknown:
+            return []
         import difflib
 
         out = []

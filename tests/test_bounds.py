@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_com
 
 
 def refused(r, *words: str) -> str:

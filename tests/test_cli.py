@@ -10,11 +10,10 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, git, run_com
+from conftest import ROOT, git
 
 
 def result(test, status, ts, project="shop", **data):

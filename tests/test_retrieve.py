@@ -8,7 +8,6 @@ healing attempts, roll-ups, analysis commits) is there; the CLI prints the same 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import pytest

@@ -187,3 +187,21 @@ def test_a_pull_brings_its_rows_in(memory, tmp_path, com):
     assert sorted(STATUS_CODES[s] for s in cols.status) == ["failed", "passed"]
     out = json.loads(com("events", "--test", "tests/test_a.py", "--json").stdout)["events"]
     assert [e["data"]["status"] for e in out] == ["passed", "failed"]
+
+
+def test_values_equal_in_python_but_not_in_json_stay_apart(memory):
+    """1, 1.0 and true are equal as Python values (and hash alike) but are different stored text: the take's
+    caches of shapes and run contexts must not give one back for another."""
+    events = [result("t::same", "passed", ts=f"2026-03-01T10:00:0{n}Z", line=value, run_id=value, retries=[value])
+              for n, value in enumerate((1, 1.0, True, 0, False, 0.0, -0.0))]
+    memory.record(events)
+    snapshot = memory.snapshot()
+    stored = {json.loads(line)["id"]: line.decode() for b in snapshot.batches()
+              for line in b.data(memory.journal).splitlines()}
+    for taken in ("at once", "rebuilt"):
+        if taken == "rebuilt":
+            memory.results.reset()
+        got = view_results(memory, snapshot)
+        assert len(got) == 7
+        for event in got:
+            assert json.dumps(event, ensure_ascii=False, separators=(",", ":")) == stored[event["id"]], taken

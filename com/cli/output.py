@@ -44,11 +44,17 @@ def colour_wanted(stream=None) -> bool:
 
 
 def emit(result, as_json: bool, human: Callable[[dict], str | None]) -> None:
-    """Print a use-case's result (anything with `to_json()`, or a dict)."""
-    obj = result.to_json() if hasattr(result, "to_json") else result
+    """Print a use-case's result (anything with `to_json()`, or a dict). Long lists of events (`Stream`) are
+    written as they are read with --json, and only counted by the human renderings."""
+    from com.ops.result import Result
+
+    if isinstance(result, Result):
+        obj = result.to_json(lazy=True)
+    else:
+        obj = result.to_json() if hasattr(result, "to_json") else result
     clear_progress()
     if as_json:
-        sys.stdout.write(json.dumps(obj, ensure_ascii=False, indent=None) + "\n")
+        write_json(obj, sys.stdout)
         return
     from com.render import text as render_text
 
@@ -101,6 +107,56 @@ def _run_pager(command: str, text: str) -> bool:
     except KeyboardInterrupt:
         proc.wait()
     return True
+
+
+def write_json(obj, out) -> None:
+    """One JSON document and a newline, as `json.dumps` writes it, except that a `Stream` is written chunk by
+    chunk from its stored JSON text (compact, as events are stored): a million events never sit in memory."""
+    from com.ops.result import Stream
+
+    def has_stream(value) -> bool:
+        if isinstance(value, Stream):
+            return True
+        if isinstance(value, dict):
+            return any(has_stream(v) for v in value.values())
+        return isinstance(value, list) and any(has_stream(v) for v in value)
+
+    if not has_stream(obj):
+        out.write(json.dumps(obj, ensure_ascii=False, indent=None) + "\n")
+        return
+    out.flush()
+    raw = getattr(out, "buffer", None)
+    write = raw.write if raw is not None else (lambda data: out.write(data.decode("utf-8")))
+
+    def put(value) -> None:
+        if isinstance(value, Stream):
+            write(b"[")
+            first = True
+            for chunk in value.chunks():
+                if chunk:
+                    write((b"" if first else b", ") + b", ".join(chunk))
+                    first = False
+            write(b"]")
+        elif isinstance(value, dict) and has_stream(value):
+            write(b"{")
+            for n, (key, item) in enumerate(value.items()):
+                write((", " if n else "").encode() + json.dumps(key, ensure_ascii=False).encode("utf-8") + b": ")
+                put(item)
+            write(b"}")
+        elif isinstance(value, list) and has_stream(value):
+            write(b"[")
+            for n, item in enumerate(value):
+                if n:
+                    write(b", ")
+                put(item)
+            write(b"]")
+        else:
+            write(json.dumps(value, ensure_ascii=False).encode("utf-8"))
+
+    put(obj)
+    write(b"\n")
+    if raw is not None:
+        raw.flush()
 
 
 def note(message: str) -> None:

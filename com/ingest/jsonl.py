@@ -1,8 +1,9 @@
-"""JSON and JSONL input: one object, an array of objects, or one object per line."""
+"""JSON and JSONL input: one object, an array of objects, or one object per line (streamed: `stream`)."""
 
 from __future__ import annotations
 
 import json
+from typing import Iterable, Iterator
 
 from com.model.errors import ComError, InvalidEvent
 from com.model.event import MAX_DEPTH, MAX_INT, format_ts, now_utc, validate
@@ -75,3 +76,46 @@ def parse(text: str, defaults: dict | None = None, origin: str = "<stdin>") -> l
         except InvalidEvent as exc:
             raise InvalidEvent(f"{origin}: {exc}") from None
     return events
+
+
+def stream(lines: Iterable[str], defaults: dict | None = None, origin: str = "<stdin>") -> Iterator[dict]:
+    """Validated events from JSONL read line by line, so an input of any size is never held whole. A JSON array
+    or a single pretty-printed object (the first line alone is not JSON) is read whole, as `parse` does. A bad
+    line raises with its number once reached: the caller writes nothing until the stream is exhausted."""
+    default_ts = format_ts(now_utc())
+    lines = iter(lines)
+    head: list[str] = []
+    for line in lines:
+        head.append(line)
+        if line.strip():
+            break
+    else:
+        raise ComError(f"{origin}: no events in the input")
+    first = head[-1]
+    raw = None
+    if not first.lstrip().startswith("["):
+        try:
+            raw = _loads_line(first.rstrip("\n"))
+        except json.JSONDecodeError:
+            pass  # perhaps one pretty-printed object: read whole below
+        except _UNREADABLE as exc:
+            raise ComError(f"{origin}: {_where_json(exc, len(head))}") from None
+    if raw is None:
+        yield from parse("".join(head) + "".join(lines), defaults, origin)
+        return
+    n = len(head)
+    while True:
+        try:
+            yield validate(raw, where=f"line {n}: ", default_ts=default_ts, defaults=defaults)
+        except InvalidEvent as exc:
+            raise InvalidEvent(f"{origin}: {exc}") from None
+        for line in lines:
+            n += 1
+            if not line.isspace():  # no copy of the line, unlike strip() (a line from a file is never "")
+                break
+        else:
+            return
+        try:
+            raw = _loads_line(line)  # a trailing newline is whitespace after the value
+        except _UNREADABLE as exc:
+            raise ComError(f"{origin}: {_where_json(exc, n)}") from None

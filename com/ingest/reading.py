@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import stat
-from pathlib import Path
+from typing import Iterator
 
 from com.model.errors import ComError
 
@@ -30,8 +30,8 @@ def _too_big(origin: str, limit: int) -> ComError:
                     "several ingests)")
 
 
-def read_file(path: str | os.PathLike, limit: int, param: str | None = "file") -> bytes:
-    """The bytes of a regular file of at most `limit` bytes, else one line saying why not."""
+def _open_regular(path, param: str | None):
+    """A regular file opened for reading in binary, else one line saying why not."""
     try:
         # O_NONBLOCK: opening a FIFO for reading would wait for a writer; checked right below, then refused.
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
@@ -42,8 +42,13 @@ def read_file(path: str | os.PathLike, limit: int, param: str | None = "file") -
         os.close(fd)
         kind = "a folder" if stat.S_ISDIR(mode) else "a device, pipe or socket"
         raise ComError(f"{path} is not a regular file ({kind}; use '-' to read a stream from stdin)", param=param)
-    with os.fdopen(fd, "rb") as fh:
-        if os.fstat(fd).st_size > limit:
+    return os.fdopen(fd, "rb")
+
+
+def read_file(path: str | os.PathLike, limit: int, param: str | None = "file") -> bytes:
+    """The bytes of a regular file of at most `limit` bytes, else one line saying why not."""
+    with _open_regular(path, param) as fh:
+        if os.fstat(fh.fileno()).st_size > limit:
             raise _too_big(str(path), limit)
         try:
             data = fh.read(limit + 1)  # the file may have grown since fstat
@@ -52,6 +57,37 @@ def read_file(path: str | os.PathLike, limit: int, param: str | None = "file") -
     if len(data) > limit:
         raise _too_big(str(path), limit)
     return data
+
+
+def file_lines(path: str | os.PathLike, limit: int, param: str | None = "file") -> Iterator[str]:
+    """The lines of a regular UTF-8 file of at most `limit` bytes, read as they are asked for (a file of a million
+    events is never held whole); only "\\n" ends a line."""
+    with _open_regular(path, param) as fh:
+        if os.fstat(fh.fileno()).st_size > limit:
+            raise _too_big(str(path), limit)
+        yield from stream_lines(fh, limit, str(path), param)
+
+
+def stream_lines(stream, limit: int, origin: str = "<stdin>", param: str | None = None) -> Iterator[str]:
+    """The lines of a binary stream as UTF-8 text, at most `limit` bytes in all (an endless stream, or an endless
+    line, ends here, not in memory)."""
+    total = 0
+    while True:
+        try:
+            raw = stream.readline(limit + 1 - total)
+        except OSError as exc:
+            raise ComError(f"{origin}: cannot read: {exc.strerror or exc}", param=param) from None
+        if not raw:
+            return
+        total += len(raw)
+        if total > limit:
+            raise _too_big(origin, limit)
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ComError(f"{origin}: not UTF-8 text ({exc.reason} at byte {total - len(raw) + exc.start})",
+                           param=param) from None
+        yield line
 
 
 def read_stream(stream, limit: int, origin: str = "<stdin>") -> bytes:

@@ -15,9 +15,10 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from com.model.errors import InvalidEvent
-from com.model.event import FIELDS, to_line, validate
+from com.model.event import FIELDS, Event, to_line, ts_us, validate
 
 EVENTS_DIR = "events"
 _PATH_RE = re.compile(r"events/([^/]+)/(\d{4}-\d{2}-\d{2})/([0-9a-f]{16})\.jsonl\Z")
@@ -45,14 +46,55 @@ def project_day(path: str) -> tuple[str, str] | None:
 
 
 def parse_lines(data: bytes) -> list[dict]:
-    return [json.loads(line) for line in data.splitlines() if line.strip()]
+    return parse_stored([line for line in data.splitlines() if line.strip()])
+
+
+def parse_stored(lines: list[bytes]) -> list[dict]:
+    """The events of stored lines: one JSON array parsed in C (about twice as fast as a json.loads per line);
+    a line that is not one JSON value is then parsed alone, so the error names it."""
+    try:
+        events = json.loads(b"[" + b",".join(lines) + b"]")
+    except ValueError:
+        events = None
+    if events is None or len(events) != len(lines):  # e.g. a line "1, 2" holds two values
+        events = [json.loads(line) for line in lines]
+    return events
 
 
 def line_id(line: bytes) -> str:
-    """The event id of a stored line (its first key, read without parsing the line when it has the stored form)."""
-    if line.startswith(_ID_PREFIX) and line[35:36] == b'"':
-        return line[7:35].decode("ascii", "replace")
+    """A stored line's event id, read from where a stored line starts (`{"id":"evt_` and 24 hex digits); a
+    line written another way is parsed."""
+    if line.startswith(b'{"id":"evt_') and line[35:36] == b'"':
+        return line[7:35].decode()
     return json.loads(line)["id"]
+
+
+class BatchEvents:
+    """A batch's events as the walker hands them to the views: its lines, parsed on first use, and their ids
+    readable without parsing them (the catalog needs only those)."""
+
+    def __init__(self, data: bytes):
+        self.lines = [line for line in data.splitlines() if line.strip()]
+        self._events: list[dict] | None = None
+
+    def events(self) -> list[dict]:
+        if self._events is None:
+            self._events = parse_stored(self.lines)
+        return self._events
+
+    def ids(self) -> list[str]:
+        if self._events is not None:
+            return [event["id"] for event in self._events]
+        return [line_id(line) for line in self.lines]
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def __iter__(self):
+        return iter(self.events())
+
+    def __getitem__(self, index):
+        return self.events()[index]
 
 
 @dataclass
@@ -64,17 +106,20 @@ class Batch:
     day: str
     project: str
     _data: bytes | None = field(default=None, repr=False)
-    _events: list | None = field(default=None, repr=False)
+    _contents: BatchEvents | None = field(default=None, repr=False)
 
     def data(self, journal) -> bytes:
         if self._data is None:
             self._data = journal.blob(self.oid, self.path)
         return self._data
 
+    def contents(self, journal) -> BatchEvents:
+        if self._contents is None:
+            self._contents = BatchEvents(self.data(journal))
+        return self._contents
+
     def events(self, journal) -> list[dict]:
-        if self._events is None:
-            self._events = parse_lines(self.data(journal))
-        return self._events
+        return self.contents(journal).events()
 
     def lines(self) -> list[bytes] | None:
         """The stored lines, if the batch has been read (None: only its events are known)."""
@@ -82,7 +127,7 @@ class Batch:
 
     def forget(self) -> None:
         """Drop what was read (a long catch-up must not hold every batch in memory)."""
-        self._data = self._events = None
+        self._data = self._contents = None
 
 
 def prepare(events: list[dict]) -> dict[str, tuple[bytes, list[dict]]]:
@@ -143,3 +188,266 @@ def check_batch(path: str, data: bytes) -> BatchCheck:
     if name != content_name(data) and (not ids or name != legacy_name(ids)):
         problems.append(f"{path}: the batch name does not match its content (altered after writing?)")
     return BatchCheck(events, problems)
+class WrittenIds:
+    """What a big write hands the views: the ids of a batch, in line order (all the catalog needs), and the
+    event types it holds (a view keeping only some types knows whether to read the batch back)."""
+
+    def __init__(self, ids: list[str], types: set[str] | None = None):
+        self._ids = ids
+        self.types = types
+
+    def ids(self) -> list[str]:
+        return self._ids
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+
+class Spool:
+    """Validated events gathered into batches (one per project and day) as their stored lines, without keeping
+    the events: in memory up to MEMORY_BYTES, then in temporary files under `folder`, so a write of a million
+    events holds their ids, not their text. Each id once (a repeat in the input is counted, not stored).
+    The events themselves are kept only while there are at most `keep_events` of them (the views that take a
+    small write at once read them)."""
+
+    MEMORY_BYTES = 32 << 20
+
+    def __init__(self, folder: Path, keep_events: int = 0):
+        self.folder = Path(folder)
+        self.keep_events = keep_events
+        self.events: list[dict] | None = []
+        self.seen: dict[str, int] = {}  # id -> hash of its line (a repeat with another line is looked at)
+        self.given: set[str] = set()  # ids the input named (one may come again with other content: a conflict)
+        self.untimed: set[str] = set()  # ids whose time was not given (the recording time)
+        self.order: list[str] = []  # each id once, in the order given
+        self.total = 0  # events given, repeats included
+        self.groups: dict[tuple[str, str], _Group] = {}
+        self.in_memory = 0
+        self._tmp: Path | None = None
+
+    def __enter__(self) -> "Spool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def add(self, event: dict) -> "Event | None":
+        """Take one validated event. A repeat of an id already taken is counted, not stored; when its line differs
+        from the first one's, the first is returned (as an Event) for the caller to judge (None otherwise)."""
+        self.total += 1
+        eid = event["id"]
+        line = getattr(event, "line", None) or to_line(event)
+        seen = self.seen.get(eid)
+        if seen is not None:
+            return None if seen == hash(line) else self._first(eid)
+        self.seen[eid] = hash(line)
+        self.order.append(eid)
+        if not getattr(event, "ts_given", True):
+            self.untimed.add(eid)
+        if getattr(event, "id_given", True):
+            self.given.add(eid)
+        if self.events is not None:
+            self.events.append(event)
+            if len(self.events) > self.keep_events:
+                self.events = None
+        key = (event["project"], event["ts"][:10])
+        group = self.groups.get(key)
+        if group is None:
+            group = self.groups[key] = _Group(key)
+        group.add(eid, line)
+        group.types.add(event["type"])
+        if group.file is None:
+            self.in_memory += len(line)
+            if self.in_memory > self.MEMORY_BYTES:
+                self._spill()
+
+    def _first(self, eid: str) -> Event:
+        return self.events_of({eid})[eid]
+
+    def events_of(self, ids) -> "dict[str, Event]":
+        """id -> the event taken for it, read back from the stored lines (with whether its time was given)."""
+        ids = set(ids)
+        out = {}
+        for group in self.groups.values():
+            for line in group.lines_of(ids):
+                event = Event(json.loads(line))
+                event.line = line
+                event.id_given = event["id"] in self.given
+                event.ts_given = event["id"] not in self.untimed
+                out[event["id"]] = event
+        return out
+
+    def _spill(self) -> None:
+        import tempfile
+
+        if self._tmp is None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._tmp = Path(tempfile.mkdtemp(prefix="ingest-", dir=self.folder))
+        for n, group in enumerate(self.groups.values()):
+            if group.file is None:
+                group.spill(self._tmp / f"{len(self.groups)}-{n}-{id(group)}.jsonl")
+        self.in_memory = 0
+
+    def ids(self) -> list[str]:
+        """Each id once, in the order given."""
+        return self.order
+
+    def drop(self, ids: set[str]) -> None:
+        """Leave these ids out (the snapshot holds them already)."""
+        if not ids:
+            return
+        self.order = [eid for eid in self.order if eid not in ids]
+        for key, group in list(self.groups.items()):
+            group.drop(ids)
+            if not group.ids:
+                del self.groups[key]
+        if self.events is not None:
+            self.events = [e for e in self.events if e["id"] not in ids]
+
+    def write_blobs(self, repo) -> dict[str, object]:
+        """Write each batch's blob into the journal's object database; path -> blob id. A batch is named after
+        its bytes (see the module's note)."""
+        out = {}
+        for (project, day), group in self.groups.items():
+            group.write_blob(repo)
+            out[f"{EVENTS_DIR}/{project}/{day}/{group.name}.jsonl"] = group.oid
+        return out
+
+    def written(self) -> dict[str, object]:
+        """path -> what the views are handed (after `write_blobs`): the events of a small write, else the ids."""
+        paths = {group.key: f"{EVENTS_DIR}/{group.key[0]}/{group.key[1]}/{group.name}.jsonl"
+                 for group in self.groups.values()}
+        if self.events is None:
+            return {paths[key]: WrittenIds(group.ids, group.types) for key, group in self.groups.items()}
+        by_group: dict[tuple[str, str], list[dict]] = {}
+        for event in self.events:
+            by_group.setdefault((event["project"], event["ts"][:10]), []).append(event)
+        return {paths[key]: by_group[key] for key in self.groups}
+
+    def close(self) -> None:
+        for group in self.groups.values():
+            group.close()
+        if self._tmp is not None:
+            import shutil
+
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+
+class _Group:
+    """The stored lines of one batch being written (text, without their newlines): in memory, or appended to a
+    temporary file (encoded as UTF-8 there)."""
+
+    def __init__(self, key: tuple[str, str]):
+        self.key = key
+        self.ids: list[str] = []
+        self.types: set[str] = set()
+        self.lines: list[str] | None = []
+        self.file = None
+        self.path: Path | None = None
+        self.name: str | None = None  # after write_blob: the batch's name (a hash of its bytes) and blob id
+        self.oid = None
+
+    def add(self, eid: str, line: str) -> None:
+        self.ids.append(eid)
+        if self.file is not None:
+            self.file.write(line)
+            self.file.write("\n")
+        else:
+            self.lines.append(line)
+
+    def _open(self, path: Path, mode: str):
+        self.path = path
+        self.file = open(path, mode, encoding="utf-8", newline="\n")
+
+    def spill(self, path: Path) -> None:
+        self._open(path, "w")
+        for line in self.lines:
+            self.file.write(line)
+            self.file.write("\n")
+        self.lines = None
+
+    def drop(self, ids: set[str]) -> None:
+        if not any(eid in ids for eid in self.ids):
+            return
+        self.ids = [eid for eid in self.ids if eid not in ids]
+        if self.file is None:
+            self.lines = [line for line in self.lines if line_id(line.encode("utf-8")) not in ids]
+            return
+        self.file.close()
+        kept = self.path.with_suffix(".kept")
+        with open(self.path, "rb") as src, open(kept, "wb") as dst:
+            dst.writelines(line for line in src if line_id(line) not in ids)
+        self.path.unlink()
+        self._open(kept, "a")
+
+    def lines_of(self, ids: set[str]) -> list[str]:
+        """The lines of these ids (text), read back from memory or the file."""
+        if not any(eid in ids for eid in self.ids):
+            return []
+        if self.file is None:
+            return [line for line in self.lines if line_id(line.encode("utf-8")) in ids]
+        self.file.flush()
+        with open(self.path, "rb") as src:
+            return [line.rstrip(b"\n").decode("utf-8") for line in src if line_id(line) in ids]
+
+    def write_blob(self, repo) -> None:
+        """Write the batch's blob into the journal's object database (streamed from the file when spilled), and
+        name it after its bytes: sets `oid` and `name`."""
+        if self.file is None:
+            data = ("\n".join(self.lines) + "\n").encode("utf-8")
+            self.name, self.oid = content_name(data), repo.create_blob(data)
+            return
+        self.file.flush()
+        digest = hashlib.blake2b(digest_size=8)
+        with open(self.path, "rb") as src:
+            for chunk in iter(lambda: src.read(1 << 20), b""):
+                digest.update(chunk)
+        self.name, self.oid = digest.hexdigest(), repo.create_blob_fromdisk(str(self.path))
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+
+def line_key(line: bytes) -> tuple[int, int]:
+    """The catalog key of a stored line's event: its whole id as two integers (hi, lo), as the catalog keeps it."""
+    eid = line_id(line)
+    return int(eid[4:16], 16), int(eid[16:28], 16)
+
+
+_TS = b'"ts":"'
+
+
+def line_time(line: bytes, cache: dict) -> int:
+    """A stored line's time in microseconds, found in its text (id, type, project and source come before it
+    and are JSON strings, so `"ts":"` cannot occur earlier); a line written another way is parsed."""
+    start = line.find(_TS)
+    if start == -1:
+        return ts_us(json.loads(line)["ts"])
+    start += len(_TS)
+    text = line[start:line.find(b'"', start)]
+    us = cache.get(text)
+    if us is None:
+        us = cache[text] = ts_us(text.decode())
+    return us
+
+
+def lines_in_time_order(journal, batches: list[Batch], keep=None):
+    """The stored lines of `batches`, oldest first, one day at a time (a list per day): equal times keep the
+    order of `batches`, then of the lines. A batch holds the events of one day (its folder), so only one day's
+    batches are read and held at once, however long the range. `keep(line)`, when given, is asked for each
+    line in the order of `batches` and lines, and drops the line if false."""
+    days: dict[str, list[Batch]] = {}
+    for batch in batches:
+        days.setdefault(batch.day, []).append(batch)
+    times: dict = {}
+    for day in sorted(days):
+        keyed = []
+        for batch in days[day]:
+            for line in journal.blob(batch.oid).split(b"\n"):
+                if line.strip() and (keep is None or keep(line)):
+                    keyed.append((line_time(line, times), len(keyed), line))
+        keyed.sort(key=lambda k: (k[0], k[1]))
+        yield [line for _, _, line in keyed]

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 from urllib.parse import unquote
@@ -162,7 +161,19 @@ def git_env() -> dict:
     return env
 
 
+def __getattr__(name: str):
+    # subprocess (with signal and locale) is imported when git is first run, not by every command that imports
+    # the journal: a one-event ingest never runs git. `gitsafe.subprocess` still names the module.
+    if name == "subprocess":
+        import subprocess
+
+        return subprocess
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def _run(argv: list[str]) -> subprocess.CompletedProcess:
+    import subprocess
+
     try:
         return subprocess.run(argv, capture_output=True, text=True, errors="replace", env=git_env(),
                               stdin=subprocess.DEVNULL)
@@ -195,6 +206,8 @@ def git_date(text: str) -> int | None:
     """Seconds since the epoch of a date as git reads one (`yesterday`, `2.weeks.ago`, `2026-11-01 10:00`, naive
     times in UTC), through git's careful date parser (the one behind `gc.pruneExpire`); None if git refuses it.
     The value travels in the environment, never on the command line, and git runs outside any repository."""
+    import subprocess
+
     env = {k: v for k, v in git_env().items() if not k.startswith("GIT_CONFIG")}
     env.update({"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "com.date", "GIT_CONFIG_VALUE_0": text, "TZ": "UTC",
                 "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_DIR": "/nonexistent"})

@@ -24,7 +24,6 @@ from com.journal.batches import EVENTS_DIR, Batch
 from com.journal.dates import instant_us
 from com.journal.gitsafe import check_ref_name, shown
 from com.model.errors import ComError, Damaged, NotFound
-from com.model.event import parse_time
 
 _BLOB = pygit2.GIT_FILEMODE_BLOB
 _TREE = pygit2.GIT_FILEMODE_TREE
@@ -463,8 +462,9 @@ class _Write:
         self.ref = f"refs/heads/{branch}"
         self.tip = journal.tip(branch)
 
-    def commit(self, message: str, blobs: dict[str, bytes] | None = None, tree=None) -> str:
-        """Write blobs (path -> bytes) onto the tip's tree, or reuse `tree`, as one commit; move the branch."""
+    def commit(self, message: str, blobs: dict[str, bytes] | None = None, tree=None, blob_ids=None) -> str:
+        """Write blobs (path -> bytes; or path -> id of a blob already written) onto the tip's tree, or reuse
+        `tree`, as one commit; move the branch."""
         repo = self.journal.repo
         check_message(message)
         base = self.journal.tree(self.tip) if self.tip is not None else None
@@ -472,6 +472,7 @@ class _Write:
         try:
             if tree is None:
                 files = {path: repo.create_blob(data) for path, data in (blobs or {}).items()}
+                files.update(blob_ids or {})
                 tree = self.journal.build_tree(base, files) if files or base is None else base.id
             parents = [self.tip.id] if self.tip is not None else []
             commit_id = repo.create_commit(None, sig, sig, message.rstrip("\n") + "\n", tree, parents)

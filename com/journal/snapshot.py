@@ -11,7 +11,6 @@ import json
 
 from com.journal.batches import Batch
 from com.model.event import ts_us
-from com.model.filter import EventFilter
 
 
 class Snapshot:
@@ -71,6 +70,8 @@ class Snapshot:
         """The snapshot's events matching `where`, each once: newest first when asked or when `limit` is
         given, else in batch order as they are read. Batches sit in per-day folders named after their events'
         dates, so with a limit the read stops once `limit` events are newer than the next day left."""
+        from com.model.filter import EventFilter
+
         newest_first = newest_first or limit is not None
         where = where or EventFilter()
         batches = self.batches()

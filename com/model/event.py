@@ -6,12 +6,16 @@ id, type, project, source, ts, importance, tags, data — stored one per line in
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from datetime import datetime, timezone
 
 from com.model.errors import InvalidEvent
+
+try:  # the hash alone: `hashlib` would also load OpenSSL, a few ms of every command's start-up
+    from _blake2 import blake2b
+except ImportError:  # another interpreter
+    from hashlib import blake2b
 
 # xfailed: an expected failure happened; xpassed: a test expected to fail passed (pytest's non-strict XPASS;
 # a strict one is what pytest reports it as, a failure). Neither is failing.
@@ -216,9 +220,10 @@ def validate(raw, *, where: str = "", default_ts: str | None = None, defaults: d
     importance = ev.get("importance")
     if importance is None:
         importance = default_importance
-    if isinstance(importance, bool) or not isinstance(importance, (int, float)):
-        _fail(where, f"field 'importance': expected a number from 0 to 5, got {importance!r}")
-    importance = float(importance)
+    if type(importance) is not float:
+        if isinstance(importance, bool) or not isinstance(importance, (int, float)):
+            _fail(where, f"field 'importance': expected a number from 0 to 5, got {importance!r}")
+        importance = float(importance)
     if not 0.0 <= importance <= 5.0:
         _fail(where, f"field 'importance': {importance:g} is outside 0 to 5")
 
@@ -257,9 +262,10 @@ def validate(raw, *, where: str = "", default_ts: str | None = None, defaults: d
         problem = _bounds_problem(data, 1)
         if problem:
             _fail(where, f"field 'data': {problem}")
-    tags_json = _dumps(tags)
-    type_json, project_json, source_json = _str(etype), _str(project), _str(source)
-    head = f"{type_json}\x00{project_json}\x00{source_json}\x00{importance!r}\x00{tags_json}\x00{data_json}"
+    tags_json = _dumps(tags) if tags else "[]"
+    type_json, project_json, source_json = _name_json(etype), _name_json(project), _name_json(source)
+    importance_json = repr(importance)
+    head = f"{type_json}\x00{project_json}\x00{source_json}\x00{importance_json}\x00{tags_json}\x00{data_json}"
 
     given_id = ev.get("id")
     if given_id is not None:
@@ -275,14 +281,14 @@ def validate(raw, *, where: str = "", default_ts: str | None = None, defaults: d
     except UnicodeEncodeError as exc:  # JSON's "\ud800" escapes decode to text that UTF-8 cannot store
         _fail(where, f"a lone surrogate {identity[exc.start]!r} is not valid text (field source, tags or data)")
     if given_id is None:
-        event_id = "evt_" + hashlib.blake2b(identity_bytes, digest_size=12).hexdigest()
+        event_id = "evt_" + blake2b(identity_bytes, digest_size=12).hexdigest()
 
     event = Event(
         id=event_id, type=etype, project=project, source=source, ts=ts, importance=importance, tags=tags, data=data
     )
     event.line = (
         f'{{"id":"{event_id}","type":{type_json},"project":{project_json},"source":{source_json},'
-        f'"ts":"{ts}","importance":{importance!r},"tags":{tags_json},"data":{data_json}}}'
+        f'"ts":"{ts}","importance":{importance_json},"tags":{tags_json},"data":{data_json}}}'
     )
     if len(event.line) > MAX_LINE:
         _fail(where, f"the event is {len(event.line):,} characters long as a stored line (at most {MAX_LINE:,}): "
@@ -313,6 +319,19 @@ def _bounds_problem(value, depth: int) -> str | None:
             if problem:
                 return problem
     return None
+
+
+_names_json: dict[str, str] = {}
+
+
+def _name_json(name: str) -> str:
+    """The JSON text of a type, project or source: a bulk ingest repeats a few, so each is encoded once."""
+    text = _names_json.get(name)
+    if text is None:
+        text = _str(name)
+        if len(_names_json) < 10_000:
+            _names_json[name] = text
+    return text
 
 
 def is_event_id(value) -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from com.model.text import signature as error_signature
 
 # Stable small integers for statuses in derived stores; the order never changes (new statuses go at the end).
 STATUS_CODES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
@@ -50,7 +49,7 @@ class TestResult:
             duration_ms=float(duration) if type(duration) in (int, float) else None,
             commit=_text(data.get("commit")),
             run_id=_text(data.get("run_id")),
-            signature=error_signature(data) if status in ("failed", "error", "xpassed") else None,
+            signature=_signature(data) if status in ("failed", "error", "xpassed") else None,
         )
 
 
@@ -85,3 +84,9 @@ class ResultColumns:
             self.duration_ms[rows], self.run[rows], self.runs, self.commit[rows], self.commits,
             self.signature[rows], self.signatures,
         )
+
+
+def _signature(data: dict) -> str | None:
+    from com.model.text import signature
+
+    return signature(data)

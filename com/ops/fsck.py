@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pygit2
 
-from com.journal.batches import check_batch
+from com.journal.batches import check_batch, line_id
 from com.journal.merge import resolve_versions
 from com.journal.gitsafe import UntrustedJournal, journal_git
 from com.journal.remotes import sync_lock
@@ -67,9 +67,12 @@ def fsck(memory: Memory, repair: bool = False) -> Report:
     # No sync or write may start while we look at (and maybe remove) leftovers; same order as a pull takes them.
     with sync_lock(journal), journal.write_lock():
         _check_leftovers(journal, report, repair)
+        _check_spools(memory.cache_path, report, repair)
     _check_git(journal, report)
-    snapshots = _check_batches(journal, report, repair)
-    _check_views(memory, snapshots, report, repair)
+    sizes: dict[str, int] = {}
+    twice: set[str] = set()
+    snapshots = _check_batches(journal, report, repair, sizes, twice)
+    _check_views(memory, snapshots, report, repair, sizes, twice)
     return report
 
 
@@ -104,6 +107,19 @@ def _check_leftovers(journal: Journal, report: Report, repair: bool) -> None:
             for path in temps:
                 shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
             report.repaired.append(f"removed {len(temps)} temporary object file(s)")
+
+
+def _check_spools(cache: Path, report: Report, repair: bool) -> None:
+    """Temporary batch files of an ingest killed before it wrote (`.com/cache/ingest-*`)."""
+    now = time.time()
+    stale = [p for p in cache.glob("ingest-*") if now - p.stat().st_mtime > STALE_SECONDS] if cache.is_dir() else []
+    if stale:
+        report.info.append(f"{len(stale)} folder(s) of temporary batch files left by killed ingests "
+                           f"({sum(_size(p) for p in stale) // 1024} KiB)")
+        if repair:
+            for path in stale:
+                shutil.rmtree(path, ignore_errors=True)
+            report.repaired.append(f"removed {len(stale)} folder(s) of temporary batch files")
 
 
 def _size(path: Path) -> int:
@@ -141,8 +157,9 @@ def _tips(journal: Journal) -> dict[str, pygit2.Commit]:
     return tips
 
 
-def _read_batch(journal: Journal, path: str, oid, report: Report) -> dict[str, bytes] | None:
-    """id -> stored line of a batch, or None (and a problem) if it is not a valid batch."""
+def _read_batch(journal: Journal, path: str, oid, report: Report) -> tuple[dict[str, bytes], int, set] | None:
+    """(id -> stored line, how many lines, the ids it holds twice) of a batch, or None (and a problem) if it is
+    not a valid batch."""
     try:
         data = journal.repo[oid].data
     except (KeyError, ValueError, AttributeError, pygit2.GitError):
@@ -151,12 +168,22 @@ def _read_batch(journal: Journal, path: str, oid, report: Report) -> dict[str, b
     checked = check_batch(path, data)
     for message in checked.problems:
         report.problem("batches", message)
-    return checked.lines
+    if checked.lines is None:
+        return None
+    ids = [line_id(line) for line in data.split(b"\n") if line.strip()]
+    twice: set[str] = set()
+    if len(checked.lines) < len(ids):  # an id on two lines of this batch
+        seen: set[str] = set()
+        for eid in ids:
+            (twice if eid in seen else seen).add(eid)
+    return checked.lines, len(ids), twice
 
 
-def _check_batches(journal: Journal, report: Report, repair: bool) -> dict[str, dict[str, list[str]]]:
-    """Check every batch of every branch and tag; returns, per tip, id -> paths of its snapshot."""
-    parsed: dict[str, dict[str, bytes] | None] = {}  # blob id -> events, each blob read once
+def _check_batches(journal: Journal, report: Report, repair: bool, sizes: dict | None = None,
+                   twice: set | None = None) -> dict[str, dict[str, list[str]]]:
+    """Check every batch of every branch and tag; returns, per tip, id -> paths of its snapshot. Fills `sizes`
+    (batch path -> lines) and `twice` (ids a batch holds twice), what the catalog must agree with."""
+    parsed: dict[str, tuple | None] = {}  # blob id -> (events, lines, ids held twice), each blob read once
     snapshots: dict[str, dict[str, list[str]]] = {}
     seen_commits: dict[str, dict[str, list[str]]] = {}
     versions: dict[str, dict[str, list[str]]] = {}  # ref -> id -> paths, for ids with two versions there
@@ -180,15 +207,19 @@ def _check_batches(journal: Journal, report: Report, repair: bool) -> dict[str, 
             path, blob_key = batch.path, str(batch.oid)
             if blob_key not in parsed:
                 parsed[blob_key] = _read_batch(journal, path, batch.oid, report)
-            events = parsed[blob_key]
-            if events is None:
+            if parsed[blob_key] is None:
                 continue
+            events, n_lines, repeated = parsed[blob_key]
+            if sizes is not None:
+                sizes[path] = n_lines
+            if twice is not None:
+                twice |= repeated
             for eid, line in events.items():
                 where.setdefault(eid, []).append(path)
                 lines.setdefault(eid, set()).add(line)
-        twice = {eid: where[eid] for eid, held in lines.items() if len(held) > 1}
-        if twice:
-            versions[ref] = twice
+        versioned = {eid: where[eid] for eid, held in lines.items() if len(held) > 1}
+        if versioned:
+            versions[ref] = versioned
         snapshots[ref] = seen_commits[key] = where
     try:
         head_ref = f"refs/heads/{journal.branch}"
@@ -236,12 +267,12 @@ def _check_versions(journal: Journal, versions: dict, head_ref: str | None, repo
 
 
 # -- derived data -----------------------------------------------------------------------------
-def _check_views(memory: Memory, snapshots, report: Report, repair: bool) -> None:
+def _check_views(memory: Memory, snapshots, report: Report, repair: bool, sizes=None, twice=None) -> None:
     if any(p["check"] in ("batches", "git", "refs", "head") for p in report.problems):
         # Derived stores are built from the batches: with damaged ones they can be neither checked nor rebuilt.
         report.info.append("derived data not checked: the journal itself is damaged (see above)")
         return
-    checks = [("catalog", memory.catalog, lambda: _catalog_gaps(memory, snapshots)),
+    checks = [("catalog", memory.catalog, lambda: _catalog_gaps(memory, snapshots, sizes or {}, twice or set())),
               ("test-results", memory.results, lambda: _result_gaps(memory, snapshots)),
               ("registry", memory.registry, None),
               ("analyses", memory.analyses, None)]
@@ -280,8 +311,10 @@ def _check_views(memory: Memory, snapshots, report: Report, repair: bool) -> Non
         item["repaired"] = not error
 
 
-def _catalog_gaps(memory: Memory, snapshots) -> str | None:
-    """How many (event, batch) pairs of the snapshots the catalog does not know, said as a problem."""
+def _catalog_gaps(memory: Memory, snapshots, sizes: dict[str, int], twice: set[str]) -> str | None:
+    """How many (event, batch) pairs of the snapshots the catalog does not know, batches whose size it has
+    wrong (`com log` and `com diff` count with them) and ids held more than once it does not know as shared
+    (`com diff` looks only at those), said as a problem."""
     catalog = memory.catalog
     for ref in snapshots:
         follow(memory.journal, memory.journal.repo.revparse_single(ref).peel(pygit2.Commit), [catalog])
@@ -294,7 +327,21 @@ def _catalog_gaps(memory: Memory, snapshots) -> str | None:
             have = set(known.get(eid, ()))
             gaps += sum(1 for p in paths if p not in have)
             checked.update((eid, p) for p in paths)
-    return f"the catalog misses {gaps} event(s) of the journal" if gaps else None
+    wrong = []
+    if gaps:
+        wrong.append(f"the catalog misses {gaps} event(s) of the journal")
+    counts = catalog.counts(sizes)
+    miscounted = sum(1 for path, n in sizes.items() if counts.get(path) != n)
+    if miscounted:
+        wrong.append(f"the catalog counts the events of {miscounted} batch(es) wrong")
+    from com.views.catalog import id_key
+
+    expected = {id_key(eid) for where in snapshots.values() for eid, paths in where.items() if len(paths) > 1}
+    expected |= {id_key(eid) for eid in twice}
+    unknown = expected - set(catalog.shared_in(sizes)) if expected else set()
+    if unknown:
+        wrong.append(f"the catalog does not know {len(unknown)} event(s) held by more than one batch")
+    return "; ".join(wrong) or None
 
 
 def _result_gaps(memory: Memory, snapshots) -> str | None:

@@ -12,7 +12,7 @@ from com.memory import Memory
 from com.model.errors import ComError, NotFound
 from com.model.event import FAILING, format_ts, is_event_id, ts_us
 from com.model.filter import EventFilter, TestMatch
-from com.ops.result import Result
+from com.ops.result import Result, Stream
 
 EVENT_PREFIX_MIN = 6  # hex digits of an abbreviated event id (`com show evt_646cf8`)
 
@@ -57,8 +57,8 @@ class DiffSummary(Result):
 class DiffResult(Result):
     from_: str
     to: str
-    added: list
-    removed: list
+    added: Stream
+    removed: Stream
     summary: DiffSummary
 
 
@@ -69,30 +69,40 @@ class EventsResult(Result):
     more: bool = False  # more match than were given (the limit cut them)
 
 
-def _commit_info(journal, commit, added: int | None = None) -> CommitInfo:
-    if added is None:
-        added = sum(journal.blob(b.oid, b.path).count(b"\n") for b in journal.added_batches(commit))
+def _commit_info(journal, commit, added: int) -> CommitInfo:
     return CommitInfo(str(commit.id), commit.message.strip(), format_ts(commit_time(commit)), added,
                       [str(p) for p in commit.parent_ids])
 
 
+def batch_counts(memory: Memory, batches) -> dict[str, int]:
+    """How many events each batch holds: from the catalog, reading only the batches it has not taken in yet
+    (e.g. just pulled; fsck checks the catalog against the journal)."""
+    counts = memory.catalog.counts({b.path for b in batches}) if batches else {}
+    for batch in batches:
+        if batch.path not in counts:
+            counts[batch.path] = sum(1 for line in memory.journal.blob(batch.oid, batch.path).split(b"\n") if line.strip())
+    return counts
+
+
 def log(memory: Memory, rev: str | None = None, limit: int | None = None) -> LogResult:
-    """Commits reachable from rev (default: the current branch), newest first; `limit` None or 0: all."""
+    """Commits reachable from rev (default: the current branch), newest first, with the events each added;
+    `limit` None or 0: all."""
     _check_count(limit, "limit")
     limit = limit or None
     journal = memory.journal
     start = journal.resolve_or_none(rev)
     if start is None:
         return LogResult([])
-    out = []
+    commits = []
     try:
         for commit in journal.repo.walk(start.id, pygit2.GIT_SORT_TIME | pygit2.GIT_SORT_TOPOLOGICAL):
-            if limit is not None and len(out) >= limit:
+            if limit is not None and len(commits) >= limit:
                 break
-            out.append(_commit_info(journal, commit))
+            commits.append((commit, journal.added_batches(commit)))
     except (KeyError, pygit2.GitError) as exc:
         raise damaged(f"the history below {str(start.id)[:10]} cannot be read ({exc})") from None
-    return LogResult(out)
+    counts = batch_counts(memory, [b for _, added in commits for b in added])
+    return LogResult([_commit_info(journal, c, sum(counts[b.path] for b in added)) for c, added in commits])
 
 
 def _check_count(value, param: str) -> None:
@@ -188,22 +198,10 @@ def _has(tree, path: str) -> bool:
         return False
 
 
-def _events_of(journal, batches) -> dict[str, dict]:
-    out: dict[str, dict] = {}
-    for batch in batches:
-        for event in batch.events(journal):
-            out.setdefault(event["id"], event)
-    return out
-
-
-def diff(memory: Memory, rev_a: str, rev_b: str | None = None) -> DiffResult:
-    """Events added and removed between two whole snapshots, and the tests that began or stopped failing: flips
-    of flaky tests apart from regressions and fixes, and what the flaky registry says changed."""
+def changed_batches(journal, a: Snapshot, b: Snapshot) -> tuple[list, list]:
+    """(the batches only b holds, the batches only a holds), in path order: one diff of the two trees."""
     from com.journal.batches import Batch
-    from com.ops.flaky import classify_flips
 
-    journal = memory.journal
-    a, b = Snapshot(journal, journal.resolve(rev_a)), Snapshot(journal, journal.resolve(rev_b))
     only_b, only_a = [], []
     try:
         deltas = journal.repo.diff(journal.tree(a.commit), journal.tree(b.commit)).deltas
@@ -215,32 +213,93 @@ def diff(memory: Memory, rev_a: str, rev_b: str | None = None) -> DiffResult:
             parts = path.split("/")
             if len(parts) == 4 and parts[0] == "events" and delta.status_char() in wanted:
                 (only_b if wanted == "AM" else only_a).append(Batch(path, oid, parts[2], parts[1]))
-    cand_added = _events_of(journal, only_b)
-    cand_removed = _events_of(journal, only_a)
-    # The same event can sit in two batches (both sides of a merge wrote it): only a real change counts.
-    in_a = memory.known_ids(a.commit, cand_added.keys())
-    in_b = memory.known_ids(b.commit, cand_removed.keys())
-    added = sorted((e for i, e in cand_added.items() if i not in in_a), key=lambda e: ts_us(e["ts"]))
-    removed = sorted((e for i, e in cand_removed.items() if i not in in_b), key=lambda e: ts_us(e["ts"]))
+    return only_b, only_a
 
-    latest_b: dict[str, tuple[int, str]] = {}
-    for event in added:
-        if event["type"] == "test_result" and event["data"].get("test_id"):
-            tid = event["data"]["test_id"]
-            when = ts_us(event["ts"])
-            if tid not in latest_b or when >= latest_b[tid][0]:
-                latest_b[tid] = (when, event["data"]["status"])
-    before = latest_status(memory, a, list(latest_b)) if latest_b else {}
-    newly_failing, fixed = [], []
-    for tid, (_, status_b) in sorted(latest_b.items()):
-        status_a = before.get(tid)
-        if status_b in FAILING and status_a not in FAILING:
-            newly_failing.append(tid)
-        elif status_b == "passed" and status_a in FAILING:
-            fixed.append(tid)
+
+def _one_side(memory: Memory, batches: list, other: Snapshot) -> tuple[Stream, set[int]]:
+    """The events of `batches` that `other` lacks, each once, oldest first, as a stream that reads the batches
+    only when it is written out; and the keys of the events left out because `other` holds them too.
+
+    An event is in a snapshot exactly when one of its batches is, and these batches are not in `other`: so only
+    an event the catalog knows in more than one batch (both sides of a merge ingested it) needs a look, and
+    the count needs no batch read at all when there is none."""
+    from com.journal.batches import line_key, lines_in_time_order
+
+    journal, catalog = memory.journal, memory.catalog
+    paths = [batch.path for batch in batches]
+    total = sum(batch_counts(memory, batches).values())
+    shared = catalog.shared_in(paths)
+    if not shared:
+        return Stream(total, lambda: lines_in_time_order(journal, batches)), set()
+    held = {key for key, where in catalog.paths_of_keys(shared).items() if any(other.has_path(p) for p in where)}
+    holding = {p for where in shared.values() for p in where}
+    lines = sum(1 for batch in batches if batch.path in holding
+                for line in journal.blob(batch.oid).split(b"\n") if line.strip() and line_key(line) in shared)
+    total += len(shared.keys() - held) - lines
+
+    def chunks():
+        given: set[int] = set()
+
+        def keep(line: bytes) -> bool:
+            key = line_key(line)
+            if key not in shared:
+                return True
+            if key in held or key in given:
+                return False
+            given.add(key)
+            return True
+
+        return lines_in_time_order(journal, batches, keep)
+
+    return Stream(total, chunks), held
+
+
+def diff(memory: Memory, rev_a: str, rev_b: str | None = None) -> DiffResult:
+    """Events added and removed between two whole snapshots, and the tests that began or stopped failing: flips
+    of flaky tests apart from regressions and fixes, and what the flaky registry says changed.
+
+    The events are streams (read when written out); the counts come from the catalog and the tests from the
+    test-results view, so a human answer reads no batch."""
+    journal = memory.journal
+    a, b = Snapshot(journal, journal.resolve(rev_a)), Snapshot(journal, journal.resolve(rev_b))
+    only_b, only_a = changed_batches(journal, a, b)
+    memory.follow(a, [memory.catalog])
+    memory.follow(b, [memory.catalog])
+    # The same event can sit in two batches (both sides of a merge wrote it): only a real change counts.
+    added, in_a = _one_side(memory, only_b, a)
+    removed, _ = _one_side(memory, only_a, b)
+    newly_failing, fixed = _flips(memory, a, b, only_b, in_a)
+    from com.ops.flaky import classify_flips
+
     flips = classify_flips(memory, a, b, newly_failing, fixed)
     return DiffResult(a.sha, b.sha, added, removed,
                       DiffSummary(flips.newly_failing, flips.fixed, flips.flaky, flips.registry))
+
+
+def _flips(memory: Memory, a: Snapshot, b: Snapshot, only_b: list, in_a: set[tuple[int, int]]) -> tuple[list, list]:
+    """Tests whose newest added result fails while their newest result in a did not (newly failing), and tests
+    whose newest added result passes while a's failed (fixed): one grouped query per side."""
+    import numpy as np
+
+    from com.model.result import STATUS_CODE
+
+    if not only_b:
+        return [], []
+    view = memory.results
+    memory.follow(b, [view])
+    memory.follow(a, [view])
+    tests_b, status_b = view.latest(paths=[batch.path for batch in only_b], without_keys=in_a)
+    if not len(tests_b):
+        return [], []
+    tests_a, status_a = view.latest(a, tests=tests_b)
+    before = np.full(len(tests_b), -1, dtype=np.int16)  # -1: never recorded in a
+    before[np.searchsorted(tests_b, tests_a)] = status_a
+    failing = np.asarray([STATUS_CODE[s] for s in FAILING])
+    was_failing, fails = np.isin(before, failing), np.isin(status_b, failing)
+    newly = tests_b[fails & ~was_failing]
+    fixed = tests_b[(status_b == STATUS_CODE["passed"]) & was_failing]
+    names = view.test_names(np.concatenate([newly, fixed]))
+    return sorted(names[int(t)] for t in newly), sorted(names[int(t)] for t in fixed)
 
 
 def latest_status(memory: Memory, snapshot: Snapshot, test_ids: list[str]) -> dict[str, str]:
@@ -256,14 +315,8 @@ def latest_status(memory: Memory, snapshot: Snapshot, test_ids: list[str]) -> di
         numbers.update(view.test_numbers(TestMatch(tid, "exact")))
     if not numbers:
         return {}
-    sel = view.select(snapshot, None, ("test", "ts", "batch", "seq", "status"))
-    keep = np.isin(sel["test"], np.fromiter(numbers, dtype=np.int32))
-    test, ts, batch, seq, status = (sel[k][keep] for k in ("test", "ts", "batch", "seq", "status"))
-    if not len(test):
-        return {}
-    order = np.lexsort((seq, batch, ts, test))  # per test, the last row is its newest result
-    last = order[np.r_[test[order][1:] != test[order][:-1], True]]
-    return {numbers[int(t)]: STATUS_CODES[int(s)] for t, s in zip(test[last], status[last])}
+    tests, statuses = view.latest(snapshot, tests=np.fromiter(numbers, dtype=np.int32))
+    return {numbers[int(t)]: STATUS_CODES[int(s)] for t, s in zip(tests, statuses)}
 
 
 def events(memory: Memory, where: EventFilter | None = None, at: str | None = None,

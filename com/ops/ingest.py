@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable, Iterator
 
 from com.ingest.jsonl import _where_json
-from com.ingest.reading import limit_bytes, read_file, read_stream, text
+from com.ingest.reading import file_lines, limit_bytes, stream_lines
 from com.memory import Memory, WriteResult
 from com.model.errors import ComError
 from com.model.event import validate
@@ -31,7 +32,7 @@ class IngestResult(Result):
         return cls(written.commit, written.added, written.duplicates, written.ids, [*warnings, *written.warnings])
 
 
-def record(memory: Memory, events: list[dict], message: str | None = None, warnings=()) -> IngestResult:
+def record(memory: Memory, events: Iterable[dict], message: str | None = None, warnings=()) -> IngestResult:
     return IngestResult.of(memory.record(events, message=message), list(warnings))
 
 
@@ -82,14 +83,26 @@ def input_limit(memory: Memory) -> int:
     return limit_bytes(memory.settings.get("max_input_mb"))
 
 
-def read_text_file(memory: Memory, path: Path) -> str:
-    """A regular file's text, within the input limit."""
-    return text(read_file(path, input_limit(memory)), str(path))
+def from_json_lines(lines: Iterable[str], origin: str, *, project=None, source=None,
+                    memory: Memory | None = None) -> Iterator[dict]:
+    """Events from JSON or JSONL read line by line (a file or stdin of any size), validated as they come; the
+    default project as `from_json_text` gives it."""
+    from com.ingest import jsonl
+
+    if project is None and memory is not None:
+        project = memory.settings.get("project")
+    return jsonl.stream(lines, defaults={"project": project, "source": source}, origin=origin)
 
 
-def read_text_stream(memory: Memory, stream, origin: str = "<stdin>") -> str:
-    """A binary stream's text (stdin), within the input limit: an endless stream is refused, not read to the end."""
-    return text(read_stream(stream, input_limit(memory), origin), origin)
+def text_file_lines(memory: Memory, path: Path) -> Iterator[str]:
+    """The lines of a regular UTF-8 file within the input limit, read as they are asked for."""
+    return file_lines(path, input_limit(memory))
+
+
+def stream_text_lines(memory: Memory, stream, origin: str = "<stdin>") -> Iterator[str]:
+    """The lines of a binary stream (stdin) within the input limit: an endless stream is refused, not read to
+    the end."""
+    return stream_lines(stream, input_limit(memory), origin)
 
 
 def from_junit(memory: Memory, paths: list[str], warn, *, project=None, commit=None, run_id=None,

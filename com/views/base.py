@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Protocol
 
 from com.files import sqlite
-from com.journal.batches import Batch
+from com.journal.batches import Batch, WrittenIds
 from com.journal.repo import unseen_ancestors
 
 
@@ -39,14 +39,16 @@ class View(Protocol):
 
     # Optional: `wants(data: bytes) -> bool`, a cheap test on a batch's stored bytes. A view that keeps few
     # events (the flaky registry) is given a batch it does not want with no events, so a catch-up parses
-    # nothing for it alone.
+    # nothing for it alone. Optional: `types`, the event types such a view keeps, so a big write that says
+    # which types it holds (`WrittenIds.types`) is skipped without being read back. Optional: `ids_only`, a
+    # view that reads only each event's id (the catalog) is handed a big write's ids (`WrittenIds`).
 
 
-def follow(journal, commit, views: Iterable[View], written: dict[str, list[dict]] | None = None,
-           progress=None) -> int:
+def follow(journal, commit, views: Iterable[View], written: dict | None = None, progress=None) -> int:
     """Bring each view up to `commit`: walk the commits none of them has seen, read each new batch once and
     give it to the views that lack it. `written` holds the events of batches this process just wrote (path
-    -> events), so they are not read back. Returns the number of batches taken."""
+    -> events, or `WrittenIds` for a big write), so they are not read back. Returns the number of batches
+    taken."""
     if commit is None:
         return 0
     sha = str(commit.id)
@@ -67,15 +69,27 @@ def follow(journal, commit, views: Iterable[View], written: dict[str, list[dict]
         for n, batch in enumerate(batches.values(), 1):
             wanting = [(view, add) for view, add in adders if not view.has_batch(batch.path)]
             if wanting:
-                events = written.get(batch.path) if written else None
+                written_events = written.get(batch.path) if written else None
+                events = None  # the batch as read from the journal, once for every view that needs it
                 for view, add in wanting:
-                    wants = getattr(view, "wants", None)
-                    if events is None and wants is not None and not wants(batch.data(journal)):
-                        add(batch, [])  # nothing in it for this view: taken without parsing a line
-                        continue
-                    if events is None:
-                        events = batch.events(journal)
-                    add(batch, events)
+                    given = written_events
+                    if isinstance(given, WrittenIds) and not getattr(view, "ids_only", False):
+                        # A big write hands over its ids only; a view keeping only some types skips it when the
+                        # write says it holds none of them, else reads the batch back from the journal.
+                        types = getattr(view, "types", None)
+                        if types is not None and given.types is not None and not types & given.types:
+                            add(batch, [])
+                            continue
+                        given = None
+                    if given is None:
+                        wants = getattr(view, "wants", None)
+                        if wants is not None and not wants(batch.data(journal)):
+                            add(batch, [])  # nothing in it for this view: taken without parsing a line
+                            continue
+                        if events is None:
+                            events = batch.contents(journal)  # parsed only if a view asks for more than the ids
+                        given = events
+                    add(batch, given)
                 taken += 1
                 batch.forget()
             if progress is not None:

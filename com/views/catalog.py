@@ -2,7 +2,10 @@
 
 Derived and disposable. It lets an ingest deduplicate against a snapshot of a million events without reading
 them, and `com show evt_…` find an event: with the batch paths of an id, the snapshot says whether it holds
-one of them (`Snapshot.holding`).
+one of them (`Snapshot.holding`). It also knows how many events each batch holds (`com log` counts without
+reading batches) and which ids sit in more than one batch (`shared`: both sides of a merge ingested them), so
+`com diff` checks membership for those ids only: any other event of a batch is in a snapshot exactly when its
+batch is.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 from com.files import sqlite
+from com.journal.batches import BatchEvents, WrittenIds
 from com.views.base import SqliteView
 
 # Event ids as two integers, the whole 96-bit id (hi: the first 12 hex digits, lo: the last 12), blobs by rowid:
@@ -21,7 +25,14 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS blobs (n INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, events INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS ids (hi INTEGER NOT NULL, lo INTEGER NOT NULL, blob INTEGER NOT NULL,
                                 PRIMARY KEY (hi, lo, blob)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS shared (hi INTEGER NOT NULL, lo INTEGER NOT NULL, PRIMARY KEY (hi, lo)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS commits (sha TEXT PRIMARY KEY);
+-- An id already catalogued (in another batch, or earlier in the same one) is shared. Checked by SQLite as each
+-- row goes in: one more lookup of a key the insert looks up anyway (about a tenth more time), and no code
+-- path that fills the catalog can forget it.
+CREATE TRIGGER IF NOT EXISTS shared_ids BEFORE INSERT ON ids
+WHEN EXISTS (SELECT 1 FROM ids WHERE hi = NEW.hi AND lo = NEW.lo)
+BEGIN INSERT OR IGNORE INTO shared VALUES (NEW.hi, NEW.lo); END;
 """
 
 
@@ -33,11 +44,14 @@ def id_key(event_id: str) -> tuple[int, int]:
 class Catalog(SqliteView):
     name = "catalog"
     FILE = "catalog.sqlite"
-    # 7: blobs.events, how many events each batch holds (`com events` says "of N"); 8: ids compared whole (hi, lo)
-    SCHEMA_VERSION = 8
+    # 7: blobs.events, how many events each batch holds (`com events` says "of N", `com log` counts with it);
+    # 8: ids compared whole (hi, lo); 9: shared, the ids held by more than one batch (`com diff` looks only at
+    # those).
+    SCHEMA_VERSION = 9
     SCHEMA = _SCHEMA
-    TABLES = ("blobs", "ids", "tests", "results", "commits")  # "tests", "results": older schemas, dropped
+    TABLES = ("blobs", "ids", "shared", "tests", "results", "commits")  # "tests", "results": older schemas, dropped
     CACHE_KIB = 262144
+    ids_only = True  # reads only each event's id: a big write hands it `WrittenIds`
 
     def has_batch(self, path: str) -> bool:
         return self.db.execute("SELECT 1 FROM blobs WHERE path=?", (path,)).fetchone() is not None
@@ -48,15 +62,52 @@ class Catalog(SqliteView):
         with sqlite.transaction(db):
             def add(batch, events) -> None:
                 n = db.execute("INSERT INTO blobs (path, events) VALUES (?, ?)", (batch.path, len(events))).lastrowid
+                # Only the ids: read from the stored lines without parsing them when the walker gives those.
+                ids = events.ids() if isinstance(events, (BatchEvents, WrittenIds)) else [ev["id"] for ev in events]
                 # Rows sorted in index order: B-tree inserts in order cost about a third less than random ones.
                 # OR IGNORE: one batch holds one event twice only if written by hand; the catalog needs it once.
                 db.executemany("INSERT OR IGNORE INTO ids VALUES (?, ?, ?)",
-                               sorted((int(ev["id"][4:16], 16), int(ev["id"][16:28], 16), n) for ev in events))
+                               sorted((int(i[4:16], 16), int(i[16:28], 16), n) for i in ids))
 
             yield add
             self.mark_seen(shas)
 
     # -- questions ------------------------------------------------------------------------------
+    def paths_of_keys(self, keys) -> dict[tuple[int, int], list[str]]:
+        """Batch paths that hold each id key (hi, lo) (on any branch ever catalogued)."""
+        keys = set(keys)
+        out: dict[tuple[int, int], list[str]] = {}
+        for chunk, marks in sqlite.chunks(list({hi for hi, _ in keys})):
+            rows = self.db.execute(
+                f"SELECT ids.hi, ids.lo, blobs.path FROM ids JOIN blobs ON blobs.n = ids.blob WHERE ids.hi IN ({marks})",
+                chunk)
+            for hi, lo, path in rows:
+                if (hi, lo) in keys:
+                    out.setdefault((hi, lo), []).append(path)
+        return out
+
+    def counts(self, paths) -> dict[str, int]:
+        """How many events (lines) each batch holds, for the batches catalogued among `paths`."""
+        out: dict[str, int] = {}
+        for chunk, marks in sqlite.chunks(list(paths)):
+            out.update(self.db.execute(f"SELECT path, events FROM blobs WHERE path IN ({marks})", chunk))
+        return out
+
+    def shared_in(self, paths) -> dict[tuple[int, int], list[str]]:
+        """The ids held by more than one batch (or twice by one) that one of `paths` holds: id key -> those of
+        `paths` that hold it. Usually empty: only both sides of a merge ingesting an event make one."""
+        out: dict[tuple[int, int], list[str]] = {}
+        if self.db.execute("SELECT 1 FROM shared LIMIT 1").fetchone() is None:
+            return out
+        for chunk, marks in sqlite.chunks(list(paths)):
+            rows = self.db.execute(
+                "SELECT shared.hi, shared.lo, blobs.path FROM shared "
+                "JOIN ids ON ids.hi = shared.hi AND ids.lo = shared.lo "
+                f"JOIN blobs ON blobs.n = ids.blob WHERE blobs.path IN ({marks})", chunk)
+            for hi, lo, path in rows:
+                out.setdefault((hi, lo), []).append(path)
+        return out
+
     def paths_of(self, ids) -> dict[str, list[str]]:
         """Batch paths that hold each of `ids` (on any branch ever catalogued)."""
         by_key = {id_key(eid): eid for eid in ids}

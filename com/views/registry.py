@@ -39,6 +39,7 @@ class RegistryView(SqliteView):
     SCHEMA = _SCHEMA
     TABLES = ("meta", "commits", "batches", "events")
     CACHE_KIB = 8192
+    types = TYPE_SET  # a big write holding none of these types is not read back for this view
 
     def has_batch(self, path: str) -> bool:
         return self.db.execute("SELECT 1 FROM batches WHERE path=?", (path,)).fetchone() is not None

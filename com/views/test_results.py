@@ -19,8 +19,8 @@ A snapshot's rows are the rows of its batches (`batch` numbers), so `--at REV` i
 
 from __future__ import annotations
 
-import hashlib
 import json
+import marshal
 import math
 import sqlite3
 import zlib
@@ -29,10 +29,8 @@ from contextlib import contextmanager
 
 from com.files import sqlite
 from com.views.base import SqliteView
-from com.model.event import FIELDS, canonical_json, format_us, ts_us
-from com.model.filter import EventFilter, TestMatch
+from com.model.event import FIELDS, blake2b, canonical_json, format_us, ts_us
 from com.model.result import STATUS_CODE, STATUS_CODES, ResultColumns
-from com.model.text import signature as error_signature
 
 FEW_NAMES = 500  # up to this many codes are looked up by number; more read the whole table
 
@@ -41,6 +39,7 @@ MAX_UNSORTED = 8  # this many segments appended by takes are merged (and sorted 
 MAX_SEGMENTS = 16
 SMALL_ROWS = 20_000  # takes up to this size are merged with the standard library inside the take itself
 FLUSH_ROWS = 200_000  # a long catch-up writes a segment every this many rows (bounded memory)
+SORT_AFTER = 100_000  # a take of this many rows sorts its segments at once (with numpy)
 # Data keys shared by a run's results (kept once per run, not in every test's shape).
 RUN_KEYS = ("branch", "commit", "random_plugin", "random_seed", "report", "report_digest", "run_id")
 _ROW_KEYS = frozenset(("test_id", "status", "attempt", "duration_ms", *RUN_KEYS))
@@ -96,6 +95,10 @@ class TestResultsView(SqliteView):
             writer.flush()
             self.mark_seen(shas)
             self._merge_small()
+        if writer.taken >= SORT_AFTER:
+            # A catch-up of many runs (a rebuild, a first read after a big import) leaves big unsorted segments:
+            # sorted now, by this reader, so one-test questions read their runs instead of scanning.
+            self._compact()
 
     # -- reading -----------------------------------------------------------------------------------
     def row_count(self) -> int:
@@ -195,27 +198,53 @@ class TestResultsView(SqliteView):
                     size += rows
             if len(chosen) <= 1 and all(done for _, _, done in segments):
                 return
-            cols = {name: np.concatenate([self._column(seg, name) for seg in chosen]) for name in COLUMNS}
-            order = np.lexsort((cols["seq"], cols["batch"], cols["ts"], cols["test"]))
-            self._replace(chosen, {name: values[order] for name, values in cols.items()})
+            # The sort keys first, then one column at a time written in place (a million rows of thirteen
+            # columns are never all in memory, twice, at once).
+            keys = {name: np.concatenate([self._column(seg, name) for seg in chosen])
+                    for name in ("test", "ts", "batch", "seq")}
+            order = np.lexsort((keys["seq"], keys["batch"], keys["ts"], keys["test"]))
+            rows = len(order)
+            seg_new = self.db.execute(
+                f"INSERT INTO segments (rows, sorted, {', '.join(COLUMNS)}) VALUES (?, 1"
+                + "".join(f", zeroblob({rows * np.dtype(_NUMPY[code]).itemsize})" for code in COLUMNS.values())
+                + ")", (rows,)).lastrowid
+            tests = None
+            for name in COLUMNS:
+                column = keys.pop(name) if name in keys else np.concatenate([self._column(seg, name) for seg in chosen])
+                column = np.ascontiguousarray(column[order])
+                with self.db.blobopen("segments", name, seg_new) as blob:
+                    blob.write(memoryview(column).cast("B"))
+                if name == "test":
+                    tests = column
+                del column
+            marks = ",".join("?" * len(chosen))
+            self.db.execute(f"DELETE FROM segments WHERE seg_no IN ({marks})", chosen)
+            self.db.execute(f"DELETE FROM test_runs WHERE seg_no IN ({marks})", chosen)
+            numbers, starts, counts = np.unique(tests, return_index=True, return_counts=True)
+            self.db.executemany("INSERT INTO test_runs VALUES (?, ?, ?, ?)",
+                                zip([seg_new] * len(numbers), numbers.tolist(), starts.tolist(), counts.tolist()))
 
-    def _batch_numbers(self, snapshot) -> tuple[object, bool]:
-        """(the batch numbers of the snapshot's batches, whether that is every batch the view holds)."""
+    def batch_numbers(self, paths) -> tuple[object, bool]:
+        """(the numbers of the batches at `paths` that the view holds, whether that is every batch it holds)."""
         import numpy as np
 
         held = dict(self.db.execute("SELECT path, batch_no FROM batches"))
-        numbers = [held[p] for p in snapshot.batch_paths() if p in held]
+        numbers = [held[p] for p in paths if p in held]
         return np.asarray(numbers, dtype=np.int32), len(numbers) == len(held)
 
-    def select(self, snapshot, where: EventFilter | None = None, columns=("test", "ts", "status")) -> dict:
-        """The rows of `snapshot` that `where` may match (test, status, time, project; each event once), as
-        numpy columns plus "row" (their positions). Tags, importance and source are not columns: apply
-        `where.matches` to the events if they matter. The filter's columns are read whole; the others only
-        over the run of rows that matched (one run per sorted segment when one test is asked for)."""
+    def select(self, snapshot, where: EventFilter | None = None, columns=("test", "ts", "status"),
+               paths=None) -> dict:
+        """The rows of `snapshot` (or, given `paths`, of those batches) that `where` may match (test, status,
+        time, project; each event once), as numpy columns plus "row" (their positions). Tags, importance and
+        source are not columns: apply `where.matches` to the events if they matter. The filter's columns are
+        read whole; the others only over the run of rows that matched (one run per sorted segment when one test
+        is asked for)."""
         import numpy as np
 
+        from com.model.filter import EventFilter
+
         where = where or EventFilter()
-        batches, everything = self._batch_numbers(snapshot)
+        batches, everything = self.batch_numbers(snapshot.batch_paths() if paths is None else paths)
         if where.projects:
             held = self.db.execute(
                 f"SELECT batch_no FROM batches WHERE project IN ({','.join('?' * len(where.projects))})",
@@ -253,21 +282,89 @@ class TestResultsView(SqliteView):
                 continue
             lo, hi = int(idx[0]), int(idx[-1]) + 1
             narrow = hi - lo < rows // 4  # a run much shorter than the segment: read just that run
+            whole = len(idx) == rows  # every row: the columns as read, not a copy of them
             for name in names:
                 if name in loaded:
-                    parts[name].append(loaded[name][idx])
+                    parts[name].append(loaded[name] if whole else loaded[name][idx])
                 elif narrow:
                     parts[name].append(self._column(seg, name, lo, hi)[idx - lo])
                 else:
-                    parts[name].append(self._column(seg, name)[idx])
+                    column = self._column(seg, name)
+                    parts[name].append(column if whole else column[idx])
             positions.append(idx + base)
             base += rows
-        out = {name: (np.concatenate(chunks) if chunks else np.zeros(0, _NUMPY[COLUMNS[name]]))
-               for name, chunks in parts.items()}
-        out["row"] = np.concatenate(positions) if positions else np.zeros(0, np.int64)
+        # One part (one segment, the usual case once merged) is used as it is: a million rows are not copied.
+        out = {name: (chunks[0] if len(chunks) == 1 else np.concatenate(chunks) if chunks
+                      else np.zeros(0, _NUMPY[COLUMNS[name]])) for name, chunks in parts.items()}
+        out["row"] = (positions[0] if len(positions) == 1 else np.concatenate(positions) if positions
+                      else np.zeros(0, np.int64))
         unique = _first_of_each_id(out["id_hi"], out["id_lo"], np.arange(len(out["row"])))
         if len(unique) < len(out["row"]):
             out = {name: values[unique] for name, values in out.items()}
+        return out
+
+    def latest(self, snapshot=None, paths=None, tests=None, without_keys=None) -> tuple[object, object]:
+        """Each test's newest result among the rows of `snapshot`, or of the batches at `paths`: (test numbers,
+        their status codes), by test number. Of equal times the later batch wins (in the order of `paths` when
+        given, else the view's), then the later line. `tests` keeps those test numbers only; `without_keys`
+        leaves out events by their catalog key ((hi, lo): the id's first and last 12 hex digits).
+
+        Segment by segment, reading only the columns that decide: in a segment sorted by test, a test's newest
+        row is the last of its run (only rows tied with it on time are compared further), so a million rows
+        cost a few column reads and no sort of them all."""
+        import numpy as np
+
+        numbers, everything = self.batch_numbers(snapshot.batch_paths() if paths is None else paths)
+        if not len(numbers):
+            return np.zeros(0, np.int32), np.zeros(0, np.int8)
+        size = int(self.db.execute("SELECT COALESCE(MAX(batch_no), 0) FROM batches").fetchone()[0]) + 1
+        rank = np.full(size, -1, dtype=np.int32)  # -1: not one of the batches asked about
+        rank[numbers] = np.arange(len(numbers)) if paths is not None else numbers
+        wanted = None
+        if tests is not None:
+            tests = np.asarray(tests, dtype=np.int64)
+            wanted = np.zeros(int(tests.max(initial=0)) + 1, dtype=bool)
+            wanted[tests] = True
+        # The catalog's key of an id is (first 12 hex digits, last 12); here an id is (first 16, last 8).
+        pairs = {((hi << 16) | (lo >> 32), lo & 0xFFFFFFFF) for hi, lo in without_keys} if without_keys else None
+        keys = np.fromiter({hi for hi, _ in pairs}, dtype=np.uint64) if pairs else None
+        found = []
+        for seg, rows, done in self._segments():
+            batch_rank = rank[self._column(seg, "batch")]
+            keep = batch_rank >= 0 if not everything else np.ones(rows, dtype=bool)
+            test = self._column(seg, "test")
+            if wanted is not None:
+                keep &= wanted[np.minimum(test, len(wanted) - 1)] & (test < len(wanted))
+            if keys is not None:
+                id_hi = self._column(seg, "id_hi")
+                maybe = np.flatnonzero(keep & np.isin(id_hi, keys))
+                if len(maybe):  # rare (ids both sides of a merge wrote): compared whole, one by one
+                    id_lo = self._column(seg, "id_lo")
+                    keep[[i for i in maybe if (int(id_hi[i]), int(id_lo[i])) in pairs]] = False
+            idx = np.flatnonzero(keep)
+            if not len(idx):
+                continue
+            ts = self._column(seg, "ts")
+            if done:  # rows sorted by (test, time): only a run's last rows at its newest time can be its newest
+                t, when = test[idx], ts[idx]
+                last = np.r_[t[1:] != t[:-1], True]
+                group = np.cumsum(np.r_[True, t[1:] != t[:-1]]) - 1
+                newest = when[last][group]
+                idx = idx[when == newest]
+            seq, status = self._column(seg, "seq"), self._column(seg, "status")
+            found.append((test[idx], ts[idx], batch_rank[idx], seq[idx], status[idx]))
+        if not found:
+            return np.zeros(0, np.int32), np.zeros(0, np.int8)
+        test, ts, batch, seq, status = (np.concatenate(parts) for parts in zip(*found))
+        order = np.lexsort((seq, batch, ts, test))  # per test, the last row is its newest result
+        last = order[np.r_[test[order][1:] != test[order][:-1], True]]
+        return test[last], status[last]
+
+    def test_names(self, numbers) -> dict[int, str]:
+        """test number -> test id, for these numbers."""
+        out: dict[int, str] = {}
+        for chunk, marks in sqlite.chunks([int(n) for n in numbers]):
+            out.update(self.db.execute(f"SELECT test_no, test_id FROM tests WHERE test_no IN ({marks})", chunk))
         return out
 
     def columns(self, snapshot, where: EventFilter | None = None) -> ResultColumns:
@@ -295,6 +392,8 @@ class TestResultsView(SqliteView):
         """The snapshot's test_result events that `where` matches, newest first, at most `limit`, given back
         exactly as stored; and how many match in all. A question about some tests reads only their rows
         (`rows_of_tests`, no numpy); others read whole columns."""
+        from com.model.filter import EventFilter
+
         where = where or EventFilter()
         if where.test is not None:
             sel = self.rows_of_tests(snapshot, where)
@@ -471,7 +570,7 @@ class _Shapes(_Numbers):
         if found is None:
             data = text.encode("utf-8", "surrogatepass")
             self.body = data
-            found = self.by_text[text] = self.get(int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(),
+            found = self.by_text[text] = self.get(int.from_bytes(blake2b(data, digest_size=8).digest(),
                                                                   "big", signed=True))
         return found
 
@@ -493,6 +592,8 @@ class _Writer:
         self.shapes = _Shapes(db)
         self.contexts: dict = {}
         self.times: dict[str, tuple[int, bool]] = {}  # ts text -> (microseconds, canonical); a run shares one
+        self.shape_of: dict[bytes, int] = {}  # marshalled values of a shape -> its number
+        self.taken = 0  # rows written so far
 
     def add(self, batch, events: list[dict]) -> None:
         batch_no = self.db.execute("INSERT INTO batches (path, project) VALUES (?, ?)",
@@ -501,14 +602,20 @@ class _Writer:
         test_col, ts_col, batch_col, seq_col = cols["test"], cols["ts"], cols["batch"], cols["seq"]
         status_col, attempt_col, flags_col, duration_col = cols["status"], cols["attempt"], cols["flags"], cols["duration"]
         sig_col, shape_col, ctx_col, hi_col, lo_col = cols["sig"], cols["shape"], cols["ctx"], cols["id_hi"], cols["id_lo"]
+        tests, known_tests, times, shape_of = self.tests, self.tests.known, self.times, self.shape_of
+        contexts, context_of = self.contexts, self._context
+        dumps, status_code, row_keys, run_keys = marshal.dumps, STATUS_CODE, _ROW_KEYS, RUN_KEYS
         for seq, event in enumerate(events):
             data = event.get("data")
             if event.get("type") != "test_result" or type(data) is not dict:
                 continue
             test_id, status = data.get("test_id"), data.get("status")
-            if type(test_id) is not str or not test_id or status not in STATUS_CODE:
+            if type(test_id) is not str or not test_id or status not in status_code:
                 continue
-            shape_data = {k: v for k, v in data.items() if k not in _ROW_KEYS}
+            shape_data = data.copy()
+            for key in row_keys:
+                if key in shape_data:
+                    del shape_data[key]
             flags = 0
             attempt = data.get("attempt")
             if type(attempt) is int and 0 <= attempt < 32768:
@@ -527,26 +634,40 @@ class _Writer:
                 if "duration_ms" in data:
                     shape_data["duration_ms"] = data["duration_ms"]
             ts = event["ts"]
-            when = self.times.get(ts)
+            when = times.get(ts)
             if when is None:
                 us = ts_us(ts)
-                when = self.times[ts] = (us, format_us(us) == ts)
-            shape = {"data": shape_data, "importance": event["importance"], "project": event["project"],
-                     "source": event["source"], "tags": event["tags"], "type": "test_result"}
-            if not when[1]:  # not the canonical text (written by hand): keep it as it is
-                shape["ts"] = ts
-            test_col.append(self.tests.get(test_id))
+                when = times[ts] = (us, format_us(us) == ts)
+            # The shape's canonical JSON and its hash cost more than the rest of the row: a run repeats each
+            # test's shape, so it is found by the exact bytes of its values (marshal keeps 1, 1.0 and True apart).
+            key = dumps((shape_data, event["importance"], event["project"], event["source"], event["tags"],
+                         None if when[1] else ts))
+            shape = shape_of.get(key)
+            if shape is None:
+                body = {"data": shape_data, "importance": event["importance"], "project": event["project"],
+                        "source": event["source"], "tags": event["tags"], "type": "test_result"}
+                if not when[1]:  # not the canonical text (written by hand): keep it as it is
+                    body["ts"] = ts
+                shape = shape_of[key] = self.shapes.number(canonical_json(body))
+            test = known_tests.get(test_id)
+            test_col.append(test if test is not None else tests.get(test_id))
             ts_col.append(when[0])
             batch_col.append(batch_no)
             seq_col.append(seq)
-            status_col.append(STATUS_CODE[status])
+            status_col.append(status_code[status])
             attempt_col.append(attempt)
             flags_col.append(flags)
             duration_col.append(duration)
-            sig = error_signature(data) if status in _FAILING else None
-            sig_col.append(self.signatures.get(sig) if sig else -1)
-            shape_col.append(self.shapes.number(canonical_json(shape)))
-            ctx_col.append(self._context(data))
+            if status in _FAILING:
+                from com.model.text import signature as error_signature  # imported by a failure only
+
+                sig = error_signature(data)
+                sig_col.append(self.signatures.get(sig) if sig else -1)
+            else:
+                sig_col.append(-1)
+            shape_col.append(shape)
+            context = contexts.get(dumps(tuple([data.get(k, ...) for k in run_keys])))
+            ctx_col.append(context if context is not None else context_of(data))
             eid = event["id"]
             hi_col.append(int(eid[4:20], 16))
             lo_col.append(int(eid[20:28], 16))
@@ -555,12 +676,9 @@ class _Writer:
 
     def _context(self, data: dict) -> int:
         """The run's values (run id, commit, branch, report, seed) numbered once per distinct combination."""
-        key = tuple(data.get(k, _ABSENT) for k in RUN_KEYS)
-        try:
-            found = self.contexts.get(key)
-        except TypeError:  # a value that is a list or an object: keyed by its JSON instead
-            key = canonical_json({k: data[k] for k in RUN_KEYS if k in data})
-            found = self.contexts.get(key)
+        # Keyed by the exact bytes of the values (... stands for an absent key: no JSON value is Ellipsis).
+        key = marshal.dumps(tuple([data.get(k, ...) for k in RUN_KEYS]))
+        found = self.contexts.get(key)
         if found is None:
             context = {k: data[k] for k in RUN_KEYS if k in data}
             text = canonical_json(context)
@@ -580,12 +698,12 @@ class _Writer:
         rows = len(self.cols["test"])
         if not rows:
             return
+        self.taken += rows
         self.db.execute(f"INSERT INTO segments (rows, sorted, {', '.join(COLUMNS)}) VALUES (?, 0{', ?' * len(COLUMNS)})",
                         (rows, *(self.cols[name].tobytes() for name in COLUMNS)))
         self.cols = {name: array(code) for name, code in COLUMNS.items()}
 
 
-_ABSENT = object()
 
 
 class _Rebuilder:

@@ -60,11 +60,12 @@ def ingest_cmd(
     elif inputs or file is not None:
         if inputs not in ([], ["-"]):
             raise ComError(f"unexpected argument '{' '.join(inputs)}' (use '-' for stdin, --file PATH or --junit)")
+        # Read line by line and recorded as read: a file of a million events is never held whole.
         if file is not None:
-            text, origin = ingest.read_text_file(memory, file), str(file)
+            lines, origin = ingest.text_file_lines(memory, file), str(file)
         else:
-            text, origin = ingest.read_text_stream(memory, sys.stdin.buffer), "<stdin>"
-        events = ingest.from_json_text(text, origin, project=project, source=source, memory=memory)
+            lines, origin = ingest.stream_text_lines(memory, sys.stdin.buffer), "<stdin>"
+        events = ingest.from_json_lines(lines, origin, project=project, source=source, memory=memory)
     else:
         events = ingest.from_flags(memory, type, project=project, source=source, importance=importance, tags=tag,
                                    data=data, ts=ts)
