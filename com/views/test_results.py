@@ -336,6 +336,59 @@ class TestResultsView(SqliteView):
                         out[name].extend(array(code, blob.read(count * size)))
         return _kept(out, self._batch_paths_held(), snapshot, where)
 
+    def events_at(self, wanted: list[tuple[str, str, int]]) -> list[dict | None]:
+        """The stored events at (test id, batch path, line number in the batch), in order; None where the view
+        holds no such row. A point lookup: each test's run of rows in each sorted segment (`test_runs`), its
+        batch and line columns, then one row's columns. What search results are given back from, so the index
+        keeps a pointer per event instead of the event (one read transaction: a merge by another process
+        cannot move rows between two reads)."""
+        out: list[dict | None] = [None] * len(wanted)
+        if not wanted:
+            return out
+        db = self.db
+        db.execute("BEGIN")
+        try:
+            tests: dict[str, int] = {}
+            batches: dict[str, int] = {}
+            for values, into, sql in (({w[0] for w in wanted}, tests, "SELECT test_id, test_no FROM tests WHERE test_id IN"),
+                                      ({w[1] for w in wanted}, batches, "SELECT path, batch_no FROM batches WHERE path IN")):
+                for chunk, marks in sqlite.chunks(sorted(values)):
+                    into.update(db.execute(f"{sql} ({marks})", chunk))
+            want: dict[tuple[int, int, int], list[int]] = {}
+            for i, (test_id, path, seq) in enumerate(wanted):
+                if test_id in tests and path in batches:
+                    want.setdefault((tests[test_id], batches[path], int(seq)), []).append(i)
+            numbers = sorted({key[0] for key in want})
+            number_set = set(numbers)
+            found: dict[int, list[tuple[int, list[int]]]] = {}  # segment -> [(position, wanted indexes)]
+            for seg, rows, done in (db.execute("SELECT seg_no, rows, sorted FROM segments").fetchall() if want else ()):
+                if done:
+                    runs = []
+                    for chunk, marks in sqlite.chunks(numbers):
+                        runs += db.execute(f"SELECT test_no, start, count FROM test_runs WHERE seg_no = ? AND test_no"
+                                           f" IN ({marks})", (seg, *chunk)).fetchall()
+                else:
+                    column = self._column(seg, "test")
+                    runs = [(int(column[start]), start, count)
+                            for start, count in _runs_of([i for i, t in enumerate(column.tolist()) if t in number_set])]
+                for test_no, start, count in runs:
+                    for j, (test, batch, seq) in enumerate(zip(self._column(seg, "test", start, start + count).tolist(),
+                                                                self._column(seg, "batch", start, start + count).tolist(),
+                                                                self._column(seg, "seq", start, start + count).tolist())):
+                        hit = want.get((test, batch, seq))
+                        if hit is not None:
+                            found.setdefault(seg, []).append((start + j, hit))
+            rebuild = _Rebuilder(db)
+            for seg, hits in found.items():
+                sel = {name: [self._column(seg, name, p, p + 1)[0] for p, _ in hits] for name in COLUMNS}
+                for row, (_, indexes) in enumerate(hits):
+                    event = rebuild(sel, row)
+                    for i in indexes:
+                        out[i] = event
+        finally:
+            db.execute("COMMIT")
+        return out
+
     def _batch_paths_held(self) -> dict[int, str]:
         return dict(self.db.execute("SELECT batch_no, path FROM batches"))
 

@@ -39,10 +39,10 @@ class Index:
     name = "search index"
 
     def __init__(self, uri: str, cache_path: Path, embedder, progress=None):
-        # Lance logs deprecation notes at WARN on stderr; a user of com cannot act on them.
-        os.environ.setdefault("LANCE_LOG", "error")
+        from com.views.index.lance import lancedb as import_lancedb
+
         try:
-            import lancedb
+            lancedb = import_lancedb()
         except ImportError:
             raise ComError("semantic search needs lancedb, which is not installed (install com with the [search] extra)") from None
         self.embedder = embedder
@@ -62,7 +62,9 @@ class Index:
         self.hwm = -1
         self.batch_filters: dict[str, BatchFilter] = {}
         self._ann: bool | None = None
-        self.text_no: dict[str, int] = {}  # text hash -> text number, for every indexed text
+        self._text_no: dict[str, int] | None = None  # text hash -> text number, read when an update needs it
+        self._text_count: int | None = None
+        self._paths: dict[int, str] | None = None  # batch number -> path
         self.vectors = None  # (text numbers, matrix, position) of every indexed text, for exact ranking
         self._stats: UpdateStats | None = None
 
@@ -113,7 +115,7 @@ class Index:
         try:
             yield
         except BaseException:
-            self.registry = None
+            self.registry, self._text_no, self._text_count, self._paths = None, None, None, None
             raise
 
     @contextmanager
@@ -160,20 +162,17 @@ class Index:
             self._tables[name] = self.db.create_table(name, schema=tables[name])
         self.write_meta()
         self.registry, self.commits, self.hwm = {}, set(), -1
-        self.text_no = {}
+        self._text_no, self._text_count, self._paths = {}, 0, None
         self.batch_filters = {}
         self.vectors = None
 
     def _load_state(self) -> None:
         batches, commits, texts = self.table("batches"), self.table("commits"), self.table("texts")
         self.registry, self.commits, self.hwm = {}, set(), -1
-        self.text_no = {}
+        self._text_no, self._text_count, self._paths = None, None, None
         self.vectors = None
         if self.rebuild_reason() is not None:
             return  # another format or model: the caller rebuilds, nothing here is worth reading
-        if texts is not None:
-            arrow = texts.to_arrow().select(["text_hash", "text_no"])
-            self.text_no = dict(zip(arrow.column(0).to_pylist(), arrow.column(1).to_pylist()))
         if batches is not None:
             arrow = batches.to_arrow()
             self.registry = dict(zip(arrow.column("path").to_pylist(), arrow.column("batch_no").to_pylist()))
@@ -191,7 +190,30 @@ class Index:
         return path in self.registry
 
     def taking(self, shas: list[str]):
+        self._paths = self._text_count = None
         return taking(self, shas, self._stats)
+
+    def text_numbers(self) -> dict[str, int]:
+        """Text hash -> text number of every indexed text (read on first use: only updates need it)."""
+        if self._text_no is None:
+            texts = self.table("texts")
+            self._text_no = {}
+            if texts is not None:
+                arrow = self.read(texts, ["text_hash", "text_no"])
+                self._text_no = dict(zip(arrow.column(0).to_pylist(), arrow.column(1).to_pylist()))
+        return self._text_no
+
+    @staticmethod
+    def read(table, columns: list[str]):
+        """Some columns of every row of a table, as Arrow (not the whole table: the texts carry vectors)."""
+        from com.views.index.query import _run
+
+        return _run(table._table.query().select(columns).to_arrow())
+
+    def path_of(self, batch_no: int) -> str:
+        if self._paths is None:
+            self._paths = {n: p for p, n in self.registry.items()}
+        return self._paths[batch_no]
 
     def reset(self) -> None:
         """Drop every table under the exclusive lock (the next reader rebuilds from the journal; the embedding
@@ -228,8 +250,10 @@ class Index:
         return bool(self.meta())
 
     # -- keeping up with the journal ---------------------------------------------------------------------
-    def ensure(self, journal, commit, rebuild: bool = False) -> UpdateStats:
-        """Index everything in `commit`'s snapshot that is not indexed yet; rebuild first if asked or needed."""
+    def ensure(self, journal, commit, rebuild: bool = False, also=()) -> UpdateStats:
+        """Index everything in `commit`'s snapshot that is not indexed yet; rebuild first if asked or needed.
+        Views in `also` (the test-results view, which search results are read back from) follow the journal in
+        the same walk, so each new batch is read once for all."""
         started = time.monotonic()
         stats = UpdateStats(commit=str(commit.id) if commit is not None else None)
         if not rebuild and commit is not None and str(commit.id) in self.commits and not self._stale():
@@ -245,7 +269,7 @@ class Index:
                 embedded_before = self.embedder.embedded
                 self._stats = stats
                 try:
-                    follow(journal, commit, [self], progress=self.report)
+                    follow(journal, commit, [self, *also], progress=self.report)
                 finally:
                     self._stats = None
                 stats.embedded = self.embedder.embedded - embedded_before
@@ -263,7 +287,10 @@ class Index:
         return events.count_rows() if events is not None else 0
 
     def text_count(self) -> int:
-        return len(self.text_no)
+        if self._text_count is None:
+            texts = self.table("texts")
+            self._text_count = texts.count_rows() if texts is not None else 0
+        return self._text_count
 
     def has_ann(self) -> bool:
         if self._ann is None:

@@ -56,10 +56,11 @@ def fuse(ranking, keyword_order: list[str]):
 
 
 def ranked_events(index, text: str, vector, mode: str, snapshot: BatchFilter, where: str | None, k: int,
-                   exclude=(), accept=None) -> list[dict]:
+                   exclude=(), accept=None, source=None) -> list[dict]:
     """The k best events for a query text (normalised) and its vector (None: keyword mode) in the snapshot's
-    rows that match the SQL condition `where` and, if given, `accept(event)` (the exact filter):
-    [{"event", "score", "similarity", "vector_rank", "keyword_rank"}], best first."""
+    rows that match the SQL condition `where` and, if given, `accept(event)` (the exact filter), read back
+    through `source` (an EventSource): [{"event", "score", "similarity", "vector_rank", "keyword_rank"}],
+    best first."""
     limit = None
     exclude = set(exclude)
     # A narrow filter (one test, a rare status): rank only the texts its rows carry. It and the BM25 query
@@ -76,13 +77,13 @@ def ranked_events(index, text: str, vector, mode: str, snapshot: BatchFilter, wh
             allowed, prescan = prescan.result(), None
         if allowed is not None:
             ranked = (r for r in ranked if r[0] in allowed)
-        out = _expand(index, ranked, ranking, where, snapshot, k, exclude, accept)
+        out = _expand(index, ranked, ranking, where, snapshot, k, exclude, accept, source)
         if len(out) >= k or ranking is None or ranking.complete:
             return out
         limit = max(1000, len(ranking)) * 8  # the ANN's best texts ran out of matching events: widen
 
 
-def _expand(index, ranked, ranking, where, snapshot, k, exclude, accept) -> list[dict]:
+def _expand(index, ranked, ranking, where, snapshot, k, exclude, accept, source) -> list[dict]:
     import itertools
 
     out: list[dict] = []
@@ -94,7 +95,7 @@ def _expand(index, ranked, ranking, where, snapshot, k, exclude, accept) -> list
         if not group:
             break
         info = {digest: (score, v, kw) for digest, score, v, kw in group}
-        rows = events_of_texts(index, [g[0] for g in group], where, k - len(out), skip, snapshot, accept)
+        rows = events_of_texts(index, [g[0] for g in group], where, k - len(out), skip, snapshot, accept, source)
         for row in rows:
             score, v, kw = info[row["text_no"]]
             sim = ranking.similarity(row["text_no"]) if ranking is not None else None
@@ -124,7 +125,7 @@ def rank_texts(index, vector, limit: int | None = None) -> "TextRanking":
         sims = 1.0 - np.asarray(rows.column("_distance").to_numpy(), dtype=np.float32)
         return TextRanking(numbers, sims, None, complete=len(numbers) >= index.text_count())
     if index.vectors is None:
-        arrow = index.table("texts").to_arrow()
+        arrow = index.read(index.table("texts"), ["text_no", "vector"])
         flat = arrow.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False)
         matrix = np.asarray(flat, dtype=np.float32).reshape(arrow.num_rows, -1) if arrow.num_rows else \
             np.zeros((0, index.embedder.dim), np.float32)
@@ -152,8 +153,11 @@ def texts_matching_async(index, where: str, cap: int = PRESCAN_ROWS):
     return _submit(_texts_matching(index.table("events")._table, where, cap))
 
 
+ROW_COLUMNS = ["text_no", "ts_us", "batch_no", "seq", "type", "test_id"]
+
+
 def events_of_texts(index, numbers: list[int], where: str | None, need: int, skip: set[str],
-                    snapshot: BatchFilter | None = None, accept=None) -> list[dict]:
+                    snapshot: BatchFilter | None = None, accept=None, source=None) -> list[dict]:
     """Up to `need` events whose text is in `numbers`, that match `where` and lie in `snapshot` (default:
     every batch), in the order of `numbers`, newest first within a text: [{"text_no", "event" (decoded)}];
     events whose id is in `skip` are left out (and not counted)."""
@@ -161,37 +165,63 @@ def events_of_texts(index, numbers: list[int], where: str | None, need: int, ski
     snapshot = snapshot or BatchFilter(None, None)
     cond = f"text_no IN ({','.join(map(str, numbers))})" + (f" AND ({where})" if where else "")
     position = {n: i for i, n in enumerate(numbers)}
-    # The best texts are mostly failures seen a few times: one query reads all their rows whole, and the
-    # snapshot is applied here to so few rows (a batch_no range in the query costs 3 ms more at 1M rows:
-    # Lance intersects it through the batch_no index). Only when the texts hold many rows (a test's
-    # `passed` text: one per run) is it narrow first, two int columns (strings cost 5x to read back) with
-    # the snapshot as a prefilter, then only the events shown are read whole.
-    whole = _run(events.query().where(cond).select(["text_no", "ts_us", "batch_no", "event"])
-                 .limit(WHOLE_ROWS + 1).to_arrow())
-    if whole.num_rows <= WHOLE_ROWS:
-        batches = snapshot.batches
-        keyed = sorted(((t, ts, e) for t, ts, b, e in zip(
-            whole.column("text_no").to_pylist(), whole.column("ts_us").to_pylist(),
-            whole.column("batch_no").to_pylist(), whole.column("event").to_pylist()) if batches is None or b in batches),
-            key=lambda r: (position[r[0]], -r[1]))
-        return _pick(((r[0], r[2]) for r in keyed), need, skip)
-    if snapshot.sql:
-        cond = f"{cond} AND ({snapshot.sql})"
-    narrow = _run(events.query().where(cond).select(["text_no", "ts_us"]).with_row_id().limit(EXPAND_ROWS).to_arrow())
-    keyed = sorted(zip(narrow.column("text_no").to_pylist(), narrow.column("ts_us").to_pylist(),
-                       narrow.column("_rowid").to_pylist()), key=lambda r: (position[r[0]], -r[1]))
+    # The best texts are mostly failures seen a few times: one query reads all their rows, and the snapshot
+    # is applied here to so few rows (a batch_no range in the query costs 3 ms more at 1M rows: Lance
+    # intersects it through the batch_no index). Only when the texts hold many rows (a test's `passed` text:
+    # one per run) does the snapshot go into the query.
+    rows = _run(events.query().where(cond).select(ROW_COLUMNS).limit(WHOLE_ROWS + 1).to_arrow())
+    batches = snapshot.batches
+    if rows.num_rows > WHOLE_ROWS:
+        if snapshot.sql:
+            cond = f"{cond} AND ({snapshot.sql})"
+        rows = _run(events.query().where(cond).select(ROW_COLUMNS).limit(EXPAND_ROWS).to_arrow())
+        batches = None
+    keyed = sorted(((t, ts, b, q, ty, tid) for t, ts, b, q, ty, tid in zip(*(rows.column(c).to_pylist() for c in ROW_COLUMNS))
+                    if batches is None or b in batches), key=lambda r: (position[r[0]], -r[1]))
     out: list[dict] = []
-    skip = set(skip)
+    seen = set(skip)
     start = 0
     while len(out) < need and start < len(keyed):
         picked = keyed[start:start + need - len(out)]
         start += len(picked)
-        rows = _run(events.take_row_ids([r[2] for r in picked]).select(["event"]).with_row_id().to_arrow())
-        by_rowid = dict(zip(rows.column("_rowid").to_pylist(), rows.column("event").to_pylist()))
-        found = _pick(((r[0], by_rowid.get(r[2])) for r in picked), need - len(out), skip)
-        skip.update(row["event"]["id"] for row in found)
-        out.extend(found)
+        found = source.events([(b, q, ty, tid) for _, _, b, q, ty, tid in picked])
+        for (text_no, *_), event in zip(picked, found):
+            if event is None or event["id"] in seen:
+                continue  # the same event in a second batch of this snapshot (both sides of a merge wrote it)
+            if accept is not None and not accept(event):
+                continue  # the SQL condition may match more than the filter it stands for
+            seen.add(event["id"])
+            out.append({"text_no": text_no, "event": event})
     return out
+
+
+class EventSource:
+    """Search results read back from where the events are: test results from the test-results view (a point
+    lookup per result), anything else, or a result the view does not hold, from its line in its batch."""
+
+    def __init__(self, index, journal, commit, results=None):
+        self.index, self.journal, self.commit, self.results = index, journal, commit, results
+        self._lines: dict[str, list[bytes]] = {}
+
+    def events(self, rows: list[tuple[int, int, str, str]]) -> list[dict | None]:
+        """The events at rows (batch number, line, type, test id), in order."""
+        paths = [self.index.path_of(b) for b, _, _, _ in rows]
+        out: list[dict | None] = [None] * len(rows)
+        asks = [i for i, (_, _, kind, test_id) in enumerate(rows) if kind == "test_result" and test_id]
+        if asks and self.results is not None:
+            for i, event in zip(asks, self.results.events_at([(rows[i][3], paths[i], rows[i][1]) for i in asks])):
+                out[i] = event
+        for i, event in enumerate(out):
+            if event is None:
+                out[i] = json.loads(self._batch(paths[i])[rows[i][1]])
+        return out
+
+    def _batch(self, path: str) -> list[bytes]:
+        lines = self._lines.get(path)
+        if lines is None:
+            data = self.journal.blob(self.commit.tree[path].id)
+            lines = self._lines[path] = [line for line in data.splitlines() if line.strip()]
+        return lines
 
 
 async def _texts_matching(events, where: str, cap: int):
@@ -200,26 +230,6 @@ async def _texts_matching(events, where: str, cap: int):
     if await events.count_rows(where) > cap:
         return None
     return set(await _column(events.query().where(where).select(["text_no"]), "text_no"))
-
-
-def _pick(rows, need: int, skip: set[str], accept=None) -> list[dict]:
-    """The first `need` (text number, event JSON) rows as results, leaving out events already taken and
-    events `accept` refuses (the SQL condition may match more than the filter it stands for)."""
-    out: list[dict] = []
-    seen = set(skip)
-    for text_no, line in rows:
-        if line is None:
-            continue
-        event = json.loads(line)
-        if event["id"] in seen:
-            continue  # the same event in a second batch of this snapshot (both sides of a merge wrote it)
-        if accept is not None and not accept(event):
-            continue
-        seen.add(event["id"])
-        out.append({"text_no": text_no, "event": event})
-        if len(out) >= need:
-            break
-    return out
 
 
 # Reads go through LanceDB's async API in its own event loop, one hop per query: the sync API hops once per

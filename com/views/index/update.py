@@ -7,11 +7,10 @@ half an update.
 
 from __future__ import annotations
 
-import json
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from com.model.event import to_line, ts_us
+from com.model.event import ts_us
 from com.model.text import event_text, text_hash
 from com.views.index.schema import schemas
 
@@ -57,7 +56,7 @@ def taking(index, shas: list[str], stats: UpdateStats):
     tables = schemas(index.embedder.dim)
     numbers = iter(range(max(index.registry.values(), default=-1) + 1, 1 << 31))
     batches: list[tuple[int, str]] = []  # numbered, not yet registered
-    rows: list[tuple[int, str]] = []
+    rows = Rows(index.text_numbers())
 
     def flush() -> None:
         # A batch is registered before its rows, a text written before the rows pointing at it; a crash
@@ -69,7 +68,7 @@ def taking(index, shas: list[str], stats: UpdateStats):
             index.registry.update({p: n for n, p in batches})
             stats.batches += len(batches)
             batches.clear()
-        if rows:
+        if len(rows):
             events_table, texts_table = arrow_rows(index, rows, stats, tables)
             if texts_table is not None:
                 index.table("texts").add(texts_table)
@@ -79,10 +78,7 @@ def taking(index, shas: list[str], stats: UpdateStats):
     def add(batch, events) -> None:
         number = next(numbers)
         batches.append((number, batch.path))
-        lines = batch.lines()
-        if lines is None:
-            lines = [to_line(e) for e in events]
-        rows.extend((number, line if isinstance(line, str) else line.decode("utf-8")) for line in lines)
+        rows.add(number, events)
         if len(rows) >= CHUNK_EVENTS:
             flush()
 
@@ -97,42 +93,66 @@ def taking(index, shas: list[str], stats: UpdateStats):
     stats.commits += len(shas)
 
 
-def arrow_rows(index, rows: list[tuple[int, str]], stats: UpdateStats, tables: dict):
-    """(events, texts) Arrow tables of rows (batch number, stored line); each new text embedded once."""
+class Rows:
+    """Event rows as columns, each event turned into its row as it comes (a catch-up holds columns, not
+    events); texts never seen before are numbered here and embedded at the flush."""
+
+    COLUMNS = ("text_no", "batch_no", "seq", "ts_us", "type", "project", "test_id", "status", "importance", "tags")
+
+    def __init__(self, text_no: dict[str, int]):
+        self.text_no = text_no  # text hash -> text number, of every indexed text (new ones added here)
+        self.hash_of: dict[str, str] = {}
+        self.times: dict[str, int] = {}
+        self.clear()
+
+    def clear(self) -> None:
+        self.cols = {name: [] for name in self.COLUMNS}
+        self.new_texts: list[tuple[int, str, str]] = []
+
+    def __len__(self) -> int:
+        return len(self.cols["seq"])
+
+    def add(self, batch_no: int, events: list[dict]) -> None:
+        cols, text_no, hash_of, times = self.cols, self.text_no, self.hash_of, self.times
+        for seq, event in enumerate(events):
+            data = event.get("data") or {}
+            text = event_text(event)
+            digest = hash_of.get(text)
+            if digest is None:
+                digest = hash_of[text] = text_hash(text)
+                if len(hash_of) > 200_000:
+                    hash_of.clear()
+            is_result = event["type"] == "test_result"
+            when = times.get(event["ts"])
+            if when is None:
+                if len(times) > 200_000:
+                    times.clear()
+                when = times[event["ts"]] = ts_us(event["ts"])  # a run's results share one time
+            number = text_no.get(digest)
+            if number is None:
+                # A new text: numbered now (rows carry the small int, cheap to filter and to read back).
+                number = text_no[digest] = len(text_no)
+                self.new_texts.append((number, digest, text))
+            cols["text_no"].append(number)
+            cols["batch_no"].append(batch_no)
+            cols["seq"].append(seq)
+            cols["ts_us"].append(when)
+            cols["type"].append(event["type"])
+            cols["project"].append(event["project"])
+            cols["test_id"].append(str(data.get("test_id") or "") if is_result else "")
+            cols["status"].append(str(data.get("status") or "") if is_result else "")
+            cols["importance"].append(float(event.get("importance", 0.0)))
+            cols["tags"].append(list(event.get("tags") or []))
+
+
+def arrow_rows(index, rows: Rows, stats: UpdateStats, tables: dict):
+    """(events, texts) Arrow tables of the rows and their new texts, each new text embedded once."""
     import numpy as np
     import pyarrow as pa
 
-    cols = {name: [] for name in ("id", "type", "project", "test_id", "status", "ts", "ts_us", "importance",
-                                  "tags", "text_no", "batch_no", "event")}
-    hash_of: dict[str, str] = {}
-    new_texts: list[tuple[int, str, str]] = []
-    for batch_no, line in rows:
-        event = json.loads(line)
-        data = event.get("data") or {}
-        text = event_text(event)
-        digest = hash_of.get(text)
-        if digest is None:
-            digest = hash_of[text] = text_hash(text)
-        is_result = event["type"] == "test_result"
-        cols["id"].append(event["id"])
-        cols["type"].append(event["type"])
-        cols["project"].append(event["project"])
-        cols["test_id"].append(str(data.get("test_id") or "") if is_result else "")
-        cols["status"].append(str(data.get("status") or "") if is_result else "")
-        cols["ts"].append(event["ts"])
-        cols["ts_us"].append(ts_us(event["ts"]))
-        cols["importance"].append(float(event.get("importance", 0.0)))
-        cols["tags"].append(list(event.get("tags") or []))
-        number = index.text_no.get(digest)
-        if number is None:
-            # A new text: numbered now (rows carry the small int, cheap to filter and to read back).
-            number = index.text_no[digest] = len(index.text_no)
-            new_texts.append((number, digest, text))
-        cols["text_no"].append(number)
-        cols["batch_no"].append(batch_no)
-        cols["event"].append(line)
     stats.rows += len(rows)
     texts_table = None
+    new_texts = rows.new_texts
     if new_texts:
         vectors = index.embedder.embed([t for _, _, t in new_texts], progress=index.report)
         texts_table = pa.table({
@@ -144,5 +164,5 @@ def arrow_rows(index, rows: list[tuple[int, str]], stats: UpdateStats, tables: d
         }, schema=tables["texts"])
         stats.texts += len(new_texts)
     events_table = pa.table({name: pa.array(values, tables["events"].field(name).type)
-                             for name, values in cols.items()}, schema=tables["events"])
+                             for name, values in rows.cols.items()}, schema=tables["events"])
     return events_table, texts_table
