@@ -180,9 +180,8 @@ def latencies(searcher, journal, queries, older_rev, reps=2):
         "hybrid_status_failed": timings(lambda q: s(q, 10, status="failed"), queries, reps=reps),
         "hybrid_at_older_rev": timings(lambda q: s(q, 10, at=older_rev), queries, reps=reps),
     }
-    model = searcher.embedder.model.model()
-    out["query_embedding"] = timings(
-        lambda q: model.encode([q], normalize_embeddings=True, show_progress_bar=False), [f"{q} {i}" for i, q in enumerate(queries)])
+    model = searcher.embedder.model
+    out["query_embedding"] = timings(lambda q: model.embed_batch([q]), [f"{q} {i}" for i, q in enumerate(queries)])
     fresh = [f"{q} after the deploy {i}" for i, q in enumerate(queries)]
     out["hybrid_new_query_including_embedding"] = timings(lambda q: s(q, 10), fresh)
     out["min_results_per_query"] = min(len(s(q, 10)) for q in queries)

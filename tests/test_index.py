@@ -95,28 +95,58 @@ def test_a_different_model_name_forces_a_rebuild(st_model, memory, journal, com,
 
 def test_an_interrupted_update_is_rolled_back_by_the_next(st_model, memory, journal, com, monkeypatch):
     from com.ops.search import update
-    from com.views.index import update as update_mod
+    from com.views.index.rows import RowWriter
 
     memory.record(failures(6))
     assert index_json(com)["total_rows"] == 6
     memory.record(failures(6, start=6, day="2026-11-02"))
 
-    # Fault injection (a crash between two Lance writes cannot be timed from outside): the row write fails
-    # after the new batch was registered.
-    original = update_mod.arrow_rows
-
+    # Fault injection (a crash between two writes cannot be timed from outside): the row write fails after
+    # the new batch was registered.
     def crash(*a, **kw):
         raise KeyboardInterrupt("killed mid-update")
 
-    monkeypatch.setattr(update_mod, "arrow_rows", crash)
+    original = RowWriter.flush
+    monkeypatch.setattr(RowWriter, "flush", crash)
     with pytest.raises(KeyboardInterrupt):
         update(memory)
-    monkeypatch.setattr(update_mod, "arrow_rows", original)
+    monkeypatch.setattr(RowWriter, "flush", original)
 
     stats = index_json(com)
     assert stats["rows"] == 6 and stats["batches"] == 1 and stats["total_rows"] == 12
     results = json.loads(com("search", "login rejected", "-k", "50", "--mode", "vector", "--json").stdout)["results"]
     assert sorted(r["event"]["id"] for r in results) == sorted(e["id"] for e in failures(6) + failures(6, 6, "2026-11-02"))
+
+
+def test_texts_an_interrupted_update_left_in_lancedb_are_removed_and_renumbered(st_model, memory, journal, com,
+                                                                                  monkeypatch):
+    # The new texts reach LanceDB before the row store commits; a crash in between leaves texts no row points
+    # at, and their numbers are given again by the next update: the leftovers must go first.
+    from com.ops.search import update
+    from com.views.index.rows import RowWriter
+
+    memory.record(failures(3))
+    assert index_json(com)["total_texts"] == 3
+    extra = normalize({"type": "test_result", "project": "shop", "ts": "2026-11-02T10:00:00Z",
+                       "data": {"test_id": "tests/test_pay.py::test_card", "status": "failed",
+                                "error_message": "GatewayTimeout: the payment provider did not answer"}})
+    memory.record([extra])
+
+    def crash(*a, **kw):
+        raise KeyboardInterrupt("killed after the texts were written")
+
+    original = RowWriter.store_texts
+    monkeypatch.setattr(RowWriter, "store_texts", crash)
+    with pytest.raises(KeyboardInterrupt):
+        update(memory)
+    monkeypatch.setattr(RowWriter, "store_texts", original)
+    assert memory.index().table("texts").count_rows() == 4  # the leftover
+
+    stats = index_json(com)
+    assert stats["rows"] == 1 and stats["texts"] == 1 and stats["total_texts"] == 4
+    assert memory.index().table("texts").count_rows() == 4
+    found = json.loads(com("search", "payment provider timed out", "-k", "1", "--json").stdout)["results"]
+    assert found[0]["event"]["id"] == extra["id"]
 
 
 def test_index_of_an_empty_journal_is_empty(st_model, memory, com):
@@ -132,8 +162,8 @@ def test_index_uri_is_configurable(st_model, memory, journal, com, monkeypatch, 
     monkeypatch.setenv("COM_INDEX_URI", str(elsewhere))
     stats = index_json(com)
     assert stats["uri"] == str(elsewhere) and stats["total_rows"] == 3
-    assert (elsewhere / "events.lance").is_dir()
-    assert not (memory.index_path / "events.lance").exists()
+    assert (elsewhere / "texts.lance").is_dir()
+    assert not (memory.index_path / "texts.lance").exists()
 
 
 @pytest.mark.parametrize("included, universe, expected", [

@@ -71,8 +71,7 @@ def search(memory: Memory, query: str, k: int = 10, where: EventFilter | None = 
     with index.reading():
         rows = index.batch_filter(snapshot)
         source = EventSource(index, memory.journal, snapshot.commit, memory.results)
-        found = ranked_events(index, text, vector, mode, rows, where.to_sql(), k, exclude,
-                              accept=None if where.empty else where.matches, source=source)
+        found = ranked_events(index, text, vector, mode, rows, where, k, exclude, source=source)
     return SearchResult(found)
 
 

@@ -359,7 +359,6 @@ class TestResultsView(SqliteView):
                 if test_id in tests and path in batches:
                     want.setdefault((tests[test_id], batches[path], int(seq)), []).append(i)
             numbers = sorted({key[0] for key in want})
-            number_set = set(numbers)
             found: dict[int, list[tuple[int, list[int]]]] = {}  # segment -> [(position, wanted indexes)]
             for seg, rows, done in (db.execute("SELECT seg_no, rows, sorted FROM segments").fetchall() if want else ()):
                 if done:
@@ -367,20 +366,27 @@ class TestResultsView(SqliteView):
                     for chunk, marks in sqlite.chunks(numbers):
                         runs += db.execute(f"SELECT test_no, start, count FROM test_runs WHERE seg_no = ? AND test_no"
                                            f" IN ({marks})", (seg, *chunk)).fetchall()
+                    for _, start, count in runs:
+                        keys = zip(self._column(seg, "test", start, start + count).tolist(),
+                                   self._column(seg, "batch", start, start + count).tolist(),
+                                   self._column(seg, "seq", start, start + count).tolist())
+                        for j, key in enumerate(keys):
+                            if key in want:
+                                found.setdefault(seg, []).append((start + j, want[key]))
                 else:
-                    column = self._column(seg, "test")
-                    runs = [(int(column[start]), start, count)
-                            for start, count in _runs_of([i for i, t in enumerate(column.tolist()) if t in number_set])]
-                for test_no, start, count in runs:
-                    for j, (test, batch, seq) in enumerate(zip(self._column(seg, "test", start, start + count).tolist(),
-                                                                self._column(seg, "batch", start, start + count).tolist(),
-                                                                self._column(seg, "seq", start, start + count).tolist())):
-                        hit = want.get((test, batch, seq))
-                        if hit is not None:
-                            found.setdefault(seg, []).append((start + j, hit))
+                    # Not sorted by test (a bulk take not merged yet): the tests' rows found with numpy over
+                    # the test column, then their batch and line read at those positions only.
+                    import numpy as np
+
+                    positions = np.flatnonzero(np.isin(self._column(seg, "test"), numbers)).tolist()
+                    keys = zip(self._values_at(seg, "test", positions), self._values_at(seg, "batch", positions),
+                               self._values_at(seg, "seq", positions))
+                    for position, key in zip(positions, keys):
+                        if key in want:
+                            found.setdefault(seg, []).append((position, want[key]))
             rebuild = _Rebuilder(db)
             for seg, hits in found.items():
-                sel = {name: [self._column(seg, name, p, p + 1)[0] for p, _ in hits] for name in COLUMNS}
+                sel = {name: self._values_at(seg, name, [p for p, _ in hits]) for name in COLUMNS}
                 for row, (_, indexes) in enumerate(hits):
                     event = rebuild(sel, row)
                     for i in indexes:
@@ -388,6 +394,17 @@ class TestResultsView(SqliteView):
         finally:
             db.execute("COMMIT")
         return out
+
+    def _values_at(self, seg_no: int, name: str, positions: list[int]) -> list:
+        """One column's values at a few positions of a segment (one blob handle, a small read per position)."""
+        code = COLUMNS[name]
+        size = array(code).itemsize
+        out = array(code)
+        with self.db.blobopen("segments", name, seg_no, readonly=True) as blob:
+            for p in positions:
+                blob.seek(p * size)
+                out.frombytes(blob.read(size))
+        return out.tolist()
 
     def _batch_paths_held(self) -> dict[int, str]:
         return dict(self.db.execute("SELECT batch_no, path FROM batches"))

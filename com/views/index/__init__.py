@@ -1,15 +1,18 @@
-"""The semantic index: LanceDB tables derived from the journal (`schema`), kept up to date through the view
-protocol by the commands that read them (`update`), filtered to a snapshot exactly (`snapshot`), queried by
-meaning and keywords (`query`) and maintained (`maintain`).
+"""The semantic index: distinct texts and their vectors in LanceDB (`schema`), which event carries which text
+in a local SQLite row store (`rows`), kept up to date through the view protocol by the commands that read
+them (`update`), filtered to a snapshot exactly (`snapshot`), queried by meaning and keywords (`query`) and
+maintained (`maintain`).
 
-The index lives at `.com/index/`, or `index_uri` / `COM_INDEX_URI`, which may be s3:// or gs://; its lock and
-generation file stay in the local `.com/cache/`. Readers hold the lock shared, an update holds it exclusively.
+The texts live at `.com/index/`, or `index_uri` / `COM_INDEX_URI`, which may be s3:// or gs://; the row
+store, the lock and the generation file stay in the local `.com/cache/`. Readers hold the lock shared, an
+update holds it exclusively.
 """
 
 from __future__ import annotations
 
 import os
 import time
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -18,6 +21,7 @@ from com.model.errors import ComError
 from com.views.base import follow
 from com.views.index import maintain as _maintain
 from com.views.index import schema
+from com.views.index.rows import RowStore
 from com.views.index.snapshot import BatchFilter, snapshot_expr
 from com.views.index.update import UpdateStats, roll_back_interrupted, taking
 
@@ -34,7 +38,7 @@ def index_uri(settings, memory_root: Path) -> str:
 
 
 class Index:
-    """One LanceDB index of one memory. Cheap to keep for many queries in one process."""
+    """One index of one memory. Cheap to keep for many queries in one process."""
 
     name = "search index"
 
@@ -53,19 +57,18 @@ class Index:
         except Exception as exc:
             raise ComError(f"cannot open the index at {self.uri}: {exc}") from None
         cache_path.mkdir(parents=True, exist_ok=True)
+        self.rows = RowStore(cache_path)
         self._lock_path = cache_path / "index.lock"
         self._gen_path = cache_path / "index.generation"
         self._gen = None
         self._tables: dict = {}
-        self.registry: dict[str, int] | None = None  # batch path -> batch number
-        self.commits: set[str] = set()
-        self.hwm = -1
+        self.registry: dict[str, int] | None = None  # batch path -> batch number (None: not read yet)
+        self._paths: dict[int, str] | None = None  # batch number -> path
         self.batch_filters: dict[str, BatchFilter] = {}
         self._ann: bool | None = None
-        self._text_no: dict[str, int] | None = None  # text hash -> text number, read when an update needs it
         self._text_count: int | None = None
-        self._paths: dict[int, str] | None = None  # batch number -> path
         self.vectors = None  # (text numbers, matrix, position) of every indexed text, for exact ranking
+        self._kind_types: dict[int, str] | None = None
         self._stats: UpdateStats | None = None
 
     # -- locking and freshness ---------------------------------------------------------------------
@@ -88,17 +91,20 @@ class Index:
         if self.registry is None or self._generation() != self._gen:
             return True
         # Deleting .com/index by hand bumps no generation; a stat notices it (local indexes only).
-        return "://" not in self.uri and bool(self._tables) and not os.path.isdir(os.path.join(self.uri, "events.lance"))
+        return "://" not in self.uri and bool(self._tables) and not os.path.isdir(os.path.join(self.uri, "texts.lance"))
+
+    def _forget(self) -> None:
+        self._tables = {}
+        self.registry = self._paths = self._text_count = self._kind_types = self._ann = None
+        self.batch_filters = {}
+        self.vectors = None
 
     def _refresh(self) -> None:
         """Forget what this process knew if another process changed the index since."""
         if self._stale():
             gen = self._generation()
-            self._tables = {}
-            self.registry = None
-            self.batch_filters = {}
-            self._ann = None
-            self._load_state()
+            self._forget()
+            self.registry = self.rows.registry()
             self._gen = gen
 
     def table(self, name: str):
@@ -115,7 +121,7 @@ class Index:
         try:
             yield
         except BaseException:
-            self.registry, self._text_no, self._text_count, self._paths = None, None, None, None
+            self._forget()
             raise
 
     @contextmanager
@@ -137,8 +143,14 @@ class Index:
         return {row["key"]: row["value"] for row in table.to_arrow().to_pylist()}
 
     def rebuild_reason(self) -> str | None:
-        return schema.rebuild_reason(self.meta(), [n for n in schema.TABLES if self.table(n) is None],
-                                     schema.expected_meta(self.embedder.model_name, self.embedder.dim))
+        meta = self.meta()
+        reason = schema.rebuild_reason(meta, [n for n in schema.TABLES if self.table(n) is None],
+                                       schema.expected_meta(self.embedder.model_name, self.embedder.dim))
+        if reason is None and self.rows.index_id() != meta.get("index_id"):
+            reason = "the local search rows belong to another index"
+        if reason is None and self.table("texts").count_rows() < self.rows.text_count():
+            reason = "the index lost texts"
+        return reason
 
     def write_meta(self, extra: dict | None = None) -> None:
         import pyarrow as pa
@@ -149,102 +161,63 @@ class Index:
         mode = "create" if self.table("meta") is None else "overwrite"
         self._tables["meta"] = self.db.create_table("meta", rows, mode=mode)
 
-    def _create(self) -> None:
-        """Drop and recreate every table (caller holds the exclusive lock)."""
-        for name in schema.TABLES:
+    def _drop_tables(self) -> None:
+        for name in (*schema.TABLES, *schema.OLD_TABLES):
             try:
                 self.db.drop_table(name)
             except Exception:  # absent: nothing to drop
                 pass
         self._tables = {}
-        tables = schema.schemas(self.embedder.dim)
-        for name in ("events", "texts", "batches", "commits"):
-            self._tables[name] = self.db.create_table(name, schema=tables[name])
-        self.write_meta()
-        self.registry, self.commits, self.hwm = {}, set(), -1
-        self._text_no, self._text_count, self._paths = {}, 0, None
-        self.batch_filters = {}
-        self.vectors = None
 
-    def _load_state(self) -> None:
-        batches, commits, texts = self.table("batches"), self.table("commits"), self.table("texts")
-        self.registry, self.commits, self.hwm = {}, set(), -1
-        self._text_no, self._text_count, self._paths = None, None, None
-        self.vectors = None
-        if self.rebuild_reason() is not None:
-            return  # another format or model: the caller rebuilds, nothing here is worth reading
-        if batches is not None:
-            arrow = batches.to_arrow()
-            self.registry = dict(zip(arrow.column("path").to_pylist(), arrow.column("batch_no").to_pylist()))
-        if commits is not None:
-            arrow = commits.to_arrow()
-            self.commits = set(arrow.column("sha").to_pylist())
-            if arrow.num_rows:
-                self.hwm = max(arrow.column("hwm").to_pylist())
+    def _create(self) -> None:
+        """Drop and recreate every table and the row store (caller holds the exclusive lock)."""
+        self._drop_tables()
+        self._forget()
+        self._tables["texts"] = self.db.create_table("texts", schema=schema.schemas(self.embedder.dim)["texts"])
+        index_id = uuid.uuid4().hex
+        self.write_meta({"index_id": index_id})
+        self.rows.start(index_id)
+        self.registry = {}
 
     # -- the view protocol (taking happens inside ensure, which holds the exclusive lock) ---------------
     def seen(self, sha: str) -> bool:
-        return sha in self.commits
+        return self.rows.seen(sha)
 
     def has_batch(self, path: str) -> bool:
-        return path in self.registry
+        return self.rows.has_batch(path)
 
     def taking(self, shas: list[str]):
-        self._paths = self._text_count = None
+        self._forget()
         return taking(self, shas, self._stats)
 
-    def text_numbers(self) -> dict[str, int]:
-        """Text hash -> text number of every indexed text (read on first use: only updates need it)."""
-        if self._text_no is None:
-            texts = self.table("texts")
-            self._text_no = {}
-            if texts is not None:
-                arrow = self.read(texts, ["text_hash", "text_no"])
-                self._text_no = dict(zip(arrow.column(0).to_pylist(), arrow.column(1).to_pylist()))
-        return self._text_no
-
-    @staticmethod
-    def read(table, columns: list[str]):
-        """Some columns of every row of a table, as Arrow (not the whole table: the texts carry vectors)."""
-        from com.views.index.query import _run
-
-        return _run(table._table.query().select(columns).to_arrow())
-
-    def path_of(self, batch_no: int) -> str:
-        if self._paths is None:
-            self._paths = {n: p for p, n in self.registry.items()}
-        return self._paths[batch_no]
-
     def reset(self) -> None:
-        """Drop every table under the exclusive lock (the next reader rebuilds from the journal; the embedding
-        cache stays, so nothing is embedded twice)."""
+        """Drop every table and the row store under the exclusive lock (the next reader rebuilds from the
+        journal; the embedding cache stays, so nothing is embedded twice)."""
         with self._flock(exclusive=True):
-            for name in schema.TABLES:
-                try:
-                    self.db.drop_table(name)
-                except Exception:  # absent, or unreadable: gone either way below
-                    pass
+            self._drop_tables()
             if "://" not in self.uri:
                 import shutil
 
                 # A damaged table that lancedb cannot drop is removed with its folder (ours: under the index).
-                for name in schema.TABLES:
+                for name in (*schema.TABLES, *schema.OLD_TABLES):
                     shutil.rmtree(os.path.join(self.uri, f"{name}.lance"), ignore_errors=True)
-            self._tables, self.registry = {}, None
+            self.rows.reset()
+            self._forget()
             self._bump_generation()
 
     def health(self) -> str | None:
-        """Every table there is opens and counts its rows (a damaged one is named)."""
+        """Every table there is opens and counts its rows (a damaged one is named); the row store reads."""
         try:
             if "://" in self.uri:
                 names = [n for n in self.db.table_names() if n in schema.TABLES]
             else:
-                names = [n for n in schema.TABLES if os.path.isdir(os.path.join(self.uri, f"{n}.lance"))]
+                names = [n for n in (*schema.TABLES, *schema.OLD_TABLES)
+                         if os.path.isdir(os.path.join(self.uri, f"{n}.lance"))]
             for name in names:
                 self.db.open_table(name).count_rows()
         except Exception as exc:  # any damage lancedb reports
             return f"the search index cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
-        return None
+        return self.rows.health()
 
     def present(self) -> bool:
         return bool(self.meta())
@@ -256,15 +229,15 @@ class Index:
         the same walk, so each new batch is read once for all."""
         started = time.monotonic()
         stats = UpdateStats(commit=str(commit.id) if commit is not None else None)
-        if not rebuild and commit is not None and str(commit.id) in self.commits and not self._stale():
-            return stats  # the common case: one set lookup, no lock
+        if not rebuild and commit is not None and not self._stale() and self.rows.seen(str(commit.id)):
+            return stats  # the common case: two lookups, no lock
         with self._flock(exclusive=True), self._forget_on_error():
             self._refresh()
             reason = "asked for" if rebuild else self.rebuild_reason()
             if reason is not None:
                 self._create()
                 stats.rebuilt, stats.reason = True, reason
-            if commit is not None and str(commit.id) not in self.commits:
+            if commit is not None and not self.rows.seen(str(commit.id)):
                 roll_back_interrupted(self)
                 embedded_before = self.embedder.embedded
                 self._stats = stats
@@ -274,22 +247,21 @@ class Index:
                     self._stats = None
                 stats.embedded = self.embedder.embedded - embedded_before
             stats.maintenance = _maintain.maintain(self)
-            self._ann, self.vectors = None, None
+            self._forget()
+            self.registry = self.rows.registry()
             if stats.rebuilt or stats.rows or stats.commits or stats.maintenance:
                 self._bump_generation()
-                self._gen = self._generation()
+            self._gen = self._generation()
         stats.seconds = time.monotonic() - started
         return stats
 
     # -- what queries need ---------------------------------------------------------------------------------
     def row_count(self) -> int:
-        events = self.table("events")
-        return events.count_rows() if events is not None else 0
+        return self.rows.row_count()
 
     def text_count(self) -> int:
         if self._text_count is None:
-            texts = self.table("texts")
-            self._text_count = texts.count_rows() if texts is not None else 0
+            self._text_count = self.rows.text_count()
         return self._text_count
 
     def has_ann(self) -> bool:
@@ -297,6 +269,16 @@ class Index:
             texts = self.table("texts")
             self._ann = texts is not None and any(tuple(i.columns) == ("vector",) for i in texts.list_indices())
         return self._ann
+
+    def path_of(self, batch_no: int) -> str:
+        if self._paths is None:
+            self._paths = {n: p for p, n in self.registry.items()}
+        return self._paths[batch_no]
+
+    def kind_type(self, kind: int) -> str:
+        if self._kind_types is None or kind not in self._kind_types:
+            self._kind_types = self.rows.kind_types()
+        return self._kind_types[kind]
 
     def batch_filter(self, snapshot) -> BatchFilter:
         """The rows of a journal snapshot: as SQL (None: every row) and as a set of batch numbers. Call inside

@@ -2,31 +2,34 @@
 above) and by BM25, fused by reciprocal rank, then expanded into the events of one snapshot that match a
 filter.
 
-Why texts first: a million results carry a few thousand distinct texts, and every event of one text has the
-same similarity and the same BM25 score. Ranking the texts and then fetching their events is both faster and
-exact, where an ANN index over a million rows of repeated vectors was slow and unbalanced (measured: see
-scripts/bench_search.py and the README).
+Why texts first: a million results carry about ten thousand distinct texts, and every event of one text has
+the same similarity and the same BM25 score. Ranking the texts and then fetching their events is both faster
+and exact, where an ANN index over a million rows of repeated vectors was slow and unbalanced (measured: see
+scripts/bench_search.py and docs/search.md).
 
-1. Texts are ranked by cosine similarity and by BM25 (LanceDB native full-text search); reciprocal rank fusion,
-   score = sum of 1/(60 + rank) over the two lists, needs no calibration between cosine and BM25.
-2. Texts are expanded in fused order into events with one SQL prefilter: the `--at` snapshot (batch numbers)
-   AND the filter. Texts with no matching event are passed over, so k results come back whenever k matching
-   events exist, and nothing outside the snapshot can appear. Within one text, newest events first. (The best
-   few texts, when they hold few rows, are read whole in one query and the snapshot applied to those rows
-   here: same result, a third of the queries; see events_of_texts.)
+1. A filter first picks the texts it can return at all: the kinds (type, project, status, importance, tags)
+   and tests it accepts, and the texts that have rows of them (`text_keys` of the row store). `--status
+   failed` ranks the failure texts only, `--test T` the texts of T.
+2. Texts are ranked by cosine similarity and by BM25 (LanceDB native full-text search); reciprocal rank
+   fusion, score = sum of 1/(60 + rank) over the two lists, needs no calibration between cosine and BM25.
+3. Texts are expanded in fused order into their rows, newest first, through the row store (a text's rows are
+   one run of its B-tree): rows of the wrong kind, test or time are skipped by SQLite, rows outside the
+   `--at` snapshot (batch numbers) here; the walk stops as soon as k rows are found. Texts with no matching
+   row are passed over, so k results come back whenever k matching events exist, and nothing outside the
+   snapshot can appear.
+4. The k events are read back (`EventSource`): test results from the test-results view, anything else from
+   its batch; an event stored in two batches of the snapshot (both sides of a merge) counts once.
 """
 
 from __future__ import annotations
 
 import json
 
+from com.model.filter import EventFilter
 from com.views.index.snapshot import BatchFilter
 
 RRF_K = 60
 KEYWORD_TEXTS = 50  # BM25 hits kept for fusion; more cost time (measured) and change no top result
-PRESCAN_ROWS = 5000  # a filter matching fewer rows than this restricts the ranking to their texts
-EXPAND_ROWS = 20_000  # most rows read (narrow) to pick the newest events of a group of texts
-WHOLE_ROWS = 64  # a group of texts with at most this many rows is read whole in one query (more: narrow, then take)
 NPROBES = 20
 REFINE = 4
 
@@ -55,59 +58,82 @@ def fuse(ranking, keyword_order: list[str]):
         yield h, score, vr, kr
 
 
-def ranked_events(index, text: str, vector, mode: str, snapshot: BatchFilter, where: str | None, k: int,
-                   exclude=(), accept=None, source=None) -> list[dict]:
-    """The k best events for a query text (normalised) and its vector (None: keyword mode) in the snapshot's
-    rows that match the SQL condition `where` and, if given, `accept(event)` (the exact filter), read back
-    through `source` (an EventSource): [{"event", "score", "similarity", "vector_rank", "keyword_rank"}],
-    best first."""
+def ranked_events(index, text: str, vector, mode: str, snapshot: BatchFilter, where: EventFilter | None, k: int,
+                   exclude=(), source=None) -> list[dict]:
+    """The k best events for a query text (normalised) and its vector (None: keyword mode) among the snapshot's
+    events that `where` matches, read back through `source` (an EventSource):
+    [{"event", "score", "similarity", "vector_rank", "keyword_rank"}], best first."""
+    where = where or EventFilter()
+    rows = index.rows
+    kinds, tests = rows.kinds_for(where), rows.tests_for(where)
+    allowed = rows.texts_with(kinds, tests) if kinds is not None or tests is not None else None
+    if allowed is not None and not allowed:
+        return []
+    condition = row_condition(kinds, tests, where)
+    accept = None if where.empty else where.matches
     limit = None
-    exclude = set(exclude)
-    # A narrow filter (one test, a rare status): rank only the texts its rows carry. It and the BM25 query
-    # run in LanceDB's event loop while numpy ranks the vectors here (all of them release the GIL).
-    both = " AND ".join(f"({c})" for c in (snapshot.sql, where) if c) or None
-    prescan = texts_matching_async(index, both) if where else None
-    allowed = None
     while True:
         keywords = keyword_texts_async(index, text, KEYWORD_TEXTS) if mode != "vector" else None
         ranking = rank_texts(index, vector, limit) if vector is not None else None
         keyword_order = keywords.result() if keywords is not None else []
         ranked = fuse(ranking, keyword_order)
-        if prescan is not None:
-            allowed, prescan = prescan.result(), None
         if allowed is not None:
             ranked = (r for r in ranked if r[0] in allowed)
-        out = _expand(index, ranked, ranking, where, snapshot, k, exclude, accept, source)
+        out = _expand(index, ranked, ranking, condition, snapshot, k, set(exclude), accept, source)
         if len(out) >= k or ranking is None or ranking.complete:
             return out
         limit = max(1000, len(ranking)) * 8  # the ANN's best texts ran out of matching events: widen
 
 
-def _expand(index, ranked, ranking, where, snapshot, k, exclude, accept, source) -> list[dict]:
-    import itertools
+def row_condition(kinds: list[int] | None, tests: list[int] | None, where: EventFilter) -> str:
+    """The filter as SQL over a row's kind, test and time (` AND ...`, or '' for none)."""
+    conds = []
+    if kinds is not None:
+        conds.append(f"kind IN ({','.join(map(str, kinds))})")
+    if tests is not None:
+        conds.append(f"test_no IN ({','.join(map(str, tests))})")
+    if where.since_us is not None:
+        conds.append(f"ts_us >= {int(where.since_us)}")
+    if where.until_us is not None:
+        conds.append(f"ts_us <= {int(where.until_us)}")
+    return "".join(f" AND {c}" for c in conds)
+
+
+def _expand(index, ranked, ranking, condition: str, snapshot: BatchFilter, k: int, skip: set, accept,
+            source) -> list[dict]:
+    """Walk the texts in fused order and their rows newest first; read back k events."""
+    batches = snapshot.batches
+
+    def candidates():
+        for text_no, score, v, kw in ranked:
+            for _, batch_no, seq, test_no, kind in index.rows.rows_of_text(text_no, condition):
+                if batches is None or batch_no in batches:
+                    yield (text_no, score, v, kw), (batch_no, seq, kind, test_no)
 
     out: list[dict] = []
-    skip = set(exclude)
-    chunk = 4
-    # Groups grow 4, 16, 64 ... texts: the best few texts usually hold k events; sparse matches cost few queries.
+    walk = candidates()
     while len(out) < k:
-        group = list(itertools.islice(ranked, chunk))
-        if not group:
+        picked = []
+        for item in walk:
+            picked.append(item)
+            if len(picked) >= k - len(out):
+                break
+        if not picked:
             break
-        info = {digest: (score, v, kw) for digest, score, v, kw in group}
-        rows = events_of_texts(index, [g[0] for g in group], where, k - len(out), skip, snapshot, accept, source)
-        for row in rows:
-            score, v, kw = info[row["text_no"]]
-            sim = ranking.similarity(row["text_no"]) if ranking is not None else None
-            skip.add(row["event"]["id"])
+        for ((text_no, score, v, kw), _), event in zip(picked, source.events([p for _, p in picked])):
+            if event is None or event["id"] in skip:
+                continue  # the same event in a second batch of this snapshot (both sides of a merge wrote it)
+            if accept is not None and not accept(event):
+                continue  # never, as the row store filters exactly; kept as the last word
+            skip.add(event["id"])
+            sim = ranking.similarity(text_no) if ranking is not None else None
             out.append({
-                "event": row["event"],
+                "event": event,
                 "score": round(score, 6),
                 "similarity": round(sim, 4) if sim is not None else None,
                 "vector_rank": v,
                 "keyword_rank": kw,
             })
-        chunk = min(chunk * 4, 256)
     return out
 
 
@@ -125,17 +151,11 @@ def rank_texts(index, vector, limit: int | None = None) -> "TextRanking":
         sims = 1.0 - np.asarray(rows.column("_distance").to_numpy(), dtype=np.float32)
         return TextRanking(numbers, sims, None, complete=len(numbers) >= index.text_count())
     if index.vectors is None:
-        arrow = index.read(index.table("texts"), ["text_no", "vector"])
-        flat = arrow.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False)
-        matrix = np.asarray(flat, dtype=np.float32).reshape(arrow.num_rows, -1) if arrow.num_rows else \
-            np.zeros((0, index.embedder.dim), np.float32)
-        numbers = arrow.column("text_no").to_pylist()
-        index.vectors = (numbers, matrix, {n: i for i, n in enumerate(numbers)})
-    numbers, matrix, position = index.vectors
+        index.vectors = index.rows.vectors(index.embedder.dim)  # row i: text number i
     # einsum, not BLAS: a matrix-vector product through a multi-threaded BLAS costs 8 ms of thread wake-up
     # on this 2-core machine for a 0.3 ms job.
-    sims = np.einsum("ij,j->i", matrix, np.asarray(vector, dtype=np.float32))
-    return TextRanking(numbers, sims, position, complete=True)
+    sims = np.einsum("ij,j->i", index.vectors, np.asarray(vector, dtype=np.float32))
+    return TextRanking(None, sims, None, complete=True)
 
 
 def keyword_texts_async(index, text: str, limit: int):
@@ -148,53 +168,6 @@ def keyword_texts_async(index, text: str, limit: int):
     return _submit(_column(query, "text_no"))
 
 
-def texts_matching_async(index, where: str, cap: int = PRESCAN_ROWS):
-    """A future of the texts of the rows matching a narrow filter, or of None when more than `cap` rows match."""
-    return _submit(_texts_matching(index.table("events")._table, where, cap))
-
-
-ROW_COLUMNS = ["text_no", "ts_us", "batch_no", "seq", "type", "test_id"]
-
-
-def events_of_texts(index, numbers: list[int], where: str | None, need: int, skip: set[str],
-                    snapshot: BatchFilter | None = None, accept=None, source=None) -> list[dict]:
-    """Up to `need` events whose text is in `numbers`, that match `where` and lie in `snapshot` (default:
-    every batch), in the order of `numbers`, newest first within a text: [{"text_no", "event" (decoded)}];
-    events whose id is in `skip` are left out (and not counted)."""
-    events = index.table("events")._table
-    snapshot = snapshot or BatchFilter(None, None)
-    cond = f"text_no IN ({','.join(map(str, numbers))})" + (f" AND ({where})" if where else "")
-    position = {n: i for i, n in enumerate(numbers)}
-    # The best texts are mostly failures seen a few times: one query reads all their rows, and the snapshot
-    # is applied here to so few rows (a batch_no range in the query costs 3 ms more at 1M rows: Lance
-    # intersects it through the batch_no index). Only when the texts hold many rows (a test's `passed` text:
-    # one per run) does the snapshot go into the query.
-    rows = _run(events.query().where(cond).select(ROW_COLUMNS).limit(WHOLE_ROWS + 1).to_arrow())
-    batches = snapshot.batches
-    if rows.num_rows > WHOLE_ROWS:
-        if snapshot.sql:
-            cond = f"{cond} AND ({snapshot.sql})"
-        rows = _run(events.query().where(cond).select(ROW_COLUMNS).limit(EXPAND_ROWS).to_arrow())
-        batches = None
-    keyed = sorted(((t, ts, b, q, ty, tid) for t, ts, b, q, ty, tid in zip(*(rows.column(c).to_pylist() for c in ROW_COLUMNS))
-                    if batches is None or b in batches), key=lambda r: (position[r[0]], -r[1]))
-    out: list[dict] = []
-    seen = set(skip)
-    start = 0
-    while len(out) < need and start < len(keyed):
-        picked = keyed[start:start + need - len(out)]
-        start += len(picked)
-        found = source.events([(b, q, ty, tid) for _, _, b, q, ty, tid in picked])
-        for (text_no, *_), event in zip(picked, found):
-            if event is None or event["id"] in seen:
-                continue  # the same event in a second batch of this snapshot (both sides of a merge wrote it)
-            if accept is not None and not accept(event):
-                continue  # the SQL condition may match more than the filter it stands for
-            seen.add(event["id"])
-            out.append({"text_no": text_no, "event": event})
-    return out
-
-
 class EventSource:
     """Search results read back from where the events are: test results from the test-results view (a point
     lookup per result), anything else, or a result the view does not hold, from its line in its batch."""
@@ -203,13 +176,16 @@ class EventSource:
         self.index, self.journal, self.commit, self.results = index, journal, commit, results
         self._lines: dict[str, list[bytes]] = {}
 
-    def events(self, rows: list[tuple[int, int, str, str]]) -> list[dict | None]:
-        """The events at rows (batch number, line, type, test id), in order."""
+    def events(self, rows: list[tuple[int, int, int, int]]) -> list[dict | None]:
+        """The events at rows (batch number, line, kind, test number), in order."""
         paths = [self.index.path_of(b) for b, _, _, _ in rows]
         out: list[dict | None] = [None] * len(rows)
-        asks = [i for i, (_, _, kind, test_id) in enumerate(rows) if kind == "test_result" and test_id]
+        asks = [i for i, (_, _, kind, test_no) in enumerate(rows)
+                if test_no >= 0 and self.index.kind_type(kind) == "test_result"]
         if asks and self.results is not None:
-            for i, event in zip(asks, self.results.events_at([(rows[i][3], paths[i], rows[i][1]) for i in asks])):
+            test_ids = self.index.rows.test_ids(rows[i][3] for i in asks)
+            wanted = [(test_ids[rows[i][3]], paths[i], rows[i][1]) for i in asks]
+            for i, event in zip(asks, self.results.events_at(wanted)):
                 out[i] = event
         for i, event in enumerate(out):
             if event is None:
@@ -222,14 +198,6 @@ class EventSource:
             data = self.journal.blob(self.commit.tree[path].id)
             lines = self._lines[path] = [line for line in data.splitlines() if line.strip()]
         return lines
-
-
-async def _texts_matching(events, where: str, cap: int):
-    # Counting uses the scalar indexes alone: a broad filter (--status failed over a million rows) costs 0.5 ms
-    # to rule out instead of reading `cap` rows for nothing.
-    if await events.count_rows(where) > cap:
-        return None
-    return set(await _column(events.query().where(where).select(["text_no"]), "text_no"))
 
 
 # Reads go through LanceDB's async API in its own event loop, one hop per query: the sync API hops once per
@@ -260,35 +228,39 @@ class _Done:
 
 
 class TextRanking:
-    """Texts ordered by similarity, sorted lazily: a search that reads the best few texts sorts only those."""
+    """Texts ordered by similarity, sorted lazily: a search that reads the best few texts sorts only those.
+    `keys` None: the texts are numbered by position (the exact ranking over every text)."""
 
     FIRST = 256
 
-    def __init__(self, keys: list[int], sims, position: dict | None, complete: bool):
+    def __init__(self, keys: list[int] | None, sims, position: dict | None, complete: bool):
         self.keys, self.sims, self.position, self.complete = keys, sims, position, complete
         self._order = None
         self._sorted = None
 
     def __len__(self) -> int:
-        return len(self.keys)
+        return len(self.sims)
+
+    def _key(self, i: int) -> int:
+        return int(i) if self.keys is None else self.keys[i]
 
     def __iter__(self):
         import numpy as np
 
-        n = len(self.keys)
+        n = len(self.sims)
         if n == 0:
             return
         negated = -self.sims
         head = min(self.FIRST, n)
         top = np.argpartition(negated, head - 1)[:head] if head < n else np.arange(n)
         top = top[np.argsort(negated[top], kind="stable")]
-        for i in top:
-            yield self.keys[i]
+        for i in top.tolist():
+            yield self._key(i)
         if head < n:
             shown = set(top.tolist())
-            for i in np.argsort(negated, kind="stable"):
+            for i in np.argsort(negated, kind="stable").tolist():
                 if i not in shown:
-                    yield self.keys[i]
+                    yield self._key(i)
 
     def similarity(self, key: int) -> float | None:
         i = self._index(key)
@@ -306,6 +278,8 @@ class TextRanking:
         return int(len(self._sorted) - np.searchsorted(self._sorted, self.sims[i], side="right")) + 1
 
     def _index(self, key: int):
+        if self.keys is None:
+            return key if 0 <= key < len(self.sims) else None
         if self.position is None:  # an ANN ranking: only its own texts are known
             if self._order is None:
                 self._order = {h: i for i, h in enumerate(self.keys)}

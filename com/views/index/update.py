@@ -1,8 +1,10 @@
-"""Taking journal batches into the index: event rows and new texts as Arrow tables, each new text embedded once.
+"""Taking journal batches into the index: rows into the local row store, each new text embedded once and
+appended to the LanceDB texts table.
 
-Writes go batches -> texts -> events -> commits under the index's exclusive lock; an update killed midway is
-rolled back by the next one (rows and batches above the high-water mark are removed), so a reader never sees
-half an update.
+One SQLite transaction holds the whole take (rows, batches, texts, the commits it completes), so a reader
+never sees half an update. New texts go to LanceDB first; an update killed before its SQLite commit leaves
+texts there that no row points at, which the next update removes (`roll_back_interrupted`) before it numbers
+new texts from the same numbers.
 """
 
 from __future__ import annotations
@@ -10,8 +12,6 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from com.model.event import ts_us
-from com.model.text import event_text, text_hash
 from com.views.index.schema import schemas
 
 CHUNK_EVENTS = 50_000
@@ -39,130 +39,50 @@ class UpdateStats:
 
 
 def roll_back_interrupted(index) -> None:
-    """An update killed midway left batches (and maybe rows) above the high-water mark: remove them."""
-    if not index.registry or max(index.registry.values()) <= index.hwm:
-        return
-    index.table("events").delete(f"batch_no > {index.hwm}")
-    index.table("batches").delete(f"batch_no > {index.hwm}")
-    index.registry = {p: n for p, n in index.registry.items() if n <= index.hwm}
+    """Texts an interrupted update appended to LanceDB but never committed rows for: removed."""
+    texts = index.table("texts")
+    known = index.rows.text_count()
+    if texts is not None and texts.count_rows() > known:
+        texts.delete(f"text_no >= {known}")
 
 
 @contextmanager
 def taking(index, shas: list[str], stats: UpdateStats):
     """The index's side of the view protocol (the caller holds the exclusive lock): number each batch in the
-    order it comes (history order), append rows a chunk at a time, then record the commits as complete."""
-    import pyarrow as pa
-
+    order it comes (history order), turn its events into rows, embed new texts a chunk at a time."""
     tables = schemas(index.embedder.dim)
-    numbers = iter(range(max(index.registry.values(), default=-1) + 1, 1 << 31))
-    batches: list[tuple[int, str]] = []  # numbered, not yet registered
-    rows = Rows(index.text_numbers())
 
-    def flush() -> None:
-        # A batch is registered before its rows, a text written before the rows pointing at it; a crash
-        # between chunks is rolled back by the next update, and a text it left behind is harmless.
-        if batches:
-            index.table("batches").add(pa.table(
-                {"batch_no": pa.array([n for n, _ in batches], pa.int32()), "path": [p for _, p in batches]},
-                schema=tables["batches"]))
-            index.registry.update({p: n for n, p in batches})
-            stats.batches += len(batches)
-            batches.clear()
-        if len(rows):
-            events_table, texts_table = arrow_rows(index, rows, stats, tables)
-            if texts_table is not None:
-                index.table("texts").add(texts_table)
-            index.table("events").add(events_table)
-            rows.clear()
+    with index.rows.writing(shas) as writer:
+        def flush() -> None:
+            new = writer.take_new_texts()
+            if new:
+                vectors = index.embedder.embed([t for _, _, t in new], progress=index.report)
+                index.table("texts").add(texts_table(new, vectors, tables["texts"]))
+                writer.store_texts(new, vectors)
+                stats.texts += len(new)
+            stats.rows += len(writer)
+            writer.flush()
 
-    def add(batch, events) -> None:
-        number = next(numbers)
-        batches.append((number, batch.path))
-        rows.add(number, events)
-        if len(rows) >= CHUNK_EVENTS:
-            flush()
+        def add(batch, events) -> None:
+            writer.add(batch.path, events)
+            stats.batches += 1
+            if len(writer) >= CHUNK_EVENTS:
+                flush()
 
-    yield add
-    flush()
-    hwm = max(index.registry.values(), default=-1)
-    index.table("commits").add(pa.table({"sha": shas, "hwm": pa.array([hwm] * len(shas), pa.int32())},
-                                        schema=tables["commits"]))
-    index.commits.update(shas)
-    index.hwm = hwm
-    index.batch_filters.clear()
+        yield add
+        flush()
     stats.commits += len(shas)
 
 
-class Rows:
-    """Event rows as columns, each event turned into its row as it comes (a catch-up holds columns, not
-    events); texts never seen before are numbered here and embedded at the flush."""
-
-    COLUMNS = ("text_no", "batch_no", "seq", "ts_us", "type", "project", "test_id", "status", "importance", "tags")
-
-    def __init__(self, text_no: dict[str, int]):
-        self.text_no = text_no  # text hash -> text number, of every indexed text (new ones added here)
-        self.hash_of: dict[str, str] = {}
-        self.times: dict[str, int] = {}
-        self.clear()
-
-    def clear(self) -> None:
-        self.cols = {name: [] for name in self.COLUMNS}
-        self.new_texts: list[tuple[int, str, str]] = []
-
-    def __len__(self) -> int:
-        return len(self.cols["seq"])
-
-    def add(self, batch_no: int, events: list[dict]) -> None:
-        cols, text_no, hash_of, times = self.cols, self.text_no, self.hash_of, self.times
-        for seq, event in enumerate(events):
-            data = event.get("data") or {}
-            text = event_text(event)
-            digest = hash_of.get(text)
-            if digest is None:
-                digest = hash_of[text] = text_hash(text)
-                if len(hash_of) > 200_000:
-                    hash_of.clear()
-            is_result = event["type"] == "test_result"
-            when = times.get(event["ts"])
-            if when is None:
-                if len(times) > 200_000:
-                    times.clear()
-                when = times[event["ts"]] = ts_us(event["ts"])  # a run's results share one time
-            number = text_no.get(digest)
-            if number is None:
-                # A new text: numbered now (rows carry the small int, cheap to filter and to read back).
-                number = text_no[digest] = len(text_no)
-                self.new_texts.append((number, digest, text))
-            cols["text_no"].append(number)
-            cols["batch_no"].append(batch_no)
-            cols["seq"].append(seq)
-            cols["ts_us"].append(when)
-            cols["type"].append(event["type"])
-            cols["project"].append(event["project"])
-            cols["test_id"].append(str(data.get("test_id") or "") if is_result else "")
-            cols["status"].append(str(data.get("status") or "") if is_result else "")
-            cols["importance"].append(float(event.get("importance", 0.0)))
-            cols["tags"].append(list(event.get("tags") or []))
-
-
-def arrow_rows(index, rows: Rows, stats: UpdateStats, tables: dict):
-    """(events, texts) Arrow tables of the rows and their new texts, each new text embedded once."""
+def texts_table(new: list[tuple[int, str, str]], vectors, schema):
+    """New texts (number, hash, text) and their vectors as an Arrow table of the LanceDB texts table."""
     import numpy as np
     import pyarrow as pa
 
-    stats.rows += len(rows)
-    texts_table = None
-    new_texts = rows.new_texts
-    if new_texts:
-        vectors = index.embedder.embed([t for _, _, t in new_texts], progress=index.report)
-        texts_table = pa.table({
-            "text_no": pa.array([n for n, _, _ in new_texts], pa.int32()),
-            "text_hash": pa.array([h for _, h, _ in new_texts], pa.string()),
-            "text": pa.array([t for _, _, t in new_texts], pa.string()),
-            "vector": pa.FixedSizeListArray.from_arrays(pa.array(np.ascontiguousarray(vectors).reshape(-1), pa.float32()),
-                                                        vectors.shape[1]),
-        }, schema=tables["texts"])
-        stats.texts += len(new_texts)
-    events_table = pa.table({name: pa.array(values, tables["events"].field(name).type)
-                             for name, values in rows.cols.items()}, schema=tables["events"])
-    return events_table, texts_table
+    return pa.table({
+        "text_no": pa.array([n for n, _, _ in new], pa.int32()),
+        "text_hash": pa.array([h for _, h, _ in new], pa.string()),
+        "text": pa.array([t for _, _, t in new], pa.string()),
+        "vector": pa.FixedSizeListArray.from_arrays(pa.array(np.ascontiguousarray(vectors).reshape(-1), pa.float32()),
+                                                    vectors.shape[1]),
+    }, schema=schema)
