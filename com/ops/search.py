@@ -40,7 +40,7 @@ class IndexResult(Result):
 def update(memory: Memory, at: str | None = None, rebuild: bool = False, progress=None) -> IndexResult:
     """Bring the index up to the snapshot `at` (default HEAD); rebuild it from the journal if asked."""
     index = memory.index(progress)
-    stats = index.ensure(memory.journal, memory.journal.resolve_or_none(at), rebuild=rebuild, also=[memory.results])
+    stats = index.ensure(memory.journal, memory.journal.resolve_or_none(at), rebuild=rebuild)
     return IndexResult(**stats.to_json(), uri=index.uri, model=index.embedder.model_name,
                        total_rows=index.row_count(), total_texts=index.text_count())
 
@@ -49,7 +49,7 @@ def search(memory: Memory, query: str, k: int = 10, where: EventFilter | None = 
            mode: str = "hybrid", exclude=(), progress=None) -> SearchResult:
     """The k events of the snapshot `at` that best match `query`, best first:
     [{"event", "score", "similarity", "vector_rank", "keyword_rank"}]."""
-    from com.views.index.query import EventSource, ranked_events
+    from com.views.index.query import ranked_events
 
     if k < 1:
         raise ComError(f"must be at least 1, got {k}", param="k")
@@ -62,16 +62,12 @@ def search(memory: Memory, query: str, k: int = 10, where: EventFilter | None = 
     if not snapshot:
         return SearchResult([])
     index = memory.index(progress)
-    # The index keeps a pointer per event; results are read back from the test-results view, which follows
-    # the journal in the same walk (and catches up by itself if it was deleted since).
-    index.ensure(memory.journal, snapshot.commit, also=[memory.results])
-    memory.follow(snapshot, [memory.results])
+    index.ensure(memory.journal, snapshot.commit)
     text = normalise(query)
     vector = memory.embedder().embed([text])[0] if mode != "keyword" else None
     with index.reading():
         rows = index.batch_filter(snapshot)
-        source = EventSource(index, memory.journal, snapshot.commit, memory.results)
-        found = ranked_events(index, text, vector, mode, rows, where, k, exclude, source=source)
+        found = ranked_events(index, text, vector, mode, rows, where, k, exclude)
     return SearchResult(found)
 
 

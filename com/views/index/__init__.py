@@ -63,12 +63,10 @@ class Index:
         self._gen = None
         self._tables: dict = {}
         self.registry: dict[str, int] | None = None  # batch path -> batch number (None: not read yet)
-        self._paths: dict[int, str] | None = None  # batch number -> path
         self.batch_filters: dict[str, BatchFilter] = {}
         self._ann: bool | None = None
         self._text_count: int | None = None
         self.vectors = None  # (text numbers, matrix, position) of every indexed text, for exact ranking
-        self._kind_types: dict[int, str] | None = None
         self._stats: UpdateStats | None = None
 
     # -- locking and freshness ---------------------------------------------------------------------
@@ -95,7 +93,7 @@ class Index:
 
     def _forget(self) -> None:
         self._tables = {}
-        self.registry = self._paths = self._text_count = self._kind_types = self._ann = None
+        self.registry = self._text_count = self._ann = None
         self.batch_filters = {}
         self.vectors = None
 
@@ -269,16 +267,6 @@ class Index:
             texts = self.table("texts")
             self._ann = texts is not None and any(tuple(i.columns) == ("vector",) for i in texts.list_indices())
         return self._ann
-
-    def path_of(self, batch_no: int) -> str:
-        if self._paths is None:
-            self._paths = {n: p for p, n in self.registry.items()}
-        return self._paths[batch_no]
-
-    def kind_type(self, kind: int) -> str:
-        if self._kind_types is None or kind not in self._kind_types:
-            self._kind_types = self.rows.kind_types()
-        return self._kind_types[kind]
 
     def batch_filter(self, snapshot) -> BatchFilter:
         """The rows of a journal snapshot: as SQL (None: every row) and as a set of batch numbers. Call inside

@@ -17,13 +17,11 @@ scripts/bench_search.py and docs/search.md).
    `--at` snapshot (batch numbers) here; the walk stops as soon as k rows are found. Texts with no matching
    row are passed over, so k results come back whenever k matching events exist, and nothing outside the
    snapshot can appear.
-4. The k events are read back (`EventSource`): test results from the test-results view, anything else from
-   its batch; an event stored in two batches of the snapshot (both sides of a merge) counts once.
+4. Each event is rebuilt from its row (id, shape, run context, duration: see rows.py), exactly as stored;
+   an event stored in two batches of the snapshot (both sides of a merge) counts once.
 """
 
 from __future__ import annotations
-
-import json
 
 from com.model.filter import EventFilter
 from com.views.index.snapshot import BatchFilter
@@ -59,10 +57,10 @@ def fuse(ranking, keyword_order: list[str]):
 
 
 def ranked_events(index, text: str, vector, mode: str, snapshot: BatchFilter, where: EventFilter | None, k: int,
-                   exclude=(), source=None) -> list[dict]:
+                   exclude=()) -> list[dict]:
     """The k best events for a query text (normalised) and its vector (None: keyword mode) among the snapshot's
-    events that `where` matches, read back through `source` (an EventSource):
-    [{"event", "score", "similarity", "vector_rank", "keyword_rank"}], best first."""
+    events that `where` matches: [{"event", "score", "similarity", "vector_rank", "keyword_rank"}], best
+    first."""
     where = where or EventFilter()
     rows = index.rows
     kinds, tests = rows.kinds_for(where), rows.tests_for(where)
@@ -79,7 +77,7 @@ def ranked_events(index, text: str, vector, mode: str, snapshot: BatchFilter, wh
         ranked = fuse(ranking, keyword_order)
         if allowed is not None:
             ranked = (r for r in ranked if r[0] in allowed)
-        out = _expand(index, ranked, ranking, condition, snapshot, k, set(exclude), accept, source)
+        out = _expand(index, ranked, ranking, condition, snapshot, k, set(exclude), accept)
         if len(out) >= k or ranking is None or ranking.complete:
             return out
         limit = max(1000, len(ranking)) * 8  # the ANN's best texts ran out of matching events: widen
@@ -99,34 +97,24 @@ def row_condition(kinds: list[int] | None, tests: list[int] | None, where: Event
     return "".join(f" AND {c}" for c in conds)
 
 
-def _expand(index, ranked, ranking, condition: str, snapshot: BatchFilter, k: int, skip: set, accept,
-            source) -> list[dict]:
-    """Walk the texts in fused order and their rows newest first; read back k events."""
+def _expand(index, ranked, ranking, condition: str, snapshot: BatchFilter, k: int, skip: set, accept) -> list[dict]:
+    """Walk the texts in fused order and their rows newest first, until k events are found."""
     batches = snapshot.batches
-
-    def candidates():
-        for text_no, score, v, kw in ranked:
-            for _, batch_no, seq, test_no, kind in index.rows.rows_of_text(text_no, condition):
-                if batches is None or batch_no in batches:
-                    yield (text_no, score, v, kw), (batch_no, seq, kind, test_no)
-
+    rows = index.rows
     out: list[dict] = []
-    walk = candidates()
-    while len(out) < k:
-        picked = []
-        for item in walk:
-            picked.append(item)
-            if len(picked) >= k - len(out):
-                break
-        if not picked:
-            break
-        for ((text_no, score, v, kw), _), event in zip(picked, source.events([p for _, p in picked])):
-            if event is None or event["id"] in skip:
+    for text_no, score, v, kw in ranked:
+        sim = None
+        for ts, batch_no, eid, shape, ctx, duration in rows.rows_of_text(text_no, condition):
+            if batches is not None and batch_no not in batches:
+                continue
+            event = rows.event(ts, eid, shape, ctx, duration)
+            if event["id"] in skip:
                 continue  # the same event in a second batch of this snapshot (both sides of a merge wrote it)
             if accept is not None and not accept(event):
                 continue  # never, as the row store filters exactly; kept as the last word
             skip.add(event["id"])
-            sim = ranking.similarity(text_no) if ranking is not None else None
+            if sim is None and ranking is not None:
+                sim = ranking.similarity(text_no)
             out.append({
                 "event": event,
                 "score": round(score, 6),
@@ -134,6 +122,8 @@ def _expand(index, ranked, ranking, condition: str, snapshot: BatchFilter, k: in
                 "vector_rank": v,
                 "keyword_rank": kw,
             })
+            if len(out) >= k:
+                return out
     return out
 
 
@@ -166,38 +156,6 @@ def keyword_texts_async(index, text: str, limit: int):
         return _Done([])
     query = texts._table.query().nearest_to_text(text, columns="text").limit(limit).select(["text_no", "_score"])
     return _submit(_column(query, "text_no"))
-
-
-class EventSource:
-    """Search results read back from where the events are: test results from the test-results view (a point
-    lookup per result), anything else, or a result the view does not hold, from its line in its batch."""
-
-    def __init__(self, index, journal, commit, results=None):
-        self.index, self.journal, self.commit, self.results = index, journal, commit, results
-        self._lines: dict[str, list[bytes]] = {}
-
-    def events(self, rows: list[tuple[int, int, int, int]]) -> list[dict | None]:
-        """The events at rows (batch number, line, kind, test number), in order."""
-        paths = [self.index.path_of(b) for b, _, _, _ in rows]
-        out: list[dict | None] = [None] * len(rows)
-        asks = [i for i, (_, _, kind, test_no) in enumerate(rows)
-                if test_no >= 0 and self.index.kind_type(kind) == "test_result"]
-        if asks and self.results is not None:
-            test_ids = self.index.rows.test_ids(rows[i][3] for i in asks)
-            wanted = [(test_ids[rows[i][3]], paths[i], rows[i][1]) for i in asks]
-            for i, event in zip(asks, self.results.events_at(wanted)):
-                out[i] = event
-        for i, event in enumerate(out):
-            if event is None:
-                out[i] = json.loads(self._batch(paths[i])[rows[i][1]])
-        return out
-
-    def _batch(self, path: str) -> list[bytes]:
-        lines = self._lines.get(path)
-        if lines is None:
-            data = self.journal.blob(self.commit.tree[path].id)
-            lines = self._lines[path] = [line for line in data.splitlines() if line.strip()]
-        return lines
 
 
 # Reads go through LanceDB's async API in its own event loop, one hop per query: the sync API hops once per

@@ -15,11 +15,14 @@ embedding cache). It belongs to one LanceDB texts table (`index_id`): text numbe
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
+import zlib
 from contextlib import contextmanager
 
 from com.files import sqlite
-from com.model.event import canonical_json, ts_us
+from com.model.event import FIELDS, canonical_json, format_us, ts_us
 from com.model.filter import EventFilter
 from com.model.text import event_text, text_hash
 from com.views.base import SqliteView
@@ -33,14 +36,20 @@ CREATE TABLE IF NOT EXISTS kinds (kind_no INTEGER PRIMARY KEY, key TEXT NOT NULL
     project TEXT NOT NULL, status TEXT NOT NULL, importance REAL NOT NULL, tags TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS texts (text_no INTEGER PRIMARY KEY, hash TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS vectors (first INTEGER PRIMARY KEY, count INTEGER NOT NULL, matrix BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS shapes (shape_no INTEGER PRIMARY KEY, hash INTEGER NOT NULL UNIQUE, body BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS contexts (ctx_no INTEGER PRIMARY KEY, json TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS rows (text_no INTEGER NOT NULL, ts_us INTEGER NOT NULL, batch_no INTEGER NOT NULL,
-    seq INTEGER NOT NULL, test_no INTEGER NOT NULL, kind INTEGER NOT NULL,
-    PRIMARY KEY (text_no, ts_us, batch_no, seq)) WITHOUT ROWID;
+    seq INTEGER NOT NULL, test_no INTEGER NOT NULL, kind INTEGER NOT NULL, eid BLOB, shape INTEGER NOT NULL,
+    ctx INTEGER, duration INTEGER, PRIMARY KEY (text_no, ts_us, batch_no, seq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS text_keys (kind INTEGER NOT NULL, test_no INTEGER NOT NULL, text_no INTEGER NOT NULL,
     PRIMARY KEY (kind, test_no, text_no)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS text_keys_test ON text_keys (test_no);
 """
 MAX_VECTOR_BLOBS = 8  # appended per update; merged into one past this many
+RUN_KEYS = ("branch", "commit", "report", "run_id")  # data a run's events share: one context per run
+_ID_RE = re.compile(r"evt_[0-9a-f]{24}\Z")
+_FIELD_SET = frozenset(FIELDS)
+_INT64 = 1 << 63
 
 
 class RowStore(SqliteView):
@@ -48,12 +57,23 @@ class RowStore(SqliteView):
     FILE = "search.sqlite"
     SCHEMA_VERSION = 1
     SCHEMA = _SCHEMA
-    TABLES = ("meta", "commits", "batches", "tests", "kinds", "texts", "vectors", "rows", "text_keys")
+    TABLES = ("meta", "commits", "batches", "tests", "kinds", "texts", "vectors", "shapes", "contexts", "rows",
+              "text_keys")
+
+    def __init__(self, folder):
+        super().__init__(folder)
+        self._shapes: dict[int, dict] = {}
+        self._contexts: dict[int, dict] = {}
 
     # -- what it belongs to ------------------------------------------------------------------------
     def index_id(self) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key='index_id'").fetchone()
         return row[0] if row else None
+
+    def reset(self) -> None:
+        super().reset()
+        self._shapes.clear()
+        self._contexts.clear()
 
     def start(self, index_id: str) -> None:
         """Empty, and bound to the LanceDB texts table `index_id`."""
@@ -126,19 +146,35 @@ class RowStore(SqliteView):
 
     def rows_of_text(self, text_no: int, condition: str):
         """A cursor over a text's rows that meet `condition` (SQL over kind, test_no, ts_us), newest first:
-        (ts_us, batch_no, seq, test_no, kind). Read only as far as the caller goes."""
-        return self.db.execute(f"SELECT ts_us, batch_no, seq, test_no, kind FROM rows WHERE text_no = ?{condition}"
-                               " ORDER BY ts_us DESC, batch_no DESC, seq DESC", (text_no,))
+        (ts_us, batch_no, eid, shape, ctx, duration), what `event` rebuilds an event from. Read only as far as
+        the caller goes."""
+        return self.db.execute(f"SELECT ts_us, batch_no, eid, shape, ctx, duration FROM rows WHERE text_no = ?"
+                               f"{condition} ORDER BY ts_us DESC, batch_no DESC, seq DESC", (text_no,))
 
-    def test_ids(self, numbers) -> dict[int, str]:
-        numbers = sorted(set(numbers))
-        out = {}
-        for chunk, marks in sqlite.chunks(numbers):
-            out.update(self.db.execute(f"SELECT test_no, test_id FROM tests WHERE test_no IN ({marks})", chunk))
-        return out
-
-    def kind_types(self) -> dict[int, str]:
-        return dict(self.db.execute("SELECT kind_no, type FROM kinds"))
+    def event(self, ts: int, eid: bytes | None, shape_no: int, ctx_no: int | None, duration: int | None) -> dict:
+        """The stored event of a row, exactly (equal to the JSON of its line; keys in the stored order)."""
+        shape = self._shapes.get(shape_no)
+        if shape is None:
+            body = self.db.execute("SELECT body FROM shapes WHERE shape_no = ?", (shape_no,)).fetchone()[0]
+            shape = self._shapes[shape_no] = json.loads(zlib.decompress(body).decode("utf-8", "surrogatepass"))
+        values = dict(shape)
+        if eid is not None:
+            values["id"] = "evt_" + eid.hex()
+        if "ts" not in values:
+            values["ts"] = format_us(ts)
+        if ctx_no is not None or duration is not None:
+            data = dict(values["data"])
+            if ctx_no is not None:
+                context = self._contexts.get(ctx_no)
+                if context is None:
+                    context = self._contexts[ctx_no] = json.loads(
+                        self.db.execute("SELECT json FROM contexts WHERE ctx_no = ?", (ctx_no,)).fetchone()[0])
+                data.update(context)
+            if duration is not None:
+                data["duration_ms"] = duration
+            values["data"] = dict(sorted(data.items()))
+        return {**{key: values[key] for key in FIELDS if key in values},
+                **{key: value for key, value in values.items() if key not in _FIELD_SET}}
 
     # -- writing (inside `taking`) ------------------------------------------------------------------
     @contextmanager
@@ -164,6 +200,8 @@ class RowWriter:
         self.hash_of: dict[str, str] = {}
         self.times: dict[str, int] = {}
         self.keys: set[tuple[int, int, int]] = set()
+        self.shapes: dict[str, int] = {}
+        self.contexts: dict[str, int] = {}
         self.rows: list[tuple] = []
         self.new_texts: list[tuple[int, str, str]] = []  # (number, hash, text), not yet stored
 
@@ -196,19 +234,67 @@ class RowWriter:
             if when is None:
                 if len(times) > 200_000:
                     times.clear()
-                when = times[event["ts"]] = ts_us(event["ts"])  # a run's results share one time
+                us = ts_us(event["ts"])  # a run's results share one time
+                when = times[event["ts"]] = (us, format_us(us) == event["ts"])
             is_result = event["type"] == "test_result"
             test_id = data.get("test_id") if is_result else None
             test_no = self._test(test_id) if isinstance(test_id, str) and test_id else -1
             status = data.get("status") if is_result else None
             kind = self._kind(event["type"], event["project"], status if isinstance(status, str) else "",
                               float(event.get("importance", 0.0)), event.get("tags") or [])
-            rows.append((number, when, batch_no, seq, test_no, kind))
+            rows.append((number, when[0], batch_no, seq, test_no, kind, *self._encode(event, when[1])))
             key = (kind, test_no, number)
             if key not in keys:
                 keys.add(key)
                 self.db.execute("INSERT OR IGNORE INTO text_keys VALUES (?, ?, ?)", key)
         return batch_no
+
+    def _encode(self, event: dict, canonical_ts: bool) -> tuple:
+        """(eid, shape, ctx, duration) of an event: what `RowStore.event` gives it back from. The id, a
+        canonical time, the run's values and an integer duration are taken out; the rest is its shape, stored
+        once for every event that has it (a test's passing results share one)."""
+        shape = dict(event)
+        eid = None
+        if isinstance(shape.get("id"), str) and _ID_RE.match(shape["id"]):
+            eid = bytes.fromhex(shape.pop("id")[4:])
+        if canonical_ts:
+            del shape["ts"]
+        ctx = duration = None
+        data = shape.get("data")
+        if type(data) is dict:
+            data = dict(data)
+            run = {k: data.pop(k) for k in RUN_KEYS if k in data}
+            if run:
+                ctx = self._context(run)
+            value = data.get("duration_ms")
+            if type(value) is int and -_INT64 <= value < _INT64:
+                duration = data.pop("duration_ms")
+            shape["data"] = data
+        return eid, self._shape(canonical_json(shape)), ctx, duration
+
+    def _shape(self, text: str) -> int:
+        found = self.shapes.get(text)
+        if found is None:
+            data = text.encode("utf-8", "surrogatepass")
+            digest = int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big", signed=True)
+            row = self.db.execute("SELECT shape_no FROM shapes WHERE hash = ?", (digest,)).fetchone()
+            found = row[0] if row else self.db.execute("INSERT INTO shapes (hash, body) VALUES (?, ?)",
+                                                       (digest, zlib.compress(data, 6))).lastrowid
+            if len(self.shapes) > 100_000:
+                self.shapes.clear()
+            self.shapes[text] = found
+        return found
+
+    def _context(self, run: dict) -> int:
+        text = canonical_json(run)
+        found = self.contexts.get(text)
+        if found is None:
+            row = self.db.execute("SELECT ctx_no FROM contexts WHERE json = ?", (text,)).fetchone()
+            found = row[0] if row else self.db.execute("INSERT INTO contexts (json) VALUES (?)", (text,)).lastrowid
+            if len(self.contexts) > 100_000:
+                self.contexts.clear()
+            self.contexts[text] = found
+        return found
 
     def _test(self, test_id: str) -> int:
         found = self.tests.get(test_id)
@@ -251,7 +337,7 @@ class RowWriter:
     def flush(self) -> None:
         # Sorted by key first: the B-tree is filled in order, not page by random page.
         self.rows.sort()
-        self.db.executemany("INSERT OR IGNORE INTO rows VALUES (?, ?, ?, ?, ?, ?)", self.rows)
+        self.db.executemany("INSERT OR IGNORE INTO rows VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", self.rows)
         self.rows = []
 
     def merge_vectors(self) -> None:
