@@ -146,7 +146,8 @@ class Index:
                                        schema.expected_meta(self.embedder.model_name, self.embedder.dim))
         if reason is None and self.rows.index_id() != meta.get("index_id"):
             reason = "the local search rows belong to another index"
-        if reason is None and self.table("texts").count_rows() < self.rows.text_count():
+        if reason is None and (self.table("texts").count_rows() < self.rows.text_count()
+                               or self.rows.vectors_damaged(self.embedder.dim)):
             reason = "the index lost texts"
         return reason
 

@@ -6,8 +6,8 @@ few combinations a history has, numbered once) as two small integers. A query wa
 and stops at the first events that match: about 30 us a text, where an indexed LanceDB query cost 3-15 ms of
 CPU (measured at 1M rows). A row is a pointer, not the event: results are read back from the test-results
 view or the batch. `text_keys` says which (kind, test) pairs each text has rows of, so a filter ranks only
-the texts it can return. The texts' vectors are kept here too (in text-number order, a few blobs), so a
-query process ranks them without reading the LanceDB table.
+the texts it can return. The texts' vectors are kept beside it too (`search.vectors`, float32 in text-number
+order, mapped), so a query process ranks them without reading the LanceDB table.
 
 Local and derived, like the other views: rebuilt from the journal alone (texts and their vectors from the
 embedding cache). It belongs to one LanceDB texts table (`index_id`): text numbers mean nothing elsewhere.
@@ -35,7 +35,6 @@ CREATE TABLE IF NOT EXISTS tests (test_no INTEGER PRIMARY KEY, test_id TEXT NOT 
 CREATE TABLE IF NOT EXISTS kinds (kind_no INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, type TEXT NOT NULL,
     project TEXT NOT NULL, status TEXT NOT NULL, importance REAL NOT NULL, tags TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS texts (text_no INTEGER PRIMARY KEY, hash TEXT NOT NULL UNIQUE);
-CREATE TABLE IF NOT EXISTS vectors (first INTEGER PRIMARY KEY, count INTEGER NOT NULL, matrix BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS shapes (shape_no INTEGER PRIMARY KEY, hash INTEGER NOT NULL UNIQUE, body BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS contexts (ctx_no INTEGER PRIMARY KEY, json TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS rows (text_no INTEGER NOT NULL, ts_us INTEGER NOT NULL, batch_no INTEGER NOT NULL,
@@ -45,7 +44,6 @@ CREATE TABLE IF NOT EXISTS text_keys (kind INTEGER NOT NULL, test_no INTEGER NOT
     PRIMARY KEY (kind, test_no, text_no)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS text_keys_test ON text_keys (test_no);
 """
-MAX_VECTOR_BLOBS = 8  # appended per update; merged into one past this many
 RUN_KEYS = ("branch", "commit", "report", "run_id")  # data a run's events share: one context per run
 _ID_RE = re.compile(r"evt_[0-9a-f]{24}\Z")
 _FIELD_SET = frozenset(FIELDS)
@@ -55,13 +53,14 @@ _INT64 = 1 << 63
 class RowStore(SqliteView):
     name = "search index rows"
     FILE = "search.sqlite"
-    SCHEMA_VERSION = 1
+    SCHEMA_VERSION = 2
     SCHEMA = _SCHEMA
     TABLES = ("meta", "commits", "batches", "tests", "kinds", "texts", "vectors", "shapes", "contexts", "rows",
               "text_keys")
 
     def __init__(self, folder):
         super().__init__(folder)
+        self.vectors_path = self.path.with_name("search.vectors")
         self._shapes: dict[int, dict] = {}
         self._contexts: dict[int, dict] = {}
 
@@ -72,6 +71,7 @@ class RowStore(SqliteView):
 
     def reset(self) -> None:
         super().reset()
+        self.vectors_path.unlink(missing_ok=True)
         self._shapes.clear()
         self._contexts.clear()
 
@@ -89,7 +89,8 @@ class RowStore(SqliteView):
         return dict(self.db.execute("SELECT path, batch_no FROM batches"))
 
     def row_count(self) -> int:
-        return self.db.execute("SELECT COUNT(*) FROM rows").fetchone()[0]
+        row = self.db.execute("SELECT value FROM meta WHERE key='rows'").fetchone()
+        return int(row[0]) if row else 0
 
     def text_count(self) -> int:
         return self.db.execute("SELECT COALESCE(MAX(text_no) + 1, 0) FROM texts").fetchone()[0]
@@ -98,14 +99,22 @@ class RowStore(SqliteView):
         return dict(self.db.execute("SELECT hash, text_no FROM texts"))
 
     def vectors(self, dim: int):
-        """Every text's vector, row i = text number i (float32, unit length)."""
+        """Every text's vector, row i = text number i (float32, unit length), mapped from `search.vectors`
+        (a query process reads only the pages it touches, and nothing when nothing changed since)."""
         import numpy as np
 
-        blobs = self.db.execute("SELECT matrix FROM vectors ORDER BY first").fetchall()
-        if not blobs:
+        count = self.text_count()
+        if not count:
             return np.zeros((0, dim), np.float32)
-        data = blobs[0][0] if len(blobs) == 1 else b"".join(b for (b,) in blobs)
-        return np.frombuffer(data, dtype=np.float32).reshape(-1, dim)
+        return np.memmap(self.vectors_path, dtype="<f4", mode="r", shape=(count, dim))
+
+    def vectors_damaged(self, dim: int) -> bool:
+        """Is the vectors file shorter than the texts it must hold (deleted or cut by hand)?"""
+        try:
+            size = self.vectors_path.stat().st_size
+        except OSError:
+            size = 0
+        return size < self.text_count() * dim * 4
 
     def kinds_for(self, where: EventFilter) -> list[int] | None:
         """The kinds whose events `where` may match on type, project, status, importance and tags (exactly:
@@ -178,20 +187,28 @@ class RowStore(SqliteView):
 
     # -- writing (inside `taking`) ------------------------------------------------------------------
     @contextmanager
-    def writing(self, shas: list[str]):
+    def writing(self, shas: list[str], dim: int):
         with sqlite.transaction(self.db):
-            writer = RowWriter(self.db)
-            yield writer
-            writer.flush()
+            writer = RowWriter(self.db, self.vectors_path, dim)
+            try:
+                yield writer
+                writer.flush()
+            finally:
+                writer.close()
             self.mark_seen(shas)
-            writer.merge_vectors()
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('rows', ?)", (str(self.row_count() + writer.added),))
 
 
 class RowWriter:
     """Rows of a take as tuples, texts never seen before numbered (and their vectors stored at the flush)."""
 
-    def __init__(self, db):
+    def __init__(self, db, vectors_path, dim: int):
         self.db = db
+        self.added = 0
+        # Vectors are appended to a file; what lies past the texts committed so far was left by an update
+        # that never committed: cut off first.
+        self.vectors = open(vectors_path, "ab")
+        self.vectors.truncate(db.execute("SELECT COUNT(*) FROM texts").fetchone()[0] * dim * 4)
         self.next_batch = db.execute("SELECT COALESCE(MAX(batch_no) + 1, 0) FROM batches").fetchone()[0]
         self.text_no: dict[str, int] | None = None  # read on the first event: a take of nothing needs none
         self.next_text = 0
@@ -325,24 +342,22 @@ class RowWriter:
         return new
 
     def store_texts(self, texts: list[tuple[int, str, str]], vectors) -> None:
-        """Record texts (numbers follow on from the last) and their vectors, one blob for the lot."""
+        """Record texts (numbers follow on from the last) and append their vectors to the vectors file."""
         import numpy as np
 
         if not texts:
             return
         self.db.executemany("INSERT INTO texts (text_no, hash) VALUES (?, ?)", [(n, h) for n, h, _ in texts])
-        matrix = np.ascontiguousarray(vectors, dtype=np.float32)
-        self.db.execute("INSERT INTO vectors VALUES (?, ?, ?)", (texts[0][0], len(texts), matrix.tobytes()))
+        self.vectors.write(np.ascontiguousarray(vectors, dtype="<f4").tobytes())
+        self.vectors.flush()
+
+    def close(self) -> None:
+        self.vectors.close()
 
     def flush(self) -> None:
         # Sorted by key first: the B-tree is filled in order, not page by random page.
         self.rows.sort()
-        self.db.executemany("INSERT OR IGNORE INTO rows VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", self.rows)
+        self.added += self.db.executemany("INSERT OR IGNORE INTO rows VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                          self.rows).rowcount
         self.rows = []
 
-    def merge_vectors(self) -> None:
-        if self.db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0] > MAX_VECTOR_BLOBS:
-            blobs = self.db.execute("SELECT first, count, matrix FROM vectors ORDER BY first").fetchall()
-            self.db.execute("DELETE FROM vectors")
-            self.db.execute("INSERT INTO vectors VALUES (?, ?, ?)",
-                            (blobs[0][0], sum(c for _, c, _ in blobs), b"".join(m for _, _, m in blobs)))

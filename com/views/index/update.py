@@ -52,7 +52,7 @@ def taking(index, shas: list[str], stats: UpdateStats):
     order it comes (history order), turn its events into rows, embed new texts a chunk at a time."""
     tables = schemas(index.embedder.dim)
 
-    with index.rows.writing(shas) as writer:
+    with index.rows.writing(shas, index.embedder.dim) as writer:
         def flush() -> None:
             new = writer.take_new_texts()
             if new:
