@@ -43,19 +43,10 @@ class Index:
     name = "search index"
 
     def __init__(self, uri: str, cache_path: Path, embedder, progress=None):
-        from com.views.index.lance import lancedb as import_lancedb
-
-        try:
-            lancedb = import_lancedb()
-        except ImportError:
-            raise ComError("semantic search needs lancedb, which is not installed (install com with the [search] extra)") from None
         self.embedder = embedder
         self.uri = uri
         self.progress = progress
-        try:
-            self.db = lancedb.connect(self.uri)
-        except Exception as exc:
-            raise ComError(f"cannot open the index at {self.uri}: {exc}") from None
+        self._db = None
         cache_path.mkdir(parents=True, exist_ok=True)
         self.rows = RowStore(cache_path)
         self._lock_path = cache_path / "index.lock"
@@ -65,6 +56,7 @@ class Index:
         self.registry: dict[str, int] | None = None  # batch path -> batch number (None: not read yet)
         self.batch_filters: dict[str, BatchFilter] = {}
         self._ann: bool | None = None
+        self._usable: bool | None = None
         self._text_count: int | None = None
         self.vectors = None  # (text numbers, matrix, position) of every indexed text, for exact ranking
         self._stats: UpdateStats | None = None
@@ -93,7 +85,7 @@ class Index:
 
     def _forget(self) -> None:
         self._tables = {}
-        self.registry = self._text_count = self._ann = None
+        self.registry = self._text_count = self._ann = self._usable = None
         self.batch_filters = {}
         self.vectors = None
 
@@ -104,6 +96,36 @@ class Index:
             self._forget()
             self.registry = self.rows.registry()
             self._gen = gen
+
+    @property
+    def db(self):
+        """The LanceDB connection, opened (and lancedb imported) on first use: a query of fewer than
+        ANN_MIN_TEXTS texts reads only the local row store and never needs it."""
+        if self._db is None:
+            from com.views.index.lance import lancedb as import_lancedb
+
+            try:
+                lancedb = import_lancedb()
+            except ImportError:
+                raise ComError("semantic search needs lancedb, which is not installed (install com with the [search] "
+                               "extra)") from None
+            try:
+                self._db = lancedb.connect(self.uri)
+            except Exception as exc:
+                raise ComError(f"cannot open the index at {self.uri}: {exc}") from None
+        return self._db
+
+    def usable(self) -> bool:
+        """Can queries run on what is there, as far as the row store says (model, format and text version as
+        expected, its vectors whole, the LanceDB folder present)? Checked once per generation; anything
+        deeper (the LanceDB meta and its index id) is checked by every update, under the exclusive lock."""
+        if self._usable is None:
+            meta = self.rows.meta()
+            expected = schema.expected_meta(self.embedder.model_name, self.embedder.dim)
+            self._usable = (bool(meta.get("index_id")) and all(meta.get(k) == v for k, v in expected.items())
+                            and not self.rows.vectors_damaged(self.embedder.dim)
+                            and ("://" in self.uri or os.path.isdir(os.path.join(self.uri, "texts.lance"))))
+        return self._usable
 
     def table(self, name: str):
         if name not in self._tables:
@@ -175,7 +197,7 @@ class Index:
         self._tables["texts"] = self.db.create_table("texts", schema=schema.schemas(self.embedder.dim)["texts"])
         index_id = uuid.uuid4().hex
         self.write_meta({"index_id": index_id})
-        self.rows.start(index_id)
+        self.rows.start(index_id, schema.expected_meta(self.embedder.model_name, self.embedder.dim))
         self.registry = {}
 
     # -- the view protocol (taking happens inside ensure, which holds the exclusive lock) ---------------
@@ -228,8 +250,11 @@ class Index:
         the same walk, so each new batch is read once for all."""
         started = time.monotonic()
         stats = UpdateStats(commit=str(commit.id) if commit is not None else None)
-        if not rebuild and commit is not None and not self._stale() and self.rows.seen(str(commit.id)):
-            return stats  # the common case: two lookups, no lock
+        if not rebuild and commit is not None:
+            with self._flock(exclusive=False):  # the common case: a few SQLite lookups, LanceDB not opened
+                self._refresh()
+                if self.usable() and self.rows.seen(str(commit.id)):
+                    return stats
         with self._flock(exclusive=True), self._forget_on_error():
             self._refresh()
             reason = "asked for" if rebuild else self.rebuild_reason()
@@ -264,9 +289,9 @@ class Index:
         return self._text_count
 
     def has_ann(self) -> bool:
+        """Is there an IVF_PQ index over the texts (maintain records it in the row store)?"""
         if self._ann is None:
-            texts = self.table("texts")
-            self._ann = texts is not None and any(tuple(i.columns) == ("vector",) for i in texts.list_indices())
+            self._ann = self.rows.meta().get("ann") == "1"
         return self._ann
 
     def batch_filter(self, snapshot) -> BatchFilter:

@@ -1,5 +1,5 @@
-"""Index maintenance: the full-text and vector indexes of the LanceDB texts table, created when due and
-folded together with new texts now and then."""
+"""Index maintenance: the vector index of the LanceDB texts table, created when due, and the table compacted
+with new texts now and then."""
 
 from __future__ import annotations
 
@@ -12,18 +12,15 @@ OPTIMIZE_FRAGMENTS = 24
 
 
 def maintain(index) -> list[str]:
-    """Create the FTS and ANN indexes of the texts when they are due; fold new texts into them now and then."""
-    from lancedb.index import FTS, IvfPq
+    """Create the ANN index of the texts when it is due; fold new texts into it now and then. (Keywords are
+    ranked by the row store's FTS5 table, kept in the same transaction as the rows.)"""
+    from lancedb.index import IvfPq
 
     done: list[str] = []
     texts = index.table("texts")
     if texts is None or texts.count_rows() == 0:
         return done
     text_indices = {tuple(i.columns): i for i in texts.list_indices()}
-    if ("text",) not in text_indices:
-        # BM25 over the distinct texts: stemmed, lower-cased, stop words removed.
-        texts.create_index("text", config=FTS(with_position=False))
-        done.append("fts")
     count = texts.count_rows()
     ann_rows = int(index.meta().get("ann_rows", "0"))
     if count >= ANN_MIN_TEXTS and (("vector",) not in text_indices or count >= 4 * ann_rows):
@@ -34,6 +31,7 @@ def maintain(index) -> list[str]:
         texts.create_index("vector", config=IvfPq(distance_type="cosine", num_partitions=partitions,
                                                    num_sub_vectors=max(1, index.embedder.dim // 8)), replace=True)
         index.write_meta({"ann_rows": count})
+        index.rows.set_meta({"ann": "1"})
         done.append(f"ivf_pq:{partitions}")
     unindexed = max([(i.num_unindexed_rows or 0) for i in texts.list_indices()] or [0])
     if unindexed >= OPTIMIZE_UNINDEXED or fragments(texts) > OPTIMIZE_FRAGMENTS:

@@ -10,8 +10,9 @@ scripts/bench_search.py and docs/search.md).
 1. A filter first picks the texts it can return at all: the kinds (type, project, status, importance, tags)
    and tests it accepts, and the texts that have rows of them (`text_keys` of the row store). `--status
    failed` ranks the failure texts only, `--test T` the texts of T.
-2. Texts are ranked by cosine similarity and by BM25 (LanceDB native full-text search); reciprocal rank
-   fusion, score = sum of 1/(60 + rank) over the two lists, needs no calibration between cosine and BM25.
+2. Texts are ranked by cosine similarity (their vectors mapped from the row store's file; the LanceDB IVF_PQ
+   index past ANN_MIN_TEXTS texts) and by BM25 (the row store's SQLite FTS5 table); reciprocal rank fusion,
+   score = sum of 1/(60 + rank) over the two lists, needs no calibration between cosine and BM25.
 3. Texts are expanded in fused order into their rows, newest first, through the row store (a text's rows are
    one run of its B-tree): rows of the wrong kind, test or time are skipped by SQLite, rows outside the
    `--at` snapshot (batch numbers) here; the walk stops as soon as k rows are found. Texts with no matching
@@ -71,9 +72,8 @@ def ranked_events(index, text: str, vector, mode: str, snapshot: BatchFilter, wh
     accept = None if where.empty else where.matches
     limit = None
     while True:
-        keywords = keyword_texts_async(index, text, KEYWORD_TEXTS) if mode != "vector" else None
+        keyword_order = index.rows.keyword_texts(text, KEYWORD_TEXTS) if mode != "vector" else []
         ranking = rank_texts(index, vector, limit) if vector is not None else None
-        keyword_order = keywords.result() if keywords is not None else []
         ranked = fuse(ranking, keyword_order)
         if allowed is not None:
             ranked = (r for r in ranked if r[0] in allowed)
@@ -146,43 +146,6 @@ def rank_texts(index, vector, limit: int | None = None) -> "TextRanking":
     # on this 2-core machine for a 0.3 ms job.
     sims = np.einsum("ij,j->i", index.vectors, np.asarray(vector, dtype=np.float32))
     return TextRanking(None, sims, None, complete=True)
-
-
-def keyword_texts_async(index, text: str, limit: int):
-    """Start the BM25 ranking of the indexed texts for `text` in LanceDB's event loop: a future of text
-    numbers, best first (the caller ranks the vectors meanwhile; both release the GIL)."""
-    texts = index.table("texts")
-    if texts is None or not any(ch.isalnum() for ch in text):
-        return _Done([])
-    query = texts._table.query().nearest_to_text(text, columns="text").limit(limit).select(["text_no", "_score"])
-    return _submit(_column(query, "text_no"))
-
-
-# Reads go through LanceDB's async API in its own event loop, one hop per query: the sync API hops once per
-# record batch (a batch per fragment), which cost 1.3 ms of a 4 ms query (measured at 1M rows). The async table
-# is the one behind the sync handle (`_table`), so it sees this process's own writes at once.
-def _submit(coro):
-    import asyncio
-
-    from lancedb.background_loop import LOOP
-
-    return asyncio.run_coroutine_threadsafe(coro, LOOP.loop)
-
-
-def _run(coro):
-    return _submit(coro).result()
-
-
-async def _column(query, name: str) -> list:
-    return (await query.to_arrow()).column(name).to_pylist()
-
-
-class _Done:
-    def __init__(self, value):
-        self.value = value
-
-    def result(self):
-        return self.value
 
 
 class TextRanking:

@@ -23,6 +23,7 @@ from contextlib import contextmanager
 
 from com.files import sqlite
 from com.model.event import FIELDS, canonical_json, format_us, ts_us
+from com.model.errors import ComError
 from com.model.filter import EventFilter
 from com.model.text import event_text, text_hash
 from com.views.base import SqliteView
@@ -44,19 +45,29 @@ CREATE TABLE IF NOT EXISTS text_keys (kind INTEGER NOT NULL, test_no INTEGER NOT
     PRIMARY KEY (kind, test_no, text_no)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS text_keys_test ON text_keys (test_no);
 """
+# BM25 over the distinct texts, stemmed and case-folded; contentless (the texts themselves are in LanceDB).
+_FTS = "CREATE VIRTUAL TABLE IF NOT EXISTS texts_fts USING fts5(text, content='', tokenize='porter unicode61')"
 RUN_KEYS = ("branch", "commit", "report", "run_id")  # data a run's events share: one context per run
 _ID_RE = re.compile(r"evt_[0-9a-f]{24}\Z")
 _FIELD_SET = frozenset(FIELDS)
 _INT64 = 1 << 63
+_WORD = re.compile(r"\w+")
+# Left out of a keyword query (BM25 would weigh them little; LanceDB's full-text index dropped them too).
+STOP_WORDS = frozenset("""a an and are as at be but by for if in into is it no not of on or such that the their then
+there these they this to was will with""".split())
+
+
+def _has_fts5(db) -> bool:
+    return any(o == "ENABLE_FTS5" for (o,) in db.execute("PRAGMA compile_options"))
 
 
 class RowStore(SqliteView):
     name = "search index rows"
     FILE = "search.sqlite"
-    SCHEMA_VERSION = 2
+    SCHEMA_VERSION = 3
     SCHEMA = _SCHEMA
     TABLES = ("meta", "commits", "batches", "tests", "kinds", "texts", "vectors", "shapes", "contexts", "rows",
-              "text_keys")
+              "text_keys", "texts_fts")
 
     def __init__(self, folder):
         super().__init__(folder)
@@ -65,9 +76,14 @@ class RowStore(SqliteView):
         self._contexts: dict[int, dict] = {}
 
     # -- what it belongs to ------------------------------------------------------------------------
+    def meta(self) -> dict[str, str]:
+        return dict(self.db.execute("SELECT key, value FROM meta"))
+
     def index_id(self) -> str | None:
-        row = self.db.execute("SELECT value FROM meta WHERE key='index_id'").fetchone()
-        return row[0] if row else None
+        return self.meta().get("index_id")
+
+    def set_meta(self, values: dict) -> None:
+        self.db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", [(k, str(v)) for k, v in values.items()])
 
     def reset(self) -> None:
         super().reset()
@@ -75,10 +91,14 @@ class RowStore(SqliteView):
         self._shapes.clear()
         self._contexts.clear()
 
-    def start(self, index_id: str) -> None:
-        """Empty, and bound to the LanceDB texts table `index_id`."""
+    def start(self, index_id: str, meta: dict) -> None:
+        """Empty, and bound to the LanceDB texts table `index_id` (whose meta it mirrors, so a query checks
+        the model and format here without opening LanceDB)."""
         self.reset()
-        self.db.execute("INSERT OR REPLACE INTO meta VALUES ('index_id', ?)", (index_id,))
+        if not _has_fts5(self.db):
+            raise ComError("semantic search needs SQLite with FTS5, which this Python's sqlite3 lacks")
+        self.db.execute(_FTS)
+        self.set_meta({**meta, "index_id": index_id})
 
     # -- reading -------------------------------------------------------------------------------------
     def has_batch(self, path: str) -> bool:
@@ -115,6 +135,15 @@ class RowStore(SqliteView):
         except OSError:
             size = 0
         return size < self.text_count() * dim * 4
+
+    def keyword_texts(self, text: str, limit: int) -> list[int]:
+        """Text numbers by BM25 for the words of `text` (any of them; stemmed, case-folded), best first."""
+        terms = [t for t in dict.fromkeys(_WORD.findall(text.lower())) if t not in STOP_WORDS]
+        if not terms:
+            return []
+        match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+        return [n for (n,) in self.db.execute(
+            "SELECT rowid FROM texts_fts WHERE texts_fts MATCH ? ORDER BY bm25(texts_fts) LIMIT ?", (match, limit))]
 
     def kinds_for(self, where: EventFilter) -> list[int] | None:
         """The kinds whose events `where` may match on type, project, status, importance and tags (exactly:
@@ -348,6 +377,7 @@ class RowWriter:
         if not texts:
             return
         self.db.executemany("INSERT INTO texts (text_no, hash) VALUES (?, ?)", [(n, h) for n, h, _ in texts])
+        self.db.executemany("INSERT INTO texts_fts (rowid, text) VALUES (?, ?)", [(n, t) for n, _, t in texts])
         self.vectors.write(np.ascontiguousarray(vectors, dtype="<f4").tobytes())
         self.vectors.flush()
 
