@@ -57,6 +57,7 @@ class Index:
         self.batch_filters: dict[str, BatchFilter] = {}
         self._ann: bool | None = None
         self._usable: bool | None = None
+        self._prefilters: dict = {}
         self._text_count: int | None = None
         self.vectors = None  # (text numbers, matrix, position) of every indexed text, for exact ranking
         self._stats: UpdateStats | None = None
@@ -86,6 +87,7 @@ class Index:
     def _forget(self) -> None:
         self._tables = {}
         self.registry = self._text_count = self._ann = self._usable = None
+        self._prefilters = {}
         self.batch_filters = {}
         self.vectors = None
 
@@ -293,6 +295,29 @@ class Index:
         if self._ann is None:
             self._ann = self.rows.meta().get("ann") == "1"
         return self._ann
+
+    def prefilter(self, where):
+        """(kinds, tests, texts) a filter can return: the kind and test numbers it accepts (None: any) and the
+        texts that have rows of them, as a sorted array (None: every text). Remembered until the index changes
+        (a resident process asks the same few filters again and again)."""
+        key = (where.types, where.projects, where.statuses, where.test, where.min_importance, where.tags_include,
+               where.tags_exclude)
+        found = self._prefilters.get(key)
+        if found is None:
+            kinds, tests = self.rows.kinds_for(where), self.rows.tests_for(where)
+            allowed = None
+            if kinds is not None or tests is not None:
+                import numpy as np
+
+                allowed = np.asarray(self.rows.texts_with(kinds, tests), dtype=np.int64)
+            if len(self._prefilters) > 64:
+                self._prefilters.clear()
+            found = self._prefilters[key] = (kinds, tests, allowed)
+        return found
+
+    @staticmethod
+    def allowed_set(allowed) -> set[int]:
+        return set(allowed.tolist())
 
     def batch_filter(self, snapshot) -> BatchFilter:
         """The rows of a journal snapshot: as SQL (None: every row) and as a set of batch numbers. Call inside

@@ -63,20 +63,19 @@ def ranked_events(index, text: str, vector, mode: str, snapshot: BatchFilter, wh
     events that `where` matches: [{"event", "score", "similarity", "vector_rank", "keyword_rank"}], best
     first."""
     where = where or EventFilter()
-    rows = index.rows
-    kinds, tests = rows.kinds_for(where), rows.tests_for(where)
-    allowed = rows.texts_with(kinds, tests) if kinds is not None or tests is not None else None
-    if allowed is not None and not allowed:
+    kinds, tests, allowed = index.prefilter(where)
+    if allowed is not None and not len(allowed):
         return []
     condition = row_condition(kinds, tests, where)
     accept = None if where.empty else where.matches
     limit = None
     while True:
-        keyword_order = index.rows.keyword_texts(text, KEYWORD_TEXTS) if mode != "vector" else []
-        ranking = rank_texts(index, vector, limit) if vector is not None else None
+        keyword_order = index.rows.keyword_texts(text, KEYWORD_TEXTS, allowed) if mode != "vector" else []
+        ranking = rank_texts(index, vector, limit, allowed) if vector is not None else None
         ranked = fuse(ranking, keyword_order)
-        if allowed is not None:
-            ranked = (r for r in ranked if r[0] in allowed)
+        if allowed is not None and (ranking is None or ranking.subset is None):
+            members = index.allowed_set(allowed)
+            ranked = (r for r in ranked if r[0] in members)
         out = _expand(index, ranked, ranking, condition, snapshot, k, set(exclude), accept)
         if len(out) >= k or ranking is None or ranking.complete:
             return out
@@ -127,9 +126,10 @@ def _expand(index, ranked, ranking, condition: str, snapshot: BatchFilter, k: in
     return out
 
 
-def rank_texts(index, vector, limit: int | None = None) -> "TextRanking":
+def rank_texts(index, vector, limit: int | None = None, allowed=None) -> "TextRanking":
     """Indexed texts by cosine similarity to `vector`: all of them, exactly, in memory below ANN_MIN_TEXTS
-    texts; else the `limit` best from the IVF_PQ index over the texts."""
+    texts (walked in order only over `allowed`, a sorted array of text numbers, if given; ranks stay ranks
+    among all texts); else the `limit` best from the IVF_PQ index over the texts."""
     import numpy as np
 
     if index.has_ann():
@@ -145,7 +145,7 @@ def rank_texts(index, vector, limit: int | None = None) -> "TextRanking":
     # einsum, not BLAS: a matrix-vector product through a multi-threaded BLAS costs 8 ms of thread wake-up
     # on this 2-core machine for a 0.3 ms job.
     sims = np.einsum("ij,j->i", index.vectors, np.asarray(vector, dtype=np.float32))
-    return TextRanking(None, sims, None, complete=True)
+    return TextRanking(None, sims, None, complete=True, subset=allowed)
 
 
 class TextRanking:
@@ -154,8 +154,9 @@ class TextRanking:
 
     FIRST = 256
 
-    def __init__(self, keys: list[int] | None, sims, position: dict | None, complete: bool):
+    def __init__(self, keys: list[int] | None, sims, position: dict | None, complete: bool, subset=None):
         self.keys, self.sims, self.position, self.complete = keys, sims, position, complete
+        self.subset = subset  # text numbers (sorted array) the walk is limited to: a filter's texts
         self._order = None
         self._sorted = None
 
@@ -168,20 +169,21 @@ class TextRanking:
     def __iter__(self):
         import numpy as np
 
-        n = len(self.sims)
+        members = self.subset
+        negated = -self.sims if members is None else -self.sims[members]
+        n = len(negated)
         if n == 0:
             return
-        negated = -self.sims
         head = min(self.FIRST, n)
         top = np.argpartition(negated, head - 1)[:head] if head < n else np.arange(n)
         top = top[np.argsort(negated[top], kind="stable")]
         for i in top.tolist():
-            yield self._key(i)
+            yield self._key(i if members is None else int(members[i]))
         if head < n:
             shown = set(top.tolist())
             for i in np.argsort(negated, kind="stable").tolist():
                 if i not in shown:
-                    yield self._key(i)
+                    yield self._key(i if members is None else int(members[i]))
 
     def similarity(self, key: int) -> float | None:
         i = self._index(key)

@@ -51,6 +51,7 @@ RUN_KEYS = ("branch", "commit", "report", "run_id")  # data a run's events share
 _ID_RE = re.compile(r"evt_[0-9a-f]{24}\Z")
 _FIELD_SET = frozenset(FIELDS)
 _INT64 = 1 << 63
+KEYWORD_AMONG = 5000  # a filter's texts up to this many restrict the BM25 query itself
 _WORD = re.compile(r"\w+")
 # Left out of a keyword query (BM25 would weigh them little; LanceDB's full-text index dropped them too).
 STOP_WORDS = frozenset("""a an and are as at be but by for if in into is it no not of on or such that the their then
@@ -136,14 +137,23 @@ class RowStore(SqliteView):
             size = 0
         return size < self.text_count() * dim * 4
 
-    def keyword_texts(self, text: str, limit: int) -> list[int]:
-        """Text numbers by BM25 for the words of `text` (any of them; stemmed, case-folded), best first."""
+    def keyword_texts(self, text: str, limit: int, allowed=None) -> list[int]:
+        """Text numbers by BM25 for the words of `text` (any of them; stemmed, case-folded), best first; only
+        texts in `allowed` (text numbers) if given."""
         terms = [t for t in dict.fromkeys(_WORD.findall(text.lower())) if t not in STOP_WORDS]
         if not terms:
             return []
         match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+        among = ""
+        if allowed is not None:
+            if len(allowed) > KEYWORD_AMONG:  # many: ranked first, kept after (see KEYWORD_AMONG)
+                members = set(allowed.tolist()) if hasattr(allowed, "tolist") else set(allowed)
+                ranked = self.keyword_texts(text, limit * 8)
+                return [n for n in ranked if n in members][:limit]
+            among = f" AND rowid IN ({','.join(map(str, allowed))})"
         return [n for (n,) in self.db.execute(
-            "SELECT rowid FROM texts_fts WHERE texts_fts MATCH ? ORDER BY bm25(texts_fts) LIMIT ?", (match, limit))]
+            f"SELECT rowid FROM texts_fts WHERE texts_fts MATCH ?{among} ORDER BY bm25(texts_fts) LIMIT ?",
+            (match, limit))]
 
     def kinds_for(self, where: EventFilter) -> list[int] | None:
         """The kinds whose events `where` may match on type, project, status, importance and tags (exactly:
@@ -171,7 +181,7 @@ class RowStore(SqliteView):
         return [no for no, test_id in self.db.execute(f"SELECT test_no, test_id FROM tests WHERE {sql}")
                 if where.test.matches(test_id)]
 
-    def texts_with(self, kinds: list[int] | None, tests: list[int] | None) -> set[int]:
+    def texts_with(self, kinds: list[int] | None, tests: list[int] | None):
         """The texts that have rows of one of `kinds` and one of `tests` (a superset of those with a row in a
         given snapshot and time range: the ranking passes over the others)."""
         conds = []
@@ -180,7 +190,7 @@ class RowStore(SqliteView):
         if tests is not None:
             conds.append(f"test_no IN ({','.join(map(str, tests))})")
         where = " AND ".join(conds) or "1"
-        return {n for (n,) in self.db.execute(f"SELECT DISTINCT text_no FROM text_keys WHERE {where}")}
+        return sorted({n for (n,) in self.db.execute(f"SELECT text_no FROM text_keys WHERE {where}")})
 
     def rows_of_text(self, text_no: int, condition: str):
         """A cursor over a text's rows that meet `condition` (SQL over kind, test_no, ts_us), newest first:
