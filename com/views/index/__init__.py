@@ -297,27 +297,26 @@ class Index:
         return self._ann
 
     def prefilter(self, where):
-        """(kinds, tests, texts) a filter can return: the kind and test numbers it accepts (None: any) and the
-        texts that have rows of them, as a sorted array (None: every text). Remembered until the index changes
-        (a resident process asks the same few filters again and again)."""
+        """(kinds, tests, texts, texts as a set) a filter can return: the kind and test numbers it accepts
+        (None: any) and the texts that have rows of them, as a sorted array (None: every text). Remembered until
+        the index changes (a resident process asks the same few filters again and again)."""
         key = (where.types, where.projects, where.statuses, where.test, where.min_importance, where.tags_include,
                where.tags_exclude)
         found = self._prefilters.get(key)
         if found is None:
             kinds, tests = self.rows.kinds_for(where), self.rows.tests_for(where)
             allowed = None
+            members = None
             if kinds is not None or tests is not None:
                 import numpy as np
 
-                allowed = np.asarray(self.rows.texts_with(kinds, tests), dtype=np.int64)
+                members = self.rows.texts_with(kinds, tests)
+                allowed = np.asarray(members, dtype=np.int64)
+                members = set(members)
             if len(self._prefilters) > 64:
                 self._prefilters.clear()
-            found = self._prefilters[key] = (kinds, tests, allowed)
+            found = self._prefilters[key] = (kinds, tests, allowed, members)
         return found
-
-    @staticmethod
-    def allowed_set(allowed) -> set[int]:
-        return set(allowed.tolist())
 
     def batch_filter(self, snapshot) -> BatchFilter:
         """The rows of a journal snapshot: as SQL (None: every row) and as a set of batch numbers. Call inside

@@ -63,18 +63,17 @@ def ranked_events(index, text: str, vector, mode: str, snapshot: BatchFilter, wh
     events that `where` matches: [{"event", "score", "similarity", "vector_rank", "keyword_rank"}], best
     first."""
     where = where or EventFilter()
-    kinds, tests, allowed = index.prefilter(where)
+    kinds, tests, allowed, members = index.prefilter(where)
     if allowed is not None and not len(allowed):
         return []
     condition = row_condition(kinds, tests, where)
     accept = None if where.empty else where.matches
     limit = None
     while True:
-        keyword_order = index.rows.keyword_texts(text, KEYWORD_TEXTS, allowed) if mode != "vector" else []
+        keyword_order = index.rows.keyword_texts(text, KEYWORD_TEXTS, members) if mode != "vector" else []
         ranking = rank_texts(index, vector, limit, allowed) if vector is not None else None
         ranked = fuse(ranking, keyword_order)
-        if allowed is not None and (ranking is None or ranking.subset is None):
-            members = index.allowed_set(allowed)
+        if members is not None and (ranking is None or ranking.subset is None):
             ranked = (r for r in ranked if r[0] in members)
         out = _expand(index, ranked, ranking, condition, snapshot, k, set(exclude), accept)
         if len(out) >= k or ranking is None or ranking.complete:

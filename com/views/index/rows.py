@@ -51,7 +51,6 @@ RUN_KEYS = ("branch", "commit", "report", "run_id")  # data a run's events share
 _ID_RE = re.compile(r"evt_[0-9a-f]{24}\Z")
 _FIELD_SET = frozenset(FIELDS)
 _INT64 = 1 << 63
-KEYWORD_AMONG = 5000  # a filter's texts up to this many restrict the BM25 query itself
 _WORD = re.compile(r"\w+")
 # Left out of a keyword query (BM25 would weigh them little; LanceDB's full-text index dropped them too).
 STOP_WORDS = frozenset("""a an and are as at be but by for if in into is it no not of on or such that the their then
@@ -139,21 +138,23 @@ class RowStore(SqliteView):
 
     def keyword_texts(self, text: str, limit: int, allowed=None) -> list[int]:
         """Text numbers by BM25 for the words of `text` (any of them; stemmed, case-folded), best first; only
-        texts in `allowed` (text numbers) if given."""
+        texts in `allowed` (a set of text numbers) if given. (Kept from the whole ranking, not put in the query: FTS5
+        answers `rowid IN (...)` row by row, 30 ms against 0.3 ms.)"""
         terms = [t for t in dict.fromkeys(_WORD.findall(text.lower())) if t not in STOP_WORDS]
         if not terms:
             return []
         match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
-        among = ""
-        if allowed is not None:
-            if len(allowed) > KEYWORD_AMONG:  # many: ranked first, kept after (see KEYWORD_AMONG)
-                members = set(allowed.tolist()) if hasattr(allowed, "tolist") else set(allowed)
-                ranked = self.keyword_texts(text, limit * 8)
-                return [n for n in ranked if n in members][:limit]
-            among = f" AND rowid IN ({','.join(map(str, allowed))})"
-        return [n for (n,) in self.db.execute(
-            f"SELECT rowid FROM texts_fts WHERE texts_fts MATCH ?{among} ORDER BY bm25(texts_fts) LIMIT ?",
-            (match, limit))]
+        if allowed is None:
+            return [n for (n,) in self.db.execute(
+                "SELECT rowid FROM texts_fts WHERE texts_fts MATCH ? ORDER BY bm25(texts_fts) LIMIT ?", (match, limit))]
+        out = []
+        for (n,) in self.db.execute("SELECT rowid FROM texts_fts WHERE texts_fts MATCH ? ORDER BY bm25(texts_fts)",
+                                    (match,)):
+            if n in allowed:
+                out.append(n)
+                if len(out) >= limit:
+                    break
+        return out
 
     def kinds_for(self, where: EventFilter) -> list[int] | None:
         """The kinds whose events `where` may match on type, project, status, importance and tags (exactly:
