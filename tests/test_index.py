@@ -180,3 +180,66 @@ def test_the_snapshot_filter_takes_its_shortest_form(included, universe, expecte
     from com.views.index.snapshot import snapshot_expr
 
     assert snapshot_expr(included, universe) == expected
+
+
+ODD_LINES = [
+    # What ingest writes, and what a journal may hold besides: a hand-written time that is not the canonical
+    # text, float and huge durations, run values that are lists or objects, no data keys at all, tags,
+    # nested properties, text beyond ASCII, a note, a result without data.
+    {"id": "evt_" + "a" * 24, "type": "test_result", "project": "shop", "source": "pytest",
+     "ts": "2026-11-01T10:00:00.000+00:00", "importance": 3.0, "tags": ["nightly", "ü"],
+     "data": {"test_id": "tests/test_ü.py::test_größe", "status": "failed", "duration_ms": 12.5,
+              "error_message": "AssertionError: größe 3 != 4", "run_id": ["a", 1], "commit": {"sha": "x"},
+              "properties": {"b": [1, {"z": None}], "a": "1"}}},
+    {"id": "evt_" + "b" * 24, "type": "test_result", "project": "shop", "source": "junit",
+     "ts": "2026-11-01T10:00:01Z", "importance": 1.0, "tags": [],
+     "data": {"test_id": "tests/test_x.py::test_y", "status": "passed", "duration_ms": 2 ** 70, "attempt": 2,
+              "branch": "main", "report": "r.xml"}},
+    {"id": "evt_" + "e" * 24, "type": "test_result", "project": "shop", "source": "pytest", "ts": "2026-11-01T10:00:02Z",
+     "importance": 0.5, "tags": [], "data": {"test_id": "tests/test_x.py::test_z", "status": "skipped",
+                                              "duration_ms": -3, "message": "needs a GPU"}},
+    {"id": "evt_" + "c" * 24, "type": "note", "project": "shop", "source": "cli", "ts": "2026-11-01T10:00:03.250Z",
+     "importance": 1.0, "tags": ["deploy"], "data": {"text": "deployed 1.4 to staging", "commit": "abc"}},
+    {"id": "evt_" + "d" * 24, "type": "test_result", "project": "shop", "source": "pytest", "ts": "2026-11-01T10:00:04Z",
+     "importance": 3.0, "tags": [], "data": {}},
+]
+
+
+def test_search_gives_back_each_event_exactly_as_stored(st_model, memory, journal, com):
+    # The index keeps a pointer and the pieces an event is rebuilt from, not the event: what comes back must
+    # be the stored line itself, key for key, including the lines no ingest would write.
+    from com.model.event import to_line
+
+    lines = [to_line(e) for e in ODD_LINES]  # the stored form: fixed key order, data keys sorted
+    with journal.writing() as tx:
+        tx.commit("hand-written batch", {"events/shop/2026-11-01/handmade.jsonl": ("\n".join(lines) + "\n").encode()})
+    memory.record(failures(5))
+    results = json.loads(com("search", "größe deployed GPU", "-k", "50", "--mode", "vector", "--json").stdout)["results"]
+    stored = {json.loads(line)["id"]: line for line in lines}
+    stored.update({e["id"]: to_line(e) for e in failures(5)})
+    assert len(results) == len(stored)
+    for r in results:
+        assert r["event"] == json.loads(stored[r["event"]["id"]])
+        assert json.dumps(r["event"], ensure_ascii=False, separators=(",", ":")) == stored[r["event"]["id"]]
+    # Filters see the same values: the hand-written time, the tags, the non-ASCII test id.
+    tagged = json.loads(com("search", "anything", "--tag", "ü", "--json").stdout)["results"]
+    assert [r["event"]["id"] for r in tagged] == ["evt_" + "a" * 24]
+    one = json.loads(com("search", "anything", "--test", "tests/test_ü.py", "--json").stdout)["results"]
+    assert [r["event"]["id"] for r in one] == ["evt_" + "a" * 24]
+    skipped = json.loads(com("search", "anything", "--status", "skipped", "--json").stdout)["results"]
+    assert [r["event"]["id"] for r in skipped] == ["evt_" + "e" * 24]
+    notes = json.loads(com("search", "release", "--type", "note", "--json").stdout)["results"]
+    assert [r["event"]["id"] for r in notes] == ["evt_" + "c" * 24]
+
+
+def test_the_index_is_sized_like_the_data(st_model, memory, journal, com):
+    # Pointers, not copies: 200 results of a handful of texts cost the index a few kilobytes of rows.
+    memory.record(failures(200))
+    stats = index_json(com)
+    assert stats["total_rows"] == 200 and stats["total_texts"] == 3
+    rows = memory.cache_path / "search.sqlite"
+    import sqlite3
+
+    db = sqlite3.connect(rows)
+    assert db.execute("SELECT COUNT(*) FROM rows").fetchone()[0] == 200
+    assert db.execute("SELECT COUNT(*) FROM shapes").fetchone()[0] <= 3 * 2  # a test's failures share one shape

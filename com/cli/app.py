@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "search": ("search", "Hybrid search: events similar in meaning to TEXT plus events sharing its keywords, fused by rank."),
     "flaky": ("flaky", "The flaky test registry: detect flaky and broken tests, explain, mark, heal, report, quarantine."),
     "index": ("index", "Update the semantic index (any command that reads it does this by itself), or rebuild it."),
+    "serve": ("serve", "Answer search requests, one JSON object per line, from a resident process (stdin/stdout or a unix socket)."),
     "remote": ("remote", "Remotes the journal is shared through (any git URL: file, ssh, https, git)."),
     "fetch": ("fetch", "Download the remote's journal branches and tags without changing local ones."),
     "pull": ("pull", "Fetch and bring the remote's batches in: fast-forward, or a merge commit holding both sides' batches."),
