@@ -99,7 +99,10 @@ class BertEncoder:
         self.tokenizer.no_padding()
         w = read_safetensors(folder / "model.safetensors")
         prefix = "bert." if "bert.embeddings.word_embeddings.weight" in w else ""
-        f32 = lambda name: np.ascontiguousarray(w[prefix + name], dtype=np.float32)  # noqa: E731
+
+        def f32(name):  # the mapped array itself when it is float32 already (the packaged model): no copy
+            return np.asarray(w[prefix + name], dtype=np.float32)
+
         self.word = w[prefix + "embeddings.word_embeddings.weight"]  # mapped: rows read on use
         self.position = f32("embeddings.position_embeddings.weight")
         self.token_type = f32("embeddings.token_type_embeddings.weight")[0]
@@ -107,15 +110,15 @@ class BertEncoder:
         self.blocks = []
         for i in range(self.layers):
             p = f"encoder.layer.{i}."
-            # Query, key and value as one (dim, 3*dim) matrix: one product instead of three.
-            qkv_w = np.concatenate([f32(p + f"attention.self.{n}.weight") for n in ("query", "key", "value")]).T.copy()
-            qkv_b = np.concatenate([f32(p + f"attention.self.{n}.bias") for n in ("query", "key", "value")])
+            # Weights are (out, in) as stored; `x @ W.T` hands BLAS the transposed view: nothing is copied,
+            # so loading costs page faults on first use, not 40 MB of copies.
             self.blocks.append((
-                qkv_w, qkv_b,
-                f32(p + "attention.output.dense.weight").T.copy(), f32(p + "attention.output.dense.bias"),
+                tuple((f32(p + f"attention.self.{n}.weight").T, f32(p + f"attention.self.{n}.bias"))
+                      for n in ("query", "key", "value")),
+                f32(p + "attention.output.dense.weight").T, f32(p + "attention.output.dense.bias"),
                 (f32(p + "attention.output.LayerNorm.weight"), f32(p + "attention.output.LayerNorm.bias")),
-                f32(p + "intermediate.dense.weight").T.copy(), f32(p + "intermediate.dense.bias"),
-                f32(p + "output.dense.weight").T.copy(), f32(p + "output.dense.bias"),
+                f32(p + "intermediate.dense.weight").T, f32(p + "intermediate.dense.bias"),
+                f32(p + "output.dense.weight").T, f32(p + "output.dense.bias"),
                 (f32(p + "output.LayerNorm.weight"), f32(p + "output.LayerNorm.bias")),
             ))
 
@@ -138,13 +141,13 @@ class BertEncoder:
         # Padding keys get a large negative score (what transformers adds), so they weigh nothing.
         bias = np.where(mask[:, None, None, :] > 0, np.float32(0), np.float32(np.finfo(np.float32).min))
         scale = np.float32(1.0 / np.sqrt(size))
-        for qkv_w, qkv_b, out_w, out_b, ln1, in_w, in_b, ff_w, ff_b, ln2 in self.blocks:
-            qkv = (x @ qkv_w + qkv_b).reshape(b, n, 3, heads, size).transpose(2, 0, 3, 1, 4)
-            scores = (qkv[0] @ qkv[1].transpose(0, 1, 3, 2)) * scale + bias
+        for qkv, out_w, out_b, ln1, in_w, in_b, ff_w, ff_b, ln2 in self.blocks:
+            q, k, v = ((x @ w_ + b_).reshape(b, n, heads, size).transpose(0, 2, 1, 3) for w_, b_ in qkv)
+            scores = (q @ k.transpose(0, 1, 3, 2)) * scale + bias
             scores -= scores.max(-1, keepdims=True)
             np.exp(scores, out=scores)
             scores /= scores.sum(-1, keepdims=True)
-            context = (scores @ qkv[2]).transpose(0, 2, 1, 3).reshape(b, n, -1)
+            context = (scores @ v).transpose(0, 2, 1, 3).reshape(b, n, -1)
             x = self._norm(context @ out_w + out_b + x, ln1)
             h = x @ in_w + in_b
             h = h * np.float32(0.5) * (np.float32(1.0) + _erf(h * np.float32(0.7071067811865476)))
