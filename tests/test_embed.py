@@ -189,8 +189,13 @@ def test_a_search_process_imports_neither_torch_nor_lancedb(st_model, memory, is
              "sys.argv = ['com', 'index']\n"
              "try:\n    main()\nexcept SystemExit:\n    pass\n")
     assert subprocess.run([sys.executable, "-c", probe], cwd=isolated, capture_output=True, text=True).returncode == 0
+    # A run that adds results but no new text (the same failure again) is taken in without LanceDB too.
+    memory.record([validate({"type": "test_result", "project": "shop", "ts": "2026-11-02T10:00:00Z",
+                             "data": {"test_id": "tests/test_db.py::test_orders", "status": "failed",
+                                      "error_message": "connection refused"}})])
     search = probe.replace("['com', 'index']", "['com', 'search', 'the database refused us', '--json']")
     r = subprocess.run([sys.executable, "-c", search], cwd=isolated, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["results"][0]["event"]["data"]["test_id"] == "tests/test_db.py::test_orders"
+    found = json.loads(r.stdout)["results"]
+    assert [e["event"]["ts"] for e in found] == ["2026-11-02T10:00:00Z", "2026-11-01T10:00:00Z"]
     assert json.loads(r.stderr.strip().splitlines()[-1]) == []

@@ -57,7 +57,7 @@ def taking(index, shas: list[str], stats: UpdateStats):
             new = writer.take_new_texts()
             if new:
                 vectors = index.embedder.embed([t for _, _, t in new], progress=index.report)
-                index.table("texts").add(texts_table(new, vectors, tables["texts"]))
+                index.texts_table().add(texts_table(new, vectors, tables["texts"]))
                 writer.store_texts(new, vectors)
                 stats.texts += len(new)
             stats.rows += len(writer)
