@@ -50,14 +50,12 @@ def roll_back_interrupted(index) -> None:
 def taking(index, shas: list[str], stats: UpdateStats):
     """The index's side of the view protocol (the caller holds the exclusive lock): number each batch in the
     order it comes (history order), turn its events into rows, embed new texts a chunk at a time."""
-    tables = schemas(index.embedder.dim)
-
     with index.rows.writing(shas, index.embedder.dim) as writer:
         def flush() -> None:
             new = writer.take_new_texts()
             if new:
                 vectors = index.embedder.embed([t for _, _, t in new], progress=index.report)
-                index.texts_table().add(texts_table(new, vectors, tables["texts"]))
+                index.texts_table().add(texts_table(new, vectors, schemas(index.embedder.dim)["texts"]))
                 writer.store_texts(new, vectors)
                 stats.texts += len(new)
             stats.rows += len(writer)
