@@ -8,7 +8,7 @@ export TIKTOKEN_CACHE_DIR ?= $(CURDIR)/.cache/tiktoken
 export HF_HUB_OFFLINE = 1
 export TRANSFORMERS_OFFLINE = 1
 
-.PHONY: install test demo bench clean
+.PHONY: install test demo bench conformance clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,11 @@ demo: install
 
 bench: install
 	$(PY) scripts/bench.py
+
+# Real projects' suites (click, attrs, more-itertools) with and without the pytest plugin, against
+# pytest's own reports: a venv of its own under .cache/conformance (PyPI needed once); ~15 min.
+conformance: install
+	$(PY) scripts/conformance.py
 
 clean:
 	rm -rf $(VENV) .cache build *.egg-info

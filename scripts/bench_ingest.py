@@ -245,12 +245,18 @@ def main() -> None:
     parser.add_argument("--tests", type=int, default=2_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--skip-pytest", action="store_true")
+    parser.add_argument("--skip-junit", action="store_true")
+    parser.add_argument("--small-tests", type=int, default=7, help="the small session's size (0: not run)")
     args = parser.parse_args()
     # Other work on the machine inflates wall times: the load average before and after says how much.
     out = {"cpus": os.cpu_count(), "loadavg_before": [round(x, 2) for x in os.getloadavg()],
-           "pycache": "PYTHONPYCACHEPREFIX=" + str(PYCACHE), "junit": bench_junit(args.cases, args.repeat)}
+           "pycache": "PYTHONPYCACHEPREFIX=" + str(PYCACHE)}
+    if not args.skip_junit:
+        out["junit"] = bench_junit(args.cases, args.repeat)
     if not args.skip_pytest:
         out["pytest_plugin"] = bench_pytest(args.tests, args.repeat)
+        if args.small_tests:
+            out["pytest_plugin_small"] = bench_pytest(args.small_tests, args.repeat)
     out["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(out, indent=2))
 

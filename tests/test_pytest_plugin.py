@@ -124,7 +124,7 @@ def test_session_with_reruns_is_one_commit_with_every_attempt(sample):
     assert run_com("init", cwd=root).returncode == 0
     r = run_pytest(root, "--reruns", "2", "--com")
     assert r.returncode == 1, r.stdout + r.stderr  # the tests' own verdict, untouched
-    assert "com: recorded 13 test results" in r.stdout
+    assert "com: recorded 10 tests: 5 passed, 1 failed, 2 errors, 1 skipped, 1 xfailed; 3 reruns, 1 passed on rerun (flaky)" in r.stdout
 
     log = journal_log(root)
     assert len(log) == 1 and log[0].startswith("pytest: 13 results")
@@ -148,7 +148,7 @@ def test_session_with_reruns_is_one_commit_with_every_attempt(sample):
         ("tests/test_shop.py::test_setup_error", 1, "error", "setup"),
         ("tests/test_shop.py::test_skipped", 1, "skipped", None),
         ("tests/test_shop.py::test_teardown_error", 1, "error", "teardown"),
-        ("tests/test_shop.py::test_xfail", 1, "skipped", None),
+        ("tests/test_shop.py::test_xfail", 1, "xfailed", None),
     ]
     by = {(e["data"]["test_id"], e["data"]["attempt"]): e for e in events}
     flaky_fail = by[("tests/test_shop.py::test_flaky", 1)]["data"]
@@ -164,7 +164,7 @@ def test_session_with_reruns_is_one_commit_with_every_attempt(sample):
     assert by[("tests/test_shop.py::test_teardown_error", 1)]["data"]["error_type"] == "OSError"
     assert by[("tests/test_shop.py::test_skipped", 1)]["data"]["skip_reason"] == "not ready"
     xfail = by[("tests/test_shop.py::test_xfail", 1)]["data"]
-    assert (xfail["skip_type"], xfail["skip_reason"]) == ("pytest.xfail", "known bug")
+    assert xfail["xfail_reason"] == "known bug" and "skip_type" not in xfail
     assert by[("tests/test_shop.py::test_param[2]", 1)]["data"]["properties"] == {"n": "2"}
     cart = by[("tests/test_shop.py::TestCart::test_total", 1)]["data"]
     assert (cart["file"], cart["classname"], cart["name"]) == ("tests/test_shop.py", "tests.test_shop.TestCart", "test_total")
@@ -192,7 +192,7 @@ def test_com_record_variable_without_reruns_and_a_collection_error(sample):
     assert {e["project"] for e in events} == {"web"}
     statuses = sorted(e["data"]["status"] for e in events)
     assert statuses == ["error", "error", "error", "failed", "failed", "passed", "passed", "passed", "passed",
-                        "skipped", "skipped"]
+                        "skipped", "xfailed"]
     (broken,) = [e["data"] for e in events if e["data"]["test_id"] == "tests/test_broken.py"]
     assert (broken["status"], broken["phase"], broken["error_type"]) == ("error", "collect", "ModuleNotFoundError")
     assert broken["error_message"] == "ModuleNotFoundError: No module named 'no_such_module'"
@@ -243,3 +243,36 @@ def test_writer_without_the_end_marker_writes_nothing(sample):
     answer = json.loads(done.stdout)
     assert (answer["ok"], answer["added"], answer["summary"]) == (True, 1, "1 passed")
     assert journal_log(root) == ["pytest: 1 result (1 passed) in shop"]
+
+
+def test_writer_records_the_others_when_one_result_cannot_be_stored(sample):
+    """One bad result (here an unknown status) is named in the answer; the session's other results are written."""
+    root, _ = sample
+    assert run_com("init", cwd=root).returncode == 0
+    args = json.dumps({"memory": None, "cwd": str(root), "rootpath": str(root), "project": None, "started": 0})
+    from com.ingest.pytest_plugin import WRITER_CODE as code
+    good = json.dumps({"test_id": "tests/test_shop.py::test_pass", "status": "passed", "seconds": 0.001})
+    bad = json.dumps({"test_id": "tests/test_shop.py::test_odd", "status": "exploded", "seconds": 0.001})
+    run = json.dumps({"__run__": {"random_seed": 7, "random_plugin": "pytest-randomly"}})
+    done = subprocess.run([sys.executable, "-c", code, args], input="\n".join([run, bad, good, '{"__end__": true}']) + "\n",
+                          cwd=root, capture_output=True, text=True, timeout=60)
+    answer = json.loads(done.stdout)
+    assert (answer["ok"], answer["added"]) == (True, 1)
+    assert answer["skipped"] == ["the result of 'tests/test_shop.py::test_odd' was not recorded: field 'data.status': "
+                                 "unknown status 'exploded' (expected passed, failed, error, skipped, xfailed, xpassed)"]
+    (event,) = recorded(root)
+    assert (event["data"]["test_id"], event["data"]["random_seed"]) == ("tests/test_shop.py::test_pass", 7)
+
+
+def test_writer_started_without_site_falls_back_to_the_usual_start_up(sample):
+    """The plugin starts its writer with -S and the paths it needs; paths that are not enough (here only
+    com's folder, no site-packages for pygit2) mean the usual start-up, not a lost session."""
+    root, _ = sample
+    assert run_com("init", cwd=root).returncode == 0
+    args = json.dumps({"memory": None, "cwd": str(root), "rootpath": str(root), "project": None, "started": 0})
+    from com.ingest.pytest_plugin import WRITER_CODE as code, _writer_paths
+    line = json.dumps({"test_id": "tests/test_shop.py::test_pass", "status": "passed", "seconds": 0.001})
+    for paths in (_writer_paths()[:1], _writer_paths()):
+        done = subprocess.run([sys.executable, "-S", "-c", code, args, json.dumps(paths)],
+                              input=line + '\n{"__end__": true}\n', cwd=root, capture_output=True, text=True, timeout=60)
+        assert json.loads(done.stdout)["ok"] is True, done.stderr

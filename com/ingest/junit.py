@@ -290,13 +290,15 @@ def parse_report(
     if root_tag not in ("testsuites", "testsuite"):
         warn(f"{origin}: not a JUnit report (root element <{root_tag}>), skipped")
         return None
-    run_id = run_id or "junit-" + hashlib.blake2b(content, digest_size=8).hexdigest()
+    # A result's identity comes from what the report says, never from its file name: a renamed copy of a
+    # report adds nothing, two different reports of the same tests (different bytes) are both kept.
+    digest = hashlib.blake2b(content, digest_size=8).hexdigest()
+    run_id = run_id or "junit-" + digest
     first_suite = root if root_tag == "testsuite" else _first(root, "testsuite")
     producer = _producer(root, first_suite, _first(root, "testcase"))
     source = source or producer
     is_pytest = producer == "pytest"  # node ids follow the tool that wrote the report, whatever --source says
-    report = os.path.basename(origin)
-    common = {"commit": commit, "branch": branch, "run_id": run_id, "report": report}
+    common = {"commit": commit, "branch": branch, "run_id": run_id, "report_digest": digest}
     attempts_seen: dict[str, int] = {}
     events: list[dict] = []
     case_no = 0
@@ -323,7 +325,13 @@ def parse_report(
             elif tag == "testsuite":
                 walk(elem, elem.get("name") or suite_name, _suite_ts(elem, ts, origin))
 
+    pieces: list = []  # pytest: (test_id, base, piece, ts) in report order, assembled into attempts at the end
+
     def testcase(tc, suite_name, ts):
+        if is_pytest:
+            piece = pytest_piece(tc, suite_name, case_no, origin)
+            pieces.append((piece, ts))
+            return
         get = tc.get
         name = get("name")
         name = name.strip() if name else ""
@@ -414,6 +422,10 @@ def parse_report(
 
     # A root <testsuite> (Surefire) is walked like any suite; a root <testsuites> only groups suites.
     walk(root, root.get("name") or None, _suite_ts(root, None, origin))
+    if pieces:
+        for data, ts in pytest_attempts(pieces, origin, warn):
+            data.update(common)
+            add(data, ts)
     if not events:
         warn(f"{origin}: a JUnit report with no test cases")
     return events
@@ -447,6 +459,235 @@ def _retry_data(base: dict, status: str, elem, attempt: int) -> dict:
     _put(data, "stdout", excerpt(stdout))
     _put(data, "stderr", excerpt(stderr))
     return data
+
+
+# -- pytest's junitxml: what each encoding means (see com.ingest.outcome) ---------------------------
+def pytest_piece(tc, suite_name: str | None, case_no: int, origin: str) -> dict:
+    """One <testcase> element of a pytest report, read but not yet an attempt: pytest writes a failed call
+    and the teardown error after it as two elements, and a rerun attempt as an empty one."""
+    get = tc.get
+    name = get("name")
+    name = name.strip() if name else ""
+    classname = get("classname")
+    classname = classname.strip() if classname else ""
+    file_attr = get("file") or None
+    base = {"name": name, "classname": classname or None, "suite": suite_name, "duration_ms": _duration_ms(get("time"))}
+    line = get("line")
+    if line and line.isdigit():
+        base["line"] = int(line) + 1  # pytest writes its 0-based location; com stores 1-based lines
+    piece = {"base": base, "failures": (), "errors": (), "skipped": None, "stdout": None, "stderr": None}
+    if len(tc):
+        failures, errors = [], []
+        for child in tc:
+            tag = _local(child.tag)
+            if tag == "failure":
+                failures.append(child)
+            elif tag == "error":
+                errors.append(child)
+            elif tag == "skipped":
+                piece["skipped"] = child
+            elif tag == "system-out":
+                piece["stdout"] = child.text
+            elif tag == "system-err":
+                piece["stderr"] = child.text
+            elif tag == "properties":
+                props = _properties(child)
+                if props:
+                    base["properties"] = props
+        piece["failures"], piece["errors"] = failures, errors
+    if not name:
+        piece["test_id"] = None
+    elif not classname:  # a module that could not be collected: classname "", name its dotted path
+        piece["test_id"] = test_id = file_attr or name.replace(".", "/") + ".py"
+        piece["collect"] = True
+        base["name"] = test_id
+        base["file"] = test_id
+    else:
+        piece["test_id"] = pytest_node_id(classname, name, file_attr)
+        if file_attr:
+            base["file"] = file_attr
+    return piece
+
+
+def _error_detail(elem) -> tuple[str | None, str | None, str | None]:
+    """(message, error_type, trace) of a <failure>/<error>, without pytest's wrappers and notes."""
+    from com.ingest.outcome import message_from_trace, strip_shortened_note, unwrap_fixture_message
+
+    _, message = unwrap_fixture_message(elem.get("message"))
+    message = strip_shortened_note(message)
+    text = _surrogates(elem.text)
+    if message in (None, "", "collection failure"):
+        message = message_from_trace(text) or message
+    message = clip(_surrogates(message), MESSAGE_CHARS) if message else None
+    return message, error_type(elem.get("type"), message), trace_excerpt(text)
+
+
+_XML_SURROGATE_RE = re.compile(r"#x(D[89A-F][0-9A-F]{2})")
+
+
+def _surrogates(text: str | None) -> str | None:
+    """pytest writes a lone surrogate (a non-UTF-8 byte of a file name, through os.fsdecode) as '#xDCE9',
+    which XML can hold; com stores the byte it stands for as '\\xe9', as the pytest plugin does."""
+    if not text or "#xD" not in text:
+        return text
+
+    def byte(m):
+        code = int(m.group(1), 16)
+        return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
+
+    return _XML_SURROGATE_RE.sub(byte, text)
+
+
+def _piece_data(piece: dict) -> dict:
+    """The attempt one element describes (status, phase, messages), by the rules of com.ingest.outcome."""
+    from com.ingest.outcome import CRASH_RE, SUBTESTS_FAILED_RE, attempt_status, unwrap_fixture_message
+
+    setup_errors, teardown_errors, crashes, collect_errors = [], [], [], []
+    for elem in piece["errors"]:
+        phase, message = unwrap_fixture_message(elem.get("message"))
+        if message and CRASH_RE.match(message):
+            crashes.append(elem)  # pytest-xdist's crash report, written as a setup error
+        elif phase == "teardown":
+            teardown_errors.append(elem)
+        elif piece.get("collect") or message == "collection failure":
+            collect_errors.append(elem)
+        else:
+            setup_errors.append(elem)
+    failures = piece["failures"]
+    subtests, call = [], None
+    if failures:
+        last = failures[-1].get("message") or ""
+        if SUBTESTS_FAILED_RE.match(last):  # pytest's own failure of a test whose fixture subtests failed
+            subtests, call = failures[:-1], "passed"
+        elif len(failures) > 1:  # one element, several failures: unittest subTest failures
+            subtests, call = failures, "passed"
+        else:
+            call = "failed"
+    skipped = piece["skipped"]
+    if call is None and skipped is not None:
+        if skipped.get("type") == "pytest.xfail":
+            call = "failed" if skipped.get("message") == "xfail-marked test passes unexpectedly" else "xfailed"
+        else:
+            call = "skipped"
+    if call is None and not setup_errors:
+        call = "passed"  # an element without outcome: passed (pytest writes a non-strict XPASS so too)
+    status, phase, extra_teardown = attempt_status(
+        setup="failed" if setup_errors else None, call=call, teardown="failed" if teardown_errors else None,
+        crashed=bool(crashes), subtests_failed=len(subtests), collect_failed=bool(collect_errors),
+    )
+    data: dict = {"status": status or "passed"}
+    if phase:
+        data["phase"] = phase
+    cause = None
+    if phase == "collect":
+        cause = collect_errors[0]
+    elif phase == "setup":
+        cause = setup_errors[0]
+    elif phase == "crash":
+        cause = crashes[0]
+    elif phase == "teardown":
+        cause = teardown_errors[0]
+    elif status == "failed":
+        cause = (subtests or failures)[0]
+    if cause is not None:
+        message, etype, trace = _error_detail(cause)
+        _put(data, "error_message", message)
+        _put(data, "error_type", etype)
+        _put(data, "trace", trace)
+    if status == "skipped" and skipped is not None:
+        data["skip_type"] = skipped.get("type") or "pytest.skip"
+        _put(data, "skip_reason", _message(skipped.get("message"), None))
+    elif status == "xfailed" and skipped is not None:
+        _put(data, "xfail_reason", skipped.get("message") or None)
+    if extra_teardown:
+        message, etype, _ = _error_detail(teardown_errors[0])
+        _put(data, "teardown_error", message)
+        _put(data, "teardown_error_type", etype)
+    if subtests:
+        listed = []
+        for elem in subtests:
+            message, etype, _ = _error_detail(elem)
+            sub = {"name": None, "status": "failed"}
+            _put(sub, "error_message", message)
+            _put(sub, "error_type", etype)
+            listed.append(sub)
+        data["subtests"] = listed
+    return data
+
+
+def _bare(piece: dict) -> bool:
+    return not (piece["failures"] or piece["errors"] or piece["skipped"] is not None)
+
+
+def pytest_attempts(pieces: list, origin: str, warn: Callable[[str], None]):
+    """(data, ts) per attempt of a pytest report, in report order, each encoding read for what it means:
+    - the same test again after an element without outcome: that element was an attempt pytest-rerunfailures
+      retried (junitxml writes nothing of it): failed, rerun, no message;
+    - an element holding only a teardown error right after a failed call of the same test: the teardown
+      error of that attempt (junitxml splits them), not another attempt;
+    - an element without a name: an attempt junitxml never named, which pytest-xdist reports when a rerun
+      crashed its worker; it is the crashed test's when the report names one crashed test, else skipped."""
+    by_test: dict[str, list] = {}
+    nameless = []
+    for piece, ts in pieces:
+        if piece["test_id"] is None:
+            nameless.append((piece, ts))
+        else:
+            by_test.setdefault(piece["test_id"], []).append((piece, ts))
+
+    attempts: dict[str, list] = {}
+    for test_id, group in by_test.items():
+        if len(group) == 1 and _bare(group[0][0]):  # the common case: one element, a plain pass
+            attempts[test_id] = [(group[0][0], group[0][1], {"status": "passed"})]
+            continue
+        merged: list = []
+        for piece, ts in group:
+            errors = piece["errors"]
+            only_teardown = (
+                errors and not piece["failures"] and piece["skipped"] is None
+                and all((e.get("message") or "").startswith("failed on teardown with ") for e in errors)
+            )
+            if only_teardown and merged and merged[-1][0]["failures"] and "teardown" not in merged[-1][2]:
+                merged[-1][2]["teardown"] = piece
+                continue
+            merged.append((piece, ts, {}))
+        rows = []
+        last = len(merged) - 1
+        for i, (piece, ts, extra) in enumerate(merged):
+            if i < last and _bare(piece):
+                data = {"status": "failed", "rerun": True}
+            else:
+                if "teardown" in extra:
+                    piece = dict(piece, errors=[*piece["errors"], *extra["teardown"]["errors"]])
+                data = _piece_data(piece)
+                if i < last:
+                    data["rerun"] = True
+            rows.append((piece, ts, data))
+        attempts[test_id] = rows
+
+    if nameless:
+        crashed = [t for t, rows in attempts.items() if rows and rows[-1][2].get("phase") == "crash"]
+        if len(crashed) == 1:
+            rows = attempts[crashed[0]]
+            final = rows[-1][0]
+            extra = [(dict(final, base={**final["base"], "duration_ms": piece["base"]["duration_ms"]}), ts,
+                      {"status": "failed", "phase": "crash", "rerun": True})
+                     for piece, ts in nameless]
+            attempts[crashed[0]] = rows[:-1] + extra + rows[-1:]
+        else:
+            warn(f"{origin}: {len(nameless)} testcase(s) without a name skipped (attempts pytest's junitxml "
+                 "could not name, e.g. reruns of a test that crashed its pytest-xdist worker)")
+
+    for test_id, rows in attempts.items():
+        for attempt, (piece, ts, data) in enumerate(rows, 1):
+            data.update(piece["base"])
+            data["test_id"] = test_id
+            data["attempt"] = attempt
+            if piece["stdout"] is not None and (not data.get("rerun") or "error_message" in data):
+                _put(data, "stdout", excerpt(piece["stdout"]))
+            if piece["stderr"] is not None and (not data.get("rerun") or "error_message" in data):
+                _put(data, "stderr", excerpt(piece["stderr"]))
+            yield data, ts
 
 
 # -- the whole input -------------------------------------------------------------------------

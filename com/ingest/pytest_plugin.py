@@ -2,13 +2,13 @@
 
 pytest loads this module in every run of the environment (entry point pytest11), so importing it costs
 nothing (not even pytest's own hook markers): it does nothing unless asked. When asked, it starts a writer
-process with the session (`writer_main`), which imports the journal (pygit2), finds the memory and catches
-up the catalog while the tests run, on another core; each finished attempt is streamed to it, and at the
-end of the session it writes one commit and answers. The test process itself only turns reports into
-plain data, so what the tests wait for at the end is little more than the commit itself.
+process as soon as pytest knows its options (`writer_main`), which imports the journal (pygit2), finds the
+memory and catches up the catalog while pytest collects and the tests run, on another core; each finished
+attempt is streamed to it, and at the end of the session it writes one commit and answers. The test
+process itself only turns reports into plain data (what each status means: com.ingest.outcome, the same
+definition JUnit ingest follows), so what the tests wait for at the end is little more than the commit.
 
-Recording never fails the test run: any problem becomes one warning line and pytest exits as it would have.
-"""
+Recording never fails the test run: any problem becomes one warning line and pytest exits as it would have."""
 
 from __future__ import annotations
 
@@ -28,11 +28,14 @@ def pytest_addoption(parser):
     )
     group.addoption(
         "--com-memory", default=None, metavar="PATH",
-        help="The com memory folder (default: $COM_DIR, else the nearest .com/ upwards from the working directory).",
+        help="The com memory folder; write --com-memory=PATH, with '=' (pytest chooses its rootdir and ini file "
+        "before it knows this option, and would read a separate PATH as a test path). Default: $COM_DIR, else "
+        "the nearest .com/ upwards from the working directory.",
     )
     group.addoption(
         "--com-project", default=None, metavar="NAME",
-        help="Project of the recorded results (default: [tool.com] project, else the code repository's folder name).",
+        help="Project of the recorded results; write --com-project=NAME (default: [tool.com] project, else the "
+        "code repository's folder name).",
     )
     group.addoption(
         "--com-quarantine", action="store_true", default=False,
@@ -47,9 +50,30 @@ def _enabled(config) -> bool:
     return os.environ.get("COM_RECORD", "").strip().lower() in _TRUE
 
 
-def pytest_configure(config):
+def _is_worker(config) -> bool:
     # pytest-xdist workers send their reports to the controller, which records them: one commit per session.
-    if hasattr(config, "workerinput"):
+    return hasattr(config, "workerinput") or bool(os.environ.get("PYTEST_XDIST_WORKER"))
+
+
+def pytest_load_initial_conftests(early_config, parser, args):
+    # The earliest point at which pytest knows the options: the writer starts importing the journal
+    # while pytest still loads conftests and collects, which is most of a small session.
+    try:
+        ns = early_config.known_args_namespace
+        if _is_worker(early_config) or not (
+            getattr(ns, "com", False) or os.environ.get("COM_RECORD", "").strip().lower() in _TRUE
+        ):
+            return
+        import time
+
+        started = time.time()
+        early_config._com_writer = (_start_writer(early_config, started, ns), started)
+    except Exception:  # noqa: BLE001 - the Recorder starts it (and reports a failure) at configure
+        pass
+
+
+def pytest_configure(config):
+    if _is_worker(config):
         return
     try:
         enabled = _enabled(config)
@@ -64,9 +88,79 @@ def pytest_configure(config):
             config.pluginmanager.register(Gate(recorder), "com-quarantine")
 
 
-def _failed(report) -> bool:
-    # pytest-rerunfailures reports each failed attempt that it will run again with outcome "rerun".
-    return report.outcome == "failed" or report.outcome == "rerun"
+_HOOK_LAST = {"wrapper": False, "hookwrapper": False, "optionalhook": False, "tryfirst": False, "trylast": True,
+              "specname": None}
+_VALUE_OPTIONS = ("--com-memory", "--com-project")
+
+
+def _space_form_problem(config) -> str | None:
+    """`--com-memory PATH` as two words: pytest chose its rootdir and ini file before com's options
+    existed, reading PATH as a test path. Harmless when that changed nothing; else the warning to give."""
+    args = [*config.invocation_params.args]
+    addopts = os.environ.get("PYTEST_ADDOPTS")
+    if addopts:
+        import shlex
+
+        try:
+            args = shlex.split(addopts) + args
+        except ValueError:
+            pass
+    spaced = [(args[i], args[i + 1]) for i in range(len(args) - 1) if args[i] in _VALUE_OPTIONS]
+    if not spaced:
+        return None
+    values = {value for _, value in spaced}
+    if not any(os.path.exists(v) for v in values):
+        return None  # pytest only looks at arguments that exist as paths
+    fix = " ".join(f"{option}={value}" for option, value in spaced)
+    try:
+        from _pytest.config.findpaths import determine_setup
+
+        ns = config.known_args_namespace
+        rootpath, inipath, *_ = determine_setup(
+            inifile=ns.inifilename, override_ini=ns.override_ini,
+            args=[a for a in ns.file_or_dir if a not in values], rootdir_cmd_arg=ns.rootdir or None,
+            invocation_dir=config.invocation_params.dir,
+        )
+    except Exception:  # noqa: BLE001 - another pytest: say what to write without the comparison
+        return f"write {fix} (with '='): pytest may have read the value as a test path when it chose its rootdir"
+    if rootpath == config.rootpath and inipath == config.inipath:
+        return None
+    return (
+        f"pytest read the value of {spaced[0][0]} as a test path before com's options existed, so it chose "
+        f"rootdir {config.rootpath} and ini file {config.inipath} instead of {rootpath} and {inipath} "
+        f"(that file's addopts and settings are not in effect); write {fix}"
+    )
+
+
+def _random_seed(config) -> dict:
+    """The seed a test-ordering plugin chose for this run (pytest-randomly, pytest-random-order)."""
+    for option, plugin in (("randomly_seed", "pytest-randomly"), ("random_order_seed", "pytest-random-order")):
+        seed = getattr(config.option, option, None)
+        if seed is not None and not isinstance(seed, bool) and str(seed) not in ("default", "last", "", "None"):
+            return {"random_seed": seed if isinstance(seed, int) else str(seed), "random_plugin": plugin}
+    return {}
+
+
+_SURROGATE_RE = None
+
+
+def _clean_text(text: str) -> str:
+    """Text that UTF-8 can store: a lone surrogate (os.fsdecode of a non-UTF-8 file name) becomes the
+    byte it stands for, escaped (`caf\\xe9`), instead of failing the whole session's record."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _clean(value):
+    if isinstance(value, str):
+        return _clean_text(value)
+    if isinstance(value, dict):
+        return {_clean(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
 
 
 class Recorder:
@@ -74,49 +168,103 @@ class Recorder:
 
     def __init__(self, config):
         import json
+        import re
         import time
 
+        from com.ingest.outcome import RunCounts
+
+        global _SURROGATE_RE
+        _SURROGATE_RE = re.compile("[\ud800-\udfff]")
         self.config = config
         self.dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
-        self.running: dict[str, list] = {}  # nodeid -> reports of the attempt in progress
+        # nodeid -> [phase reports, subtest reports] of the attempt in progress. Subtest reports arrive
+        # live, before the attempt's own reports when pytest-rerunfailures holds those back.
+        self.running: dict[str, list] = {}
         self.sections_seen: dict[str, int] = {}
         self.buffer: list[str] = []
         self.problem: str | None = None
+        self.notes: list[str] = []
+        self.unfinished = 0
         self.writer = None
         self.answer = None  # the writer's answer, once the session is recorded
         try:
-            self.writer = _start_writer(config, time.time())
+            verbosity = config.get_verbosity("verbosity_subtests")
+        except Exception:  # noqa: BLE001 - a pytest without subtests
+            verbosity = 0
+        self.counts = RunCounts(count_passed_subtests=verbosity != 0)
+        try:
+            self.letters = config.get_verbosity() <= 0  # the terminal writes a letter per result, not a line
+        except Exception:  # noqa: BLE001
+            self.letters = True
+        try:
+            problem = _space_form_problem(config)
+        except Exception:  # noqa: BLE001
+            problem = None
+        if problem:
+            self.notes.append(problem)
+            self._say(f"com: warning: {problem}")
+        try:
+            early = getattr(config, "_com_writer", None)
+            self.writer = early[0] if early is not None else _start_writer(config, time.time())
         except Exception as exc:  # noqa: BLE001 - warn at the end, never fail the run
             self.problem = f"{type(exc).__name__}: {exc}"
 
     # -- while tests run ---------------------------------------------------------------------------
+    def pytest_sessionstart(self, session):
+        # Plugins that order tests at random choose their seed in pytest_configure: known by now.
+        try:
+            run = _random_seed(self.config)
+            if run:
+                self.buffer.append(self.dumps({"__run__": run}))
+        except Exception:  # noqa: BLE001
+            pass
+
     def pytest_runtest_logreport(self, report):
+        # Called after pytest's own hooks (trylast), which mark a test whose fixture subtests failed.
         try:
             nodeid = report.nodeid
-            reports = self.running.get(nodeid)
-            if report.when == "setup" and reports is not None:  # an attempt that never reported its teardown
-                self._finished(nodeid, self.running.pop(nodeid))
-                reports = None
-            if reports is None:
-                reports = self.running[nodeid] = []
-            reports.append(report)
-            if report.when == "teardown":
-                self._finished(nodeid, self.running.pop(nodeid))
+            entry = self.running.get(nodeid)
+            if hasattr(report, "context") and type(report).__name__ == "SubtestReport":
+                if entry is None:
+                    entry = self.running[nodeid] = [[], [], ""]
+                entry[1].append(report)
+                if self.letters:  # what the terminal wrote for it, maybe into the test's captured output
+                    entry[2] += self.config.hook.pytest_report_teststatus(report=report, config=self.config)[1] or ""
+                return
+            when = report.when
+            if when == "setup" and entry is not None and entry[0]:  # an attempt that never reported its teardown
+                self._finished(nodeid, *self.running.pop(nodeid))
+                entry = None
+            if entry is None:
+                entry = self.running[nodeid] = [[], [], ""]
+            entry[0].append(report)
+            if when == "teardown" or when == "???":  # "???": pytest-xdist's report of a crashed worker
+                self._finished(nodeid, *self.running.pop(nodeid))
         except Exception as exc:  # noqa: BLE001
             self.problem = self.problem or f"{type(exc).__name__}: {exc}"
+
+    pytest_runtest_logreport.pytest_impl = _HOOK_LAST  # type: ignore[attr-defined]
 
     def pytest_collectreport(self, report):
         # A test module that cannot be imported is an error of the tests it would have run.
         try:
             if report.failed and report.nodeid:
-                self._finished(report.nodeid, [report])
+                self._finished(report.nodeid, [report], [], "")
         except Exception as exc:  # noqa: BLE001
             self.problem = self.problem or f"{type(exc).__name__}: {exc}"
 
-    def _finished(self, nodeid: str, reports: list) -> None:
-        data = attempt_data(nodeid, reports, self.sections_seen.get(nodeid, 0))
-        self.sections_seen[nodeid] = len(getattr(reports[-1], "sections", ()))
-        self.buffer.append(self.dumps(data))
+    def _finished(self, nodeid: str, reports: list, subtests: list, progress: str) -> None:
+        data, parent_failed = attempt_data(nodeid, reports, subtests, self.sections_seen.get(nodeid, 0), progress)
+        if reports:
+            self.sections_seen[nodeid] = len(getattr(reports[-1], "sections", ()))
+        if data is None:
+            self.unfinished += 1
+            return
+        self.counts.add(data, parent_failed)
+        line = self.dumps(data)
+        if _SURROGATE_RE.search(line):
+            line = self.dumps(_clean(data))
+        self.buffer.append(line)
         if len(self.buffer) >= _FLUSH_EVERY:
             self._flush()
 
@@ -133,7 +281,7 @@ class Recorder:
     def pytest_sessionfinish(self, session, exitstatus):
         try:
             for nodeid in list(self.running):
-                self._finished(nodeid, self.running.pop(nodeid))
+                self._finished(nodeid, *self.running.pop(nodeid))
             self._flush()
             line = self._finish_writer()
         except Exception as exc:  # noqa: BLE001 - the contract is: warn, never fail the tests
@@ -169,7 +317,12 @@ class Recorder:
         if not answer.get("results"):
             return None
         where = f"journal commit {answer['commit'][:10]}" if answer.get("commit") else "no new journal commit"
-        return f"com: recorded {answer['added']} test results ({answer['summary']}) in {where}"
+        line = f"com: recorded {self.counts.summary()} in {where}"
+        notes = list(answer.get("skipped") or ())
+        if self.unfinished:
+            notes.append(f"{self.unfinished} unfinished attempt(s) not recorded (the session ended during them)")
+        notes += self.notes
+        return "\n".join([line, *(f"com: warning: {n}" for n in notes)])
 
     def pytest_unconfigure(self, config):
         # A run that ended before its session finished (e.g. --help, a usage error) must not leave the
@@ -182,19 +335,20 @@ class Recorder:
             except Exception:  # noqa: BLE001
                 pass
 
-    def _say(self, line: str) -> None:
+    def _say(self, text: str) -> None:
         try:
             reporter = self.config.pluginmanager.get_plugin("terminalreporter")
             if reporter is not None:
                 if getattr(reporter._tw, "width_of_current_line", 0):  # end the line of progress dots first
                     reporter._tw.line()
-                reporter.write_line(line)
+                for line in text.splitlines():
+                    reporter.write_line(line)
                 return
         except Exception:  # noqa: BLE001
             pass
         import sys
 
-        sys.stderr.write(line + "\n")
+        sys.stderr.write(text + "\n")
 
 
 def _last_json(text: str):
@@ -212,26 +366,48 @@ def _last_json(text: str):
 # The writer's command line. It leaves with os._exit once its answer is out: the test process waits for
 # it, and tearing down an interpreter with pygit2 and SQLite loaded would only add to that wait.
 WRITER_CODE = (
-    "import os, sys; from com.ingest.pytest_plugin import writer_main; status = writer_main(sys.argv[1]); "
-    "sys.stdout.flush(); sys.stderr.flush(); os._exit(status)"
+    "import os, sys\n"
+    "if len(sys.argv) > 2:\n"
+    "    sys.path[:0] = __import__('json').loads(sys.argv[2])\n"
+    "try:\n"
+    "    import pygit2, com.journal, com.memory, com.code_repo, com.config\n"
+    "except ImportError:  # started with -S and a path that was not enough: the usual start-up after all\n"
+    "    import site; site.main()\n"
+    "from com.ingest.pytest_plugin import writer_main\n"
+    "status = writer_main(sys.argv[1]); sys.stdout.flush(); sys.stderr.flush(); os._exit(status)\n"
 )
 
 
-def _start_writer(config, started: float):
+def _writer_paths() -> list[str]:
+    """What the writer needs on its path when it starts without site processing (-S, a fifth of its
+    start-up): com's own folder and the test process's site-packages."""
+    import sys
+
+    import com
+
+    paths = [os.path.dirname(os.path.dirname(os.path.abspath(com.__file__)))]
+    for entry in sys.path:
+        if entry and entry.rstrip("/").endswith(("site-packages", "dist-packages")) and entry not in paths:
+            paths.append(entry)
+    return paths
+
+
+def _start_writer(config, started: float, options=None):
     import json
     import subprocess
     import sys
 
+    options = options if options is not None else config.option
     args = {
-        "memory": config.getoption("com_memory"),
+        "memory": getattr(options, "com_memory", None),
         "cwd": str(config.invocation_params.dir),
         "rootpath": str(config.rootpath),
-        "project": config.getoption("com_project"),
+        "project": getattr(options, "com_project", None),
         "started": started,
         "quarantine": config.getoption("com_quarantine", False),
     }
     writer = subprocess.Popen(
-        [sys.executable, "-c", WRITER_CODE, json.dumps(args)],
+        [sys.executable, "-S", "-c", WRITER_CODE, json.dumps(args), json.dumps(_writer_paths())],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         cwd=args["cwd"], text=True, encoding="utf-8",
     )
@@ -246,16 +422,7 @@ def _start_writer(config, started: float):
     return writer
 
 
-# -- the end of the session: reports -> events -> one journal commit --------------------------------
-def _classname(nodeid: str) -> str:
-    """pytest's own junit classname (module dotted path + classes), so both ways in describe a test alike."""
-    parts = nodeid.split("::")
-    module = parts[0].replace("/", ".")
-    if module.endswith(".py"):
-        module = module[:-3]
-    return ".".join([module, *parts[1:-1]])
-
-
+# -- one attempt: pytest's reports -> plain data (see com.ingest.outcome for what each status means) ------
 def _longrepr_text(report) -> str:
     try:
         return report.longreprtext
@@ -267,11 +434,9 @@ def _crash_message(report) -> str | None:
     crash = getattr(report.longrepr, "reprcrash", None)
     if crash is not None and getattr(crash, "message", None):
         return crash.message
-    text = _longrepr_text(report)
-    for line in reversed(text.splitlines()):  # pytest marks the exception lines with "E   "
-        if line.startswith("E   "):
-            return line[4:].strip()
-    return text.strip().splitlines()[-1] if text.strip() else None
+    from com.ingest.outcome import message_from_trace
+
+    return message_from_trace(_longrepr_text(report))
 
 
 def _skip_reason(report) -> str | None:
@@ -282,85 +447,202 @@ def _skip_reason(report) -> str | None:
     return None
 
 
-def attempt_data(nodeid: str, reports: list, sections_before: int = 0) -> dict:
-    """What only the test process knows about one attempt, from its setup/call/teardown reports (or one
-    failed collection report): status, phase, seconds, messages, output. The writer completes the rest
-    (complete_data), so the common case, a passing test, costs the tests almost nothing."""
-    if len(reports) == 3:
+def _xfail_reason(report) -> str | None:
+    reason = getattr(report, "wasxfail", None)
+    if not reason:
+        return None
+    return reason[len("reason: "):] if reason.startswith("reason: ") else reason
+
+
+def _phase_outcome(report) -> str:
+    """passed, failed, skipped, xfailed or xpassed; pytest-rerunfailures' "rerun" is a failure it retried."""
+    outcome = report.outcome
+    if outcome == "rerun":
+        return "failed"
+    if hasattr(report, "wasxfail"):
+        if outcome == "skipped":
+            return "xfailed"
+        if outcome == "passed":
+            return "xpassed"
+    return outcome
+
+
+def _subtest_name(report) -> str | None:
+    context = getattr(report, "context", None)
+    if context is None:
+        return None
+    parts = []
+    if getattr(context, "msg", None) is not None:
+        parts.append(f"[{context.msg}]")
+    kwargs = getattr(context, "kwargs", None)
+    if kwargs:
+        parts.append("(" + ", ".join(f"{k}={v}" for k, v in kwargs.items()) + ")")
+    return " ".join(parts) or None
+
+
+def _error_fields(data: dict, report, junit) -> None:
+    message = _crash_message(report)
+    if message:
+        data["error_message"] = junit.clip(message, junit.MESSAGE_CHARS)
+        error_type = junit.error_type(None, message)
+        if error_type:
+            data["error_type"] = error_type
+    trace = junit.trace_excerpt(_longrepr_text(report))
+    if trace:
+        data["trace"] = trace
+
+
+def _subtest_data(report, junit) -> dict:
+    outcome = _phase_outcome(report)
+    sub = {"name": _subtest_name(report), "status": outcome}
+    if outcome == "failed":
+        message = _crash_message(report)
+        if message:
+            sub["error_message"] = junit.clip(message, junit.MESSAGE_CHARS)
+            error_type = junit.error_type(None, message)
+            if error_type:
+                sub["error_type"] = error_type
+    elif outcome == "skipped":
+        reason = _skip_reason(report)
+        if reason:
+            sub["skip_reason"] = reason
+    elif outcome == "xfailed":
+        reason = _xfail_reason(report)
+        if reason:
+            sub["xfail_reason"] = reason
+    return sub
+
+
+def _strip_progress(text: str, progress: str) -> str:
+    """Captured stdout without the progress letters pytest's terminal wrote for this test's subtests
+    while its output was being captured (unittest's subTest runs inside the capture): each letter is
+    taken out at its last place, when all of them are there."""
+    if not progress or not text:
+        return text
+    kept = list(text)
+    at = len(kept)
+    drop = []
+    for letter in reversed(progress):
+        at -= 1
+        while at >= 0 and kept[at] != letter:
+            at -= 1
+        if at < 0:
+            return text
+        drop.append(at)
+    for i in drop:
+        del kept[i]
+    return "".join(kept)
+
+
+def attempt_data(nodeid: str, reports: list, subtests: list, sections_before: int = 0, progress: str = ""):
+    """(data, pytest_parent_failed) of one attempt from its setup/call/teardown reports (or one failed
+    collection report, or pytest-xdist's crash report) and its subtest reports. data is None for an
+    attempt that never finished. What only the test process knows: status, phase, seconds, messages,
+    output; the writer completes the rest (complete_data), so a passing test costs almost nothing."""
+    if len(reports) == 3 and not subtests:
         setup, call, teardown = reports
         if (
             setup.outcome == "passed" and call.outcome == "passed" and teardown.outcome == "passed"
             and len(teardown.sections) == sections_before and not teardown.user_properties
+            and not hasattr(call, "wasxfail")
         ):
             return {"test_id": nodeid, "status": "passed", "seconds": setup.duration + call.duration + teardown.duration,
-                    "line": teardown.location[1]}
+                    "line": teardown.location[1]}, True
     from com.ingest import junit
+    from com.ingest.outcome import SUBTESTS_FAILED_RE, attempt_status
 
-    phases = {getattr(r, "when", "collect"): r for r in reports}
-    status, cause, phase = "passed", None, None
+    phases: dict = {}
+    for report in reports:
+        phases[getattr(report, "when", "collect")] = report
     setup, call, teardown = phases.get("setup"), phases.get("call"), phases.get("teardown")
-    collect = phases.get("collect")
-    if collect is not None and _failed(collect):
-        status, cause, phase = "error", collect, "collect"
-    elif setup is not None and _failed(setup):
-        status, cause, phase = "error", setup, "setup"
-    elif setup is not None and setup.outcome == "skipped":
-        status, cause = "skipped", setup
-    elif call is not None:
-        if _failed(call):
-            status, cause = "failed", call
-        elif call.outcome == "skipped":
-            status, cause = "skipped", call
-    if teardown is not None and _failed(teardown) and status in ("passed", "skipped"):
-        status, cause, phase = "error", teardown, "teardown"
-
-    data = {"test_id": nodeid, "status": status, "seconds": sum(getattr(r, "duration", 0.0) or 0.0 for r in reports)}
-    location = getattr(reports[0], "location", None)
+    crash, collect = phases.get("???"), phases.get("collect")
+    failed_subtests = [r for r in subtests if r.outcome == "failed"]
+    call_outcome = _phase_outcome(call) if call is not None else None
+    if call_outcome == "failed" and failed_subtests and SUBTESTS_FAILED_RE.match(str(call.longrepr or "")):
+        call_outcome = "passed"  # pytest's own "contains N failed subtests": the test's code raised nothing
+    status, phase, extra_teardown = attempt_status(
+        setup=_phase_outcome(setup) if setup is not None else None,
+        call=call_outcome,
+        teardown=_phase_outcome(teardown) if teardown is not None else None,
+        crashed=crash is not None and crash.outcome in ("failed", "rerun"),
+        subtests_failed=len(failed_subtests),
+        collect_failed=collect is not None and collect.outcome in ("failed", "rerun"),
+    )
+    if status is None:
+        return None, True
+    data = {"test_id": nodeid, "status": status,
+            "seconds": sum(getattr(r, "duration", 0.0) or 0.0 for r in reports)}
+    location = getattr(reports[0], "location", None) if reports else None
     if location and location[1] is not None:
         data["line"] = location[1]
     if phase:
         data["phase"] = phase
-    if cause is not None and status == "skipped":
-        if hasattr(cause, "wasxfail"):
-            data["skip_type"] = "pytest.xfail"
-            if cause.wasxfail:
-                data["skip_reason"] = cause.wasxfail
-        else:
-            data["skip_type"] = "pytest.skip"
-            reason = _skip_reason(cause)
-            if reason:
-                data["skip_reason"] = reason
-    elif cause is not None:
-        message = _crash_message(cause)
+    if any(r.outcome == "rerun" for r in reports):
+        data["rerun"] = True
+    cause = {"setup": setup, "crash": crash, "teardown": teardown, "collect": collect}.get(phase, call)
+    if status == "failed" and failed_subtests and phase in (None, "subtest"):
+        cause = failed_subtests[0]  # the first failure, as the JUnit report's first <failure>
+    if status in ("failed", "error") and cause is not None:
+        _error_fields(data, cause, junit)
+    elif status == "skipped":
+        data["skip_type"] = "pytest.skip"
+        skipped = setup if setup is not None and setup.outcome == "skipped" else call
+        reason = _skip_reason(skipped) if skipped is not None else None
+        if reason:
+            data["skip_reason"] = reason
+    elif status in ("xfailed", "xpassed"):
+        source = setup if setup is not None and setup.outcome == "skipped" else call
+        reason = _xfail_reason(source) if source is not None else None
+        if reason:
+            data["xfail_reason"] = reason
+    if status == "error" and phase == "teardown" and call is not None:
+        call_status = _phase_outcome(call)
+        if call_status != "passed":
+            data["call_status"] = call_status
+    if extra_teardown:
+        message = _crash_message(teardown)
         if message:
-            data["error_message"] = junit.clip(message, junit.MESSAGE_CHARS)
+            data["teardown_error"] = junit.clip(message, junit.MESSAGE_CHARS)
             error_type = junit.error_type(None, message)
             if error_type:
-                data["error_type"] = error_type
-        trace = junit.trace_excerpt(_longrepr_text(cause))
-        if trace:
-            data["trace"] = trace
-    last = reports[-1]
-    # An item rerun by pytest-rerunfailures keeps the captured output of its earlier attempts in its
-    # sections: only the sections added since the previous attempt belong to this one.
-    sections = list(getattr(last, "sections", ()))[sections_before:]
-    for key, prefix in (("stdout", "Captured stdout"), ("stderr", "Captured stderr")):
-        text = junit.excerpt("".join(content for title, content in sections if title.startswith(prefix)))
-        if text:
-            data[key] = text
-    props = getattr(last, "user_properties", None)
-    if props:
-        data["properties"] = {str(k): junit.clip(str(v), junit.PROPERTY_CHARS) for k, v in props[: junit.MAX_PROPERTIES]}
-    return data
+                data["teardown_error_type"] = error_type
+    if subtests:
+        listed = [_subtest_data(r, junit) for r in subtests if r.outcome != "passed" or hasattr(r, "wasxfail")]
+        if listed:
+            data["subtests"] = listed
+        passed = len(subtests) - len(listed)
+        if passed:
+            data["subtests_passed"] = passed
+    if reports:
+        last = reports[-1]
+        # An item rerun by pytest-rerunfailures keeps the captured output of its earlier attempts in its
+        # sections: only the sections added since the previous attempt belong to this one.
+        sections = list(getattr(last, "sections", ()))[sections_before:]
+        for key, prefix in (("stdout", "Captured stdout"), ("stderr", "Captured stderr")):
+            text = "".join(content for title, content in sections if title.startswith(prefix))
+            if key == "stdout":
+                text = _strip_progress(text, progress)
+            text = junit.excerpt(text)
+            if text:
+                data[key] = text
+        props = getattr(last, "user_properties", None)
+        if props:
+            data["properties"] = {str(k): junit.clip(str(v), junit.PROPERTY_CHARS) for k, v in props[: junit.MAX_PROPERTIES]}
+    # pytest counts a test whose fixture subtests failed as failed ("contains N failed subtests"), one
+    # whose unittest subTest failed as passed: the run's summary says which.
+    parent_failed = call is not None and call.outcome in ("failed", "rerun")
+    return data, parent_failed
 
 
 def complete_data(data: dict) -> dict:
     """The writer's half: names from the node id, milliseconds, a 1-based line."""
+    from com.ingest.outcome import junit_classname, split_node_id
+
     nodeid = data["test_id"]
-    parts = nodeid.split("::")
-    data["name"] = parts[-1]
-    data["classname"] = _classname(nodeid) if len(parts) > 1 else None
-    data["file"] = parts[0]
+    path, _, name = split_node_id(nodeid)
+    data["name"] = name
+    data["classname"] = junit_classname(nodeid)
+    data["file"] = path
     ms = round(data.pop("seconds", 0.0) * 1000.0, 3)
     data["duration_ms"] = int(ms) if ms.is_integer() else ms
     line = data.pop("line", None)
@@ -415,9 +697,17 @@ def writer_main(args_json: str) -> int:
             break
         if session is not None and error is None:
             try:
-                session.add(json.loads(line))
-            except Exception as exc:  # noqa: BLE001
+                obj = json.loads(line)
+            except ValueError as exc:  # the pipe itself is broken: nothing can be trusted
                 error = f"{type(exc).__name__}: {exc}"
+                continue
+            if "__run__" in obj:
+                session.run_info(obj["__run__"])
+                continue
+            try:
+                session.add(obj)
+            except Exception as exc:  # noqa: BLE001 - one bad result must not cost the session's others
+                session.skip(obj, exc)
     if not ended:
         return 0
     if error is not None:
@@ -455,32 +745,48 @@ class _WriterSession:
         self.common = {"commit": self.revision.commit, "branch": self.revision.branch, "run_id": self.run_id}
         self.quarantine = bool(args.get("quarantine"))
         self.attempts: dict[str, int] = {}
-        self.counts = {"passed": 0, "failed": 0, "error": 0, "skipped": 0}
+        self.counts: dict[str, int] = {}
         self.events: list[dict] = []
+        self.skipped: list[str] = []
+
+    def run_info(self, info: dict) -> None:
+        """What belongs to the whole run (a randomisation seed): recorded with every result of it."""
+        self.common.update({k: v for k, v in info.items() if k in ("random_seed", "random_plugin")})
 
     def add(self, data: dict) -> None:
         from com.model.event import validate
 
         complete_data(data)
         test_id = data["test_id"]
-        self.attempts[test_id] = data["attempt"] = self.attempts.get(test_id, 0) + 1
+        attempt = self.attempts.get(test_id, 0) + 1
+        data["attempt"] = attempt
         data.update(self.common)
         self.events.append(
             validate({"type": "test_result", "project": self.project, "source": "pytest", "ts": self.ts, "data": data})
         )
-        self.counts[data["status"]] += 1
+        self.attempts[test_id] = attempt
+        self.counts[data["status"]] = self.counts.get(data["status"], 0) + 1
+
+    def skip(self, data, exc: Exception) -> None:
+        test_id = data.get("test_id") if isinstance(data, dict) else None
+        if len(self.skipped) < 5:
+            self.skipped.append(f"the result of {test_id!r} was not recorded: {exc}")
+        elif len(self.skipped) == 5:
+            self.skipped.append("more results were not recorded for the same kind of reason")
 
     def write(self) -> dict:
-        summary = ", ".join(f"{n} {k}" for k, n in self.counts.items() if n)
+        from com.ingest.outcome import STATUS_ORDER
+
+        summary = ", ".join(f"{self.counts[k]} {k}" for k in STATUS_ORDER if self.counts.get(k))
         if not self.events:
-            return {"ok": True, "results": 0, "commit": None, "added": 0, "summary": ""}
+            return {"ok": True, "results": 0, "commit": None, "added": 0, "summary": "", "skipped": self.skipped}
         noun = "result" if len(self.events) == 1 else "results"
         message = f"pytest: {len(self.events)} {noun} ({summary}) in {self.project}\n\nrun {self.run_id}"
         if self.revision.commit:
             message += f" on {self.revision.commit[:12]}"
         result = self.memory.record(self.events, message=message)
         answer = {"ok": True, "results": len(self.events), "commit": result.commit, "added": result.added,
-                  "summary": summary}
+                  "summary": summary, "skipped": self.skipped}
         if self.quarantine:
             from com.ingest.quarantine import writer_answer
 

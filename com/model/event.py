@@ -13,7 +13,9 @@ from datetime import datetime, timezone
 
 from com.model.errors import InvalidEvent
 
-STATUSES = ("passed", "failed", "error", "skipped")
+# xfailed: an expected failure happened; xpassed: a test expected to fail passed (pytest's non-strict XPASS;
+# a strict one is what pytest reports it as, a failure). Neither is failing.
+STATUSES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
 FAILING = frozenset(("failed", "error"))
 
 # The seed system wrote these types; they are read as test_result with that status.
@@ -25,7 +27,7 @@ DEFAULT_IMPORTANCE = {
     "rollup": 2.0,
     "note": 1.0,
 }
-RESULT_IMPORTANCE = {"passed": 1.0, "skipped": 0.5, "failed": 3.0, "error": 3.0}
+RESULT_IMPORTANCE = {"passed": 1.0, "skipped": 0.5, "failed": 3.0, "error": 3.0, "xfailed": 0.5, "xpassed": 1.5}
 
 FIELDS = ("id", "type", "project", "source", "ts", "importance", "tags", "data")
 _FIELD_SET = frozenset(FIELDS)
@@ -192,7 +194,7 @@ def validate(raw, *, where: str = "", default_ts: str | None = None, defaults: d
     if etype == "test_result":
         status = data.get("status")
         if status is None:
-            _fail(where, "field 'data.status': missing (a test_result needs passed, failed, error or skipped)")
+            _fail(where, f"field 'data.status': missing (a test_result needs one of {', '.join(STATUSES)})")
         if status not in STATUSES:
             _fail(where, f"field 'data.status': unknown status {status!r} (expected {', '.join(STATUSES)})")
         test_id = data.get("test_id")
@@ -266,6 +268,11 @@ def validate(raw, *, where: str = "", default_ts: str | None = None, defaults: d
         f'"ts":"{ts}","importance":{importance!r},"tags":{tags_json},"data":{data_json}}}'
     )
     return event
+
+
+def is_event_id(value) -> bool:
+    """Is `value` a whole event id (evt_ and 24 lowercase hex digits)?"""
+    return isinstance(value, str) and _ID_RE.match(value) is not None
 
 
 def to_line(event: dict) -> str:

@@ -34,12 +34,13 @@ from com.model.filter import EventFilter, TestMatch
 from com.model.result import STATUS_CODE, STATUS_CODES, ResultColumns
 from com.model.text import signature as error_signature
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 MAX_UNSORTED = 8  # this many segments appended by takes are merged (and sorted by test) by the next reader
 MAX_SEGMENTS = 16
 SMALL_ROWS = 20_000  # takes up to this size are merged with the standard library inside the take itself
 FLUSH_ROWS = 200_000  # a long catch-up writes a segment every this many rows (bounded memory)
-RUN_KEYS = ("branch", "commit", "report", "run_id")  # data keys shared by a run's results
+# Data keys shared by a run's results (kept once per run, not in every test's shape).
+RUN_KEYS = ("branch", "commit", "random_plugin", "random_seed", "report", "report_digest", "run_id")
 _ROW_KEYS = frozenset(("test_id", "status", "attempt", "duration_ms", *RUN_KEYS))
 _FAILING = frozenset(("failed", "error", "xpassed"))
 
@@ -110,6 +111,10 @@ class TestResultsView(SqliteView):
         else:
             rows = self.db.execute("SELECT test_no, test_id FROM tests")
         return {no: tid for no, tid in rows if match.matches(tid)}
+
+    def test_ids(self) -> list[str]:
+        """Every test id the view has numbered (for suggestions when a selector names none)."""
+        return [tid for (tid,) in self.db.execute("SELECT test_id FROM tests")]
 
     def _segments(self) -> list[tuple[int, int, int]]:
         """(segment number, rows, sorted) of every segment, merging small ones first when they are many."""
@@ -534,7 +539,7 @@ class _Writer:
             self.flush()
 
     def _context(self, data: dict) -> int:
-        """The run's values (run id, commit, branch, report) numbered once per distinct combination."""
+        """The run's values (run id, commit, branch, report, seed) numbered once per distinct combination."""
         key = tuple(data.get(k, _ABSENT) for k in RUN_KEYS)
         try:
             found = self.contexts.get(key)

@@ -11,8 +11,10 @@ commits are indexed first, as by `com search`).
     {"id": 3, "op": "ping"}   -> {"id": 3, "ok": true}
     a bad request            -> {"id": ..., "ok": false, "error": "k: must be at least 1, got 0", "param": "k"}
 
-Search fields are those of `com search`: text, k, mode, at, and the filters type, project, test, status,
-since, until, tag (a string or a list).
+Search fields are those of `com search`, with its defaults: text, k, mode, at, each (false: events with the
+same text are one result, with their count), min_similarity (0.15; 0 keeps every match), and the filters
+type, project, test, status, since, until, tag (a string or a list). The answer has the keys of
+`com search --json`.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from com.model.errors import ComError
 app = typer.Typer()
 
 MAX_LINE = 1 << 20  # a request longer than this is refused (a runaway client cannot fill the memory)
+DEFAULT_MIN_SIMILARITY = 0.15  # as `com search --min-similarity`
 
 
 @app.command("serve")
@@ -147,7 +150,14 @@ def handle(memory, request: dict) -> dict:
         where = EventFilter.create(types=values["type"], projects=values["project"], test=request.get("test"),
                                    statuses=values["status"], since=request.get("since"), until=request.get("until"),
                                    tags_include=values["tag"])
-        return search(memory, text, k, where, at=request.get("at"), mode=request.get("mode", "hybrid")).to_json()
+        each = request.get("each", False)
+        if not isinstance(each, bool):
+            raise ComError(f"must be true or false, got {each!r}", param="each")
+        min_similarity = request.get("min_similarity", DEFAULT_MIN_SIMILARITY)
+        if isinstance(min_similarity, bool) or not isinstance(min_similarity, (int, float)):
+            raise ComError(f"must be a number, got {min_similarity!r}", param="min_similarity")
+        return search(memory, text, k, where, at=request.get("at"), mode=request.get("mode", "hybrid"),
+                      collapse=not each, min_similarity=float(min_similarity) or None).to_json()
     if op == "too-long":
         raise ComError(f"the request is longer than {MAX_LINE} bytes", param="request")
     raise ComError(f"unknown op {op!r} (expected search, index or ping)", param="op")

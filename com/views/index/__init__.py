@@ -10,6 +10,7 @@ update holds it exclusively.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import uuid
@@ -62,6 +63,10 @@ class Index:
         self._text_count: int | None = None
         self.vectors = None  # (text numbers, matrix, position) of every indexed text, for exact ranking
         self._stats: UpdateStats | None = None
+        # Keyword search sets this: new texts are indexed without running the model (zero vectors, their
+        # numbers kept in the row store's `pending`) until a ranking by meaning embeds them.
+        self.defer_embedding = False
+        self._pending: set[int] | None = None
 
     # -- locking and freshness ---------------------------------------------------------------------
     def _flock(self, exclusive: bool):
@@ -87,7 +92,7 @@ class Index:
 
     def _forget(self) -> None:
         self._tables = {}
-        self.registry = self._text_count = self._ann = self._usable = None
+        self.registry = self._text_count = self._ann = self._usable = self._pending = None
         self._prefilters = {}
         self._texts_checked = False
         self.batch_filters = {}
@@ -257,7 +262,8 @@ class Index:
         if not rebuild and commit is not None:
             with self._flock(exclusive=False):  # the common case: a few SQLite lookups, LanceDB not opened
                 self._refresh()
-                if self.usable() and self.rows.seen(str(commit.id)):
+                if (self.usable() and self.rows.seen(str(commit.id))
+                        and (self.defer_embedding or not self.pending)):
                     return stats
         with self._flock(exclusive=True), self._forget_on_error():
             self._refresh()
@@ -277,18 +283,54 @@ class Index:
                     follow(journal, commit, [self, *also], progress=self.report)
                 finally:
                     self._stats = None
-                stats.embedded = self.embedder.embedded - embedded_before
-            if stats.rebuilt or stats.texts:
+            filled = self._embed_pending() if not self.defer_embedding and self.pending else 0
+            stats.embedded = self.embedder.embedded - embedded_before
+            if stats.rebuilt or stats.texts or filled:
                 # Texts were added: the LanceDB table may be due for its vector index or a compaction. (An
                 # update that adds rows only never opens LanceDB: 0.6 s of import saved.)
                 stats.maintenance = _maintain.maintain(self)
             self._forget()
             self.registry = self.rows.registry()
-            if stats.rebuilt or stats.rows or stats.commits or stats.maintenance:
+            if stats.rebuilt or stats.rows or stats.commits or stats.maintenance or filled:
                 self._bump_generation()
             self._gen = self._generation()
         stats.seconds = time.monotonic() - started
         return stats
+
+    @property
+    def pending(self) -> set[int]:
+        """Texts a keyword search indexed without their vectors (zero vectors stand in until a search by
+        meaning embeds them)."""
+        if self._pending is None:
+            self._pending = set(json.loads(self.rows.meta().get("pending") or "[]"))
+        return self._pending
+
+    def _embed_pending(self) -> int:
+        """Embed the texts a keyword search indexed without vectors (caller holds the exclusive lock): their
+        vectors written over the stand-ins in the vectors file and in LanceDB, then `pending` emptied (a crash
+        before that embeds them again: the same vectors)."""
+        import numpy as np
+
+        numbers = sorted(self.pending)
+        texts = self.texts_table()
+        found: dict[int, tuple[str, str]] = {}
+        for start in range(0, len(numbers), 5000):
+            chunk = numbers[start:start + 5000]
+            rows = (texts.search().where(f"text_no IN ({','.join(map(str, chunk))})")
+                    .select(["text_no", "text_hash", "text"]).limit(len(chunk)).to_arrow())
+            found.update(zip(rows.column("text_no").to_pylist(),
+                             zip(rows.column("text_hash").to_pylist(), rows.column("text").to_pylist())))
+        new = [(n, *found[n]) for n in numbers if n in found]
+        if new:
+            from com.views.index.update import texts_table
+
+            vectors = self.embedder.embed([t for _, _, t in new], progress=self.report)
+            self.rows.write_vectors([n for n, _, _ in new], vectors, self.embedder.dim)
+            texts.merge_insert("text_no").when_matched_update_all().execute(
+                texts_table(new, vectors, schema.schemas(self.embedder.dim)["texts"]))
+        self.rows.set_meta({"pending": "[]"})
+        self._pending, self.vectors = set(), None
+        return len(new)
 
     def texts_table(self):
         """The LanceDB texts table, ready for new texts: it must be this row store's (its index id), and texts

@@ -33,10 +33,11 @@ NPROBES = 20
 REFINE = 4
 
 
-def fuse(ranking, keyword_order: list[str]):
+def fuse(ranking, keyword_order: list[str], stop_below: float | None = None, cut: dict | None = None):
     """Reciprocal rank fusion of the texts' similarity ranking and their keyword (BM25) ranking, lazily: yields
-    (text hash, score, vector rank, keyword rank), best first. Only the few keyword hits need scoring; every
-    other text follows in similarity order, so a search that needs one text reads one."""
+    (text number, score, vector rank, keyword rank), best first. Only the few keyword hits need scoring; every
+    other text follows in similarity order, so a search that needs one text reads one. With `stop_below`, texts
+    less similar than that are left out unless they are keyword hits (`cut["weak"]` then says so)."""
     keyword_rank = {h: r for r, h in enumerate(keyword_order, 1)}
     boosted = []
     for h, kr in keyword_rank.items():
@@ -48,6 +49,10 @@ def fuse(ranking, keyword_order: list[str]):
     for r, h in enumerate(ranking if ranking is not None else (), 1):
         if h in keyword_rank:
             continue
+        if stop_below is not None and ranking.similarity(h) < stop_below:
+            if cut is not None:
+                cut["weak"] = True
+            break  # in similarity order: every text after it is weaker still
         score = 1.0 / (RRF_K + r)
         while b < len(boosted) and boosted[b][0] >= score:
             yield boosted[b][1], boosted[b][0], boosted[b][2], boosted[b][3]
@@ -58,10 +63,17 @@ def fuse(ranking, keyword_order: list[str]):
 
 
 def ranked_events(index, text: str, vector, mode: str, snapshot: BatchFilter, where: EventFilter | None, k: int,
-                   exclude=()) -> list[dict]:
+                   exclude=(), weak: tuple[float, float] | None = None, collapse: bool = False,
+                   info: dict | None = None) -> list[dict]:
     """The k best events for a query text (normalised) and its vector (None: keyword mode) among the snapshot's
-    events that `where` matches: [{"event", "score", "similarity", "vector_rank", "keyword_rank"}], best
-    first."""
+    events that `where` matches: [{"event", "score", "similarity", "vector_rank", "keyword_rank", "count"}],
+    best first.
+
+    `weak` = (floor, share): texts less similar than the floor, or than `share` of the best similarity among
+    the texts that can match, are left out unless they share keywords (`info["weak"]` says some were).
+    `collapse`: one result per distinct text, its newest event, `count` saying how many events of the
+    snapshot matching the filter carry that text."""
+    info = info if info is not None else {}
     where = where or EventFilter()
     kinds, tests, allowed, members = index.prefilter(where)
     if allowed is not None and not len(allowed):
@@ -72,11 +84,11 @@ def ranked_events(index, text: str, vector, mode: str, snapshot: BatchFilter, wh
     while True:
         keyword_order = index.rows.keyword_texts(text, KEYWORD_TEXTS, members) if mode != "vector" else []
         ranking = rank_texts(index, vector, limit, allowed) if vector is not None else None
-        ranked = fuse(ranking, keyword_order)
+        ranked = fuse(ranking, keyword_order, _threshold(ranking, allowed, weak), info)
         if members is not None and (ranking is None or ranking.subset is None):
             ranked = (r for r in ranked if r[0] in members)
-        out = _expand(index, ranked, ranking, condition, snapshot, k, set(exclude), accept)
-        if len(out) >= k or ranking is None or ranking.complete:
+        out = _expand(index, ranked, ranking, condition, snapshot, k, set(exclude), accept, collapse)
+        if len(out) >= k or ranking is None or ranking.complete or info.get("weak"):
             return out
         limit = max(1000, len(ranking)) * 8  # the ANN's best texts ran out of matching events: widen
 
@@ -95,8 +107,25 @@ def row_condition(kinds: list[int] | None, tests: list[int] | None, where: Event
     return "".join(f" AND {c}" for c in conds)
 
 
-def _expand(index, ranked, ranking, condition: str, snapshot: BatchFilter, k: int, skip: set, accept) -> list[dict]:
-    """Walk the texts in fused order and their rows newest first, until k events are found."""
+def _threshold(ranking, allowed, weak) -> float | None:
+    """The similarity below which a text is a weak match (None: keep every text)."""
+    if weak is None or ranking is None or not len(ranking):
+        return None
+    floor, share = weak
+    if allowed is None:
+        best = ranking.best()
+    elif ranking.keys is None:  # the exact ranking: the filter's texts' similarities at once
+        best = float(ranking.sims[allowed].max()) if len(allowed) else 0.0
+    else:
+        best = max((s for s in (ranking.similarity(int(h)) for h in allowed) if s is not None), default=0.0)
+    level = max(floor, share * best)
+    return level if level > 0 else None
+
+
+def _expand(index, ranked, ranking, condition: str, snapshot: BatchFilter, k: int, skip: set, accept,
+            collapse: bool = False) -> list[dict]:
+    """Walk the texts in fused order and their rows newest first, until k events are found (with `collapse`,
+    k texts: each one's newest event and how many events of the snapshot carry it)."""
     batches = snapshot.batches
     rows = index.rows
     out: list[dict] = []
@@ -119,9 +148,12 @@ def _expand(index, ranked, ranking, condition: str, snapshot: BatchFilter, k: in
                 "similarity": round(sim, 4) if sim is not None else None,
                 "vector_rank": v,
                 "keyword_rank": kw,
+                "count": rows.count_of_text(text_no, condition, snapshot.sql) if collapse else 1,
             })
             if len(out) >= k:
                 return out
+            if collapse:
+                break
     return out
 
 
@@ -183,6 +215,10 @@ class TextRanking:
             for i in np.argsort(negated, kind="stable").tolist():
                 if i not in shown:
                     yield self._key(i if members is None else int(members[i]))
+
+    def best(self) -> float:
+        """The highest similarity of any text ranked."""
+        return float(self.sims.max()) if len(self.sims) else 0.0
 
     def similarity(self, key: int) -> float | None:
         i = self._index(key)

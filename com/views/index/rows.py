@@ -128,6 +128,15 @@ class RowStore(SqliteView):
             return np.zeros((0, dim), np.float32)
         return np.memmap(self.vectors_path, dtype="<f4", mode="r", shape=(count, dim))
 
+    def write_vectors(self, numbers: list[int], vectors, dim: int) -> None:
+        """Vectors written over the stand-ins of texts indexed without theirs (keyword search)."""
+        import numpy as np
+
+        with open(self.vectors_path, "r+b") as f:
+            for n, vector in zip(numbers, np.ascontiguousarray(vectors, dtype="<f4")):
+                f.seek(n * dim * 4)
+                f.write(vector.tobytes())
+
     def vectors_damaged(self, dim: int) -> bool:
         """Is the vectors file shorter than the texts it must hold (deleted or cut by hand)?"""
         try:
@@ -199,6 +208,11 @@ class RowStore(SqliteView):
         the caller goes."""
         return self.db.execute(f"SELECT ts_us, batch_no, eid, shape, ctx, duration FROM rows WHERE text_no = ?"
                                f"{condition} ORDER BY ts_us DESC, batch_no DESC, seq DESC", (text_no,))
+
+    def count_of_text(self, text_no: int, condition: str, snapshot_sql: str | None) -> int:
+        """How many rows of a text meet `condition` and lie in the snapshot (`snapshot_sql`: None for all)."""
+        extra = f" AND ({snapshot_sql})" if snapshot_sql else ""
+        return self.db.execute(f"SELECT COUNT(*) FROM rows WHERE text_no = ?{condition}{extra}", (text_no,)).fetchone()[0]
 
     def event(self, ts: int, eid: bytes | None, shape_no: int, ctx_no: int | None, duration: int | None) -> dict:
         """The stored event of a row, exactly (equal to the JSON of its line; keys in the stored order)."""
@@ -376,6 +390,13 @@ class RowWriter:
                 (text, kind, project, status, importance, canonical_json(tags))).lastrowid
             self.kinds[key] = found
         return found
+
+    def add_pending(self, numbers: list[int]) -> None:
+        """Texts stored with stand-in vectors (recorded in the same transaction as the texts)."""
+        if numbers:
+            row = self.db.execute("SELECT value FROM meta WHERE key='pending'").fetchone()
+            pending = sorted(set(json.loads(row[0]) if row else []) | set(numbers))
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('pending', ?)", (json.dumps(pending),))
 
     def take_new_texts(self) -> list[tuple[int, str, str]]:
         new, self.new_texts = self.new_texts, []

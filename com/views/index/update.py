@@ -54,7 +54,13 @@ def taking(index, shas: list[str], stats: UpdateStats):
         def flush() -> None:
             new = writer.take_new_texts()
             if new:
-                vectors = index.embedder.embed([t for _, _, t in new], progress=index.report)
+                if index.defer_embedding:
+                    # Keyword search needs no vectors: texts the cache lacks get zero vectors, embedded later by
+                    # the first command that ranks by meaning (Index._embed_pending).
+                    vectors, missing = index.embedder.lookup([t for _, _, t in new])
+                    writer.add_pending([new[i][0] for i in missing])
+                else:
+                    vectors = index.embedder.embed([t for _, _, t in new], progress=index.report)
                 index.texts_table().add(texts_table(new, vectors, schemas(index.embedder.dim)["texts"]))
                 writer.store_texts(new, vectors)
                 stats.texts += len(new)
