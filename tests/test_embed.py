@@ -193,7 +193,7 @@ def test_a_search_process_imports_neither_torch_nor_lancedb(st_model, memory, is
     memory.record([validate({"type": "test_result", "project": "shop", "ts": "2026-11-02T10:00:00Z",
                              "data": {"test_id": "tests/test_db.py::test_orders", "status": "failed",
                                       "error_message": "connection refused"}})])
-    search = probe.replace("['com', 'index']", "['com', 'search', 'the database refused us', '--json']")
+    search = probe.replace("['com', 'index']", "['com', 'search', 'the database refused us', '--json', '--each']")
     r = subprocess.run([sys.executable, "-c", search], cwd=isolated, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     found = json.loads(r.stdout)["results"]

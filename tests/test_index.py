@@ -214,7 +214,8 @@ def test_search_gives_back_each_event_exactly_as_stored(st_model, memory, journa
     with journal.writing() as tx:
         tx.commit("hand-written batch", {"events/shop/2026-11-01/handmade.jsonl": ("\n".join(lines) + "\n").encode()})
     memory.record(failures(5))
-    results = json.loads(com("search", "größe deployed GPU", "-k", "50", "--mode", "vector", "--json").stdout)["results"]
+    results = json.loads(com("search", "größe deployed GPU", "-k", "50", "--mode", "vector", "--json", "--each",
+                             "--min-similarity", "0").stdout)["results"]
     stored = {json.loads(line)["id"]: line for line in lines}
     stored.update({e["id"]: to_line(e) for e in failures(5)})
     assert len(results) == len(stored)
@@ -222,13 +223,13 @@ def test_search_gives_back_each_event_exactly_as_stored(st_model, memory, journa
         assert r["event"] == json.loads(stored[r["event"]["id"]])
         assert json.dumps(r["event"], ensure_ascii=False, separators=(",", ":")) == stored[r["event"]["id"]]
     # Filters see the same values: the hand-written time, the tags, the non-ASCII test id.
-    tagged = json.loads(com("search", "anything", "--tag", "ü", "--json").stdout)["results"]
+    tagged = json.loads(com("search", "anything", "--tag", "ü", "--json", "--min-similarity", "0").stdout)["results"]
     assert [r["event"]["id"] for r in tagged] == ["evt_" + "a" * 24]
-    one = json.loads(com("search", "anything", "--test", "tests/test_ü.py", "--json").stdout)["results"]
+    one = json.loads(com("search", "anything", "--test", "tests/test_ü.py", "--json", "--min-similarity", "0").stdout)["results"]
     assert [r["event"]["id"] for r in one] == ["evt_" + "a" * 24]
-    skipped = json.loads(com("search", "anything", "--status", "skipped", "--json").stdout)["results"]
+    skipped = json.loads(com("search", "anything", "--status", "skipped", "--json", "--min-similarity", "0").stdout)["results"]
     assert [r["event"]["id"] for r in skipped] == ["evt_" + "e" * 24]
-    notes = json.loads(com("search", "release", "--type", "note", "--json").stdout)["results"]
+    notes = json.loads(com("search", "release", "--type", "note", "--json", "--min-similarity", "0").stdout)["results"]
     assert [r["event"]["id"] for r in notes] == ["evt_" + "c" * 24]
 
 

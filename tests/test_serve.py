@@ -33,7 +33,8 @@ def test_stdin_stdout_answers_each_line_as_com_search_would(memory, recorded, co
     requests = [
         {"id": 1, "op": "ping"},
         {"id": 2, "text": "database unreachable", "k": 2},
-        {"id": "at", "text": "database unreachable", "k": 5, "at": recorded, "status": "failed"},
+        {"id": "at", "text": "database unreachable", "k": 5, "at": recorded, "status": "failed", "each": True,
+         "min_similarity": 0},
         {"id": 4, "op": "search", "text": "x", "k": 0},
         {"id": 5, "text": "x", "status": ["failed", "bogus"]},
         {"id": 6, "op": "drop-everything"},

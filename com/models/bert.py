@@ -16,6 +16,7 @@ from pathlib import Path
 
 _DTYPES = {"F32": "<f4", "F16": "<f2", "I64": "<i8"}
 BATCH = 32  # texts per forward pass when embedding many (sorted by length, so little padding)
+BATCH_TOKENS = 2048  # ... and at most this many tokens: a batch of 256-token texts is 8 (peak memory bounded)
 
 
 def supports(folder: Path) -> bool:
@@ -175,8 +176,16 @@ class BertEncoder:
             return out
         encodings = self.tokenizer.encode_batch(list(texts))
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
-        for start in range(0, len(order), BATCH):
-            chosen = order[start:start + BATCH]
+        batches, start = [], 0
+        while start < len(order):
+            # As many texts as fit BATCH_TOKENS at the longest one's length (attention is length squared).
+            size = 1
+            while (size < BATCH and start + size < len(order)
+                   and (size + 1) * len(encodings[order[start + size]].ids) <= BATCH_TOKENS):
+                size += 1
+            batches.append(order[start:start + size])
+            start += size
+        for chosen in batches:
             longest = max(len(encodings[i].ids) for i in chosen)
             ids = np.zeros((len(chosen), longest), dtype=np.int64)
             mask = np.zeros((len(chosen), longest), dtype=np.int64)

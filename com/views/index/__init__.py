@@ -276,8 +276,8 @@ class Index:
             if reason is not None:
                 self._create()
                 stats.rebuilt, stats.reason = True, reason
+            embedded_before = self.embedder.embedded
             if commit is not None and not self.rows.seen(str(commit.id)):
-                embedded_before = self.embedder.embedded
                 self._stats = stats
                 try:
                     follow(journal, commit, [self, *also], progress=self.report)
