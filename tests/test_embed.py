@@ -90,14 +90,11 @@ def test_a_model_folder_is_accepted_and_a_wrong_dim_refused(tmp_path):
         Embedder.for_name("all-MiniLM-L6-v2", tmp_path, dim=768)
 
 
-def test_embedding_is_offline_unit_length_and_cached(st_model, tmp_path):
-    import os
-
+def test_embedding_is_offline_unit_length_and_cached(tmp_path):
     embedder = Embedder.for_name("all-MiniLM-L6-v2", tmp_path, dim=384)
     texts = ["connection refused by the database", "the database refused the connection",
              "expected shoes to rank first", "connection refused by the database"]
     vectors = embedder.embed(texts)
-    assert os.environ["HF_HUB_OFFLINE"] == "1"
     assert vectors.shape == (4, 384) and vectors.dtype == np.float32
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
     assert np.array_equal(vectors[0], vectors[3])
@@ -108,3 +105,97 @@ def test_embedding_is_offline_unit_length_and_cached(st_model, tmp_path):
     assert np.array_equal(again.embed(texts[:2]), vectors[:2])
     assert again.embedded == 0 and again.cached == 2
     assert EmbeddingCache(tmp_path).count("all-MiniLM-L6-v2") == 3
+
+
+def cosine_test_set() -> list[str]:
+    """Texts like the ones com embeds (event texts of failures, passes, notes), queries, and the awkward
+    ones: empty, one character, non-ASCII, code, and longer than the model's 256 word pieces."""
+    failures = [
+        result(f"tests/e2e/test_{area}.py::Test{area.title()}::test_{verb}[chrome-{n}]", status, error_type=etype,
+               error_message=message, trace=f"Traceback (most recent call last):\n  File \"x.py\", line {n}\n{etype}")
+        for n, (area, verb, status, etype, message) in enumerate([
+            ("checkout", "pay_with_card", "failed", "TimeoutError", "Timed out after 30000ms waiting for frame"),
+            ("db", "orders", "error", "OperationalError", "connection refused by db.internal:5432"),
+            ("auth", "login", "failed", "AssertionError", "assert response.status_code == 200, got 401"),
+            ("cart", "add_item", "failed", "KeyError", "'sku'"),
+            ("mail", "receipt", "error", "SMTPServerDisconnected", "Connection unexpectedly closed"),
+            ("payments", "gateway", "failed", "PaymentError", "E4077: gateway declined transaction 3f2b8c1e"),
+            ("search", "ranking", "passed", "", ""),
+            ("report", "export", "skipped", "", "requires a GPU runner"),
+        ])]
+    texts = [event_text(e) for e in failures]
+    texts += [
+        "database connection refused", "timeout waiting for the payment iframe", "E4077", "token expired",
+        "element detached from the DOM", "None has no attribute", "disk is full", "server returned 503",
+        "", "x", "ü", "数据库连接被拒绝", "ошибка соединения с базой данных", "🚀 deploy failed 🔥",
+        "def test_x():\n    assert f(1) == 2  # noqa", "SELECT * FROM orders WHERE id = 42;",
+        "a" * 700, " ".join(["word"] * 400), "tests test cart test pay test card chrome 2 · failed · " * 20,
+    ]
+    return texts
+
+
+def test_numpy_encoder_gives_sentence_transformers_vectors(st_model):
+    # The search process embeds its query in numpy (no torch, no sentence_transformers): it must be the same
+    # model. Cosine >= 0.9999 for every text, one by one and in batches of mixed lengths.
+    from com.models.bert import BertEncoder, supports
+
+    folder = resolve_model("all-MiniLM-L6-v2")[0]
+    assert supports(folder)
+    texts = cosine_test_set()
+    reference = st_model.encode(texts, normalize_embeddings=True, convert_to_numpy=True, batch_size=16)
+    encoder = BertEncoder(folder)
+    batched = encoder.encode(texts)
+    single = np.stack([encoder.encode([t])[0] for t in texts])
+    assert batched.dtype == np.float32 and batched.shape == (len(texts), 384)
+    for ours in (batched, single):
+        cosines = np.sum(ours * reference, axis=1)
+        assert cosines.min() >= 0.9999, [(t[:40], round(float(c), 6)) for t, c in zip(texts, cosines) if c < 0.9999]
+    assert np.allclose(np.linalg.norm(batched, axis=1), 1.0, atol=1e-5)
+
+
+def test_the_packaged_model_runs_in_numpy_and_other_folders_through_sentence_transformers(tmp_path):
+    import shutil
+
+    from com.models.embedding import NumpyBertModel, SentenceTransformerModel, embedding_model
+
+    folder = resolve_model("all-MiniLM-L6-v2")[0]
+    assert isinstance(embedding_model("all-MiniLM-L6-v2"), NumpyBertModel)
+    # A model whose pooling is not a plain mean: not something the numpy encoder computes.
+    other = tmp_path / "cls-model"
+    shutil.copytree(folder, other, ignore=shutil.ignore_patterns("model.safetensors"))
+    (other / "model.safetensors").symlink_to(folder / "model.safetensors")
+    pooling = other / "1_Pooling" / "config.json"
+    pooling.write_text(pooling.read_text().replace('"pooling_mode_cls_token": false', '"pooling_mode_cls_token": true'))
+    assert isinstance(embedding_model(str(other)), SentenceTransformerModel)
+
+
+def test_a_search_process_imports_neither_torch_nor_lancedb(st_model, memory, isolated):
+    # The whole point of the numpy encoder and the row store: a `com search` process with a new query text
+    # pays for numpy, tokenizers and SQLite, not for torch, transformers, sentence_transformers, lancedb or
+    # pyarrow (seconds and hundreds of MiB on 2 cores).
+    import json
+    import subprocess
+    import sys
+
+    from com.model.event import validate
+
+    memory.record([validate({"type": "test_result", "project": "shop", "ts": "2026-11-01T10:00:00Z",
+                             "data": {"test_id": "tests/test_db.py::test_orders", "status": "failed",
+                                      "error_message": "connection refused"}})])
+    heavy = ["torch", "transformers", "sentence_transformers", "lancedb", "pyarrow", "sklearn"]
+    probe = ("import atexit, json, sys\n"
+             f"atexit.register(lambda: sys.stderr.write(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & set({heavy!r})))))\n"
+             "from com.cli import main\n"
+             "sys.argv = ['com', 'index']\n"
+             "try:\n    main()\nexcept SystemExit:\n    pass\n")
+    assert subprocess.run([sys.executable, "-c", probe], cwd=isolated, capture_output=True, text=True).returncode == 0
+    # A run that adds results but no new text (the same failure again) is taken in without LanceDB too.
+    memory.record([validate({"type": "test_result", "project": "shop", "ts": "2026-11-02T10:00:00Z",
+                             "data": {"test_id": "tests/test_db.py::test_orders", "status": "failed",
+                                      "error_message": "connection refused"}})])
+    search = probe.replace("['com', 'index']", "['com', 'search', 'the database refused us', '--json', '--each']")
+    r = subprocess.run([sys.executable, "-c", search], cwd=isolated, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    found = json.loads(r.stdout)["results"]
+    assert [e["event"]["ts"] for e in found] == ["2026-11-02T10:00:00Z", "2026-11-01T10:00:00Z"]
+    assert json.loads(r.stderr.strip().splitlines()[-1]) == []

@@ -38,6 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "policies": ("policies", "List, show or validate policies: what a context pack (com retrieve) is for and what goes in it."),
     "flaky": ("flaky", "The flaky test registry: detect flaky and broken tests, explain, mark, heal, report, quarantine."),
     "index": ("index", "Update the semantic index (any command that reads it does this by itself), or rebuild it."),
+    "serve": ("serve", "Answer search requests, one JSON object per line, from a resident process (stdin/stdout or a unix socket)."),
     "remote": ("remote", "Remotes the journal is shared through (any git URL: file, ssh, https, git)."),
     "fetch": ("fetch", "Download the remote's journal branches and tags without changing local ones."),
     "pull": ("pull", "Fetch and bring the remote's batches in: fast-forward, or a merge commit holding both sides' batches."),

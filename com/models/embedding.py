@@ -2,11 +2,17 @@
 once per process) or any sentence-transformers folder, and the embedding cache keyed by the content hash of
 a text, which wraps any model: each distinct text is embedded once, ever (`.com/cache/embeddings.sqlite`,
 keyed by model and text hash), so neither a rebuild nor a second branch embeds the same text twice.
+
+A model of BERT's shape with mean pooling (the packaged MiniLM is one) runs in numpy (`com.models.bert`): the
+same vectors (cosine >= 0.9999, tested) without importing torch and sentence_transformers, which cost a
+search process 4 seconds and 500 MiB before its first query. Any other model folder runs through
+sentence-transformers.
 """
 
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 from com.files import sqlite
@@ -72,7 +78,39 @@ class SentenceTransformerModel(EmbeddingModel):
         ).astype(np.float32)
 
 
-def embedding_model(name: str, dim: int | None = None) -> SentenceTransformerModel:
+class NumpyBertModel(EmbeddingModel):
+    """A BERT sentence model (the packaged MiniLM) computed in numpy, loaded on first use (see com.models.bert)."""
+
+    def __init__(self, name: str, folder: Path, dim: int):
+        self.name = name
+        self.folder = folder
+        self._dim = dim
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def loaded(self) -> bool:
+        return ("numpy", str(self.folder)) in _loaded
+
+    def encoder(self):
+        key = ("numpy", str(self.folder))
+        if key not in _loaded:
+            from com.models.bert import BertEncoder
+
+            try:
+                _loaded[key] = BertEncoder(self.folder)
+            except Exception as exc:  # a broken or partial model folder
+                raise ComError(f"cannot load the embedding model from {self.folder}: {str(exc).splitlines()[0]}") from None
+        return _loaded[key]
+
+    def embed_batch(self, texts: list[str]):
+        with one_blas_thread():
+            return self.encoder().encode(texts)
+
+
+def embedding_model(name: str, dim: int | None = None) -> EmbeddingModel:
     """The model a setting names (a packaged model's name or a folder), its vector size checked against `dim`."""
     folder, known_dim = resolve_model(name)
     if dim is not None and known_dim is not None and int(dim) != known_dim:
@@ -80,7 +118,34 @@ def embedding_model(name: str, dim: int | None = None) -> SentenceTransformerMod
             f"embedding_dim is {dim} but the model '{name}' makes vectors of {known_dim} (fix the setting)",
             param="embedding_dim",
         )
+    from com.models import bert
+
+    if known_dim is not None and bert.supports(folder) and bert.available():
+        return NumpyBertModel(name, folder, known_dim)
     return SentenceTransformerModel(name, folder, known_dim or (int(dim) if dim else None))
+
+
+_blas = None
+
+
+@contextmanager
+def one_blas_thread():
+    """numpy's BLAS limited to one thread while embedding: its worker threads spin while they wait, and on a
+    busy 2-core machine a short query took 2.2 s with two threads against 0.1 s with one (measured; one
+    thread is also the cheaper one in CPU time for a whole index build). Without threadpoolctl: unchanged."""
+    global _blas
+    if _blas is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            _blas = ThreadpoolController()
+        except Exception:  # not installed, or a BLAS it cannot drive: numpy's own threading then
+            _blas = False
+    if _blas is False:
+        yield
+        return
+    with _blas.limit(limits=1, user_api="blas"):
+        yield
 
 
 # -- the model ---------------------------------------------------------------------------------------
@@ -117,7 +182,7 @@ def _folder_dim(folder: Path) -> int | None:
         return None
 
 
-_loaded: dict[str, object] = {}
+_loaded: dict = {}  # folder (or ("numpy", folder)) -> the model, loaded once per process
 
 
 def load_model(folder: Path):

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from com.memory import Memory
 from com.model.errors import ComError
 from com.model.event import format_ts
-from com.model.filter import EventFilter, TestMatch, sql_text
+from com.model.filter import EventFilter, TestMatch
 from com.model.text import event_text, normalise, split_test_id
 
 RELATED_LIMIT = 10  # code changes and healing attempts fetched by what they name
@@ -103,7 +103,7 @@ def gather(memory: Memory, snapshot, policy, where: EventFilter, match: TestMatc
 
     index = memory.index(progress)
     index.ensure(memory.journal, snapshot.commit)
-    from com.views.index.query import newest_events, newest_rows_async, ranked_events
+    from com.views.index.query import newest_events, ranked_events
 
     k = max(MIN_CANDIDATES, min(MAX_CANDIDATES, 2 * policy.max_events))
     # Evidence found by what it names rather than by meaning: the code changes of the commits the test failed
@@ -111,29 +111,22 @@ def gather(memory: Memory, snapshot, policy, where: EventFilter, match: TestMatc
     wants, checks = {}, {}
     if history is not None and history.failing_commits and _allows(where, "code_change"):
         shas = [c for c, _, _ in history.failing_commits[:RELATED_LIMIT]]
-        wants["code_change"] = (" OR ".join(f"event LIKE {sql_text('%' + _like(sha[:7]) + '%')}" for sha in shas),
-                                RELATED_LIMIT)
+        wants["code_change"] = RELATED_LIMIT
         checks["code_change"] = lambda e: where.matches(e) and _names_commit(e, shas)
     if match is not None and _allows(where, "healing_attempt"):
-        pattern = _like(match.pattern).replace("*", "%").replace("?", "_") if match.kind == "glob" else \
-            _like(match.pattern)
-        wants["healing_attempt"] = (f"event LIKE {sql_text('%' + pattern + '%')}", RELATED_LIMIT)
+        wants["healing_attempt"] = RELATED_LIMIT
         checks["healing_attempt"] = lambda e: where.matches(e) and _names_test(e, match)
     if policy.include_rollups:
-        wants["rollup"] = (None, ROLLUPS)
+        wants["rollup"] = ROLLUPS
         checks["rollup"] = where.but(types=("rollup",)).matches
     relation = {"code_change": "code", "healing_attempt": "healing", "rollup": "rollup"}
     candidates: list = []
     with index.reading():
         rows = index.batch_filter(snapshot)
-        started = newest_rows_async(index, wants, rows) if wants else None  # runs while the texts are ranked
-        # The importance condition reads a column no index serves and seldom narrows: `matches` checks it.
-        sql = where.but(min_importance=None).to_sql()
-        for hit in ranked_events(index, text, vector, "hybrid", rows, sql, k,
-                                 accept=None if where.empty else where.matches):
+        for hit in ranked_events(index, text, vector, "hybrid", rows, where, k):
             candidates.append(Candidate(hit["event"], similarity=hit["similarity"], keyword_rank=hit["keyword_rank"]))
         if wants:
-            found = newest_events(index, wants, rows, lambda e: checks[e["type"]](e), started=started)
+            found = newest_events(index, wants, rows, lambda e: checks[e["type"]](e))
             for etype, events in found.items():
                 candidates.extend(Candidate(e, relation=relation[etype]) for e in events)
     candidates.extend(Candidate(e, relation="test") for e in own)
@@ -242,12 +235,6 @@ def format_ts_seconds(seconds: int) -> str:
 
 def _allows(where: EventFilter, etype: str) -> bool:
     return not where.types or etype in where.types
-
-
-def _like(text: str) -> str:
-    """`text` inside a LIKE pattern that may match more, never less (`_names_*` then check exactly): a '%' or '_'
-    of its own becomes '_' (any one character); '"' and '\\', which the stored JSON escapes, become '%'."""
-    return "".join("_" if ch in "%_" else "%" if ch in '"\\' else ch for ch in text)
 
 
 def _names_commit(event: dict, shas: list[str]) -> bool:

@@ -42,9 +42,12 @@ class IndexResult(Result):
 
 
 def _lance_fault(exc: BaseException) -> bool:
-    """Is this how LanceDB reports damaged index files (a truncated .lance file, a missing fragment)?"""
+    """Is this how LanceDB or SQLite reports damaged index files (a truncated .lance file, a missing fragment, a
+    corrupt row store)?"""
+    import sqlite3
+
     text = str(exc).lower()
-    return isinstance(exc, OSError) or (isinstance(exc, (RuntimeError, ValueError)) and ("lance" in text
+    return isinstance(exc, (OSError, sqlite3.DatabaseError)) or (isinstance(exc, (RuntimeError, ValueError)) and ("lance" in text
                                                                                        or "arrow" in text))
 
 
@@ -124,8 +127,7 @@ def search(memory: Memory, query: str, k: int = 10, where: EventFilter | None = 
         vector = memory.embedder().embed([text], progress=progress)[0] if mode != "keyword" else None
         with index.reading():
             rows = index.batch_filter(snapshot)
-            return ranked_events(index, text, vector, mode, rows, where.to_sql(), k, exclude,
-                                 accept=None if where.empty else where.matches, weak=weak, collapse=collapse,
+            return ranked_events(index, text, vector, mode, rows, where, k, exclude, weak=weak, collapse=collapse,
                                  info=info)
 
     found = with_index(memory, progress, run)

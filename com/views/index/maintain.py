@@ -1,5 +1,5 @@
-"""Index maintenance: the full-text, scalar and vector indexes of the LanceDB tables, created when due and
-folded together with new rows now and then."""
+"""Index maintenance: the vector index of the LanceDB texts table, created when due, and the table compacted
+with new texts now and then."""
 
 from __future__ import annotations
 
@@ -7,30 +7,20 @@ from datetime import timedelta
 
 ANN_MIN_TEXTS = 100_000  # distinct texts ranked exactly in memory below this (<= 150 MB); IVF_PQ above
 ANN_ROWS_PER_PARTITION = 4096
-OPTIMIZE_UNINDEXED = 4000  # rows appended since the indexes were last updated
+OPTIMIZE_UNINDEXED = 4000  # texts appended since the indexes were last updated
 OPTIMIZE_FRAGMENTS = 24
 
 
 def maintain(index) -> list[str]:
-    """Create the FTS, scalar and ANN indexes when they are due; fold new rows into them now and then."""
-    from lancedb.index import FTS, BTree, Bitmap, IvfPq
+    """Create the ANN index of the texts when it is due; fold new texts into it now and then. (Keywords are
+    ranked by the row store's FTS5 table, kept in the same transaction as the rows.)"""
+    from lancedb.index import IvfPq
 
     done: list[str] = []
-    events, texts = index.table("events"), index.table("texts")
-    if events is None or texts is None or events.count_rows() == 0:
+    texts = index.table("texts")
+    if texts is None or texts.count_rows() == 0:
         return done
-    indices = {tuple(i.columns): i for i in events.list_indices()}
-    # text_no finds a text's events; the rest serve the user's filters and the snapshot filter.
-    for column, config in (("text_no", BTree()), ("batch_no", BTree()), ("test_id", BTree()),
-                           ("ts_us", BTree()), ("type", Bitmap()), ("project", Bitmap()), ("status", Bitmap())):
-        if (column,) not in indices:
-            events.create_index(column, config=config)
-            done.append(f"scalar:{column}")
     text_indices = {tuple(i.columns): i for i in texts.list_indices()}
-    if ("text",) not in text_indices:
-        # BM25 over the distinct texts: stemmed, lower-cased, stop words removed.
-        texts.create_index("text", config=FTS(with_position=False))
-        done.append("fts")
     count = texts.count_rows()
     ann_rows = int(index.meta().get("ann_rows", "0"))
     if (count >= ANN_MIN_TEXTS and not index.pending
@@ -42,19 +32,15 @@ def maintain(index) -> list[str]:
         texts.create_index("vector", config=IvfPq(distance_type="cosine", num_partitions=partitions,
                                                    num_sub_vectors=max(1, index.embedder.dim // 8)), replace=True)
         index.write_meta({"ann_rows": count})
+        index.rows.set_meta({"ann": "1"})
         done.append(f"ivf_pq:{partitions}")
-    for name, table in (("events", events), ("texts", texts)):
-        unindexed = max([(i.num_unindexed_rows or 0) for i in table.list_indices()] or [0])
-        if unindexed >= OPTIMIZE_UNINDEXED or fragments(table) > OPTIMIZE_FRAGMENTS:
-            # Compact small appends and fold new rows into every index (no retraining). Old versions can
-            # go at once: readers wait on the shared lock while we hold it exclusively.
-            index.report(f"optimizing the {name} table", 0, 1)
-            optimize(table)
-            done.append(f"optimize:{name}")
-    for name in ("batches", "commits"):
-        table = index.table(name)
-        if table is not None and fragments(table) > OPTIMIZE_FRAGMENTS:
-            optimize(table)
+    unindexed = max([(i.num_unindexed_rows or 0) for i in texts.list_indices()] or [0])
+    if unindexed >= OPTIMIZE_UNINDEXED or fragments(texts) > OPTIMIZE_FRAGMENTS:
+        # Compact small appends and fold new texts into every index (no retraining). Old versions can go
+        # at once: readers wait on the shared lock while we hold it exclusively.
+        index.report("optimizing the texts table", 0, 1)
+        optimize(texts)
+        done.append("optimize:texts")
     return done
 
 

@@ -2,40 +2,40 @@
 above) and by BM25, fused by reciprocal rank, then expanded into the events of one snapshot that match a
 filter.
 
-Why texts first: a million results carry a few thousand distinct texts, and every event of one text has the
-same similarity and the same BM25 score. Ranking the texts and then fetching their events is both faster and
-exact, where an ANN index over a million rows of repeated vectors was slow and unbalanced (measured: see
-scripts/bench_search.py and docs/benchmarks.md).
+Why texts first: a million results carry about ten thousand distinct texts, and every event of one text has
+the same similarity and the same BM25 score. Ranking the texts and then fetching their events is both faster
+and exact, where an ANN index over a million rows of repeated vectors was slow and unbalanced (measured: see
+scripts/bench_search.py and docs/search.md).
 
-1. Texts are ranked by cosine similarity and by BM25 (LanceDB native full-text search); reciprocal rank fusion,
+1. A filter first picks the texts it can return at all: the kinds (type, project, status, importance, tags)
+   and tests it accepts, and the texts that have rows of them (`text_keys` of the row store). `--status
+   failed` ranks the failure texts only, `--test T` the texts of T.
+2. Texts are ranked by cosine similarity (their vectors mapped from the row store's file; the LanceDB IVF_PQ
+   index past ANN_MIN_TEXTS texts) and by BM25 (the row store's SQLite FTS5 table); reciprocal rank fusion,
    score = sum of 1/(60 + rank) over the two lists, needs no calibration between cosine and BM25.
-2. Texts are expanded in fused order into events with one SQL prefilter: the `--at` snapshot (batch numbers)
-   AND the filter. Texts with no matching event are passed over, so k results come back whenever k matching
-   events exist, and nothing outside the snapshot can appear. Within one text, newest events first. (The best
-   few texts, when they hold few rows, are read whole in one query and the snapshot applied to those rows
-   here: same result, a third of the queries; see events_of_texts. A narrow filter's rows, read once to
-   restrict the ranking, give the events to take directly: one query for k events; see _expand_rows.)
+3. Texts are expanded in fused order into their rows, newest first, through the row store (a text's rows are
+   one run of its B-tree): rows of the wrong kind, test or time are skipped by SQLite, rows outside the
+   `--at` snapshot (batch numbers) here; the walk stops as soon as k rows are found. Texts with no matching
+   row are passed over, so k results come back whenever k matching events exist, and nothing outside the
+   snapshot can appear.
+4. Each event is rebuilt from its row (id, shape, run context, duration: see rows.py), exactly as stored;
+   an event stored in two batches of the snapshot (both sides of a merge) counts once.
 """
 
 from __future__ import annotations
 
-import json
-
-from com.model.filter import sql_text
+from com.model.filter import EventFilter
 from com.views.index.snapshot import BatchFilter
 
 RRF_K = 60
 KEYWORD_TEXTS = 50  # BM25 hits kept for fusion; more cost time (measured) and change no top result
-PRESCAN_ROWS = 5000  # a filter matching fewer rows than this restricts the ranking to their texts
-EXPAND_ROWS = 20_000  # most rows read (narrow) to pick the newest events of a group of texts
-WHOLE_ROWS = 64  # a group of texts with at most this many rows is read whole in one query (more: narrow, then take)
 NPROBES = 20
 REFINE = 4
 
 
 def fuse(ranking, keyword_order: list[str], stop_below: float | None = None, cut: dict | None = None):
     """Reciprocal rank fusion of the texts' similarity ranking and their keyword (BM25) ranking, lazily: yields
-    (text hash, score, vector rank, keyword rank), best first. Only the few keyword hits need scoring; every
+    (text number, score, vector rank, keyword rank), best first. Only the few keyword hits need scoring; every
     other text follows in similarity order, so a search that needs one text reads one. With `stop_below`, texts
     less similar than that are left out unless they are keyword hits (`cut["weak"]` then says so)."""
     keyword_rank = {h: r for r, h in enumerate(keyword_order, 1)}
@@ -62,44 +62,80 @@ def fuse(ranking, keyword_order: list[str], stop_below: float | None = None, cut
         yield h, score, vr, kr
 
 
-def ranked_events(index, text: str, vector, mode: str, snapshot: BatchFilter, where: str | None, k: int,
-                   exclude=(), accept=None, weak: tuple[float, float] | None = None, collapse: bool = False,
+def ranked_events(index, text: str, vector, mode: str, snapshot: BatchFilter, where: EventFilter | None, k: int,
+                   exclude=(), weak: tuple[float, float] | None = None, collapse: bool = False,
                    info: dict | None = None) -> list[dict]:
-    """The k best events for a query text (normalised) and its vector (None: keyword mode) in the snapshot's
-    rows that match the SQL condition `where` and, if given, `accept(event)` (the exact filter):
-    [{"event", "score", "similarity", "vector_rank", "keyword_rank", "count"}], best first.
+    """The k best events for a query text (normalised) and its vector (None: keyword mode) among the snapshot's
+    events that `where` matches: [{"event", "score", "similarity", "vector_rank", "keyword_rank", "count"}],
+    best first.
 
     `weak` = (floor, share): texts less similar than the floor, or than `share` of the best similarity among
     the texts that can match, are left out unless they share keywords (`info["weak"]` says some were).
     `collapse`: one result per distinct text, its newest event, `count` saying how many events of the
     snapshot matching the filter carry that text."""
-    limit = None
     info = info if info is not None else {}
-    exclude = set(exclude)
-    # A narrow filter (one test, a rare status): rank only the texts its rows carry. It and the BM25 query
-    # run in LanceDB's event loop while numpy ranks the vectors here (all of them release the GIL).
-    both = " AND ".join(f"({c})" for c in (snapshot.sql, where) if c) or None
-    prescan = rows_matching_async(index, both) if where else None
-    allowed = None
+    where = where or EventFilter()
+    kinds, tests, allowed, members = index.prefilter(where)
+    if allowed is not None and not len(allowed):
+        return []
+    condition = row_condition(kinds, tests, where)
+    accept = None if where.empty else where.matches
+    limit = None
     while True:
-        keywords = keyword_texts_async(index, text, KEYWORD_TEXTS) if mode != "vector" else None
-        ranking = rank_texts(index, vector, limit) if vector is not None else None
-        keyword_order = keywords.result() if keywords is not None else []
-        if prescan is not None:
-            allowed, prescan = prescan.result(), None
-        stop_below = _threshold(ranking, allowed, weak)
-        ranked = fuse(ranking, keyword_order, stop_below, info)
-        if allowed is not None:
-            ranked = (r for r in ranked if r[0] in allowed)
-        if allowed is not None and not collapse:
-            # The narrow filter's rows are at hand (in the snapshot already): the best texts' newest rows are
-            # picked here and read in one query, instead of one or two queries per group of texts.
-            out = _expand_rows(index, ranked, ranking, allowed, k, exclude, accept)
-        else:
-            out = _expand(index, ranked, ranking, where, snapshot, k, exclude, accept, collapse)
+        keyword_order = index.rows.keyword_texts(text, KEYWORD_TEXTS, members) if mode != "vector" else []
+        ranking = rank_texts(index, vector, limit, allowed) if vector is not None else None
+        ranked = fuse(ranking, keyword_order, _threshold(ranking, allowed, weak), info)
+        if members is not None and (ranking is None or ranking.subset is None):
+            ranked = (r for r in ranked if r[0] in members)
+        out = _expand(index, ranked, ranking, condition, snapshot, k, set(exclude), accept, collapse)
         if len(out) >= k or ranking is None or ranking.complete or info.get("weak"):
             return out
         limit = max(1000, len(ranking)) * 8  # the ANN's best texts ran out of matching events: widen
+
+
+def newest_events(index, wants: dict[str, int], snapshot: BatchFilter, accept=None) -> dict[str, list[dict]]:
+    """The newest events of some types in the snapshot, for evidence found by what it is rather than by meaning
+    (a commit's code changes, a test's healing attempts, the last roll-ups): `wants` maps a type to how many;
+    `accept(event)`, if given, is the exact check. Returns {type: [stored event, newest first]}. One query per
+    type over the rows of the texts that type has (its rows are few beside the test results')."""
+    rows = index.rows
+    batches = snapshot.batches
+    out: dict[str, list[dict]] = {etype: [] for etype in wants}
+    for etype, limit in wants.items():
+        kinds = rows.kinds_for(EventFilter(types=(etype,)))
+        texts = rows.texts_with(kinds, None) if kinds else []
+        if not texts:
+            continue
+        seen: set[str] = set()
+        cursor = rows.db.execute(
+            "SELECT ts_us, batch_no, eid, shape, ctx, duration FROM rows WHERE text_no IN "
+            f"({','.join(map(str, texts))}){row_condition(kinds, None, EventFilter())} "
+            "ORDER BY ts_us DESC, batch_no DESC, seq DESC")
+        for ts, batch_no, eid, shape, ctx, duration in cursor:
+            if batches is not None and batch_no not in batches:
+                continue
+            event = rows.event(ts, eid, shape, ctx, duration)
+            if event["id"] in seen or (accept is not None and not accept(event)):
+                continue
+            seen.add(event["id"])
+            out[etype].append(event)
+            if len(out[etype]) >= limit:
+                break
+    return out
+
+
+def row_condition(kinds: list[int] | None, tests: list[int] | None, where: EventFilter) -> str:
+    """The filter as SQL over a row's kind, test and time (` AND ...`, or '' for none)."""
+    conds = []
+    if kinds is not None:
+        conds.append(f"kind IN ({','.join(map(str, kinds))})")
+    if tests is not None:
+        conds.append(f"test_no IN ({','.join(map(str, tests))})")
+    if where.since_us is not None:
+        conds.append(f"ts_us >= {int(where.since_us)}")
+    if where.until_us is not None:
+        conds.append(f"ts_us <= {int(where.until_us)}")
+    return "".join(f" AND {c}" for c in conds)
 
 
 def _threshold(ranking, allowed, weak) -> float | None:
@@ -107,90 +143,55 @@ def _threshold(ranking, allowed, weak) -> float | None:
     if weak is None or ranking is None or not len(ranking):
         return None
     floor, share = weak
-    if allowed is not None:
-        sims = [s for s in (ranking.similarity(h) for h in allowed) if s is not None]
-        best = max(sims, default=0.0)
-    else:
+    if allowed is None:
         best = ranking.best()
+    elif ranking.keys is None:  # the exact ranking: the filter's texts' similarities at once
+        best = float(ranking.sims[allowed].max()) if len(allowed) else 0.0
+    else:
+        best = max((s for s in (ranking.similarity(int(h)) for h in allowed) if s is not None), default=0.0)
     level = max(floor, share * best)
     return level if level > 0 else None
 
 
-def _expand_rows(index, ranked, ranking, rows_of: dict, k, exclude, accept) -> list[dict]:
-    """The first k events of the ranked texts, from rows known already (text -> [row id], newest first): taken
-    in one query per round, a round for each shortfall that events refused by `accept` or seen twice leave."""
-    import itertools
-
-    events = index.table("events")._table
+def _expand(index, ranked, ranking, condition: str, snapshot: BatchFilter, k: int, skip: set, accept,
+            collapse: bool = False) -> list[dict]:
+    """Walk the texts in fused order and their rows newest first, until k events are found (with `collapse`,
+    k texts: each one's newest event and how many events of the snapshot carry it)."""
+    batches = snapshot.batches
+    rows = index.rows
     out: list[dict] = []
-    skip = set(exclude)
-    stream = ((digest, (score, v, kw), rowid) for digest, score, v, kw in ranked for rowid in rows_of[digest])
-    while len(out) < k:
-        picked = list(itertools.islice(stream, k - len(out)))
-        if not picked:
-            break
-        rows = _run(events.take_row_ids([r for _, _, r in picked]).select(["event"]).with_row_id().to_arrow())
-        by_rowid = dict(zip(rows.column("_rowid").to_pylist(), rows.column("event").to_pylist()))
-        for digest, info, rowid in picked:
-            line = by_rowid.get(rowid)
-            if line is None:
+    for text_no, score, v, kw in ranked:
+        sim = None
+        for ts, batch_no, eid, shape, ctx, duration in rows.rows_of_text(text_no, condition):
+            if batches is not None and batch_no not in batches:
                 continue
-            event = json.loads(line)
-            if event["id"] in skip or (accept is not None and not accept(event)):
-                continue
+            event = rows.event(ts, eid, shape, ctx, duration)
+            if event["id"] in skip:
+                continue  # the same event in a second batch of this snapshot (both sides of a merge wrote it)
+            if accept is not None and not accept(event):
+                continue  # never, as the row store filters exactly; kept as the last word
             skip.add(event["id"])
-            sim = ranking.similarity(digest) if ranking is not None else None
-            score, v, kw = info
-            out.append({"event": event, "score": round(score, 6),
-                        "similarity": round(sim, 4) if sim is not None else None,
-                        "vector_rank": v, "keyword_rank": kw, "count": 1})
-    return out
-
-
-def _expand(index, ranked, ranking, where, snapshot, k, exclude, accept, collapse=False) -> list[dict]:
-    import itertools
-
-    out: list[dict] = []
-    skip = set(exclude)
-    chunk = 4
-    # Groups grow 4, 16, 64 ... texts: the best few texts usually hold k events; sparse matches cost few queries.
-    while len(out) < k:
-        group = list(itertools.islice(ranked, chunk))
-        if not group:
-            break
-        info = {digest: (score, v, kw) for digest, score, v, kw in group}
-        rows = events_of_texts(index, [g[0] for g in group], where, k - len(out), skip, snapshot, accept,
-                               per_text=1 if collapse else None)
-        counts = _counts(index, [r["text_no"] for r in rows], where, snapshot) if collapse else {}
-        for row in rows:
-            score, v, kw = info[row["text_no"]]
-            sim = ranking.similarity(row["text_no"]) if ranking is not None else None
-            skip.add(row["event"]["id"])
+            if sim is None and ranking is not None:
+                sim = ranking.similarity(text_no)
             out.append({
-                "event": row["event"],
+                "event": event,
                 "score": round(score, 6),
                 "similarity": round(sim, 4) if sim is not None else None,
                 "vector_rank": v,
                 "keyword_rank": kw,
-                "count": max(1, counts.get(row["text_no"], 1)),
+                "count": rows.count_of_text(text_no, condition, snapshot.sql) if collapse else 1,
             })
-        chunk = min(chunk * 4, 256)
+            if len(out) >= k:
+                return out
+            if collapse:
+                break
     return out
 
 
-def _counts(index, numbers: list[int], where: str | None, snapshot: BatchFilter) -> dict[int, int]:
-    """How many rows of the snapshot matching `where` carry each text (counted by the scalar indexes)."""
-    if not numbers:
-        return {}
-    events = index.table("events")._table
-    extra = " AND ".join(f"({c})" for c in (where, snapshot.sql) if c)
-    futures = {n: _submit(events.count_rows(f"text_no = {n}" + (f" AND {extra}" if extra else ""))) for n in numbers}
-    return {n: f.result() for n, f in futures.items()}
-
-
-def rank_texts(index, vector, limit: int | None = None) -> "TextRanking":
+def rank_texts(index, vector, limit: int | None = None, allowed=None) -> "TextRanking":
     """Indexed texts by cosine similarity to `vector`: all of them, exactly, in memory below ANN_MIN_TEXTS
-    texts; else the `limit` best from the IVF_PQ index over the texts."""
+    texts (walked in order only over `allowed`, a sorted array of text numbers, if given; ranks stay ranks
+    among all texts); else the `limit` best from the IVF_PQ index over the texts."""
     import numpy as np
 
     if index.has_ann():
@@ -202,242 +203,53 @@ def rank_texts(index, vector, limit: int | None = None) -> "TextRanking":
         sims = 1.0 - np.asarray(rows.column("_distance").to_numpy(), dtype=np.float32)
         return TextRanking(numbers, sims, None, complete=len(numbers) >= index.text_count())
     if index.vectors is None:
-        arrow = index.table("texts").to_arrow()
-        flat = arrow.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False)
-        matrix = np.asarray(flat, dtype=np.float32).reshape(arrow.num_rows, -1) if arrow.num_rows else \
-            np.zeros((0, index.embedder.dim), np.float32)
-        numbers = arrow.column("text_no").to_pylist()
-        index.vectors = (numbers, matrix, {n: i for i, n in enumerate(numbers)})
-    numbers, matrix, position = index.vectors
+        index.vectors = index.rows.vectors(index.embedder.dim)  # row i: text number i
     # einsum, not BLAS: a matrix-vector product through a multi-threaded BLAS costs 8 ms of thread wake-up
     # on this 2-core machine for a 0.3 ms job.
-    sims = np.einsum("ij,j->i", matrix, np.asarray(vector, dtype=np.float32))
-    return TextRanking(numbers, sims, position, complete=True)
-
-
-def keyword_texts_async(index, text: str, limit: int):
-    """Start the BM25 ranking of the indexed texts for `text` in LanceDB's event loop: a future of text
-    numbers, best first (the caller ranks the vectors meanwhile; both release the GIL)."""
-    texts = index.table("texts")
-    if texts is None or not any(ch.isalnum() for ch in text):
-        return _Done([])
-    query = texts._table.query().nearest_to_text(text, columns="text").limit(limit).select(["text_no", "_score"])
-    return _submit(_column(query, "text_no"))
-
-
-def rows_matching_async(index, where: str, cap: int = PRESCAN_ROWS):
-    """A future of the rows matching a narrow filter, {text number: [row id, newest first]}, or of None when
-    more than `cap` rows match."""
-    return _submit(_rows_matching(index.table("events")._table, where, cap))
-
-
-def events_of_texts(index, numbers: list[int], where: str | None, need: int, skip: set[str],
-                    snapshot: BatchFilter | None = None, accept=None, per_text: int | None = None) -> list[dict]:
-    """Up to `need` events whose text is in `numbers`, that match `where` and lie in `snapshot` (default:
-    every batch), in the order of `numbers`, newest first within a text: [{"text_no", "event" (decoded)}];
-    events whose id is in `skip` are left out (and not counted); at most `per_text` events of one text."""
-    events = index.table("events")._table
-    snapshot = snapshot or BatchFilter(None, None)
-    cond = f"text_no IN ({','.join(map(str, numbers))})" + (f" AND ({where})" if where else "")
-    position = {n: i for i, n in enumerate(numbers)}
-    # The best texts are mostly failures seen a few times: one query reads all their rows whole, and the
-    # snapshot is applied here to so few rows (a batch_no range in the query costs 3 ms more at 1M rows:
-    # Lance intersects it through the batch_no index). Only when the texts hold many rows (a test's
-    # `passed` text: one per run) is it narrow first, two int columns (strings cost 5x to read back) with
-    # the snapshot as a prefilter, then only the events shown are read whole.
-    whole = _run(events.query().where(cond).select(["text_no", "ts_us", "batch_no", "event"])
-                 .limit(WHOLE_ROWS + 1).to_arrow())
-    if whole.num_rows <= WHOLE_ROWS:
-        batches = snapshot.batches
-        keyed = sorted(((t, ts, e) for t, ts, b, e in zip(
-            whole.column("text_no").to_pylist(), whole.column("ts_us").to_pylist(),
-            whole.column("batch_no").to_pylist(), whole.column("event").to_pylist()) if batches is None or b in batches),
-            key=lambda r: (position[r[0]], -r[1]))
-        return _pick(((r[0], r[2]) for r in keyed), need, skip, accept, per_text)
-    if snapshot.sql:
-        cond = f"{cond} AND ({snapshot.sql})"
-    narrow = _run(events.query().where(cond).select(["text_no", "ts_us"]).with_row_id().limit(EXPAND_ROWS).to_arrow())
-    keyed = sorted(zip(narrow.column("text_no").to_pylist(), narrow.column("ts_us").to_pylist(),
-                       narrow.column("_rowid").to_pylist()), key=lambda r: (position[r[0]], -r[1]))
-    if per_text is not None:
-        # A few rows per text are enough to find its newest matching events (the exact filter may refuse some).
-        rows_of: dict[int, int] = {}
-        few = []
-        for r in keyed:
-            if rows_of.get(r[0], 0) < 4 * per_text:
-                rows_of[r[0]] = rows_of.get(r[0], 0) + 1
-                few.append(r)
-        keyed = few
-    taken: dict[int, int] = {}
-    out: list[dict] = []
-    skip = set(skip)
-    start = 0
-    while len(out) < need and start < len(keyed):
-        picked = keyed[start:start + need - len(out)]
-        start += len(picked)
-        rows = _run(events.take_row_ids([r[2] for r in picked]).select(["event"]).with_row_id().to_arrow())
-        by_rowid = dict(zip(rows.column("_rowid").to_pylist(), rows.column("event").to_pylist()))
-        found = _pick(((r[0], by_rowid.get(r[2])) for r in picked), need - len(out), skip, accept, per_text, taken)
-        skip.update(row["event"]["id"] for row in found)
-        out.extend(found)
-    return out
-
-
-def newest_events(index, wants: dict[str, tuple[str | None, int]], snapshot: BatchFilter | None = None,
-                  accept=None, started=None) -> dict[str, list[dict]]:
-    """The newest events of some types in the snapshot, each type with its own SQL condition and count:
-    `wants` maps a type to (a condition or None, how many); `accept(event)`, if given, is the exact check.
-    Returns {type: [stored event, newest first]}. For evidence found by what it is rather than by meaning (a
-    commit's code changes, a test's healing attempts, the last roll-ups): one narrow read of three columns with
-    the snapshot as a prefilter, then only the events kept are read whole. `started`: the future of
-    `newest_rows_async` with the same arguments, begun earlier so that it ran meanwhile."""
-    out: dict[str, list[dict]] = {etype: [] for etype in wants}
-    events = index.table("events")
-    if events is None or not wants:
-        return out
-    narrow = (started or newest_rows_async(index, wants, snapshot)).result()
-    queues: dict[str, list] = {etype: [] for etype in wants}
-    for etype, ts, rowid in zip(narrow.column("type").to_pylist(), narrow.column("ts_us").to_pylist(),
-                                narrow.column("_rowid").to_pylist()):
-        queues[etype].append((ts, rowid))
-    for queue in queues.values():
-        queue.sort(reverse=True)
-    seen: set[str] = set()
-    while True:
-        picked = []
-        for etype, (_, limit) in wants.items():
-            need = limit - len(out[etype])
-            if need > 0 and queues[etype]:
-                picked.extend((etype, rowid) for _, rowid in queues[etype][:need])
-                del queues[etype][:need]
-        if not picked:
-            return out
-        rows = _run(events._table.take_row_ids([r for _, r in picked]).select(["event"]).with_row_id().to_arrow())
-        by_rowid = dict(zip(rows.column("_rowid").to_pylist(), rows.column("event").to_pylist()))
-        for etype, rowid in picked:
-            line = by_rowid.get(rowid)
-            if line is None:
-                continue
-            event = json.loads(line)
-            if event["id"] in seen or (accept is not None and not accept(event)):
-                continue
-            seen.add(event["id"])
-            out[etype].append(event)
-
-
-def newest_rows_async(index, wants: dict[str, tuple[str | None, int]], snapshot: BatchFilter | None = None):
-    """Start the narrow read of `newest_events` in LanceDB's event loop: a future of its (type, ts_us, row id)."""
-    snapshot = snapshot or BatchFilter(None, None)
-    # The type list first, on its own: Lance serves it from the type index and reads the rest only for those
-    # rows (an OR of per-type conditions alone reads every row's event: 74 ms against 5 at 100,000 rows).
-    types = f"type IN ({', '.join(sql_text(t) for t in wants)})"
-    asked = " OR ".join(f"(type = {sql_text(t)} AND ({c}))" if c else f"(type = {sql_text(t)})"
-                        for t, (c, _) in wants.items())
-    cond = " AND ".join(f"({c})" for c in (types, asked, snapshot.sql) if c)
-    return _submit(index.table("events")._table.query().where(cond).select(["type", "ts_us"]).with_row_id()
-                   .limit(EXPAND_ROWS).to_arrow())
-
-
-async def _rows_matching(events, where: str, cap: int):
-    # Counting uses the scalar indexes alone: a broad filter (--status failed over a million rows) costs 0.5 ms
-    # to rule out instead of reading `cap` rows for nothing.
-    if await events.count_rows(where) > cap:
-        return None
-    rows = await events.query().where(where).select(["text_no", "ts_us"]).with_row_id().to_arrow()
-    out: dict[int, list] = {}
-    for text_no, ts, rowid in sorted(zip(rows.column("text_no").to_pylist(), rows.column("ts_us").to_pylist(),
-                                         rows.column("_rowid").to_pylist()), key=lambda r: (r[0], -r[1], r[2])):
-        out.setdefault(text_no, []).append(rowid)
-    return out
-
-
-def _pick(rows, need: int, skip: set[str], accept=None, per_text: int | None = None,
-          taken: dict | None = None) -> list[dict]:
-    """The first `need` (text number, event JSON) rows as results, leaving out events already taken, events
-    `accept` refuses (the SQL condition may match more than the filter it stands for) and, with `per_text`,
-    events of a text that has given that many already (`taken` counts across calls)."""
-    out: list[dict] = []
-    seen = set(skip)
-    taken = taken if taken is not None else {}
-    for text_no, line in rows:
-        if line is None:
-            continue
-        if per_text is not None and taken.get(text_no, 0) >= per_text:
-            continue
-        event = json.loads(line)
-        if event["id"] in seen:
-            continue  # the same event in a second batch of this snapshot (both sides of a merge wrote it)
-        if accept is not None and not accept(event):
-            continue
-        seen.add(event["id"])
-        taken[text_no] = taken.get(text_no, 0) + 1
-        out.append({"text_no": text_no, "event": event})
-        if len(out) >= need:
-            break
-    return out
-
-
-# Reads go through LanceDB's async API in its own event loop, one hop per query: the sync API hops once per
-# record batch (a batch per fragment), which cost 1.3 ms of a 4 ms query (measured at 1M rows). The async table
-# is the one behind the sync handle (`_table`), so it sees this process's own writes at once.
-def _submit(coro):
-    import asyncio
-
-    from lancedb.background_loop import LOOP
-
-    return asyncio.run_coroutine_threadsafe(coro, LOOP.loop)
-
-
-def _run(coro):
-    return _submit(coro).result()
-
-
-async def _column(query, name: str) -> list:
-    return (await query.to_arrow()).column(name).to_pylist()
-
-
-class _Done:
-    def __init__(self, value):
-        self.value = value
-
-    def result(self):
-        return self.value
+    sims = np.einsum("ij,j->i", index.vectors, np.asarray(vector, dtype=np.float32))
+    return TextRanking(None, sims, None, complete=True, subset=allowed)
 
 
 class TextRanking:
-    """Texts ordered by similarity, sorted lazily: a search that reads the best few texts sorts only those."""
+    """Texts ordered by similarity, sorted lazily: a search that reads the best few texts sorts only those.
+    `keys` None: the texts are numbered by position (the exact ranking over every text)."""
 
     FIRST = 256
 
-    def __init__(self, keys: list[int], sims, position: dict | None, complete: bool):
+    def __init__(self, keys: list[int] | None, sims, position: dict | None, complete: bool, subset=None):
         self.keys, self.sims, self.position, self.complete = keys, sims, position, complete
+        self.subset = subset  # text numbers (sorted array) the walk is limited to: a filter's texts
         self._order = None
         self._sorted = None
 
     def __len__(self) -> int:
-        return len(self.keys)
+        return len(self.sims)
+
+    def _key(self, i: int) -> int:
+        return int(i) if self.keys is None else self.keys[i]
 
     def __iter__(self):
         import numpy as np
 
-        n = len(self.keys)
+        members = self.subset
+        negated = -self.sims if members is None else -self.sims[members]
+        n = len(negated)
         if n == 0:
             return
-        negated = -self.sims
         head = min(self.FIRST, n)
         top = np.argpartition(negated, head - 1)[:head] if head < n else np.arange(n)
         top = top[np.argsort(negated[top], kind="stable")]
-        for i in top:
-            yield self.keys[i]
+        for i in top.tolist():
+            yield self._key(i if members is None else int(members[i]))
         if head < n:
             shown = set(top.tolist())
-            for i in np.argsort(negated, kind="stable"):
+            for i in np.argsort(negated, kind="stable").tolist():
                 if i not in shown:
-                    yield self.keys[i]
+                    yield self._key(i if members is None else int(members[i]))
 
     def best(self) -> float:
         """The highest similarity of any text ranked."""
-        return float(self.sims.max()) if len(self.keys) else 0.0
+        return float(self.sims.max()) if len(self.sims) else 0.0
 
     def similarity(self, key: int) -> float | None:
         i = self._index(key)
@@ -455,6 +267,8 @@ class TextRanking:
         return int(len(self._sorted) - np.searchsorted(self._sorted, self.sims[i], side="right")) + 1
 
     def _index(self, key: int):
+        if self.keys is None:
+            return key if 0 <= key < len(self.sims) else None
         if self.position is None:  # an ANN ranking: only its own texts are known
             if self._order is None:
                 self._order = {h: i for i, h in enumerate(self.keys)}

@@ -1,39 +1,32 @@
-"""The index's tables and what a rebuild depends on.
+"""The index's LanceDB tables and what a rebuild depends on.
 
-  events   one row per event per batch: id, type, project, test_id, status, ts, ts_us, importance, tags, the
-           event itself (JSON), `text_no` (the text it was embedded as) and `batch_no` (the batch it came from);
-  texts    one row per distinct embedded text: number, content hash, the text, its vector. A million results
-           carry a few thousand texts: each is embedded once and its events point at it. (An ANN index over a
-           vector per event row was measured first: a million rows of a few thousand repeated vectors gave
-           unbalanced IVF partitions, p95 37 ms for IVF_PQ, and a 4.5-minute IVF_HNSW_SQ build.)
-  batches  batch path (`events/<project>/<day>/<batch-id>.jsonl`) -> batch_no;
-  commits  journal commits whose whole snapshot is indexed, with the highest batch_no written by then;
-  meta     format, text version, model name and vector size: a different model forces a rebuild.
+  texts    one row per distinct embedded text: number, content hash, the text (BM25 full-text index), its
+           vector (exact ranking below ANN_MIN_TEXTS texts, IVF_PQ above). A million results carry about
+           ten thousand texts: each is embedded once and its events point at it.
+  meta     format, text version, model name, vector size, and `index_id` (the row store's texts are numbered
+           for this table only): a different model forces a rebuild.
+
+Which event carries which text is not here but in the local row store (`rows.py`, SQLite): format 3 kept a
+row per event in LanceDB with the event's JSON (290 bytes an event at 1M results, a 3-15 ms query per
+lookup); format 4 keeps a 30-byte pointer per event in SQLite (about 30 us a lookup).
 """
 
 from __future__ import annotations
 
 from com.model.text import TEXT_VERSION
 
-FORMAT = 3
-TABLES = ("events", "texts", "batches", "commits", "meta")
+FORMAT = 4
+TABLES = ("texts", "meta")
+OLD_TABLES = ("events", "batches", "commits")  # format 3's: dropped by a rebuild or a reset
 
 
 def schemas(dim: int) -> dict:
     import pyarrow as pa
 
-    events = pa.schema([
-        ("id", pa.string()), ("type", pa.string()), ("project", pa.string()), ("test_id", pa.string()),
-        ("status", pa.string()), ("ts", pa.string()), ("ts_us", pa.int64()), ("importance", pa.float32()),
-        ("tags", pa.list_(pa.string())), ("text_no", pa.int32()), ("batch_no", pa.int32()),
-        ("event", pa.string()),
-    ])
     texts = pa.schema([("text_no", pa.int32()), ("text_hash", pa.string()), ("text", pa.string()),
                        ("vector", pa.list_(pa.float32(), dim))])
-    batches = pa.schema([("batch_no", pa.int32()), ("path", pa.string())])
-    commits = pa.schema([("sha", pa.string()), ("hwm", pa.int32())])
     meta = pa.schema([("key", pa.string()), ("value", pa.string())])
-    return {"events": events, "texts": texts, "batches": batches, "commits": commits, "meta": meta}
+    return {"texts": texts, "meta": meta}
 
 
 def expected_meta(model_name: str, dim: int) -> dict:
