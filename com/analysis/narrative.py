@@ -1,0 +1,719 @@
+"""The narrative of a roll-up, written from its facts by a small local model that is not allowed to invent.
+
+A free prompt makes a 135M-270M model invent run counts, dates and pass rates. So the model never sees a
+number or a test id: every one of them is a placeholder (`{runs}`, `{pass_rate}`, `{new_failure_1}` ...)
+in a facts block, the model continues a few-shot completion prompt by writing prose with those
+placeholders, a llama.cpp grammar lets it write no digit, no raw test id and no placeholder that does not
+exist, and com fills the placeholders in from the facts. Then the grounding check reads the filled text: a
+number, date or test id that is not in the facts, or a claim the facts contradict ("no new failures" on a
+day with some), rejects it; one retry with another set of examples, then the deterministic fallback.
+
+The fallback (no model, the model failed, or --no-llm) is written by com from the facts alone and says so.
+Every narrative ends with a line saying which model (or none) wrote it.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+
+from com.errors import ComError
+
+MAX_TOKENS = 160
+MAX_SENTENCES = 7
+ITEMS = 3  # test ids per list offered to the model
+
+
+# -- how values read -------------------------------------------------------------------------------
+def _n(n: int) -> str:
+    return f"{n:,}"
+
+
+def _count(n: int, one: str, many: str, zero: str | None = None) -> str:
+    if n == 0:
+        return zero if zero is not None else f"no {many}"
+    return f"1 {one}" if n == 1 else f"{_n(n)} {many}"
+
+
+def _pct(rate: float) -> str:
+    return f"{rate * 100:.1f}%"
+
+
+def _ms(ms: float) -> str:
+    return f"{ms:.0f} ms" if ms < 1000 else f"{ms / 1000:.1f} s"
+
+
+def _pass_rate_change(f: dict, before: str) -> tuple[str | None, str]:
+    """(the slot text, a qualitative word for the facts block)."""
+    prev = f["previous"]["pass_rate"]
+    change = f.get("pass_rate_change_pts")
+    if f["pass_rate"] is None:
+        return None, ""
+    if prev is None or change is None:
+        return f"with no runs {before} to compare", "no comparison"
+    if change > 0:
+        return f"up {change:.1f} points from {_pct(prev)} {before}", "better"
+    if change < 0:
+        return f"down {-change:.1f} points from {_pct(prev)} {before}", "worse"
+    return f"the same as {before}", "unchanged"
+
+
+@dataclass
+class Slots:
+    """Placeholder name -> text com fills in, and the facts block the model reads (placeholders only)."""
+
+    values: dict = field(default_factory=dict)
+    lines: list = field(default_factory=list)
+
+    def add(self, name: str, text: str) -> str:
+        self.values[name] = text
+        return "{" + name + "}"
+
+
+def _test_list(s: Slots, prefix: str, items: list[dict], with_error: bool = False) -> str:
+    names = []
+    for i, item in enumerate(items[:ITEMS], 1):
+        ref = s.add(f"{prefix}_{i}", item["test_id"])
+        if with_error and item.get("signature"):
+            ref += " (" + s.add(f"{prefix}_{i}_error", item["signature"]) + ")"
+        names.append(ref)
+    return ", ".join(names)
+
+
+def _period_slots(f: dict, s: Slots, unit: str) -> None:
+    """The lines shared by daily and weekly facts."""
+    before = "the day before" if unit == "day" else "the period before"
+    res = f["results"]
+    s.lines.append(f"{'Day' if unit == 'day' else 'Period'}: " + s.add("period", f["period"]["label"]))
+    if f["runs"] == 0:
+        s.lines.append("Activity: no test runs were recorded.")
+        return
+    s.lines.append("Activity: " + s.add("runs", _count(f["runs"], "CI run", "CI runs")) + " on "
+                   + s.add("commits", _count(f["commits"], "code commit", "code commits")) + " recorded "
+                   + s.add("results", _count(res["total"], "test result", "test results")) + " ("
+                   + s.add("breakdown", ", ".join(
+                       f"{_n(res[k])} {label}" for k, label in (("passed", "passed"), ("failed", "failed"),
+                                                                ("error", "errors"), ("skipped", "skipped"),
+                                                                ("xfailed", "xfailed"), ("xpassed", "xpassed"))
+                       if res[k] or k == "passed")) + ").")
+    change, word = _pass_rate_change(f, before)
+    if f["pass_rate"] is not None:
+        s.lines.append("Pass rate: " + s.add("pass_rate", _pct(f["pass_rate"])) + ", "
+                       + s.add("pass_rate_change", change) + f" ({word}).")
+    nf = f["new_failures"]
+    if nf["count"]:
+        s.lines.append("New failures: " + s.add("new_failures", _count(nf["count"], "new failure", "new failures"))
+                       + ": " + _test_list(s, "new_failure", nf["items"], with_error=True) + ".")
+    else:
+        s.lines.append("New failures: none.")
+    st = f["still_failing"]
+    if st["count"]:
+        s.lines.append("Still failing from before: " + s.add(
+            "still_failing", _count(st["count"], "test", "tests")) + ": " + _test_list(s, "still_failing", st["items"]) + ".")
+    fx = f["fixed"]
+    if fx["count"]:
+        s.lines.append("Fixed: " + s.add("fixed", _count(fx["count"], "test", "tests")) + " passing again: "
+                       + _test_list(s, "fixed", fx["items"]) + ".")
+    else:
+        s.lines.append("Fixed: none.")
+    fl = f["flaky_failures"]
+    if fl["count"]:
+        s.lines.append("Flaky (failed, but also passed on the same code): " + s.add(
+            "flaky", _count(fl["count"], "flaky test", "flaky tests")) + ": " + _test_list(s, "flaky", fl["items"]) + ".")
+    if f["top_signatures"]:
+        top = f["top_signatures"][0]
+        s.lines.append("Most common error: " + s.add("top_error", top["signature"]) + ", "
+                       + s.add("top_error_count", _count(top["count"], "time", "times")) + ".")
+    if f["slowest"]:
+        slow = f["slowest"][0]
+        s.lines.append("Slowest test: " + s.add("slowest", slow["test_id"]) + ", "
+                       + s.add("slowest_time", _ms(slow["median_ms"])) + " (median).")
+    if f["duration_regressions"]:
+        reg = f["duration_regressions"][0]
+        s.lines.append("Slower than the week before: " + s.add("slower", reg["test_id"]) + ", " + s.add(
+            "slower_change", f"{reg['ratio']:.2f} times slower ({_ms(reg['median_ms'])} against "
+                             f"{_ms(reg['baseline_median_ms'])})") + ".")
+    h = f["healing"]
+    if h["attempts"]:
+        s.lines.append("Healing: " + s.add("healing", _count(h["attempts"], "healing attempt", "healing attempts")
+                                           + ", " + _count(h["succeeded"], "success", "successes", "none successful"))
+                       + ".")
+    reg = f["registry"]
+    if reg["became_flaky"]["count"]:
+        s.lines.append("Flaky registry: " + s.add("became_flaky", _count(
+            reg["became_flaky"]["count"], "test", "tests")) + " newly marked flaky.")
+    if reg["healed"]["count"]:
+        s.lines.append("Flaky registry: " + s.add("healed", _count(reg["healed"]["count"], "test", "tests"))
+                       + " marked healed.")
+
+
+def _weekly_slots(f: dict, s: Slots) -> None:
+    days = [d for d in f["trend"] if d["pass_rate"] is not None]
+    if len(days) >= 2:
+        worst = min(days, key=lambda d: (d["pass_rate"], d["date"]))
+        best = max(days, key=lambda d: (d["pass_rate"], d["date"]))
+        s.lines.append("Worst day: " + s.add("worst_day", f"{worst['date']} ({_pct(worst['pass_rate'])})")
+                       + "; best day: " + s.add("best_day", f"{best['date']} ({_pct(best['pass_rate'])})") + ".")
+    rec = f["recurring"]
+    if rec["signatures"]:
+        r = rec["signatures"][0]
+        s.lines.append("Recurring error: " + s.add("recurring_error", r["signature"]) + ", on "
+                       + s.add("recurring_error_days", _count(r["days"], "day", "days")) + ".")
+    if rec["tests"]["count"]:
+        t = rec["tests"]["items"][0]
+        s.lines.append("Failing on several days: " + s.add(
+            "recurring_tests", _count(rec["tests"]["count"], "test", "tests")) + ", most often "
+            + s.add("recurring_test", t["test_id"]) + " on " + s.add("recurring_test_days", _count(t["days"], "day", "days"))
+            + ".")
+
+
+def _pattern_slots(f: dict, s: Slots) -> None:
+    pat = f["pattern"]
+    what = {"test": "the test", "signature": "errors matching", "tag": "tests tagged"}[pat["by"]]
+    s.lines.append("Pattern: " + s.add("pattern", f"{what} {pat['value']}") + ", over "
+                   + s.add("period", f["period"]["label"]) + ".")
+    if not f["occurrences"]:
+        s.lines.append("Occurrences: none in the period.")
+        return
+    s.lines.append("Occurrences: " + s.add("occurrences", _count(f["occurrences"], "failure", "failures")) + " in "
+                   + s.add("runs", _count(f["runs"], "CI run", "CI runs")) + " on "
+                   + s.add("days_hit", _count(f["days_with_occurrences"], "day", "days")) + ", first on "
+                   + s.add("first_seen", f["first_seen"][:10]) + ", last on " + s.add("last_seen", f["last_seen"][:10]) + ".")
+    at = f["affected_tests"]
+    s.lines.append("Affected: " + s.add("affected", _count(at["count"], "test", "tests")) + ": "
+                   + _test_list(s, "affected", at["items"]) + ".")
+    if f["signatures"]:
+        top = f["signatures"][0]
+        s.lines.append("Most common error: " + s.add("top_error", top["signature"]) + ", "
+                       + s.add("top_error_count", _count(top["count"], "time", "times")) + ".")
+    ev = f["evidence"]
+    if ev["mixed_commits"]:
+        s.lines.append("Evidence: passed and failed on the same code commit "
+                       + s.add("mixed_commits", _count(ev["mixed_commits"], "time", "times")) + ".")
+    if ev["failing_streaks"]:
+        s.lines.append("Evidence: failed on every run from one commit on, "
+                       + s.add("streaks", _count(len(ev["failing_streaks"]), "time", "times")) + ".")
+    hyp = f["hypothesis"]
+    s.lines.append("Hypothesis: " + s.add("hypothesis", hyp["statement"].rstrip(".")) + f" (confidence {hyp['confidence']}).")
+    h = f["healing"]
+    if h["attempts"]:
+        s.lines.append("Healing: " + s.add("healing", _count(h["attempts"], "healing attempt", "healing attempts")
+                                           + ", " + _count(h["succeeded"], "success", "successes", "none successful"))
+                       + ".")
+
+
+def slots(facts: dict) -> Slots:
+    s = Slots()
+    kind = facts.get("kind")
+    if kind == "daily":
+        _period_slots(facts, s, "day")
+    elif kind == "weekly":
+        _period_slots(facts, s, "week")
+        if facts["runs"]:
+            _weekly_slots(facts, s)
+    elif kind == "pattern":
+        _pattern_slots(facts, s)
+    else:
+        raise ComError(f"unknown roll-up kind {kind!r}")
+    return s
+
+
+_VERBATIM = re.compile(r"error|^pattern$|^hypothesis$|_\d+$|^slowest$|^slower$|^recurring_test$")
+
+
+def fill(text: str, values: dict) -> str:
+    """Placeholders replaced by their values; a phrase opening a sentence gets its capital letter (test ids,
+    errors and other verbatim values never change)."""
+
+    def value(m: re.Match) -> str:
+        name = m.group(1)
+        if name not in values:
+            return m.group(0)
+        v = values[name]
+        at_start = m.start() == 0 or text[: m.start()].rstrip().endswith(".")
+        if at_start and v[:1].islower() and not _VERBATIM.search(name):
+            v = v[0].upper() + v[1:]
+        return v
+
+    return re.sub(r"\{([a-z0-9_]+)\}", value, text)
+
+
+# -- the prompt --------------------------------------------------------------------------------------
+# Examples written for facts blocks of each kind. Placeholders only: no example can leak a number.
+_EXAMPLES = {
+    "daily": [
+        ("Day: {period}\n"
+         "Activity: {runs} on {commits} recorded {results} ({breakdown}).\n"
+         "Pass rate: {pass_rate}, {pass_rate_change} (worse).\n"
+         "New failures: {new_failures}: {new_failure_1} ({new_failure_1_error}), {new_failure_2} ({new_failure_2_error}).\n"
+         "Fixed: none.\n"
+         "Flaky (failed, but also passed on the same code): {flaky}: {flaky_1}.\n"
+         "Most common error: {top_error}, {top_error_count}.\n"
+         "Slowest test: {slowest}, {slowest_time} (median).",
+         "On {period}, {runs} on {commits} recorded {results}, and the pass rate was {pass_rate}, "
+         "{pass_rate_change}. There were {new_failures}: {new_failure_1} failed with {new_failure_1_error}, "
+         "and {new_failure_2} failed with {new_failure_2_error}. Nothing was fixed. {flaky_1} failed too, but it "
+         "also passed on the same code, so it looks flaky rather than broken. The most common error was "
+         "{top_error}, seen {top_error_count}."),
+        ("Day: {period}\n"
+         "Activity: {runs} on {commits} recorded {results} ({breakdown}).\n"
+         "Pass rate: {pass_rate}, {pass_rate_change} (better).\n"
+         "New failures: none.\n"
+         "Fixed: {fixed} passing again: {fixed_1}, {fixed_2}.\n"
+         "Slowest test: {slowest}, {slowest_time} (median).",
+         "{period} was a good day: {runs} on {commits} recorded {results} with no new failures, and the pass rate "
+         "reached {pass_rate}, {pass_rate_change}. {fixed} passed again, {fixed_1} and {fixed_2}. "
+         "The slowest test was {slowest} at {slowest_time}."),
+        ("Day: {period}\n"
+         "Activity: {runs} on {commits} recorded {results} ({breakdown}).\n"
+         "Pass rate: {pass_rate}, {pass_rate_change} (unchanged).\n"
+         "New failures: none.\n"
+         "Still failing from before: {still_failing}: {still_failing_1}.\n"
+         "Fixed: none.\n"
+         "Flaky (failed, but also passed on the same code): {flaky}: {flaky_1}, {flaky_2}.\n"
+         "Most common error: {top_error}, {top_error_count}.\n"
+         "Healing: {healing}.",
+         "On {period} the suite ran {runs} on {commits}, with {results} and a pass rate of {pass_rate}, "
+         "{pass_rate_change}. No new failures appeared, but {still_failing_1} is still failing. The failures "
+         "that did show up came from {flaky}, {flaky_1} and {flaky_2}, which also passed on the same code. "
+         "The most common error was {top_error}, seen {top_error_count}. There were {healing}."),
+    ],
+    "weekly": [
+        ("Period: {period}\n"
+         "Activity: {runs} on {commits} recorded {results} ({breakdown}).\n"
+         "Pass rate: {pass_rate}, {pass_rate_change} (worse).\n"
+         "New failures: {new_failures}: {new_failure_1} ({new_failure_1_error}).\n"
+         "Fixed: {fixed} passing again: {fixed_1}.\n"
+         "Flaky (failed, but also passed on the same code): {flaky}: {flaky_1}, {flaky_2}.\n"
+         "Most common error: {top_error}, {top_error_count}.\n"
+         "Worst day: {worst_day}; best day: {best_day}.\n"
+         "Recurring error: {recurring_error}, on {recurring_error_days}.",
+         "In {period}, {runs} on {commits} recorded {results}. The pass rate was {pass_rate}, "
+         "{pass_rate_change}; the worst day was {worst_day} and the best {best_day}. There were {new_failures}, "
+         "{new_failure_1} with {new_failure_1_error}, while {fixed_1} was fixed. {flaky}, among them {flaky_1} "
+         "and {flaky_2}, failed and passed on the same code. The error {recurring_error} came back on "
+         "{recurring_error_days}."),
+        ("Period: {period}\n"
+         "Activity: {runs} on {commits} recorded {results} ({breakdown}).\n"
+         "Pass rate: {pass_rate}, {pass_rate_change} (better).\n"
+         "New failures: none.\n"
+         "Fixed: {fixed} passing again: {fixed_1}, {fixed_2}.\n"
+         "Slowest test: {slowest}, {slowest_time} (median).\n"
+         "Worst day: {worst_day}; best day: {best_day}.",
+         "{period} went well: {runs} on {commits} recorded {results} and the pass rate rose to {pass_rate}, "
+         "{pass_rate_change}. No new failures appeared, and {fixed} passed again, {fixed_1} and {fixed_2}. "
+         "The worst day was {worst_day}. The slowest test was {slowest} at {slowest_time}."),
+    ],
+    "pattern": [
+        ("Pattern: {pattern}, over {period}.\n"
+         "Occurrences: {occurrences} in {runs} on {days_hit}, first on {first_seen}, last on {last_seen}.\n"
+         "Affected: {affected}: {affected_1}, {affected_2}.\n"
+         "Most common error: {top_error}, {top_error_count}.\n"
+         "Evidence: passed and failed on the same code commit {mixed_commits}.\n"
+         "Hypothesis: {hypothesis} (confidence high).",
+         "For {pattern} over {period}, there were {occurrences} in {runs} on {days_hit}, from {first_seen} to "
+         "{last_seen}. It hit {affected}, mostly {affected_1} and {affected_2}, usually with {top_error}. The "
+         "same code passed and failed {mixed_commits}. {hypothesis}."),
+        ("Pattern: {pattern}, over {period}.\n"
+         "Occurrences: {occurrences} in {runs} on {days_hit}, first on {first_seen}, last on {last_seen}.\n"
+         "Affected: {affected}: {affected_1}.\n"
+         "Most common error: {top_error}, {top_error_count}.\n"
+         "Evidence: failed on every run from one commit on, {streaks}.\n"
+         "Hypothesis: {hypothesis} (confidence medium).",
+         "{pattern} failed {occurrences} in {runs} between {first_seen} and {last_seen}, on {days_hit}. Only "
+         "{affected_1} was affected, with {top_error}. It failed on every run from one commit on. "
+         "{hypothesis}."),
+    ],
+}
+# Sentences com writes for each kind of fact, in a few wordings: the reference summaries of the prompt are
+# made of them, for the very facts at hand, so the model sees how these facts are told and writes its own
+# version. Verbs in the past tense, so that "1 test" and "3 tests" read right before them.
+_SAY = {
+    "open": ("On {period}, {runs} on {commits} recorded {results}.",
+             "{period} saw {runs} on {commits}, which recorded {results}.",
+             "The suite ran {runs} on {commits} on {period} and recorded {results}."),
+    "rate_worse": ("The pass rate fell to {pass_rate}, {pass_rate_change}.",
+                   "Things got worse: the pass rate was {pass_rate}, {pass_rate_change}."),
+    "rate_better": ("The pass rate rose to {pass_rate}, {pass_rate_change}.",
+                    "Things improved: the pass rate reached {pass_rate}, {pass_rate_change}."),
+    "rate_same": ("The pass rate stayed at {pass_rate}, {pass_rate_change}.",
+                  "The pass rate held at {pass_rate}, {pass_rate_change}."),
+    "rate_none": ("The pass rate was {pass_rate}, {pass_rate_change}.",
+                  "It ended with a pass rate of {pass_rate}, {pass_rate_change}."),
+    "new": ("The day brought {new_failures}, among them {new_failure_1}, which failed with {new_failure_1_error}.",
+            "{new_failures} showed up; {new_failure_1} failed with {new_failure_1_error}.",
+            "New breakage: {new_failure_1} started failing with {new_failure_1_error}."),
+    "new_none": ("No new failures appeared.", "Nothing new broke."),
+    "still": ("{still_failing} kept failing from before, {still_failing_1} among them.",
+              "{still_failing_1} is still failing, as it was before."),
+    "fixed": ("{fixed} passed again, {fixed_1} among them.", "{fixed_1} was fixed and passed again."),
+    "fixed_none": ("Nothing was fixed.", "No fix landed."),
+    "flaky": ("{flaky} failed but also passed on the same code, so they look flaky rather than broken, "
+              "{flaky_1} among them.",
+              "Some failures were flaky: {flaky_1} failed and passed on the same code."),
+    "drop_without_new": ("With no new failures, the drop comes from flaky and still failing tests.",
+                         "No new breakage explains the drop: flaky and still failing tests do."),
+    "top_error": ("The most common error was {top_error}, seen {top_error_count}.",
+                  "{top_error} was the most frequent error, seen {top_error_count}."),
+    "slowest": ("The slowest test was {slowest} at {slowest_time}.",
+                "{slowest} was the slowest test, with a median of {slowest_time}."),
+    "slower": ("{slower} got slower: {slower_change}.", "{slower} ran {slower_change}."),
+    "healing": ("Healing work: {healing}.", "On the healing side: {healing}."),
+    "became_flaky": ("{became_flaky} got marked flaky in the registry.",
+                     "The flaky registry took in {became_flaky}."),
+    "healed": ("{healed} got marked healed.", "The registry marked {healed} as healed."),
+    "worst_best": ("The worst day was {worst_day} and the best {best_day}.",
+                   "Day by day, {worst_day} was the worst and {best_day} the best."),
+    "recurring_error": ("The error {recurring_error} came back on {recurring_error_days}.",
+                        "{recurring_error} recurred on {recurring_error_days}."),
+    "recurring_tests": ("{recurring_tests} failed on several days, most often {recurring_test}, on "
+                        "{recurring_test_days}.",
+                        "{recurring_test} failed on {recurring_test_days}, the most of {recurring_tests} "
+                        "that failed on several days."),
+    "p_open": ("For {pattern} over {period}, there were {occurrences} in {runs} on {days_hit}, from {first_seen} "
+               "to {last_seen}.",
+               "{pattern} failed {occurrences} in {runs} over {period}, on {days_hit} between {first_seen} and "
+               "{last_seen}."),
+    "p_none": ("For {pattern} over {period}, no failure matched.",),
+    "p_affected": ("It affected {affected}, most often {affected_1}.", "{affected_1} was hit most, of {affected}."),
+    "p_error": ("The most common error was {top_error}, seen {top_error_count}.",
+                "It usually failed with {top_error}, {top_error_count}."),
+    "p_mixed": ("The same code passed and failed {mixed_commits}.",
+                "It both passed and failed on the same commit {mixed_commits}."),
+    "p_streak": ("It failed on every run from one commit on, {streaks}.",),
+    "p_hypothesis": ("{hypothesis}.",),
+    "p_healing": ("Healing work: {healing}.",),
+}
+
+
+def _plan(facts: dict, s: Slots) -> list[str]:
+    """The kinds of sentence the facts call for, in telling order."""
+    v = s.values
+    if facts["kind"] == "pattern":
+        if "occurrences" not in v:
+            return ["p_none"]
+        plan = ["p_open", "p_affected"]
+        plan += ["p_error"] if "top_error" in v else []
+        plan += ["p_mixed"] if "mixed_commits" in v else []
+        plan += ["p_streak"] if "streaks" in v else []
+        plan += ["p_hypothesis"] + (["p_healing"] if "healing" in v else [])
+        return plan
+    if "runs" not in v:
+        return []
+    change = facts.get("pass_rate_change_pts")
+    rate = ("rate_none" if change is None else "rate_better" if change > 0 else "rate_worse" if change < 0
+            else "rate_same")
+    plan = ["open"] + ([rate] if "pass_rate" in v else [])
+    plan.append("new" if "new_failures" in v else "new_none")
+    if rate == "rate_worse" and "new_failures" not in v and ("flaky" in v or "still_failing" in v):
+        plan.append("drop_without_new")
+    plan += ["still"] if "still_failing" in v else []
+    plan.append("fixed" if "fixed" in v else "fixed_none")
+    for key in ("flaky", "top_error", "slower", "slowest", "worst_best", "recurring_error", "recurring_tests",
+                "healing", "became_flaky", "healed"):
+        name = {"worst_best": "worst_day"}.get(key, key)
+        if name in v:
+            plan.append(key)
+    return plan
+
+
+def compose(facts: dict, s: Slots, variant: int = 0) -> str:
+    """A summary with placeholders, in the wording `variant` picks for each sentence."""
+    out = []
+    for n, key in enumerate(_plan(facts, s)):
+        options = _SAY[key]
+        out.append(options[(variant + n) % len(options)])
+    return " ".join(out)
+
+
+_INTRO = ("Summaries of a test suite's facts. Every number, date, test and error is written as its placeholder "
+          "in curly braces, exactly as in the facts; nothing else is made up.\n\n")
+END = "\n"
+STYLES = ("parallel", "fewshot")
+
+
+def prompt(facts: dict, s: Slots, variant: int = 0, style: str = "parallel") -> str:
+    """The completion prompt. `parallel`: the facts once, then two summaries com composed in different
+    wordings, and the model writes the third. `fewshot`: hand-written examples of other days first.
+    A retry (variant 1) shows other wordings or the examples in another order."""
+    block = "Facts:\n" + "\n".join(s.lines) + "\n"
+    if style == "parallel":
+        first, second = (0, 1) if variant % 2 == 0 else (3, 2)
+        return (_INTRO + block + "Summary A: " + compose(facts, s, first) + "\nSummary B: "
+                + compose(facts, s, second) + "\nSummary C:")
+    examples = list(_EXAMPLES[facts["kind"]])
+    if variant % 2:
+        examples = examples[::-1]
+    parts = [_INTRO]
+    for ex_block, summary in examples:
+        parts.append(f"Facts:\n{ex_block}\nSummary: {summary}\n###\n\n")
+    parts.append(block + "Summary:")
+    return "".join(parts)
+
+
+def grammar(s: Slots, max_sentences: int = MAX_SENTENCES) -> str:
+    """GBNF: sentences of letters and plain punctuation; digits, braces, underscores, slashes, colons and
+    brackets only inside one of this roll-up's placeholders; ends with a newline.
+
+    The placeholders form a trie (`{` then one rule per shared prefix): llama.cpp checks every token of the
+    vocabulary against every live grammar stack at each step, so a flat list of 30 alternatives would cost
+    30 stacks where the trie costs one per distinct next character."""
+    rules = [
+        f'root ::= " " sentence (" " sentence){{0,{max_sentences - 1}}} "\\n"',
+        "sentence ::= start part* end",
+        "start ::= [A-Z] | ph",
+        "part ::= [a-zA-Z,;'()-] | \" \" | ph",
+        'end ::= "."',
+    ]
+    trie: dict = {}
+    for name in sorted(s.values) or ["period"]:
+        node = trie
+        for ch in name + "}":
+            node = node.setdefault(ch, {})
+    extra: list[str] = []
+
+    def emit(node: dict) -> str:
+        alts = []
+        for ch, child in sorted(node.items()):
+            lit = ch
+            while len(child) == 1:
+                (c2, child), = child.items()
+                lit += c2
+            if not child:
+                alts.append(f'"{lit}"')
+            else:
+                name = f"ph{len(extra) + 1}"
+                extra.append("")
+                slot = len(extra) - 1
+                extra[slot] = f"{name} ::= " + emit(child)
+                alts.append(f'"{lit}" {name}')
+        return " | ".join(alts)
+
+    rules.append('ph ::= "{" ph0')
+    body = emit(trie)
+    rules.append(f"ph0 ::= {body}")
+    return "\n".join(rules + extra)
+
+
+# -- the grounding check -------------------------------------------------------------------------------
+_NUMBER = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?(?![\w])")
+_DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}(?:T[\d:]+Z?)?\b")
+_TEST_ID = re.compile(r"[\w./-]*(?:::|\.py\b)[\w./:\[\]-]*|\btests?/[\w./-]+|\btest_\w+")
+_HEX_ID = re.compile(r"\b(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{7,40}\b")
+_WORDS = {w: n for n, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen twenty".split())}
+_WORDS.update({"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90,
+               "hundred": 100, "thousand": 1000, "dozen": 12, "dozens": 24})
+del _WORDS["one"], _WORDS["zero"]  # "one of the tests", "zero" is "no": too ambiguous to check
+_NUMBER_WORD = re.compile(r"\b(" + "|".join(sorted(_WORDS, key=len, reverse=True)) + r")\b", re.I)
+
+
+def _strings_and_numbers(value, key: str = "", strings=None, numbers=None):
+    strings = set() if strings is None else strings
+    numbers = set() if numbers is None else numbers
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _strings_and_numbers(v, k, strings, numbers)
+    elif isinstance(value, list):
+        numbers.add(float(len(value)))
+        for v in value:
+            _strings_and_numbers(v, key, strings, numbers)
+    elif isinstance(value, bool) or value is None:
+        pass
+    elif isinstance(value, (int, float)):
+        v = float(value)
+        numbers.update((v, abs(v)))
+        if "rate" in key or "share" in key:
+            numbers.update((v * 100, abs(v) * 100))
+        if key.endswith("_ms"):
+            numbers.add(v / 1000)
+    elif isinstance(value, str):
+        strings.add(value)
+        if _DATE.fullmatch(value) or re.fullmatch(r"\d{4}-\d{2}-\d{2}T.*", value):
+            strings.add(value[:10])
+    return strings, numbers
+
+
+def _grounded(x: float, decimals: int, numbers: set) -> bool:
+    return any(round(v, decimals) == x for v in numbers)
+
+
+def check(text: str, facts: dict) -> list[str]:
+    """Why a narrative is not grounded in its facts (an empty list: it is)."""
+    problems = []
+    left = re.findall(r"\{[a-z0-9_]+\}", text)
+    if left:
+        problems.append(f"unknown placeholder {left[0]}")
+    strings, numbers = _strings_and_numbers(facts)
+    rest = text
+    for known in sorted((x for x in strings if len(x) >= 4), key=len, reverse=True):
+        if known in rest:
+            rest = rest.replace(known, " ")
+    for m in _DATE.finditer(rest):
+        problems.append(f"date not in the facts: {m.group(0)}")
+    rest = _DATE.sub(" ", rest)
+    parts = {p for s in strings if "::" in s or s.endswith(".py") for p in re.split(r"::|/|\[|\]", s) if p}
+    for m in _TEST_ID.finditer(rest):
+        token = m.group(0).strip(".,;:")
+        if token and token not in parts:
+            problems.append(f"test id not in the facts: {token}")
+    rest = _TEST_ID.sub(" ", rest)
+    for m in _HEX_ID.finditer(rest):
+        problems.append(f"id not in the facts: {m.group(0)}")
+    rest = _HEX_ID.sub(" ", rest)
+    for m in _NUMBER.finditer(rest):
+        whole, frac = m.group(1).replace(",", ""), m.group(2) or ""
+        x = float(whole + frac)
+        if not _grounded(x, len(frac) - 1 if frac else 0, numbers):
+            problems.append(f"number not in the facts: {m.group(0)}")
+    for m in _NUMBER_WORD.finditer(rest):
+        if float(_WORDS[m.group(1).lower()]) not in numbers:
+            problems.append(f"number not in the facts: {m.group(1)}")
+    problems.extend(_contradictions(text.lower(), facts))
+    return problems
+
+
+def _contradictions(low: str, f: dict) -> list[str]:
+    """Claims a small model likes to make that the facts can refute."""
+    out = []
+    failing = f.get("outcomes", {}).get("failing", f.get("occurrences", 0))
+    if failing and re.search(r"\b(all|every) (of the )?(the )?tests? (passed|were green)|\bno (test )?failures\b|"
+                             r"\bnothing failed\b|\bno tests? failed\b", low):
+        out.append("claims nothing failed, but some outcomes failed")
+    if f.get("new_failures", {}).get("count") and re.search(r"\bno new failures?\b|\bno tests? started failing", low):
+        out.append("claims no new failures, but there are some")
+    if f.get("fixed", {}).get("count") and re.search(r"\bnothing (was )?fixed\b|\bno tests? (was |were )?fixed\b", low):
+        out.append("claims nothing was fixed, but some tests were")
+    change = f.get("pass_rate_change_pts")
+    if change is not None:
+        up = re.search(r"pass rate (rose|improved|increased|went up|climbed)", low)
+        down = re.search(r"pass rate (fell|dropped|decreased|went down|declined|worsened)", low)
+        if change < 0 and up or change > 0 and down or change == 0 and (up or down):
+            out.append("says the pass rate moved the wrong way")
+    return out
+
+
+# -- the fallback ----------------------------------------------------------------------------------------
+FALLBACK_NOTE = "No language model was used: com wrote this summary from the facts."
+
+
+def fallback(facts: dict, s: Slots | None = None) -> str:
+    """A deterministic narrative from the facts alone (same facts, same text)."""
+    s = s or slots(facts)
+    v = s.values
+    kind = facts["kind"]
+    out = []
+    if kind == "pattern":
+        out.append(f"For {v['pattern']} over {v['period']}:")
+        if not facts["occurrences"]:
+            out.append("no failure matched in the period.")
+            return " ".join(out)
+        out.append(f"{v['occurrences']} in {v['runs']} on {v['days_hit']}, from {v['first_seen']} to {v['last_seen']}.")
+        out.append(f"It affected {v['affected']}" + (f", most often {v['affected_1']}" if "affected_1" in v else "") + ".")
+        if "top_error" in v:
+            out.append(f"The most common error was {v['top_error']} ({v['top_error_count']}).")
+        if "mixed_commits" in v:
+            out.append(f"The same code passed and failed {v['mixed_commits']}.")
+        out.append(f"{v['hypothesis']} (confidence {facts['hypothesis']['confidence']}).")
+        if "healing" in v:
+            out.append(f"Healing: {v['healing']}.")
+        return " ".join(out)
+    word = "On" if kind == "daily" else "In"
+    if not facts["runs"]:
+        return f"{word} {v['period']} no test runs were recorded."
+    out.append(f"{word} {v['period']}, {v['runs']} on {v['commits']} recorded {v['results']} ({v['breakdown']}).")
+    if "pass_rate" in v:
+        out.append(f"The pass rate was {v['pass_rate']}, {v['pass_rate_change']}.")
+    out.append(f"It brought {v['new_failures']}: " + _names(v, "new_failure", facts["new_failures"]["count"]) + "."
+               if "new_failures" in v else "No new failures appeared.")
+    if "still_failing" in v:
+        out.append(f"{v['still_failing'][0].upper()}{v['still_failing'][1:]} kept failing: "
+                   + _names(v, "still_failing", facts["still_failing"]["count"]) + ".")
+    if "fixed" in v:
+        out.append(f"{v['fixed'][0].upper()}{v['fixed'][1:]} passed again: "
+                   + _names(v, "fixed", facts["fixed"]["count"]) + ".")
+    if "flaky" in v:
+        out.append(f"{v['flaky'][0].upper()}{v['flaky'][1:]} failed but also passed on the same code: "
+                   + _names(v, "flaky", facts["flaky_failures"]["count"]) + ".")
+    if "top_error" in v:
+        out.append(f"The most common error was {v['top_error']} ({v['top_error_count']}).")
+    if "slowest" in v:
+        out.append(f"The slowest test was {v['slowest']} ({v['slowest_time']} median).")
+    if "slower" in v:
+        out.append(f"{v['slower']} ran {v['slower_change']}.")
+    if "worst_day" in v:
+        out.append(f"The worst day was {v['worst_day']}, the best {v['best_day']}.")
+    if "recurring_error" in v:
+        out.append(f"The error {v['recurring_error']} recurred on {v['recurring_error_days']}.")
+    if "healing" in v:
+        out.append(f"Healing: {v['healing']}.")
+    if "became_flaky" in v:
+        out.append(f"{v['became_flaky'][0].upper()}{v['became_flaky'][1:]} newly marked flaky.")
+    if "healed" in v:
+        out.append(f"{v['healed'][0].upper()}{v['healed'][1:]} marked healed.")
+    return " ".join(out)
+
+
+def _names(v: dict, prefix: str, count: int) -> str:
+    names = [v[f"{prefix}_{i}"] for i in range(1, ITEMS + 1) if f"{prefix}_{i}" in v]
+    more = count - len(names)
+    return ", ".join(names) + (f" and {_count(more, 'other', 'others')}" if more > 0 else "")
+
+
+# -- writing it --------------------------------------------------------------------------------------------
+@dataclass
+class Narrative:
+    text: str  # the narrative, ending with the line that says who wrote it
+    model: str | None  # the model that wrote it, None for com's own fallback
+    attempts: list = field(default_factory=list)  # each model attempt: raw text, problems, timing
+    fallback_reason: str | None = None
+    seconds: float = 0.0
+
+    def to_json(self) -> dict:
+        return {"narrative": self.text, "model": self.model, "attempts": self.attempts,
+                "fallback_reason": self.fallback_reason, "seconds": round(self.seconds, 3)}
+
+
+def _tidy(raw: str) -> str:
+    text = raw.strip()
+    if text and not text.endswith("."):  # cut off by max_tokens: keep whole sentences
+        text = text[: text.rfind(".") + 1] if "." in text else ""
+    return re.sub(r"\s+", " ", text)
+
+
+def _signed(text: str, model: str | None) -> str:
+    if model is None:
+        return f"{text}\n\n{FALLBACK_NOTE}"
+    return f"{text}\n\nWritten by {model} from com's facts (com filled in every number and test id)."
+
+
+def write(facts: dict, model=None, *, no_model_reason: str | None = None, max_tokens: int = MAX_TOKENS,
+          retries: int = 1, style: str = "parallel") -> Narrative:
+    """The narrative of a roll-up's facts: the model's when it passes the grounding check, else com's own."""
+    t0 = time.perf_counter()
+    s = slots(facts)
+    attempts = []
+    if model is not None and (facts.get("runs") or facts.get("occurrences")):
+        gbnf = grammar(s)
+        for variant in range(retries + 1):
+            try:
+                raw = model.complete(prompt(facts, s, variant, style), max_tokens=max_tokens, grammar=gbnf, stop=[END, "###"])
+            except ComError as exc:
+                attempts.append({"variant": variant, "error": str(exc)})
+                no_model_reason = f"the model failed: {exc}"
+                break
+            text = fill(_tidy(raw), s.values)
+            problems = check(text, facts) if text else ["the model wrote no complete sentence"]
+            gen = getattr(model, "last", None)
+            attempts.append({"variant": variant, "raw": raw, "problems": problems,
+                             **(gen.to_json() if gen is not None and hasattr(gen, "to_json") else {})})
+            if not problems:
+                return Narrative(_signed(text, model.name), model.name, attempts, None, time.perf_counter() - t0)
+        else:
+            no_model_reason = "the model's narratives did not pass the grounding check"
+    elif model is not None:
+        no_model_reason = "nothing happened in the period"
+    text = fallback(facts, s)
+    return Narrative(_signed(text, None), None, attempts, no_model_reason or "no model", time.perf_counter() - t0)
