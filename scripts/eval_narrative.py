@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -159,7 +159,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--days", type=int, default=50)
     ap.add_argument("--models", default="gemma3-270m,smollm2-135m")
-    ap.add_argument("--seed", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=11, help="History seed (the prompts were developed on seed 5)")
     ap.add_argument("--keep", type=Path, help="Folder for the history (kept and reused); default a temp dir")
     ap.add_argument("--dump", type=Path, help="Write every narrative and attempt to this JSON file")
     args = ap.parse_args(argv)

@@ -192,7 +192,7 @@ def _pattern_slots(f: dict, s: Slots) -> None:
         s.lines.append("Evidence: passed and failed on the same code commit "
                        + s.add("mixed_commits", _count(ev["mixed_commits"], "time", "times")) + ".")
     if ev["failing_streaks"]:
-        s.lines.append("Evidence: failed on every run from one commit on, "
+        s.lines.append("Evidence: failed on every run of the code it failed on, "
                        + s.add("streaks", _count(len(ev["failing_streaks"]), "time", "times")) + ".")
     hyp = f["hypothesis"]
     s.lines.append("Hypothesis: " + s.add("hypothesis", hyp["statement"].rstrip(".")) + f" (confidence {hyp['confidence']}).")
@@ -319,10 +319,10 @@ _EXAMPLES = {
          "Occurrences: {occurrences} in {runs} on {days_hit}, first on {first_seen}, last on {last_seen}.\n"
          "Affected: {affected}: {affected_1}.\n"
          "Most common error: {top_error}, {top_error_count}.\n"
-         "Evidence: failed on every run from one commit on, {streaks}.\n"
+         "Evidence: failed on every run of the code it failed on, {streaks}.\n"
          "Hypothesis: {hypothesis} (confidence medium).",
          "{pattern} failed {occurrences} in {runs} between {first_seen} and {last_seen}, on {days_hit}. Only "
-         "{affected_1} was affected, with {top_error}. It failed on every run from one commit on. "
+         "{affected_1} was affected, with {top_error}. It failed on every run of the code it failed on. "
          "{hypothesis}."),
     ],
 }
@@ -381,7 +381,7 @@ _SAY = {
                 "It usually failed with {top_error}, {top_error_count}."),
     "p_mixed": ("The same code passed and failed {mixed_commits}.",
                 "It both passed and failed on the same commit {mixed_commits}."),
-    "p_streak": ("It failed on every run from one commit on, {streaks}.",),
+    "p_streak": ("It failed on every run of the code it failed on, {streaks}.",),
     "p_hypothesis": ("{hypothesis}.",),
     "p_healing": ("Healing work: {healing}.",),
 }
@@ -452,48 +452,80 @@ def prompt(facts: dict, s: Slots, variant: int = 0, style: str = "parallel") -> 
     return "".join(parts)
 
 
-def grammar(s: Slots, max_sentences: int = MAX_SENTENCES) -> str:
-    """GBNF: sentences of letters and plain punctuation; digits, braces, underscores, slashes, colons and
-    brackets only inside one of this roll-up's placeholders; ends with a newline.
+_WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
 
-    The placeholders form a trie (`{` then one rule per shared prefix): llama.cpp checks every token of the
-    vocabulary against every live grammar stack at each step, so a flat list of 30 alternatives would cost
-    30 stacks where the trie costs one per distinct next character."""
-    rules = [
-        f'root ::= " " sentence (" " sentence){{0,{max_sentences - 1}}} "\\n"',
-        "sentence ::= start part* end",
-        "start ::= [A-Z] | ph",
-        "part ::= [a-zA-Z,;'()-] | \" \" | ph",
-        'end ::= "."',
-    ]
+
+def vocabulary(facts: dict, s: Slots) -> list[str]:
+    """The words the model may use: those of the facts block and of every wording com has for these facts
+    (placeholders aside), each also capitalised. A model that can only recombine them cannot bring in a
+    cause, a component or a comparison that nobody stated."""
+    texts = [re.sub(r"\{[a-z0-9_]+\}", " ", line) for line in s.lines]
+    for key in _plan(facts, s):
+        texts.extend(re.sub(r"\{[a-z0-9_]+\}", " ", t) for t in _SAY[key])
+    words = set()
+    for text in texts:
+        for w in _WORD.findall(text):
+            words.update((w, w[0].upper() + w[1:], w.lower()))
+    return sorted(words)
+
+
+def _trie(name: str, words, suffix: str = "") -> list[str]:
+    """GBNF rules `name ::= ...` matching exactly `words` (each followed by `suffix`), shared prefixes merged:
+    llama.cpp checks every live grammar stack, so a trie costs one stack per distinct next character where
+    a flat list of alternatives costs one per word."""
     trie: dict = {}
-    for name in sorted(s.values) or ["period"]:
+    for word in sorted(set(words)):
         node = trie
-        for ch in name + "}":
+        for ch in word + suffix:
             node = node.setdefault(ch, {})
-    extra: list[str] = []
+        node[""] = {}  # end of a word (a word may be the prefix of another)
+    rules: list[str] = []
 
-    def emit(node: dict) -> str:
+    def esc(text: str) -> str:
+        return text.replace("\\", "\\\\").replace('"', '\\"')
+
+    def emit(rule: str, node: dict) -> None:
         alts = []
         for ch, child in sorted(node.items()):
+            if ch == "":
+                alts.append('""')
+                continue
             lit = ch
-            while len(child) == 1:
+            while len(child) == 1 and "" not in child:
                 (c2, child), = child.items()
                 lit += c2
-            if not child:
-                alts.append(f'"{lit}"')
+            if list(child) == [""]:
+                alts.append(f'"{esc(lit)}"')
             else:
-                name = f"ph{len(extra) + 1}"
-                extra.append("")
-                slot = len(extra) - 1
-                extra[slot] = f"{name} ::= " + emit(child)
-                alts.append(f'"{lit}" {name}')
-        return " | ".join(alts)
+                sub = f"{name}{len(rules) + 1}"
+                rules.append("")
+                slot = len(rules) - 1
+                alts.append(f'"{esc(lit)}" {sub}')
+                before = len(rules)
+                emit(sub, child)
+                rules[slot] = rules.pop(before)
+        rules.append(f"{rule} ::= " + " | ".join(alts))
 
-    rules.append('ph ::= "{" ph0')
-    body = emit(trie)
-    rules.append(f"ph0 ::= {body}")
-    return "\n".join(rules + extra)
+    emit(name, trie)
+    return rules
+
+
+def grammar(s: Slots, max_sentences: int = MAX_SENTENCES, words: list[str] | None = None) -> str:
+    """GBNF for the model's summary: sentences of words and placeholders ending with a period, ending with a
+    newline. Digits, braces, underscores, slashes, colons inside words and brackets can only come from one
+    of this roll-up's placeholders; with `words`, every word is one of them."""
+    word = "w" if words else "free"
+    rules = [
+        f'root ::= " " sentence (" " sentence){{0,{max_sentences - 1}}} "\\n"',
+        "sentence ::= item (gap item)* \".\"",
+        'gap ::= " " | ", " | "; " | ": " | " - "',
+        f"item ::= ph | {word}",
+        "free ::= [a-zA-Z'()-]+",
+    ]
+    rules += _trie("ph", ["{" + n + "}" for n in (s.values or {"period": ""})])
+    if words:
+        rules += _trie("w", words)
+    return "\n".join(rules)
 
 
 # -- the grounding check -------------------------------------------------------------------------------
@@ -593,6 +625,56 @@ def _contradictions(low: str, f: dict) -> list[str]:
         if change < 0 and up or change > 0 and down or change == 0 and (up or down):
             out.append("says the pass rate moved the wrong way")
     return out
+
+
+_TOKEN = re.compile(r"\{[a-z0-9_]+\}|[A-Za-z][A-Za-z'-]*|[.,;:()]")
+
+
+def _family(placeholder: str) -> str:
+    return re.sub(r"_\d+", "_N", placeholder)
+
+
+_BOUNDARY = {"^", ":", ";", ",", "and", "$", "."}
+_BE = {"is", "was", "are", "were"}
+
+
+def _near(tok: str) -> str:
+    """What counts about a neighbour: clause boundaries are alike, and so are the tenses of "to be"."""
+    low = tok.lower()
+    return "|" if low in _BOUNDARY else "be" if low in _BE else low
+
+
+def _contexts(texts) -> dict[str, tuple[set, set]]:
+    """placeholder family -> (words seen right before it, words seen right after it) in com's own texts."""
+    out: dict[str, tuple[set, set]] = {}
+    for text in texts:
+        toks = _TOKEN.findall(text)
+        for i, tok in enumerate(toks):
+            if tok.startswith("{"):
+                before, after = out.setdefault(_family(tok), (set(), set()))
+                before.add(_near(toks[i - 1]) if i else "|")
+                after.add(_near(toks[i + 1]) if i + 1 < len(toks) else "|")
+    return out
+
+
+def check_usage(raw: str, facts: dict, s: Slots) -> list[str]:
+    """Placeholders used where com never uses them: "{runs} failed" would fill in a true number under a false
+    claim. Each placeholder must sit between words that com's own wordings put around it."""
+    texts = list(s.lines) + [w for key in _plan(facts, s) for w in _SAY[key]]
+    allowed = _contexts(texts)
+    problems = []
+    toks = _TOKEN.findall(raw)
+    for i, tok in enumerate(toks):
+        if not tok.startswith("{"):
+            continue
+        before = _near(toks[i - 1]) if i else "|"
+        after = _near(toks[i + 1]) if i + 1 < len(toks) else "|"
+        seen = allowed.get(_family(tok))
+        if seen is None:
+            problems.append(f"placeholder used nowhere in com's wordings: {tok}")
+        elif before not in seen[0] or after not in seen[1]:
+            problems.append(f"placeholder in an unusual place: {before} {tok} {after}")
+    return problems
 
 
 # -- the fallback ----------------------------------------------------------------------------------------
@@ -696,7 +778,7 @@ def write(facts: dict, model=None, *, no_model_reason: str | None = None, max_to
     s = slots(facts)
     attempts = []
     if model is not None and (facts.get("runs") or facts.get("occurrences")):
-        gbnf = grammar(s)
+        gbnf = grammar(s, words=vocabulary(facts, s))
         for variant in range(retries + 1):
             try:
                 raw = model.complete(prompt(facts, s, variant, style), max_tokens=max_tokens, grammar=gbnf, stop=[END, "###"])
@@ -706,6 +788,8 @@ def write(facts: dict, model=None, *, no_model_reason: str | None = None, max_to
                 break
             text = fill(_tidy(raw), s.values)
             problems = check(text, facts) if text else ["the model wrote no complete sentence"]
+            if text and getattr(model, "enforces_grammar", False):
+                problems += check_usage(_tidy(raw), facts, s)
             gen = getattr(model, "last", None)
             attempts.append({"variant": variant, "raw": raw, "problems": problems,
                              **(gen.to_json() if gen is not None and hasattr(gen, "to_json") else {})})

@@ -402,14 +402,26 @@ def _period_facts(p: _Prepared, start: int, end: int, prev_start: int, registry_
 
     new_failures, flaky, still = [], [], []
     for t, r in first_fail.items():
+        if t in evidence:
+            continue
         entry = {"test_id": p.tests[t], "failures": fail_count[t], "runs": runs_of[t],
                  "first_failed_at": iso(p.ts[r]), "commit": p.commit_sha(r), "signature": p.signature_text(r)}
+        (still if before.get(t, (False, 0))[0] else new_failures).append(entry)
+    # Flaky failures count failing attempts too: a failure that passed on retry is the typical one.
+    rows = p.rows(start, end)
+    failed_rows = rows[p.failing[rows]]
+    failed_rows = failed_rows[np.lexsort((p.test[failed_rows], p.ts[failed_rows]))]
+    first_attempt: dict[int, int] = {}
+    attempt_count: dict[int, int] = {}
+    for r in failed_rows:
+        t = int(p.test[r])
         if t in evidence:
-            flaky.append({**entry, "evidence": sorted(evidence[t])})
-        elif before.get(t, (False, 0))[0]:
-            still.append(entry)
-        else:
-            new_failures.append(entry)
+            first_attempt.setdefault(t, int(r))
+            attempt_count[t] = attempt_count.get(t, 0) + 1
+    for t, r in first_attempt.items():
+        flaky.append({"test_id": p.tests[t], "failures": attempt_count[t], "runs": runs_of.get(t, 0),
+                      "first_failed_at": iso(p.ts[r]), "commit": p.commit_sha(r), "signature": p.signature_text(r),
+                      "evidence": sorted(evidence[t])})
     fixed = []
     for t, r in last_row.items():
         if before.get(t, (False, 0))[0] and not p.failing[r] and t not in evidence:
@@ -623,14 +635,15 @@ def _pattern_evidence(p: _Prepared, start: int, end: int, wanted: set, hits: np.
 
 
 def _streaks(p: _Prepared, t: int, rows: list[int], per_commit: dict) -> list[dict]:
-    """Failing stretches of a test that span two commits or more and fail on every run of them (a regression's shape)."""
+    """Failing stretches of a test (two failures or more) that failed on every run of their commits: the shape
+    of a regression, where a flaky test also passes on the same code."""
     out, cur = [], []
     for r in rows + [None]:
         if r is not None and p.failing[r]:
             cur.append(r)
             continue
         commits = {int(p.commit[x]) for x in cur if p.commit[x] >= 0}
-        if len(commits) >= 2 and all(per_commit.get(c) == {True} for c in commits):
+        if commits and len(cur) >= 2 and all(per_commit.get(c) == {True} for c in commits):
             out.append({"test_id": p.tests[t], "started_at": iso(p.ts[cur[0]]), "first_commit": p.commit_sha(cur[0]),
                         "failures": len(cur), "commits": len(commits),
                         "ended_at": iso(p.ts[r]) if r is not None else None,
