@@ -155,6 +155,55 @@ def evaluate(data: dict, days: list[str], model_key: str, cache_dir: Path) -> di
     }
 
 
+def other_kinds(data: dict, days: list[str], weeks: int, patterns: int) -> list[dict]:
+    """Weekly facts of the first `weeks` Mondays and pattern facts of the most failing tests and errors."""
+    from collections import Counter as _Counter
+    from datetime import date
+
+    from com.analysis import rollup
+
+    out = []
+    first = date.fromisoformat(days[0])
+    monday = first + timedelta(days=(7 - first.weekday()) % 7)
+    for w in range(weeks):
+        out.append(rollup.weekly_facts(data["cols"], monday + timedelta(days=7 * w),
+                                       registry_changes=data["registry"], healing_attempts=data["healing"]))
+    cols = data["cols"]
+    failing = (cols.status == 1) | (cols.status == 2)
+    by_test = _Counter(cols.test[failing].tolist()).most_common(patterns)
+    by_sig = _Counter(cols.signature[failing & (cols.signature >= 0)].tolist()).most_common(patterns)
+    for n in range(patterns):
+        if n % 2 == 0 and by_test:
+            kw = {"test": cols.tests[by_test.pop(0)[0]]}
+        elif by_sig:
+            kw = {"signature": cols.signatures[by_sig.pop(0)[0]].split(":")[0]}
+        else:
+            continue
+        out.append(rollup.pattern_facts(cols, until=days[-1], days=60, registry_changes=data["registry"],
+                                        healing_attempts=data["healing"], **kw))
+    return out
+
+
+def evaluate_other(facts_list: list[dict], model_key: str, cache_dir: Path) -> dict:
+    from com.analysis import narrative
+    from com.models import text
+
+    model = text.LlamaCppModel(text.packaged_path(model_key, cache_dir), name=text.PACKAGED[model_key].name)
+    by_kind: dict = {}
+    for facts in facts_list:
+        n = narrative.write(facts, model)
+        k = by_kind.setdefault(facts["kind"], {"count": 0, "grounded": 0, "first_try": 0, "seconds": [], "examples": []})
+        k["count"] += 1
+        k["grounded"] += n.model is not None
+        k["first_try"] += n.model is not None and len(n.attempts) == 1
+        k["seconds"].append(n.seconds)
+        if n.model is not None and len(k["examples"]) < 1:
+            k["examples"].append(n.text)
+    for k in by_kind.values():
+        k["seconds_median"] = round(statistics.median(k.pop("seconds")), 2)
+    return by_kind
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--days", type=int, default=50)
@@ -162,6 +211,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=11, help="History seed (the prompts were developed on seed 5)")
     ap.add_argument("--keep", type=Path, help="Folder for the history (kept and reused); default a temp dir")
     ap.add_argument("--dump", type=Path, help="Write every narrative and attempt to this JSON file")
+    ap.add_argument("--weeks", type=int, default=4, help="Weekly roll-ups to evaluate too")
+    ap.add_argument("--patterns", type=int, default=6, help="Pattern roll-ups (by test, by error) to evaluate too")
     args = ap.parse_args(argv)
     from com.analysis import narrative
 
@@ -181,6 +232,8 @@ def main(argv=None) -> int:
     for key in [m for m in args.models.split(",") if m]:
         result = evaluate(data, days, key, cache)
         dump[key] = result.pop("all")
+        if args.weeks or args.patterns:
+            result["other_kinds"] = evaluate_other(other_kinds(data, days, args.weeks, args.patterns), key, cache)
         report["models"][key] = result
     report["load_average_at_end"] = round(os.getloadavg()[0], 2)
     if args.dump:

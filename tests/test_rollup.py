@@ -157,7 +157,7 @@ def test_pattern_facts_of_a_test_match_its_events(recorded):
     assert facts["affected_tests"]["items"][0]["test_id"] == test_id
     assert facts["results"] == sum(1 for e in events if e["data"]["test_id"] == test_id)
     assert sum(d["occurrences"] for d in facts["by_day"]) == len(times)
-    assert facts["hypothesis"]["cause"] in ("flaky", "regression", "shared_cause", "environment", "unknown")
+    assert facts["hypothesis"]["cause"] in ("flaky", "regression", "mixed", "shared_cause", "environment", "unknown")
 
 
 def test_pattern_by_signature_and_by_tag(recorded):

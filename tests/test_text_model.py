@@ -175,3 +175,11 @@ def test_llama_cpp_prints_nothing_on_stderr(cache):
             "print(m.complete('Hello', max_tokens=3, grammar='root ::= [a-z ]+'))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stderr == "" and out.stdout.strip()
+
+
+def test_the_narrative_grammars_of_every_kind_compile(model):
+    cols = _small_columns()
+    for facts in (rollup.daily_facts(cols, "2026-03-03"), rollup.weekly_facts(cols, "2026-03-02"),
+                  rollup.pattern_facts(cols, until="2026-03-03", signature="locator")):
+        s = narrative.slots(facts)
+        model._grammar(narrative.grammar(s, words=narrative.vocabulary(facts, s)))  # llama.cpp parses it

@@ -83,7 +83,7 @@ def _test_list(s: Slots, prefix: str, items: list[dict], with_error: bool = Fals
 
 def _period_slots(f: dict, s: Slots, unit: str) -> None:
     """The lines shared by daily and weekly facts."""
-    before = "the day before" if unit == "day" else "the period before"
+    before = "the day before" if unit == "day" else "the week before" if f["period"]["days"] == 7 else "the period before"
     res = f["results"]
     s.lines.append(f"{'Day' if unit == 'day' else 'Period'}: " + s.add("period", f["period"]["label"]))
     if f["runs"] == 0:
@@ -93,9 +93,9 @@ def _period_slots(f: dict, s: Slots, unit: str) -> None:
                    + s.add("commits", _count(f["commits"], "code commit", "code commits")) + " recorded "
                    + s.add("results", _count(res["total"], "test result", "test results")) + " ("
                    + s.add("breakdown", ", ".join(
-                       f"{_n(res[k])} {label}" for k, label in (("passed", "passed"), ("failed", "failed"),
-                                                                ("error", "errors"), ("skipped", "skipped"),
-                                                                ("xfailed", "xfailed"), ("xpassed", "xpassed"))
+                       f"{_n(res[k])} {label if res[k] != 1 or k != 'error' else 'error'}"
+                       for k, label in (("passed", "passed"), ("failed", "failed"), ("error", "errors"),
+                                        ("skipped", "skipped"), ("xfailed", "xfailed"), ("xpassed", "xpassed"))
                        if res[k] or k == "passed")) + ").")
     change, word = _pass_rate_change(f, before)
     if f["pass_rate"] is not None:

@@ -604,6 +604,8 @@ def _pattern_evidence(p: _Prepared, start: int, end: int, wanted: set, hits: np.
     execd = rows[(p.status[rows] != SKIPPED)]
     mixed_commits = 0
     streaks = []
+    flaky_tests = {int(p.test[p.final[x]]) for x in pos[p.retry_pass[pos]]}
+    flaky_tests |= {t for t in wanted if latest.get(t) in KNOWN_FLAKY}
     by_test: dict[int, list] = {}
     for r in execd[np.lexsort((p.ts[execd], p.test[execd]))]:
         by_test.setdefault(int(p.test[r]), []).append(int(r))
@@ -612,7 +614,10 @@ def _pattern_evidence(p: _Prepared, start: int, end: int, wanted: set, hits: np.
         for r in rs:
             if p.commit[r] >= 0:
                 per_commit.setdefault(int(p.commit[r]), set()).add(bool(p.failing[r]))
-        mixed_commits += sum(1 for v in per_commit.values() if len(v) == 2)
+        mixed = sum(1 for v in per_commit.values() if len(v) == 2)
+        mixed_commits += mixed
+        if mixed:
+            flaky_tests.add(t)
         streaks.extend(_streaks(p, t, rs, per_commit))
     # Runs in which two or more of the pattern's tests failed: one cause behind several failures.
     run_tests: dict[int, set] = {}
@@ -627,6 +632,7 @@ def _pattern_evidence(p: _Prepared, start: int, end: int, wanted: set, hits: np.
     return {
         "pass_on_retry": retry,
         "mixed_commits": mixed_commits,
+        "flaky_test_occurrences": int(np.count_nonzero(np.isin(p.test[hits], list(flaky_tests)))) if flaky_tests else 0,
         "failing_streaks": streaks[:LIST_LIMIT],
         "runs_failing_together": together,
         "categories": dict(sorted(cats.items(), key=lambda kv: (-kv[1], kv[0]))),
@@ -661,26 +667,29 @@ def _hypothesis(f: dict) -> dict:
                 "statement": "No failure matched the pattern in the period."}
     cats = ev["categories"]
     top_cat = next(iter(cats)) if cats else "other"
-    streak_failures = sum(s["failures"] for s in ev["failing_streaks"])
     confidence = "high" if n >= 5 else "medium" if n >= 2 else "low"
-    if ev["mixed_commits"] or ev["pass_on_retry"] or ev["known_flaky"]:
-        if streak_failures >= n:  # every failure sits in a solid streak: the mixed commits are elsewhere
-            pass
-        else:
-            kind = {"timeout": "a timeout", "selector": "an element or selector wait", "network": "the network",
-                    "timing": "a timing assertion", "resource": "the environment's resources"}.get(top_cat)
-            why = f", most often through {kind}" if kind else ""
-            return {"cause": "flaky", "confidence": confidence, "rule": "pass_and_fail_on_same_commit",
-                    "category": top_cat,
-                    "statement": "Intermittent: the same code both passed and failed"
-                                 f"{why}, so a code change does not explain these failures."}
-    if streak_failures and streak_failures >= n / 2:
+    flaky_share = ev["flaky_test_occurrences"] / n
+    streak_share = sum(s["failures"] for s in ev["failing_streaks"]) / n
+    kind = {"timeout": "a timeout", "selector": "an element or selector wait", "network": "the network",
+            "timing": "a timing assertion", "resource": "the environment's resources"}.get(top_cat)
+    if flaky_share >= 0.75:
+        why = f", most often through {kind}" if kind else ""
+        return {"cause": "flaky", "confidence": confidence, "rule": "pass_and_fail_on_same_commit",
+                "category": top_cat,
+                "statement": "Intermittent: the same code both passed and failed"
+                             f"{why}, so a code change does not explain these failures."}
+    if streak_share >= 0.5 and flaky_share < 0.25:
         first = ev["failing_streaks"][0]
         fixed = all(s["fixed_by"] for s in ev["failing_streaks"])
         return {"cause": "regression", "confidence": confidence, "rule": "failing_streak_across_commits",
                 "category": top_cat, "commit": first["first_commit"],
-                "statement": "A regression: failures start at one code commit and every later run fails "
+                "statement": "A regression: failures start at one code commit and every run of it fails "
                              + ("until a fixing commit." if fixed else "up to now.")}
+    if flaky_share >= 0.25 and streak_share >= 0.25:
+        return {"cause": "mixed", "confidence": "medium" if n >= 5 else "low", "rule": "flaky_and_streaks",
+                "category": top_cat,
+                "statement": "Two causes: part of these failures are intermittent (the same code also passed), "
+                             "the rest fail on every run of the code they broke on, like regressions."}
     if ev["runs_failing_together"] >= 2 and len(f["affected_tests"]["items"]) >= 2:
         return {"cause": "shared_cause", "confidence": confidence, "rule": "tests_fail_together",
                 "category": top_cat,
