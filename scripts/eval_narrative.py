@@ -134,6 +134,8 @@ def evaluate(data: dict, days: list[str], model_key: str, cache_dir: Path) -> di
             after_retry += 1
         narratives.append({"day": day, "model": n.model, "narrative": n.text, "attempts": n.attempts,
                            "fallback_reason": n.fallback_reason})
+        print(f"eval_narrative: {model_key} {day} {'model' if n.model else 'fallback'} {n.seconds:.1f}s",
+              file=sys.stderr, flush=True)
     written = [x for x in narratives if x["model"]]
     picks = [written[i] for i in sorted({0, len(written) // 2, len(written) - 1})] if written else []
     total = len(days)

@@ -171,11 +171,15 @@ class LlamaCppModel(TextModel):
             raise ComError(f"the prompt ({gen.prompt_tokens} tokens) and {max_tokens} new tokens do not fit the "
                            f"model's context of {self.n_ctx} tokens")
         t0 = time.perf_counter()
-        with quiet_native_stderr():
-            if temperature == 0:
-                text = self._greedy(llama, tokens, max_tokens, grammar, stop or [], gen, t0)
-            else:
-                text = self._sampled(llama, prompt, max_tokens, grammar, stop or [], temperature, gen, t0)
+        try:
+            with quiet_native_stderr():
+                if temperature == 0:
+                    text = self._greedy(llama, tokens, max_tokens, grammar, stop or [], gen, t0)
+                else:
+                    text = self._sampled(llama, prompt, max_tokens, grammar, stop or [], temperature, gen, t0)
+        except RuntimeError as exc:  # llama_decode failing, out of memory for the context
+            llama.reset()
+            raise ComError(f"the model {self.name} failed: {str(exc).splitlines()[0] if str(exc) else exc!r}") from None
         gen.seconds = time.perf_counter() - t0
         self.last = gen
         return text
