@@ -160,3 +160,9 @@ def test_every_wording_com_offers_is_grounded_and_well_placed():
         assert p.endswith("Summary C:") and not re.search(r"\d", re.sub(r"\{[a-z0-9_]+\}", "", p))
         words = narrative.vocabulary(facts, s)
         assert "the" in words and "The" in words and not any(ch.isdigit() for w in words for ch in w)
+
+
+def test_a_repeated_sentence_is_rejected(facts):
+    s = narrative.slots(facts)
+    loop = "{fixed_1} was fixed and passed again. No new failures appeared. {fixed_1} was fixed and passed again."
+    assert narrative.check_usage(loop, facts, s)[0].startswith("repeats a sentence")

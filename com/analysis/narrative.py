@@ -658,11 +658,19 @@ def _contexts(texts) -> dict[str, tuple[set, set]]:
 
 
 def check_usage(raw: str, facts: dict, s: Slots) -> list[str]:
-    """Placeholders used where com never uses them: "{runs} failed" would fill in a true number under a false
-    claim. Each placeholder must sit between words that com's own wordings put around it."""
+    """Placeholders used where com never uses them ("{runs} failed" would put a true number under a false
+    claim: each placeholder must sit between words that com's own wordings put around it), and sentences
+    said twice."""
     texts = list(s.lines) + [w for key in _plan(facts, s) for w in _SAY[key]]
     allowed = _contexts(texts)
     problems = []
+    # A small model that loops repeats a sentence, often with the next item of a list: true, and useless.
+    seen: set = set()
+    for sentence in re.split(r"(?<=\.)\s+", raw.strip()):
+        key = _family(sentence.lower())
+        if key in seen:
+            problems.append(f"repeats a sentence: {sentence[:60]}")
+        seen.add(key)
     toks = _TOKEN.findall(raw)
     for i, tok in enumerate(toks):
         if not tok.startswith("{"):
