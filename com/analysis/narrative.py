@@ -1,15 +1,19 @@
 """The narrative of a roll-up, written from its facts by a small local model that is not allowed to invent.
 
 A free prompt makes a 135M-270M model invent run counts, dates and pass rates. So the model never sees a
-number or a test id: every one of them is a placeholder (`{runs}`, `{pass_rate}`, `{new_failure_1}` ...)
-in a facts block, the model continues a few-shot completion prompt by writing prose with those
-placeholders, a llama.cpp grammar lets it write no digit, no raw test id and no placeholder that does not
-exist, and com fills the placeholders in from the facts. Then the grounding check reads the filled text: a
-number, date or test id that is not in the facts, or a claim the facts contradict ("no new failures" on a
-day with some), rejects it; one retry with another set of examples, then the deterministic fallback.
-
-The fallback (no model, the model failed, or --no-llm) is written by com from the facts alone and says so.
-Every narrative ends with a line saying which model (or none) wrote it.
+number or a test id: each is a placeholder (`{runs}`, `{pass_rate}`, `{new_failure_1}` ...) that com fills
+in from the facts afterwards. The prompt shows the facts block (placeholders and qualitative words only)
+and two summaries com composed for exactly these facts in different wordings; the model writes a third.
+A llama.cpp grammar lets it write only this roll-up's placeholders and the words of the prompt: no digit,
+no raw test id, no cause or comparison nobody stated. Then the checks:
+- grounding (`check`, on the filled text): a number, date, id or test id that is not in the facts, or a
+  claim the facts refute ("no new failures" on a day with some, the pass rate "rose" when it fell);
+- placement (`check_usage`, on the model's own text, for grammar-bound models): each placeholder between
+  words com itself puts around it ("{runs} failed" would be a true number under a false claim), and no
+  sentence said twice.
+A rejected narrative is retried once with other wordings, then com's deterministic fallback is used.
+The fallback (no model, the model failed, nothing happened, or --no-llm) says that no model was used;
+every narrative ends with a line saying which model (or none) wrote it.
 """
 
 from __future__ import annotations
@@ -240,92 +244,6 @@ def fill(text: str, values: dict) -> str:
 
 
 # -- the prompt --------------------------------------------------------------------------------------
-# Examples written for facts blocks of each kind. Placeholders only: no example can leak a number.
-_EXAMPLES = {
-    "daily": [
-        ("Day: {period}\n"
-         "Activity: {runs} on {commits} recorded {results} ({breakdown}).\n"
-         "Pass rate: {pass_rate}, {pass_rate_change} (worse).\n"
-         "New failures: {new_failures}: {new_failure_1} ({new_failure_1_error}), {new_failure_2} ({new_failure_2_error}).\n"
-         "Fixed: none.\n"
-         "Flaky (failed, but also passed on the same code): {flaky}: {flaky_1}.\n"
-         "Most common error: {top_error}, {top_error_count}.\n"
-         "Slowest test: {slowest}, {slowest_time} (median).",
-         "On {period}, {runs} on {commits} recorded {results}, and the pass rate was {pass_rate}, "
-         "{pass_rate_change}. There were {new_failures}: {new_failure_1} failed with {new_failure_1_error}, "
-         "and {new_failure_2} failed with {new_failure_2_error}. Nothing was fixed. {flaky_1} failed too, but it "
-         "also passed on the same code, so it looks flaky rather than broken. The most common error was "
-         "{top_error}, seen {top_error_count}."),
-        ("Day: {period}\n"
-         "Activity: {runs} on {commits} recorded {results} ({breakdown}).\n"
-         "Pass rate: {pass_rate}, {pass_rate_change} (better).\n"
-         "New failures: none.\n"
-         "Fixed: {fixed} passing again: {fixed_1}, {fixed_2}.\n"
-         "Slowest test: {slowest}, {slowest_time} (median).",
-         "{period} was a good day: {runs} on {commits} recorded {results} with no new failures, and the pass rate "
-         "reached {pass_rate}, {pass_rate_change}. {fixed} passed again, {fixed_1} and {fixed_2}. "
-         "The slowest test was {slowest} at {slowest_time}."),
-        ("Day: {period}\n"
-         "Activity: {runs} on {commits} recorded {results} ({breakdown}).\n"
-         "Pass rate: {pass_rate}, {pass_rate_change} (unchanged).\n"
-         "New failures: none.\n"
-         "Still failing from before: {still_failing}: {still_failing_1}.\n"
-         "Fixed: none.\n"
-         "Flaky (failed, but also passed on the same code): {flaky}: {flaky_1}, {flaky_2}.\n"
-         "Most common error: {top_error}, {top_error_count}.\n"
-         "Healing: {healing}.",
-         "On {period} the suite ran {runs} on {commits}, with {results} and a pass rate of {pass_rate}, "
-         "{pass_rate_change}. No new failures appeared, but {still_failing_1} is still failing. The failures "
-         "that did show up came from {flaky}, {flaky_1} and {flaky_2}, which also passed on the same code. "
-         "The most common error was {top_error}, seen {top_error_count}. There were {healing}."),
-    ],
-    "weekly": [
-        ("Period: {period}\n"
-         "Activity: {runs} on {commits} recorded {results} ({breakdown}).\n"
-         "Pass rate: {pass_rate}, {pass_rate_change} (worse).\n"
-         "New failures: {new_failures}: {new_failure_1} ({new_failure_1_error}).\n"
-         "Fixed: {fixed} passing again: {fixed_1}.\n"
-         "Flaky (failed, but also passed on the same code): {flaky}: {flaky_1}, {flaky_2}.\n"
-         "Most common error: {top_error}, {top_error_count}.\n"
-         "Worst day: {worst_day}; best day: {best_day}.\n"
-         "Recurring error: {recurring_error}, on {recurring_error_days}.",
-         "In {period}, {runs} on {commits} recorded {results}. The pass rate was {pass_rate}, "
-         "{pass_rate_change}; the worst day was {worst_day} and the best {best_day}. There were {new_failures}, "
-         "{new_failure_1} with {new_failure_1_error}, while {fixed_1} was fixed. {flaky}, among them {flaky_1} "
-         "and {flaky_2}, failed and passed on the same code. The error {recurring_error} came back on "
-         "{recurring_error_days}."),
-        ("Period: {period}\n"
-         "Activity: {runs} on {commits} recorded {results} ({breakdown}).\n"
-         "Pass rate: {pass_rate}, {pass_rate_change} (better).\n"
-         "New failures: none.\n"
-         "Fixed: {fixed} passing again: {fixed_1}, {fixed_2}.\n"
-         "Slowest test: {slowest}, {slowest_time} (median).\n"
-         "Worst day: {worst_day}; best day: {best_day}.",
-         "{period} went well: {runs} on {commits} recorded {results} and the pass rate rose to {pass_rate}, "
-         "{pass_rate_change}. No new failures appeared, and {fixed} passed again, {fixed_1} and {fixed_2}. "
-         "The worst day was {worst_day}. The slowest test was {slowest} at {slowest_time}."),
-    ],
-    "pattern": [
-        ("Pattern: {pattern}, over {period}.\n"
-         "Occurrences: {occurrences} in {runs} on {days_hit}, first on {first_seen}, last on {last_seen}.\n"
-         "Affected: {affected}: {affected_1}, {affected_2}.\n"
-         "Most common error: {top_error}, {top_error_count}.\n"
-         "Evidence: passed and failed on the same code commit {mixed_commits}.\n"
-         "Hypothesis: {hypothesis} (confidence high).",
-         "For {pattern} over {period}, there were {occurrences} in {runs} on {days_hit}, from {first_seen} to "
-         "{last_seen}. It hit {affected}, mostly {affected_1} and {affected_2}, usually with {top_error}. The "
-         "same code passed and failed {mixed_commits}. {hypothesis}."),
-        ("Pattern: {pattern}, over {period}.\n"
-         "Occurrences: {occurrences} in {runs} on {days_hit}, first on {first_seen}, last on {last_seen}.\n"
-         "Affected: {affected}: {affected_1}.\n"
-         "Most common error: {top_error}, {top_error_count}.\n"
-         "Evidence: failed on every run of the code it failed on, {streaks}.\n"
-         "Hypothesis: {hypothesis} (confidence medium).",
-         "{pattern} failed {occurrences} in {runs} between {first_seen} and {last_seen}, on {days_hit}. Only "
-         "{affected_1} was affected, with {top_error}. It failed on every run of the code it failed on. "
-         "{hypothesis}."),
-    ],
-}
 # Sentences com writes for each kind of fact, in a few wordings: the reference summaries of the prompt are
 # made of them, for the very facts at hand, so the model sees how these facts are told and writes its own
 # version. Verbs in the past tense, so that "1 test" and "3 tests" read right before them.
@@ -430,26 +348,18 @@ def compose(facts: dict, s: Slots, variant: int = 0) -> str:
 _INTRO = ("Summaries of a test suite's facts. Every number, date, test and error is written as its placeholder "
           "in curly braces, exactly as in the facts; nothing else is made up.\n\n")
 END = "\n"
-STYLES = ("parallel", "fewshot")
 
 
-def prompt(facts: dict, s: Slots, variant: int = 0, style: str = "parallel") -> str:
-    """The completion prompt. `parallel`: the facts once, then two summaries com composed in different
-    wordings, and the model writes the third. `fewshot`: hand-written examples of other days first.
-    A retry (variant 1) shows other wordings or the examples in another order."""
+def prompt(facts: dict, s: Slots, variant: int = 0) -> str:
+    """The completion prompt: the facts once, then two summaries com composed for them in different wordings,
+    and the model writes the third. The retry (variant 1) shows other wordings, in the other order.
+
+    (Hand-written examples of other days, nearest first, were measured too: twice the prompt, and the
+    model copied claims of the example that did not hold for the day, e.g. "no new failures".)"""
     block = "Facts:\n" + "\n".join(s.lines) + "\n"
-    if style == "parallel":
-        first, second = (0, 1) if variant % 2 == 0 else (3, 2)
-        return (_INTRO + block + "Summary A: " + compose(facts, s, first) + "\nSummary B: "
-                + compose(facts, s, second) + "\nSummary C:")
-    examples = list(_EXAMPLES[facts["kind"]])
-    if variant % 2:
-        examples = examples[::-1]
-    parts = [_INTRO]
-    for ex_block, summary in examples:
-        parts.append(f"Facts:\n{ex_block}\nSummary: {summary}\n###\n\n")
-    parts.append(block + "Summary:")
-    return "".join(parts)
+    first, second = (0, 1) if variant % 2 == 0 else (3, 2)
+    return (_INTRO + block + "Summary A: " + compose(facts, s, first) + "\nSummary B: "
+            + compose(facts, s, second) + "\nSummary C:")
 
 
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
@@ -780,7 +690,7 @@ def _signed(text: str, model: str | None) -> str:
 
 
 def write(facts: dict, model=None, *, no_model_reason: str | None = None, max_tokens: int = MAX_TOKENS,
-          retries: int = 1, style: str = "parallel") -> Narrative:
+          retries: int = 1) -> Narrative:
     """The narrative of a roll-up's facts: the model's when it passes the grounding check, else com's own."""
     t0 = time.perf_counter()
     s = slots(facts)
@@ -789,7 +699,7 @@ def write(facts: dict, model=None, *, no_model_reason: str | None = None, max_to
         gbnf = grammar(s, words=vocabulary(facts, s))
         for variant in range(retries + 1):
             try:
-                raw = model.complete(prompt(facts, s, variant, style), max_tokens=max_tokens, grammar=gbnf, stop=[END, "###"])
+                raw = model.complete(prompt(facts, s, variant), max_tokens=max_tokens, grammar=gbnf, stop=[END, "###"])
             except ComError as exc:
                 attempts.append({"variant": variant, "error": str(exc)})
                 no_model_reason = f"the model failed: {exc}"
