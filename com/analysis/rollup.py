@@ -349,7 +349,11 @@ def _medians(p: _Prepared, rows: np.ndarray) -> dict[int, tuple[float, int, floa
     starts = np.nonzero(np.r_[True, t[1:] != t[:-1]])[0]
     ends = np.r_[starts[1:], len(r)]
     d = p.duration[r]
-    return {int(t[s]): (float(np.median(d[s:e])), int(e - s), float(d[e - 1])) for s, e in zip(starts, ends)}
+    size = ends - starts
+    # Sorted by duration within each test: the median is the middle one (or the mean of the two middle ones).
+    med = (d[starts + (size - 1) // 2] + d[starts + size // 2]) / 2
+    return {int(t[s]): (float(m), int(n), float(d[e - 1])) for s, m, n, e in
+            zip(starts.tolist(), med.tolist(), size.tolist(), ends.tolist())}
 
 
 def _durations(p: _Prepared, start: int, end: int, baseline_days: int, ratio: float, min_ms: float,
@@ -460,7 +464,7 @@ def _label(start: int, end: int) -> str:
 def daily_facts(cols, day, *, registry_changes=(), healing_attempts=(), baseline_days: int = 7,
                 slow_ratio: float = 1.5, slow_min_ms: float = 50.0) -> dict:
     """Facts of one UTC day (`day`: a date or `YYYY-MM-DD`), compared with the day before."""
-    start = to_us(day if isinstance(day, (date, str)) else day)
+    start = to_us(day)
     start -= start % DAY_US
     p = _Prepared(cols)
     facts = _period_facts(p, start, start + DAY_US, start - DAY_US, registry_changes, healing_attempts,
