@@ -223,7 +223,7 @@ def slots(facts: dict) -> Slots:
     return s
 
 
-_VERBATIM = re.compile(r"error|^pattern$|^hypothesis$|_\d+$|^slowest$|^slower$|^recurring_test$")
+_VERBATIM = re.compile(r"error|^hypothesis$|_\d+$|^slowest$|^slower$|^recurring_test$")
 
 
 def fill(text: str, values: dict) -> str:
@@ -251,6 +251,9 @@ _SAY = {
     "open": ("On {period}, {runs} on {commits} recorded {results}.",
              "{period} saw {runs} on {commits}, which recorded {results}.",
              "The suite ran {runs} on {commits} on {period} and recorded {results}."),
+    "open_week": ("In {period}, {runs} on {commits} recorded {results}.",
+                  "{period} saw {runs} on {commits}, which recorded {results}.",
+                  "Over {period} the suite ran {runs} on {commits} and recorded {results}."),
     "rate_worse": ("The pass rate fell to {pass_rate}, {pass_rate_change}.",
                    "Things got worse: the pass rate was {pass_rate}, {pass_rate_change}."),
     "rate_better": ("The pass rate rose to {pass_rate}, {pass_rate_change}.",
@@ -262,6 +265,10 @@ _SAY = {
     "new": ("The day brought {new_failures}, among them {new_failure_1}, which failed with {new_failure_1_error}.",
             "{new_failures} showed up; {new_failure_1} failed with {new_failure_1_error}.",
             "New breakage: {new_failure_1} started failing with {new_failure_1_error}."),
+    "new_week": ("The week brought {new_failures}, among them {new_failure_1}, which failed with "
+                 "{new_failure_1_error}.",
+                 "{new_failures} showed up; {new_failure_1} failed with {new_failure_1_error}.",
+                 "New breakage: {new_failure_1} started failing with {new_failure_1_error}."),
     "new_none": ("No new failures appeared.", "Nothing new broke."),
     "still": ("{still_failing} kept failing from before, {still_failing_1} among them.",
               "{still_failing_1} is still failing, as it was before."),
@@ -291,7 +298,7 @@ _SAY = {
                         "that failed on several days."),
     "p_open": ("For {pattern} over {period}, there were {occurrences} in {runs} on {days_hit}, from {first_seen} "
                "to {last_seen}.",
-               "{pattern} failed {occurrences} in {runs} over {period}, on {days_hit} between {first_seen} and "
+               "{pattern} had {occurrences} in {runs} over {period}, on {days_hit} between {first_seen} and "
                "{last_seen}."),
     "p_none": ("For {pattern} over {period}, no failure matched.",),
     "p_affected": ("It affected {affected}, most often {affected_1}.", "{affected_1} was hit most, of {affected}."),
@@ -311,7 +318,7 @@ def _plan(facts: dict, s: Slots) -> list[str]:
     if facts["kind"] == "pattern":
         if "occurrences" not in v:
             return ["p_none"]
-        plan = ["p_open", "p_affected"]
+        plan = ["p_open"] + (["p_affected"] if facts["pattern"]["by"] != "test" else [])
         plan += ["p_error"] if "top_error" in v else []
         plan += ["p_mixed"] if "mixed_commits" in v else []
         plan += ["p_streak"] if "streaks" in v else []
@@ -322,8 +329,9 @@ def _plan(facts: dict, s: Slots) -> list[str]:
     change = facts.get("pass_rate_change_pts")
     rate = ("rate_none" if change is None else "rate_better" if change > 0 else "rate_worse" if change < 0
             else "rate_same")
-    plan = ["open"] + ([rate] if "pass_rate" in v else [])
-    plan.append("new" if "new_failures" in v else "new_none")
+    week = facts["kind"] == "weekly"
+    plan = ["open_week" if week else "open"] + ([rate] if "pass_rate" in v else [])
+    plan.append(("new_week" if week else "new") if "new_failures" in v else "new_none")
     if rate == "rate_worse" and "new_failures" not in v and ("flaky" in v or "still_failing" in v):
         plan.append("drop_without_new")
     plan += ["still"] if "still_failing" in v else []
@@ -611,7 +619,9 @@ def fallback(facts: dict, s: Slots | None = None) -> str:
             out.append("no failure matched in the period.")
             return " ".join(out)
         out.append(f"{v['occurrences']} in {v['runs']} on {v['days_hit']}, from {v['first_seen']} to {v['last_seen']}.")
-        out.append(f"It affected {v['affected']}" + (f", most often {v['affected_1']}" if "affected_1" in v else "") + ".")
+        if facts["pattern"]["by"] != "test":
+            out.append(f"It affected {v['affected']}" + (f", most often {v['affected_1']}" if "affected_1" in v else "")
+                       + ".")
         if "top_error" in v:
             out.append(f"The most common error was {v['top_error']} ({v['top_error_count']}).")
         if "mixed_commits" in v:
