@@ -173,7 +173,12 @@ def other_kinds(data: dict, days: list[str], weeks: int, patterns: int) -> list[
     cols = data["cols"]
     failing = (cols.status == 1) | (cols.status == 2)
     by_test = _Counter(cols.test[failing].tolist()).most_common(patterns)
-    by_sig = _Counter(cols.signature[failing & (cols.signature >= 0)].tolist()).most_common(patterns)
+    by_sig, seen = [], set()
+    for sig, n in _Counter(cols.signature[failing & (cols.signature >= 0)].tolist()).most_common():
+        head = cols.signatures[sig].split(":")[0]
+        if head not in seen:
+            seen.add(head)
+            by_sig.append((sig, n))
     for n in range(patterns):
         if n % 2 == 0 and by_test:
             kw = {"test": cols.tests[by_test.pop(0)[0]]}
@@ -181,7 +186,8 @@ def other_kinds(data: dict, days: list[str], weeks: int, patterns: int) -> list[
             kw = {"signature": cols.signatures[by_sig.pop(0)[0]].split(":")[0]}
         else:
             continue
-        out.append(rollup.pattern_facts(cols, until=days[-1], days=60, registry_changes=data["registry"],
+        out.append(rollup.pattern_facts(cols, until=rollup.day_of(int(cols.ts_us.max())), days=60,
+                                        registry_changes=data["registry"],
                                         healing_attempts=data["healing"], **kw))
     return out
 
@@ -201,6 +207,7 @@ def evaluate_other(facts_list: list[dict], model_key: str, cache_dir: Path) -> d
         k["seconds"].append(n.seconds)
         if n.model is not None and len(k["examples"]) < 1:
             k["examples"].append(n.text)
+        k.setdefault("rejections", []).extend(p for a in n.attempts for p in a.get("problems", []))
     for k in by_kind.values():
         k["seconds_median"] = round(statistics.median(k.pop("seconds")), 2)
     return by_kind
