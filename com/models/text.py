@@ -13,6 +13,7 @@ llama_cpp is imported only when a local model is loaded, so `--no-llm` and every
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import importlib.util
 import json
@@ -79,6 +80,17 @@ _loaded: dict[tuple, object] = {}  # (path, n_ctx) -> Llama: a model is loaded o
 _load_lock = threading.Lock()
 
 
+def _close_loaded() -> None:
+    """Free the models before the interpreter tears modules down: Llama.__del__ at that point finds
+    llama_cpp's functions gone and prints a traceback on stderr."""
+    while _loaded:
+        _, model = _loaded.popitem()
+        try:
+            model.close()
+        except Exception:  # noqa: BLE001 - exiting anyway
+            pass
+
+
 @contextmanager
 def quiet_native_stderr():
     """llama.cpp prints its loading and sampling chatter on file descriptor 2 from C: point it at /dev/null."""
@@ -121,6 +133,8 @@ class LlamaCppModel(TextModel):
         with _load_lock:
             model = _loaded.get(key)
             if model is None:
+                if not _loaded:
+                    atexit.register(_close_loaded)
                 model = _loaded[key] = self._load()
             elif self.load_seconds is None:
                 self.load_seconds = 0.0
