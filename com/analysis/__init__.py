@@ -1,4 +1,5 @@
-"""Pure decision functions over model data (flaky detection, manifestations, healing statistics, lifecycle).
+"""Pure decision functions over model data (flaky detection, manifestations, healing statistics, lifecycle,
+roll-up facts and their narratives).
 
 Modules here import numpy, the standard library and `com.model` only: never the journal, the views or a model,
 so each decision is tested as a plain function.
