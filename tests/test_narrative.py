@@ -15,7 +15,7 @@ import pytest
 from conftest import ROOT
 
 from com.analysis import narrative, rollup
-from com.analysis.rollup import ResultColumns
+from com.model.result import ResultColumns
 
 T0 = datetime(2026, 3, 2, 9, tzinfo=timezone.utc)
 

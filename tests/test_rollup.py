@@ -1,106 +1,50 @@
-"""Roll-up facts: on a generated, recorded history they equal what a plain count of the journal's events
-gives; on small hand-made columns each definition (outcomes, flaky evidence, fixes, regressions) holds."""
+"""Roll-up facts: on a generated history recorded in a real memory (with a flaky registry kept beside it) the
+facts read through the test-results and registry views equal what a plain count of the journal's events gives;
+on small hand-made columns each definition (outcomes, flaky evidence, fixes, regressions, the registry) holds."""
 
 from __future__ import annotations
 
 import json
-import sys
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from rollup_helpers import FAILING, columns_from_events, journal_events, recorded as record_history
+from rollup_helpers import reference_daily as _reference_daily
 
-sys.path.insert(0, str(ROOT / "scripts"))
-import gen_history  # noqa: E402
-from rollup_columns import columns_from_events, signature_of  # noqa: E402  (temporary adapter)
-
-from com.analysis import rollup  # noqa: E402
-from com.analysis.rollup import ResultColumns  # noqa: E402
-from com.errors import ComError  # noqa: E402
-
-FAILING = ("failed", "error")
+from com.analysis import rollup
+from com.analysis.rollup import Registry
+from com.model.errors import ComError
+from com.model.result import ResultColumns
+from com.model.text import signature
+from com.ops import rollup as ops
 
 
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory):
-    """A week and a half of history (30 tests, 2 runs per commit, a commit every 8 hours or so), recorded."""
-    from com.history import snapshot_events
-    from com.memory import init_memory
-
+    """(events of the journal, result columns through the view, test tags, registry, memory)."""
     root = tmp_path_factory.mktemp("rollup")
-    history = gen_history.generate(root / "gen", seed=4, tests=30, commits=30, runs_per_commit=2,
-                                   flaky_fraction=0.15, break_rate=0.3, commit_gap_hours=8.0)
-    memory, _ = init_memory(root / ".com")
-    gen_history.ingest(history, memory)
-    events = [e for e in snapshot_events(memory.journal()) if e["type"] == "test_result"]
-    cols, tags = columns_from_events(events)
-    return events, cols, tags
+    _, memory = record_history(root)
+    events = journal_events(memory)
+    snapshot, cols, registry = ops._read(memory, None, None)
+    tags = memory.results.test_tags(snapshot)
+    results = [e for e in events if e["type"] == "test_result"]
+    return results, cols, tags, registry, events, memory
 
 
 def _day(ts: str) -> str:
     return ts[:10]
 
 
-def _reference_daily(events: list[dict], day: str) -> dict:
-    """The daily facts counted the slow, obvious way, straight from the events (every attempt is 1 here)."""
-    in_day = [e for e in events if _day(e["ts"]) == day]
-    before = sorted((e for e in events if _day(e["ts"]) < day), key=lambda e: (e["ts"], e["data"]["test_id"]))
-    upto = [e for e in events if _day(e["ts"]) <= day]
-    prev_day = (datetime.fromisoformat(day) - timedelta(days=1)).date().isoformat()
-    prev = [e for e in events if _day(e["ts"]) == prev_day]
-
-    def rate(evs):
-        executed = [e for e in evs if e["data"]["status"] != "skipped"]
-        ok = [e for e in executed if e["data"]["status"] not in FAILING]
-        return round(len(ok) / len(executed), 4) if executed else None
-
-    state_before = {}
-    for e in before:
-        if e["data"]["status"] != "skipped":
-            state_before[e["data"]["test_id"]] = e["data"]["status"] in FAILING
-    mixed = defaultdict(set)
-    for e in upto:
-        if e["data"]["status"] != "skipped":
-            mixed[(e["data"]["test_id"], e["data"]["commit"])].add(e["data"]["status"] in FAILING)
-    flaky = {t for (t, _), kinds in mixed.items() if len(kinds) == 2}
-    failing_today = {e["data"]["test_id"] for e in in_day if e["data"]["status"] in FAILING}
-    last_today = {}
-    for e in sorted(in_day, key=lambda e: e["ts"]):
-        if e["data"]["status"] != "skipped":
-            last_today[e["data"]["test_id"]] = e["data"]["status"] in FAILING
-    sig_counts = defaultdict(int)
-    for e in in_day:
-        if e["data"]["status"] in FAILING:
-            sig_counts[signature_of(e["data"].get("error_message"))] += 1
-    statuses = defaultdict(int)
-    for e in in_day:
-        statuses[e["data"]["status"]] += 1
-    return {
-        "runs": len({e["data"]["run_id"] for e in in_day}),
-        "commits": len({e["data"]["commit"] for e in in_day}),
-        "tests": len({e["data"]["test_id"] for e in in_day}),
-        "results": dict(statuses),
-        "pass_rate": rate(in_day),
-        "previous_pass_rate": rate(prev),
-        "new_failures": sorted(t for t in failing_today if t not in flaky and not state_before.get(t, False)),
-        "still_failing": sorted(t for t in failing_today if t not in flaky and state_before.get(t, False)),
-        "flaky_failures": sorted(failing_today & flaky),
-        "fixed": sorted(t for t, failing in last_today.items()
-                        if not failing and state_before.get(t, False) and t not in flaky),
-        "signatures": dict(sig_counts),
-    }
-
-
-def test_daily_facts_match_a_plain_count_of_the_events(recorded):
-    events, cols, _ = recorded
-    days = sorted({_day(e["ts"]) for e in events})
+def test_daily_facts_match_a_plain_count_of_the_journal(recorded):
+    results, cols, _, registry, events, _ = recorded
+    days = sorted({_day(e["ts"]) for e in results})
     assert len(days) >= 8
     seen = defaultdict(int)
     for day in days:
-        facts = rollup.daily_facts(cols, day)
+        facts = rollup.daily_facts(cols, day, registry=registry)
         ref = _reference_daily(events, day)
         assert facts["period"]["label"] == day
         assert facts["runs"] == ref["runs"]
@@ -118,22 +62,37 @@ def test_daily_facts_match_a_plain_count_of_the_events(recorded):
         for sig in facts["top_signatures"]:
             assert sig["count"] == ref["signatures"][sig["signature"]]
         assert [s["count"] for s in facts["top_signatures"]] == sorted(ref["signatures"].values(), reverse=True)[:5]
+        assert set(ref["marked_detected"]) <= set(facts["registry"]["became_flaky"]["items"])
+        assert facts["healing"]["attempts"] == ref["healing_attempts"]
+        assert facts["registry"]["healed"]["items"] == ref["healed"]
+        seen["registry"] += bool(ref["marked_detected"]) + bool(ref["healed"])
         json.dumps(facts, allow_nan=False)  # serialisable, no NaN
     # The history exercises every list at least once, so the comparison above means something.
-    assert all(seen[k] for k in ("new_failures", "still_failing", "flaky_failures", "fixed")), dict(seen)
+    assert all(seen[k] for k in ("new_failures", "still_failing", "flaky_failures", "fixed", "registry")), dict(seen)
+
+
+def test_the_view_hands_over_exactly_the_journals_results(recorded):
+    """Facts from the view's columns equal facts from columns built from the journal's own events."""
+    results, cols, _, registry, _, _ = recorded
+    direct = columns_from_events(results)
+    for day in sorted({_day(e["ts"]) for e in results})[::3]:
+        a = rollup.daily_facts(cols, day, registry=registry)
+        b = rollup.daily_facts(direct, day, registry=registry)
+        assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True), day
 
 
 def test_weekly_trend_and_totals_equal_the_daily_facts(recorded):
-    events, cols, _ = recorded
+    events, cols, _, registry, _, _ = recorded
     first = min(_day(e["ts"]) for e in events)
-    week = rollup.weekly_facts(cols, first)
+    week = rollup.weekly_facts(cols, first, registry=registry)
     assert week["kind"] == "weekly" and len(week["trend"]) == 7
-    dailies = [rollup.daily_facts(cols, row["date"]) for row in week["trend"]]
+    dailies = [rollup.daily_facts(cols, row["date"], registry=registry) for row in week["trend"]]
     for row, d in zip(week["trend"], dailies):
         assert (row["runs"], row["results"], row["pass_rate"]) == (d["runs"], d["results"]["total"], d["pass_rate"])
         assert row["failing"] == d["outcomes"]["failing"]
     assert week["results"]["total"] == sum(d["results"]["total"] for d in dailies)
     assert week["runs"] == sum(d["runs"] for d in dailies)  # a run lies within one day here
+    assert week["healing"]["attempts"] == sum(d["healing"]["attempts"] for d in dailies)
     fail_days = defaultdict(set)
     for e in events:
         if e["data"]["status"] in FAILING and first <= _day(e["ts"]) < week["period"]["end"][:10]:
@@ -143,14 +102,14 @@ def test_weekly_trend_and_totals_equal_the_daily_facts(recorded):
 
 
 def test_pattern_facts_of_a_test_match_its_events(recorded):
-    events, cols, _ = recorded
+    events, cols, _, registry, _, _ = recorded
     failures = defaultdict(list)
     for e in events:
         if e["data"]["status"] in FAILING:
             failures[e["data"]["test_id"]].append(e["ts"])
     test_id = max(sorted(failures), key=lambda t: len(failures[t]))
     last_day = max(_day(e["ts"]) for e in events)
-    facts = rollup.pattern_facts(cols, until=last_day, days=60, test=test_id)
+    facts = rollup.pattern_facts(cols, until=last_day, days=60, test=test_id, registry=registry)
     times = sorted(failures[test_id])
     assert facts["occurrences"] == len(times)
     assert facts["first_seen"] == times[0][:19] + "Z" and facts["last_seen"] == times[-1][:19] + "Z"
@@ -161,27 +120,36 @@ def test_pattern_facts_of_a_test_match_its_events(recorded):
 
 
 def test_pattern_by_signature_and_by_tag(recorded):
-    events, cols, tags = recorded
+    events, cols, tags, registry, _, _ = recorded
     last_day = max(_day(e["ts"]) for e in events)
     timeouts = [e for e in events if e["data"]["status"] in FAILING
-                and "timeout" in (signature_of(e["data"].get("error_message")) or "").lower()]
-    facts = rollup.pattern_facts(cols, until=last_day, days=60, signature="TIMEOUT")
-    assert facts["occurrences"] == len(timeouts)
-    smoke = {t for t, ts in tags.items() if "smoke" in ts}
-    tagged = rollup.pattern_facts(cols, until=last_day, days=60, tag="smoke", test_tags=tags)
-    assert tagged["occurrences"] == sum(1 for e in events if e["data"]["test_id"] in smoke
-                                        and e["data"]["status"] in FAILING)
+                and "timeout" in (signature(e["data"]) or "").lower()]
+    facts = rollup.pattern_facts(cols, until=last_day, days=60, signature="TIMEOUT", registry=registry)
+    assert facts["occurrences"] == len(timeouts) > 0
+    marked = defaultdict(set)  # pytest markers recorded as a property, and event tags
+    for e in events:
+        props = e["data"].get("properties") or {}
+        marked[e["data"]["test_id"]].update(m for m in str(props.get("markers", "")).split(",") if m)
+        marked[e["data"]["test_id"]].update(e["tags"])
+    assert {t: v for t, v in tags.items() if v} == {t: v for t, v in marked.items() if v}
+    occurrences = 0
+    for tag in ("smoke", "slow"):
+        tagged = rollup.pattern_facts(cols, until=last_day, days=60, tag=tag, test_tags=tags)
+        assert tagged["occurrences"] == sum(1 for e in events if tag in marked[e["data"]["test_id"]]
+                                            and e["data"]["status"] in FAILING), tag
+        occurrences += tagged["occurrences"]
+    assert occurrences > 0
     with pytest.raises(ComError, match="exactly one"):
         rollup.pattern_facts(cols, until=last_day, test="a", tag="b")
 
 
 def test_facts_are_deterministic(recorded):
-    _, cols, _ = recorded
+    _, cols, _, registry, _, _ = recorded
     day = rollup.day_of(int(np.median(cols.ts_us)))
-    a = json.dumps(rollup.daily_facts(cols, day), sort_keys=True)
+    a = json.dumps(rollup.daily_facts(cols, day, registry=registry), sort_keys=True)
     perm = np.random.default_rng(3).permutation(len(cols.test))  # rows "in no particular order"
-    shuffled = ResultColumns(**{k: (v[perm] if isinstance(v, np.ndarray) else v) for k, v in vars(cols).items()})
-    assert json.dumps(rollup.daily_facts(shuffled, day), sort_keys=True) == a
+    shuffled = cols.take(perm)
+    assert json.dumps(rollup.daily_facts(shuffled, day, registry=registry), sort_keys=True) == a
 
 
 # -- definitions on hand-made columns -------------------------------------------------------------------
@@ -248,12 +216,12 @@ def test_pass_and_fail_on_one_commit_is_flaky_and_the_registry_counts_too():
     ])
     changes = [{"test_id": "t::g", "ts": "2026-03-02T08:00:00Z", "status": "detected"}]
     attempts = [{"test_id": "t::g", "ts": "2026-03-02T12:00:00Z", "strategy": "stabilise_selector",
-                 "outcome": "success"}]
-    f = rollup.daily_facts(cols, "2026-03-02", registry_changes=changes, healing_attempts=attempts)
+                 "outcome": "failure"}]
+    f = rollup.daily_facts(cols, "2026-03-02", registry=Registry(changes, attempts))
     ev = {i["test_id"]: i["evidence"] for i in f["flaky_failures"]["items"]}
     assert ev == {"t::f": ["same_commit"], "t::g": ["registry"]}
     assert f["registry"]["became_flaky"]["items"] == ["t::g"]
-    assert f["healing"]["attempts"] == 1 and f["healing"]["success_rate"] == 1.0
+    assert f["healing"]["attempts"] == 1 and f["healing"]["success_rate"] == 0.0
     assert {s["category"] for s in f["top_signatures"]} == {"timeout", "selector"}
     pattern = rollup.pattern_facts(cols, until="2026-03-02", days=1, test="t::f")
     assert pattern["hypothesis"]["cause"] == "flaky"
@@ -279,4 +247,28 @@ def test_empty_columns_and_bad_input():
     with pytest.raises(ComError, match="not a date"):
         rollup.daily_facts(empty, "yesterday")
     with pytest.raises(ComError, match="outcome must be"):
-        rollup.daily_facts(empty, "2026-03-02", healing_attempts=[{"test_id": "a", "ts": "2026-03-02", "outcome": "ok"}])
+        Registry(attempts=[{"test_id": "a", "ts": "2026-03-02", "outcome": "ok"}])
+
+
+def test_the_registry_follows_the_lifecycle_and_committed_detections():
+    cols = _cols([("t::a", 24 * d, "failed", 1, 5, f"r{d}", f"c{d}", "Timeout") for d in range(4)]
+                 + [("t::b", 24 * d, "passed", 1, 5, f"r{d}", f"c{d}", None) for d in range(4)])
+    day = lambda d: (T0 + timedelta(days=d)).date().isoformat()  # noqa: E731
+    registry = Registry(
+        changes=[{"test_id": "t::a", "ts": day(0) + "T10:00:00Z", "status": "quarantined"},
+                 # not allowed from quarantined (a merge brought it in): counts for nothing
+                 {"test_id": "t::a", "ts": day(0) + "T11:00:00Z", "status": "detected"}],
+        attempts=[{"test_id": "t::a", "ts": day(1) + "T10:00:00Z", "strategy": "mock_network", "outcome": "success"}],
+        detections=[{"ts": day(2) + "T20:00:00Z", "flaky": [{"test_id": "t::a"}, {"test_id": "t::b"}]},
+                    {"ts": day(3) + "T20:00:00Z", "flaky": ["t::a"]}])
+    facts = [rollup.daily_facts(cols, day(d), registry=registry) for d in range(4)]
+    reg = [f["registry"] for f in facts]
+    assert reg[0]["quarantined"]["items"] == ["t::a"] and reg[0]["became_flaky"]["count"] == 0
+    assert reg[0]["changes"] == 1  # the refused change is not one
+    assert reg[1]["healed"]["items"] == ["t::a"] and facts[1]["healing"]["succeeded"] == 1
+    assert reg[2]["became_flaky"]["items"] == ["t::a", "t::b"] and reg[2]["detections"] == 1
+    assert reg[3]["no_longer_flaky"]["items"] == ["t::b"] and reg[3]["became_flaky"]["count"] == 0
+    # Quarantined (open) on day 0, healed on day 1, listed again by the detection of day 2: flaky, not broken.
+    assert [bool(f["flaky_failures"]["count"]) for f in facts] == [True, False, True, True]
+    assert facts[1]["new_failures"]["count"] + facts[1]["still_failing"]["count"] == 1
+    assert registry.known_flaky(rollup.to_us(day(4))) == {"t::a"}

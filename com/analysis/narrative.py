@@ -22,7 +22,7 @@ import re
 import time
 from dataclasses import dataclass, field
 
-from com.errors import ComError
+from com.model.errors import ComError
 
 MAX_TOKENS = 160
 MAX_SENTENCES = 7

@@ -14,24 +14,31 @@ Definitions used throughout:
 - flaky evidence for a test, up to the period's end: a pass on retry within one run, a failing and a
   non-failing outcome on the same code commit, or a registry status that says it is known flaky.
   Failing tests with such evidence are reported as flaky failures, never as new failures or fixes.
+
+The flaky registry comes in as its events' contents (docs/flaky.md): status changes (`flaky_status`, and the
+change a healing attempt implies), healing attempts and committed detections (`flaky_registry`). Status
+changes are replayed through the registry's lifecycle (`com.analysis.lifecycle`), so a change the lifecycle
+refused (two branches merged) counts for nothing here either.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
 import numpy as np
 
-from com.errors import ComError
+from com.analysis.flaky import with_runs
+from com.analysis.lifecycle import OPEN, replay
+from com.model.errors import ComError
+from com.model.result import STATUS_CODE, STATUS_CODES, ResultColumns
 
 FACTS_SCHEMA = "com.rollup.facts/1"
-STATUS_NAMES = ("passed", "failed", "error", "skipped", "xfailed", "xpassed")
-PASSED, FAILED, ERROR, SKIPPED, XFAILED, XPASSED = range(6)
+STATUS_NAMES = STATUS_CODES
+PASSED, FAILED, ERROR, SKIPPED = (STATUS_CODE[s] for s in ("passed", "failed", "error", "skipped"))
 DAY_US = 86_400_000_000
-# Registry statuses (issue 13's lifecycle) under which a test counts as known flaky.
-KNOWN_FLAKY = frozenset(("detected", "investigating", "healing_attempted", "quarantined"))
+# Registry statuses under which a test counts as known flaky: the lifecycle's open ones.
+KNOWN_FLAKY = OPEN
 LIST_LIMIT = 20  # items kept per list; every list also carries its full count
 TOP = 5  # signatures, slowest tests, duration regressions
 
@@ -45,26 +52,6 @@ CATEGORIES = (
     ("resource", re.compile(r"memory|no space|disk|permission denied|too many open files|oserror|"
                             r"environment|resource", re.I)),
 )
-
-
-@dataclass
-class ResultColumns:
-    """One row per recorded attempt, in no particular order (what the test-results view hands analyses).
-
-    Temporary home: the lead moves it to the model layer; analyses accept any object with these fields."""
-
-    test: np.ndarray  # int32, index into tests
-    tests: list  # test ids
-    ts_us: np.ndarray  # int64, microseconds since the epoch (UTC)
-    status: np.ndarray  # int8: 0 passed, 1 failed, 2 error, 3 skipped, 4 xfailed, 5 xpassed
-    attempt: np.ndarray  # int16, 1-based attempt within its run; 0 when unknown
-    duration_ms: np.ndarray  # float64, NaN when unknown
-    run: np.ndarray  # int32, index into runs
-    runs: list  # run ids
-    commit: np.ndarray  # int32, index into commits, -1 when unknown
-    commits: list  # code commit shas
-    signature: np.ndarray  # int32, index into signatures, -1 for results without an error
-    signatures: list  # normalised error signatures
 
 
 # -- time -------------------------------------------------------------------------------------------
@@ -122,7 +109,8 @@ def _period(start_us: int, end_us: int, label: str) -> dict:
 class _Prepared:
     """Columns sorted into outcomes (final attempt per run and test), with the per-outcome flags analyses use."""
 
-    def __init__(self, cols):
+    def __init__(self, cols: ResultColumns):
+        cols = with_runs(cols)  # results recorded without a run id at one time are one run
         self.cols = cols
         self.tests = list(cols.tests)
         n = len(cols.test)
@@ -179,7 +167,7 @@ class _Prepared:
         rows = rows[self.status[rows] != SKIPPED]
         return _last_per_test(self.test, self.ts, rows, lambda r: (bool(self.failing[r]), int(r)))
 
-    def flaky_evidence(self, end: int, registry: dict[int, str]) -> dict[int, set]:
+    def flaky_evidence(self, end: int, known: set[int]) -> dict[int, set]:
         """test -> evidence kinds (pass_on_retry, same_commit, registry) seen before `end`."""
         out: dict[int, set] = {}
         pos = self.outcomes(None, end)
@@ -195,9 +183,8 @@ class _Prepared:
             mixed = (fails > 0) & (fails < total)
             for k in uniq[mixed]:
                 out.setdefault(int(k // (len(self.cols.commits) + 1)), set()).add("same_commit")
-        for t, status in registry.items():
-            if status in KNOWN_FLAKY:
-                out.setdefault(t, set()).add("registry")
+        for t in known:
+            out.setdefault(t, set()).add("registry")
         return out
 
     def test_index(self) -> dict[str, int]:
@@ -222,21 +209,103 @@ def _last_per_test(test: np.ndarray, ts: np.ndarray, rows: np.ndarray, value) ->
     return {int(test[x]): value(int(x)) for x in r[last]}
 
 
-# -- registry changes and healing attempts -----------------------------------------------------------
-def _normalise_changes(changes, end: int, index: dict[str, int]) -> tuple[dict[int, str], list[dict]]:
-    """(test -> latest registry status before end, every change as {test_id, ts_us, status}) sorted by time."""
-    rows = []
-    for ch in changes or ():
-        try:
-            rows.append({"test_id": str(ch["test_id"]), "ts_us": to_us(ch["ts"]), "status": str(ch["status"])})
-        except KeyError as exc:
-            raise ComError(f"a flaky registry change lacks {exc.args[0]!r}") from None
-    rows.sort(key=lambda r: (r["ts_us"], r["test_id"], r["status"]))
-    latest: dict[int, str] = {}
-    for r in rows:
-        if r["ts_us"] < end and r["test_id"] in index:
-            latest[index[r["test_id"]]] = r["status"]
-    return latest, rows
+# -- the flaky registry ------------------------------------------------------------------------------
+class Registry:
+    """The flaky registry's events as the roll-ups read them.
+
+    changes: `flaky_status` contents {test_id, ts (or ts_us), status}; attempts: `healing_attempt` contents
+    {test_id, ts, strategy, outcome: success|failure}, each also implying a status change (success: healed,
+    failure: healing_attempted) where the lifecycle allows it; detections: committed detections
+    (`flaky_registry`) {ts, flaky: [test_id or {test_id, ...}]}."""
+
+    def __init__(self, changes=(), attempts=(), detections=()):
+        self.attempts = _normalise_attempts(attempts)
+        rows = []
+        for ch in changes or ():
+            try:
+                rows.append({"test_id": str(ch["test_id"]), "ts_us": _when(ch), "status": str(ch["status"])})
+            except KeyError as exc:
+                raise ComError(f"a flaky registry change lacks {exc.args[0]!r}") from None
+        for a in self.attempts:
+            rows.append({"test_id": a["test_id"], "ts_us": a["ts_us"], "implied": True,
+                         "status": "healed" if a["success"] else "healing_attempted"})
+        by_test: dict[str, list] = {}
+        for r in rows:
+            by_test.setdefault(r["test_id"], []).append(r)
+        applied = []
+        for test_id in sorted(by_test):
+            # Stable within one time: explicit changes before the one an attempt implies, as recorded.
+            ordered = sorted(by_test[test_id], key=lambda r: (r["ts_us"], bool(r.get("implied"))))
+            applied.extend(replay(ordered).applied)
+        self.applied = sorted(applied, key=lambda r: (r["ts_us"], r["test_id"], r["status"]))
+        dets = []
+        for d in detections or ():
+            flaky = frozenset(str(f["test_id"] if isinstance(f, dict) else f) for f in d.get("flaky") or ())
+            dets.append((_when(d), flaky))
+        self.detections = sorted(dets, key=lambda d: d[0])
+
+    def _detection_before(self, end: int) -> tuple[int, frozenset] | None:
+        found = None
+        for d in self.detections:
+            if d[0] >= end:
+                break
+            found = d
+        return found
+
+    def status_at(self, end: int) -> dict[str, str]:
+        """test id -> its lifecycle status just before `end`."""
+        out: dict[str, str] = {}
+        for c in self.applied:
+            if c["ts_us"] >= end:
+                break
+            out[c["test_id"]] = c["status"]
+        return out
+
+    def known_flaky(self, end: int) -> set[str]:
+        """Tests the registry calls flaky just before `end`: an open lifecycle status, or listed by the newest
+        committed detection and not healed or found a false positive since."""
+        status = self.status_at(end)
+        out = {t for t, s in status.items() if s in KNOWN_FLAKY}
+        newest = self._detection_before(end)
+        if newest is not None:
+            settled = {c["test_id"] for c in self.applied
+                       if newest[0] <= c["ts_us"] < end and c["status"] in ("healed", "false_positive")}
+            out |= newest[1] - settled
+        return out
+
+    def facts(self, start: int, end: int, tests: set[str] | None = None) -> dict:
+        """What changed in the registry from `start` to `end` (of `tests` only, when given)."""
+        chosen = [c for c in self.applied if start <= c["ts_us"] < end and (tests is None or c["test_id"] in tests)]
+
+        def with_status(*names):
+            return {c["test_id"] for c in chosen if c["status"] in names}
+
+        became = with_status("detected")
+        gone: set = set()
+        newest_in = self._detection_before(end)
+        if newest_in is not None and newest_in[0] >= start:
+            before = self._detection_before(start)
+            listed_before = before[1] if before is not None else frozenset()
+            became |= newest_in[1] - listed_before
+            gone = set(listed_before - newest_in[1])
+        if tests is not None:
+            became &= tests
+            gone &= tests
+        return {"changes": len(chosen),
+                "detections": sum(1 for d in self.detections if start <= d[0] < end),
+                "became_flaky": _capped(sorted(became)), "no_longer_flaky": _capped(sorted(gone)),
+                "healed": _capped(sorted(with_status("healed"))),
+                "quarantined": _capped(sorted(with_status("quarantined"))),
+                "false_positive": _capped(sorted(with_status("false_positive")))}
+
+    def healing(self, start: int, end: int, tests: set[str] | None = None) -> dict:
+        return _healing(self.attempts, start, end, tests)
+
+
+def _when(item: dict) -> int:
+    if "ts_us" in item:
+        return int(item["ts_us"])
+    return to_us(item["ts"])
 
 
 def _normalise_attempts(attempts) -> list[dict]:
@@ -244,7 +313,7 @@ def _normalise_attempts(attempts) -> list[dict]:
     for a in attempts or ():
         try:
             outcome = str(a["outcome"])
-            out.append({"test_id": str(a["test_id"]), "ts_us": to_us(a["ts"]),
+            out.append({"test_id": str(a["test_id"]), "ts_us": _when(a),
                         "strategy": str(a.get("strategy") or "unspecified"), "success": outcome == "success"})
         except KeyError as exc:
             raise ComError(f"a healing attempt lacks {exc.args[0]!r}") from None
@@ -271,16 +340,6 @@ def _healing(attempts: list[dict], start: int, end: int, tests: set[str] | None 
                         for k, v in sorted(by.items(), key=lambda kv: (-kv[1][0], kv[0]))],
         "tests": _capped(sorted({a["test_id"] for a in chosen})),
     }
-
-
-def _registry(changes: list[dict], start: int, end: int, tests: set[str] | None = None) -> dict:
-    chosen = [c for c in changes if start <= c["ts_us"] < end and (tests is None or c["test_id"] in tests)]
-
-    def with_status(*names):
-        return _capped(sorted({c["test_id"] for c in chosen if c["status"] in names}))
-
-    return {"changes": len(chosen), "became_flaky": with_status("detected"), "healed": with_status("healed"),
-            "quarantined": with_status("quarantined"), "false_positive": with_status("false_positive")}
 
 
 def _capped(items: list, limit: int = LIST_LIMIT) -> dict:
@@ -375,11 +434,10 @@ def _durations(p: _Prepared, start: int, end: int, baseline_days: int, ratio: fl
     return slow, regressions[:limit]
 
 
-def _period_facts(p: _Prepared, start: int, end: int, prev_start: int, registry_changes, healing_attempts, *,
+def _period_facts(p: _Prepared, start: int, end: int, prev_start: int, registry: Registry, *,
                   baseline_days: int, slow_ratio: float, slow_min_ms: float) -> dict:
     index = p.test_index()
-    latest, changes = _normalise_changes(registry_changes, end, index)
-    attempts = _normalise_attempts(healing_attempts)
+    known = {index[t] for t in registry.known_flaky(end) if t in index}
     now = _counts(p, start, end)
     prev = _counts(p, prev_start, start)
     change = None
@@ -387,7 +445,7 @@ def _period_facts(p: _Prepared, start: int, end: int, prev_start: int, registry_
         change = round((now["pass_rate"] - prev["pass_rate"]) * 100, 1) + 0.0  # + 0.0: no "-0.0"
 
     before = p.last_state(start)
-    evidence = p.flaky_evidence(end, latest)
+    evidence = p.flaky_evidence(end, known)
     pos = p.outcomes(start, end)
     out_rows = p.final[pos]
     executed = out_rows[p.status[out_rows] != SKIPPED]
@@ -450,8 +508,8 @@ def _period_facts(p: _Prepared, start: int, end: int, prev_start: int, registry_
         "top_signatures": _signatures(p, p.rows(start, end)),
         "slowest": slow,
         "duration_regressions": regressions,
-        "registry": _registry(changes, start, end),
-        "healing": _healing(attempts, start, end),
+        "registry": registry.facts(start, end),
+        "healing": registry.healing(start, end),
     }
 
 
@@ -461,18 +519,18 @@ def _label(start: int, end: int) -> str:
 
 
 # -- the three roll-ups -------------------------------------------------------------------------------
-def daily_facts(cols, day, *, registry_changes=(), healing_attempts=(), baseline_days: int = 7,
+def daily_facts(cols: ResultColumns, day, *, registry: Registry | None = None, baseline_days: int = 7,
                 slow_ratio: float = 1.5, slow_min_ms: float = 50.0) -> dict:
     """Facts of one UTC day (`day`: a date or `YYYY-MM-DD`), compared with the day before."""
     start = to_us(day)
     start -= start % DAY_US
     p = _Prepared(cols)
-    facts = _period_facts(p, start, start + DAY_US, start - DAY_US, registry_changes, healing_attempts,
+    facts = _period_facts(p, start, start + DAY_US, start - DAY_US, registry or Registry(),
                           baseline_days=baseline_days, slow_ratio=slow_ratio, slow_min_ms=slow_min_ms)
     return {"kind": "daily", "period": _period(start, start + DAY_US, day_of(start)), **facts}
 
 
-def weekly_facts(cols, start, end=None, *, registry_changes=(), healing_attempts=(), baseline_days: int = 7,
+def weekly_facts(cols: ResultColumns, start, end=None, *, registry: Registry | None = None, baseline_days: int = 7,
                  slow_ratio: float = 1.5, slow_min_ms: float = 50.0) -> dict:
     """Facts of the days from `start` up to `end` (exclusive; default: 7 days), compared with as many days
     before, with a day-by-day trend and the issues that recurred on two days or more."""
@@ -483,7 +541,7 @@ def weekly_facts(cols, start, end=None, *, registry_changes=(), healing_attempts
     if e <= s:
         raise ComError("a weekly roll-up needs its end after its start")
     p = _Prepared(cols)
-    facts = _period_facts(p, s, e, s - (e - s), registry_changes, healing_attempts,
+    facts = _period_facts(p, s, e, s - (e - s), registry or Registry(),
                           baseline_days=baseline_days, slow_ratio=slow_ratio, slow_min_ms=slow_min_ms)
     trend = []
     for d in range(s, e, DAY_US):
@@ -524,23 +582,24 @@ def _recurring(p: _Prepared, start: int, end: int) -> dict:
     return {"signatures": signatures[:TOP], "tests": _capped(failing)}
 
 
-def pattern_facts(cols, *, until, days: int = 30, test: str | None = None, signature: str | None = None,
-                  tag: str | None = None, test_tags: dict | None = None, registry_changes=(),
-                  healing_attempts=()) -> dict:
+def pattern_facts(cols: ResultColumns, *, until, days: int = 30, test: str | None = None, signature: str | None = None,
+                  tag: str | None = None, test_tags: dict | None = None, registry: Registry | None = None) -> dict:
     """Facts of one pattern over the `days` days ending with the day `until` (inclusive): a test id, a piece
     of error signature (case-insensitive), or a tag (`test_tags` maps test id -> tags)."""
     chosen = [(k, v) for k, v in (("test", test), ("signature", signature), ("tag", tag)) if v]
     if len(chosen) != 1:
-        raise ComError("a pattern roll-up needs exactly one of --test, --signature, --tag")
+        raise ComError("a pattern roll-up needs exactly one of a test id, an error signature or a tag",
+                       param=chosen[1][0] if len(chosen) > 1 else "test")
     by, value = chosen[0]
     if days < 1:
-        raise ComError("--days must be at least 1")
+        raise ComError(f"must be at least 1, not {days}", param="days")
     end = to_us(until)
     end = end - end % DAY_US + DAY_US
     start = end - days * DAY_US
     p = _Prepared(cols)
     index = p.test_index()
-    latest, changes = _normalise_changes(registry_changes, end, index)
+    registry = registry or Registry()
+    known = {index[t] for t in registry.known_flaky(end) if t in index}
     rows = p.rows(start, end)
     if by == "test":
         wanted = {index[value]} if value in index else set()
@@ -572,9 +631,8 @@ def pattern_facts(cols, *, until, days: int = 30, test: str | None = None, signa
     days_hit, per_day = np.unique(hit_days, return_counts=True)
     by_day = [{"date": day_of(int(d) * DAY_US), "occurrences": int(n)} for d, n in zip(days_hit, per_day)]
     sigs = _signatures(p, hits, limit=TOP)
-    evidence = _pattern_evidence(p, start, end, wanted, hits, latest)
+    evidence = _pattern_evidence(p, start, end, wanted, hits, known)
     tests_hit = {p.tests[t] for t in per_test}
-    attempts = _normalise_attempts(healing_attempts)
     facts = {
         "kind": "pattern",
         "schema": FACTS_SCHEMA,
@@ -591,14 +649,14 @@ def pattern_facts(cols, *, until, days: int = 30, test: str | None = None, signa
         "signatures": sigs,
         "by_day": by_day,
         "evidence": evidence,
-        "registry": _registry(changes, start, end, tests_hit | ({value} if by == "test" else set())),
-        "healing": _healing(attempts, start, end, tests_hit | ({value} if by == "test" else set())),
+        "registry": registry.facts(start, end, tests_hit | ({value} if by == "test" else set())),
+        "healing": registry.healing(start, end, tests_hit | ({value} if by == "test" else set())),
     }
     facts["hypothesis"] = _hypothesis(facts)
     return facts
 
 
-def _pattern_evidence(p: _Prepared, start: int, end: int, wanted: set, hits: np.ndarray, latest: dict) -> dict:
+def _pattern_evidence(p: _Prepared, start: int, end: int, wanted: set, hits: np.ndarray, known: set) -> dict:
     """What the pattern's failures look like: flaky signs, failing streaks across commits, failing together."""
     pos = p.outcomes(start, end)
     rows = p.final[pos]
@@ -609,7 +667,7 @@ def _pattern_evidence(p: _Prepared, start: int, end: int, wanted: set, hits: np.
     mixed_commits = 0
     streaks = []
     flaky_tests = {int(p.test[p.final[x]]) for x in pos[p.retry_pass[pos]]}
-    flaky_tests |= {t for t in wanted if latest.get(t) in KNOWN_FLAKY}
+    flaky_tests |= wanted & known
     by_test: dict[int, list] = {}
     for r in execd[np.lexsort((p.ts[execd], p.test[execd]))]:
         by_test.setdefault(int(p.test[r]), []).append(int(r))
@@ -640,7 +698,7 @@ def _pattern_evidence(p: _Prepared, start: int, end: int, wanted: set, hits: np.
         "failing_streaks": streaks[:LIST_LIMIT],
         "runs_failing_together": together,
         "categories": dict(sorted(cats.items(), key=lambda kv: (-kv[1], kv[0]))),
-        "known_flaky": sorted(p.tests[t] for t in wanted if latest.get(t) in KNOWN_FLAKY),
+        "known_flaky": sorted(p.tests[t] for t in wanted & known),
     }
 
 

@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tag": ("tag", "List tags, tag a revision (annotated with -m), or delete a tag."),
     "search": ("search", "Hybrid search: events similar in meaning to TEXT plus events sharing its keywords, fused by rank."),
     "flaky": ("flaky", "The flaky test registry: detect flaky and broken tests, explain, mark, heal, report, quarantine."),
+    "rollup": ("rollup", "Summaries of a day, a week or a failure pattern: facts, and a narrative from a local GGUF model."),
     "index": ("index", "Update the semantic index (any command that reads it does this by itself), or rebuild it."),
     "remote": ("remote", "Remotes the journal is shared through (any git URL: file, ssh, https, git)."),
     "fetch": ("fetch", "Download the remote's journal branches and tags without changing local ones."),

@@ -3,9 +3,9 @@ server, and how com finds the model to use (never downloading one).
 
 Which model, first match wins:
   1. `--model PATH.gguf` (or the name of a packaged model, e.g. `smollm2-135m`);
-  2. `COM_LLM_URL`: an OpenAI-compatible server (llama-server, LM Studio, Ollama, `python -m llama_cpp.server`);
-     `COM_LLM_MODEL` then names the model at the server (else the server's first listed model);
-  3. `COM_LLM_MODEL`: a GGUF file or a packaged model's name;
+  2. the setting `llm_url` (`COM_LLM_URL`): an OpenAI-compatible server (llama-server, LM Studio, Ollama,
+     `python -m llama_cpp.server`); `llm_model` then names the model at the server (else its first listed model);
+  3. the setting `llm_model` (`COM_LLM_MODEL` or [tool.com]): a GGUF file or a packaged model's name;
   4. the packaged default (`DEFAULT_MODEL`), shipped in a PyPI package that `make` installs. A model shipped
      in chunks is assembled once into the cache folder the caller passes (e.g. `.com/cache/models/`).
 llama_cpp is imported only when a local model is loaded, so `--no-llm` and every other command stay fast.
@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from com.errors import ComError
+from com.model.errors import ComError
 
 N_THREADS = 2  # the machines com is measured on have two cores
 
@@ -423,38 +423,44 @@ def packaged_path(key: str, cache_dir: str | os.PathLike | None) -> Path | None:
     return target
 
 
-def _local(spec: str, cache_dir, origin: str) -> TextModel:
+def _local(spec: str, cache_dir, origin: str | None) -> TextModel:
+    """A local model from a .gguf path or a packaged model's name. `origin` names the setting it came from
+    (None: the `model` parameter itself, which the front end names)."""
     if spec in PACKAGED:
         path = packaged_path(spec, cache_dir)
         if path is None:
-            raise ComError(f"the model {spec} is not installed: pip install {PACKAGED[spec].pip}")
+            raise ComError(f"the model {spec} is not installed: pip install {PACKAGED[spec].pip}",
+                           param=None if origin else "model")
         return LlamaCppModel(path, name=PACKAGED[spec].name)
     path = Path(spec).expanduser()
     if not path.is_file():
         known = ", ".join(sorted(PACKAGED))
-        raise ComError(f"{origin}: no such model file {spec} (give a .gguf path or one of: {known})")
+        where = f"{origin}: " if origin else ""
+        raise ComError(f"{where}no such model file {spec} (give a .gguf path or one of: {known})",
+                       param=None if origin else "model")
     return LlamaCppModel(path)
 
 
-def find_model(model: str | None = None, cache_dir: str | os.PathLike | None = None,
-               env: dict | None = None) -> tuple[TextModel | None, str | None]:
+def find_model(model: str | None = None, cache_dir: str | os.PathLike | None = None, *, url: str | None = None,
+               configured: str | None = None) -> tuple[TextModel | None, str | None]:
     """(the model to use, None) or (None, why there is none). Bad explicit settings raise ComError.
 
-    Nothing is loaded here: a local model loads on its first completion."""
-    env = os.environ if env is None else env
+    `model` is the caller's explicit choice (`--model`); `url` and `configured` the settings `llm_url` and
+    `llm_model` (`COM_LLM_URL`, `COM_LLM_MODEL` or [tool.com]). Nothing is loaded here: a local model loads
+    on its first completion."""
     if model:
-        chosen = _local(model, cache_dir, "--model")
-    elif env.get("COM_LLM_URL"):
-        return OpenAIServerModel(env["COM_LLM_URL"], env.get("COM_LLM_MODEL") or None), None
-    elif env.get("COM_LLM_MODEL"):
-        chosen = _local(env["COM_LLM_MODEL"], cache_dir, "COM_LLM_MODEL")
+        chosen = _local(model, cache_dir, None)
+    elif url:
+        return OpenAIServerModel(url, configured or None), None
+    elif configured:
+        chosen = _local(configured, cache_dir, "COM_LLM_MODEL")
     else:
         path = packaged_path(DEFAULT_MODEL, cache_dir)
         if path is None:
             return None, f"no model installed (pip install {PACKAGED[DEFAULT_MODEL].pip} llama-cpp-python)"
         chosen = LlamaCppModel(path, name=PACKAGED[DEFAULT_MODEL].name)
     if not llama_cpp_available():
-        if not model and not env.get("COM_LLM_MODEL"):
+        if not model and not configured:
             return None, "llama-cpp-python is not installed (pip install 'com[llm]')"
         raise ComError("llama-cpp-python is not installed: pip install 'com[llm]' (or use --no-llm)")
     return chosen, None

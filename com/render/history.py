@@ -15,10 +15,21 @@ def event_rows(events) -> list[list]:
             e["type"],
             e["project"],
             e["data"].get("status", ""),
-            clip(e["data"].get("test_id") or e["data"].get("error_message") or json.dumps(e["data"]), 70),
+            clip(e["data"].get("test_id") or e["data"].get("error_message") or _said(e), 70),
         ]
         for e in events
     ]
+
+
+def _said(event: dict) -> str:
+    """What an event other than a test result says, in one cell: its text, else its data as JSON."""
+    data = event["data"]
+    if event["type"] == "rollup" and isinstance(data.get("narrative"), str):
+        return f"{data.get('kind')} {data.get('period')}: {data['narrative']}"
+    for key in ("text", "message", "narrative", "summary"):
+        if isinstance(data.get(key), str) and data[key].strip():
+            return data[key]
+    return json.dumps(data)
 
 
 def events(o: dict) -> str:
