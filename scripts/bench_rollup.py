@@ -1,17 +1,16 @@
-"""Benchmark of the roll-up narrative on this machine; prints one JSON object (medians over --repeat).
+"""Benchmark of `com rollup` on this machine; prints one JSON object (medians over --repeat), load average beside.
 
     .venv/bin/python scripts/bench_rollup.py [--model gemma3-270m] [--repeat 3] [--keep DIR]
 
-Measures, with the real model through llama-cpp-python (2 threads):
-- model load time in a fresh process (the GGUF already assembled in the cache folder);
-- generation speed: tokens/s of a 96-token completion, free and under the narrative grammar, and the prompt
-  evaluation speed of a daily prompt;
-- the wall time of one daily roll-up in a fresh process, as `com rollup daily` will run it until that
-  command is wired: python start, find the default model without configuration, read the memory's results
-  (through the temporary adapter scripts/rollup_columns.py), compute the facts, write the narrative (model,
-  grammar, grounding check). Target: <= 15 s with the 270M model. The same with --no-llm for comparison;
+Measures the real command, `com rollup daily --date D --json`, each time a fresh process as a user runs it
+(python start, the memory, the test-results and registry views, the facts, finding the default model without
+configuration, loading it, the narrative with its grammar and grounding check, saving the `rollup` event):
+- wall time and CPU time (user + sys) of the whole process; target: <= 15 s wall with the 270M model;
+- from the command's own JSON (`timing`): the model's load time, generation speed (tokens/s), tokens written,
+  the narrative's seconds, and whether the model's text passed the check;
+- the same with `--no-llm`, and `com rollup weekly` / `com rollup pattern` once each with the model;
 - the facts alone, in-process, on 1,000,000 synthetic results (10,000 tests x 100 runs).
-The history is the one of scripts/eval_narrative.py (about two months, 80 tests).
+The history is the one of scripts/eval_narrative.py (about two months, 80 tests, with a flaky registry).
 """
 
 from __future__ import annotations
@@ -19,64 +18,42 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
-
-# One daily roll-up, whole process: what `com rollup daily` will do.
-ROLLUP = r"""
-import json, sys, time
-t0 = time.perf_counter()
-sys.path.insert(0, {scripts!r})
-from pathlib import Path
-from com.memory import Memory
-from com.analysis import rollup, narrative
-from com.models import text
-from rollup_columns import columns_from_memory
-memory = Memory(Path({memory!r}))
-model, why = (None, "--no-llm") if {no_llm!r} else text.find_model({model!r}, memory.cache_path / "models")
-t1 = time.perf_counter()
-cols, tags, healing, registry = columns_from_memory(memory)
-t2 = time.perf_counter()
-facts = rollup.daily_facts(cols, {day!r}, registry_changes=registry, healing_attempts=healing)
-t3 = time.perf_counter()
-n = narrative.write(facts, model, no_model_reason=why)
-t4 = time.perf_counter()
-print(json.dumps({{"model": n.model, "grounded": n.model is not None, "attempts": len(n.attempts),
-                  "imports_and_discovery": t1 - t0, "columns": t2 - t1, "facts": t3 - t2, "narrative": t4 - t3,
-                  "load": getattr(model, "load_seconds", None), "narrative_text": n.text}}))
-"""
-
-LOAD = r"""
-import json, time
-from com.models import text
-m = text.LlamaCppModel({path!r})
-t0 = time.perf_counter(); m.llama; print(json.dumps({{"load": time.perf_counter() - t0}}))
-"""
+COM = Path(sys.executable).parent / "com"
 
 
-def _run(code: str) -> tuple[dict, float]:
+def _com(memory: Path, *args) -> tuple[dict, float, float]:
+    """(the command's JSON, wall seconds, CPU seconds of the process)."""
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT)
+    out = subprocess.run([str(COM), "--memory", str(memory), "rollup", *args, "--json"], capture_output=True,
+                         text=True, env=env, cwd=ROOT)
     wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if out.returncode:
-        raise SystemExit(f"bench_rollup: a measured process failed:\n{out.stderr[-2000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1]), wall
+        raise SystemExit(f"bench_rollup: com rollup {' '.join(args)} failed:\n{out.stderr[-2000:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return json.loads(out.stdout), wall, cpu
 
 
 def synthetic_columns(tests: int = 10_000, runs: int = 100, days: int = 30, seed: int = 1):
     """`tests` x `runs` results over `days` days: 3% flaky tests failing a fifth of the time, a few broken."""
     import numpy as np
 
-    from com.analysis.rollup import DAY_US, ResultColumns, to_us
+    from com.analysis.rollup import DAY_US, to_us
+    from com.model.result import ResultColumns
 
     rng = np.random.default_rng(seed)
     n = tests * runs
@@ -97,7 +74,7 @@ def synthetic_columns(tests: int = 10_000, runs: int = 100, days: int = 30, seed
 
 
 def facts_timings(repeat: int) -> dict:
-    """In-process time of the facts alone on 1,000,000 results (10,000 tests x 100 runs over 30 days)."""
+    """In-process seconds of the facts alone on 1,000,000 results (10,000 tests x 100 runs over 30 days)."""
     from com.analysis import rollup
 
     cols = synthetic_columns()
@@ -121,69 +98,72 @@ def _median(values):
     return round(statistics.median(values), 3) if values else None
 
 
+def _load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", default=None, help="Packaged model name or .gguf (default: the packaged default)")
+    ap.add_argument("--model", default=None, help="Packaged model name or .gguf (default: found as com finds it)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--keep", type=Path, help="Folder for the history (kept and reused); default a temp dir")
     args = ap.parse_args(argv)
 
     import eval_narrative
-    from com.analysis import narrative
-    from com.models import text
 
     folder = args.keep or Path(tempfile.mkdtemp(prefix="com-bench-rollup-"))
     data = eval_narrative.build_history(folder)
-    memory = data["memory"]
-    cache = memory.cache_path / "models"
-    model, why = text.find_model(args.model, cache)
-    if model is None:
-        raise SystemExit(f"bench_rollup: {why}")
+    memory = data["memory"].root
     days = eval_narrative.days_with_runs(data["cols"], 60)
     day = days[len(days) // 2]
-    report = {"model": model.name, "day": day, "load_average_1min_start": round(os.getloadavg()[0], 2),
-              "cpu_count": os.cpu_count(), "threads": text.N_THREADS}
+    model = ["--model", args.model] if args.model else []
+    report = {"day": day, "results": int(len(data["cols"].test)), "cpu_count": os.cpu_count(),
+              "load_average_start": _load()}
 
-    loads = [_run(LOAD.format(path=str(model.path)))[0]["load"] for _ in range(args.repeat)]
-    report["load_seconds"] = _median(loads)
-
-    facts = eval_narrative.daily(data, day)
-    s = narrative.slots(facts)
-    prompt = narrative.prompt(facts, s)
-    gbnf = narrative.grammar(s, words=narrative.vocabulary(facts, s))
-    free, constrained, prompt_rate = [], [], []
-    model.llama  # loaded once here
+    # The first run assembles the packaged model into .com/cache/models/ once: timed apart.
+    first, wall, cpu = _com(memory, "daily", "--date", day, *model)
+    report["model"] = first["model"]
+    report["first_run_wall_seconds"] = round(wall, 2)
+    runs = []
     for _ in range(args.repeat):
-        model.llama.reset()  # no cached prefix: the prompt is evaluated in full
-        model.complete(prompt, max_tokens=1)
-        prompt_rate.append(model.last.prompt_tokens / model.last.prompt_seconds)
-        model.complete("Once upon a time, in a village by the sea, there lived", max_tokens=96)
-        free.append(model.last.tokens_per_second)
-        model.llama.reset()
-        model.complete(prompt, max_tokens=96, grammar=gbnf)
-        constrained.append(model.last.tokens_per_second)
-    report["prompt_tokens"] = model.last.prompt_tokens
-    report["prompt_eval_tokens_per_second"] = _median(prompt_rate)
-    report["tokens_per_second"] = _median(free)
-    report["tokens_per_second_with_grammar"] = _median(constrained)
+        out, wall, cpu = _com(memory, "daily", "--date", day, *model)
+        runs.append((out, wall, cpu))
+    timing = [o["timing"] for o, _, _ in runs]
+    report["daily"] = {
+        "wall_seconds": _median([w for _, w, _ in runs]),
+        "cpu_seconds": _median([c for _, _, c in runs]),
+        "model_load_seconds": _median([t["model_load_seconds"] for t in timing]),
+        "tokens_per_second": _median([t["tokens_per_second"] for t in timing]),
+        "completion_tokens": _median([t["completion_tokens"] for t in timing]),
+        "prompt_tokens": _median([t["prompt_tokens"] for t in timing]),
+        "narrative_seconds": _median([t["narrative_seconds"] for t in timing]),
+        "facts_seconds": _median([t["facts_seconds"] for t in timing]),
+        "attempts": [t["attempts"] for t in timing],
+        "written_by_model": sum(o["model"] is not None for o, _, _ in runs),
+        "runs": len(runs),
+        "load_average": _load(),
+    }
+    report["example"] = runs[0][0]["narrative"]
+    no_llm = [_com(memory, "daily", "--date", day, "--no-llm", "--no-save") for _ in range(args.repeat)]
+    report["daily_no_llm"] = {"wall_seconds": _median([w for _, w, _ in no_llm]),
+                              "cpu_seconds": _median([c for _, _, c in no_llm]), "load_average": _load()}
+    year, number, _ = date.fromisoformat(days[min(7, len(days) - 1)]).isocalendar()
+    week = f"{year}-W{number:02d}"
+    out, wall, cpu = _com(memory, "weekly", "--week", week, "--no-save", *model)
+    report["weekly_once"] = {"week": week, "wall_seconds": round(wall, 2), "cpu_seconds": round(cpu, 2),
+                             "written_by_model": out["model"] is not None, "timing": out["timing"],
+                             "load_average": _load()}
+    import numpy as np
 
-    walls, parts = [], []
-    for _ in range(args.repeat):
-        out, wall = _run(ROLLUP.format(scripts=str(ROOT / "scripts"), memory=str(memory.root), no_llm=False,
-                                       model=args.model, day=day))
-        walls.append(wall)
-        parts.append(out)
-    report["daily_rollup_wall_seconds"] = _median(walls)
-    report["daily_rollup_parts"] = {k: _median([p[k] for p in parts])
-                                    for k in ("imports_and_discovery", "columns", "facts", "load", "narrative")}
-    report["daily_rollup_grounded"] = sum(p["grounded"] for p in parts)
-    report["daily_rollup_runs"] = len(parts)
-    report["example"] = parts[0]["narrative_text"]
-    no_llm = [_run(ROLLUP.format(scripts=str(ROOT / "scripts"), memory=str(memory.root), no_llm=True,
-                                 model=None, day=day))[1] for _ in range(args.repeat)]
-    report["daily_rollup_no_llm_wall_seconds"] = _median(no_llm)
+    cols = data["cols"]
+    failing = (cols.status == 1) | (cols.status == 2)
+    test = cols.tests[int(np.bincount(cols.test[failing]).argmax())]
+    out, wall, cpu = _com(memory, "pattern", "--test", test, "--days", "60", "--no-save", *model)
+    report["pattern_once"] = {"test": test, "wall_seconds": round(wall, 2), "cpu_seconds": round(cpu, 2),
+                              "written_by_model": out["model"] is not None, "timing": out["timing"],
+                              "load_average": _load()}
     report["facts_seconds_1m_results"] = facts_timings(args.repeat)
-    report["load_average_1min_end"] = round(os.getloadavg()[0], 2)
+    report["load_average_end"] = _load()
     print(json.dumps(report, indent=1))
     return 0
 

@@ -147,3 +147,20 @@ def registry_flaky(events: list[dict], day: str) -> set:
         at, listed = detections[-1]
         out |= {t for t in listed if not (t in status and status[t][0] == "healed" and status[t][1] >= at)}
     return out
+
+
+def registry_from_events(events: list[dict]):
+    """The roll-ups' registry built from the journal's own registry events (no view)."""
+    from com.analysis.rollup import Registry
+
+    changes, attempts, detections = [], [], []
+    for e in events:
+        d = e["data"]
+        if e["type"] == "flaky_status":
+            changes.append({"test_id": d["test_id"], "ts": e["ts"], "status": d["status"]})
+        elif e["type"] == "healing_attempt":
+            attempts.append({"test_id": d["test_id"], "ts": e["ts"], "strategy": d["strategy"],
+                             "outcome": d["outcome"]})
+        elif e["type"] == "flaky_registry":
+            detections.append({"ts": e["ts"], "flaky": d["flaky"]})
+    return Registry(changes, attempts, detections)
