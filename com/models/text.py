@@ -144,7 +144,7 @@ class LlamaCppModel(TextModel):
         if not self.path.is_file():
             raise ComError(f"no model file at {self.path}")
         if not llama_cpp_available():
-            raise ComError("llama-cpp-python is not installed: pip install 'com[llm]' (or use --no-llm)")
+            raise ComError("llama-cpp-python is not installed: pip install 'com[llm]'")
         t0 = time.perf_counter()
         # llama.cpp's OpenMP threads spin while they wait; on a busy 2-core machine a spinning thread steals
         # the core its partner needs (measured: 1.2 tokens/s instead of 15). Passive waiting costs nothing idle.
@@ -462,5 +462,6 @@ def find_model(model: str | None = None, cache_dir: str | os.PathLike | None = N
     if not llama_cpp_available():
         if not model and not configured:
             return None, "llama-cpp-python is not installed (pip install 'com[llm]')"
-        raise ComError("llama-cpp-python is not installed: pip install 'com[llm]' (or use --no-llm)")
+        raise ComError("llama-cpp-python is not installed: pip install 'com[llm]'",
+                       param="model" if model else None)
     return chosen, None
