@@ -212,7 +212,7 @@ class Memory:
         elif os.environ.get("COM_DIR"):
             root = Path(os.environ["COM_DIR"])
         else:
-            root = Path.cwd() / MEMORY_DIRNAME
+            root = default_root()
         root = root.resolve()
         memory = cls(root, settings)
         created = not memory.journal_path.is_dir()
@@ -247,6 +247,14 @@ class Memory:
                 raise ComError(f"cannot create the journal at {memory.journal_path}: {exc}") from None
             raise
         return memory, created, made
+
+
+def default_root(cwd: Path | None = None) -> Path:
+    """Where `com init` puts a memory when no path is given: at the top of the code repository the working
+    directory is in (as git places .git), so `pytest` and `com` run anywhere in it find the same memory; else
+    in the working directory."""
+    here = (cwd or Path.cwd()).resolve()
+    return (find_code_repo(here) or here) / MEMORY_DIRNAME
 
 
 def remove_created(made: list) -> None:

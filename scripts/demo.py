@@ -116,7 +116,7 @@ def _rel(path: Path) -> str:
 def journal_commit_of(runs_log: list[dict], run_id: str) -> str | None:
     for c in runs_log:
         if f"CI run {run_id} " in c["message"]:
-            return c["sha"]
+            return c["commit"]
     return None
 
 

@@ -108,8 +108,8 @@ def _detect(memory: Memory, snapshot: Snapshot, project, days, min_runs):
 
     if min_runs < 1:
         raise ComError(f"must be at least 1, not {min_runs}", param="min_runs")
-    if days is not None and days <= 0:
-        raise ComError(f"must be above 0, not {days:g}", param="days")
+    if days is not None and not (0 < days < float("inf")):  # NaN fails both comparisons
+        raise ComError(f"must be a number of days above 0, not {days:g}", param="days")
     cols = results_columns(memory, snapshot, project)
     det = detect_flaky(cols, window_days=days, min_runs=min_runs)
     if det.as_of_us is None and len(cols):
@@ -282,7 +282,7 @@ def show(memory: Memory, test_id: str, *, at: str | None = None, project: str | 
         recent_rows = [{"ts": _iso(cols.ts_us[i]), "status": STATUS_CODES[int(cols.status[i])],
                         "attempt": int(cols.attempt[i]) or None,
                         "commit": cols.commits[int(cols.commit[i])] if cols.commit[i] >= 0 else None,
-                        "run_id": cols.runs[int(cols.run[i])],
+                        "run_id": cols.runs[int(cols.run[i])] if cols.run[i] >= 0 else None,
                         "signature": cols.signatures[int(cols.signature[i])] if cols.signature[i] >= 0 else None}
                        for i in newest.tolist()]
         if bool(((cols.status[rows] == FAILED) | (cols.status[rows] == ERROR)).any()):

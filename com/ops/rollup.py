@@ -111,7 +111,7 @@ def _read(memory: Memory, at: str | None, project: str | None, test: str | None 
 
 
 # -- the narrative -----------------------------------------------------------------------------------------------
-def _narrative(memory: Memory, facts: dict, llm: bool, model: str | None):
+def _narrative(memory: Memory, facts: dict, llm: bool, model: str | None, progress=None):
     from com.analysis import narrative
 
     if not llm:
@@ -122,6 +122,8 @@ def _narrative(memory: Memory, facts: dict, llm: bool, model: str | None):
 
     found, why = text.find_model(model, memory.cache_path / "models", url=memory.settings.get("llm_url"),
                                  configured=memory.settings.get("llm_model"))
+    if found is not None and progress is not None:
+        progress(f"writing the narrative with {found.name}", 0, 0)
     return narrative.write(facts, found, no_model_reason=why), found
 
 
@@ -165,8 +167,8 @@ def rollup_event(facts: dict, written, project: str, now_us: int | None = None) 
 
 
 def _finish(memory: Memory, snapshot, facts: dict, project: str | None, at: str | None, llm: bool,
-            model: str | None, save: bool, facts_seconds: float) -> RollupResult:
-    written, found = _narrative(memory, facts, llm, model)
+            model: str | None, save: bool, facts_seconds: float, progress=None) -> RollupResult:
+    written, found = _narrative(memory, facts, llm, model, progress)
     event = rollup_event(facts, written, _event_project(memory, snapshot, project))
     saved, commit = False, None
     # A roll-up read at an earlier revision (--at) is an answer about the past, not a record of now.
@@ -183,7 +185,7 @@ def _finish(memory: Memory, snapshot, facts: dict, project: str | None, at: str 
 
 # -- the three roll-ups ------------------------------------------------------------------------------------------
 def daily(memory: Memory, *, day: str | None = None, project: str | None = None, at: str | None = None,
-          llm: bool = True, model: str | None = None, save: bool = True) -> RollupResult:
+          llm: bool = True, model: str | None = None, save: bool = True, progress=None) -> RollupResult:
     """The roll-up of one UTC day (default: the day of the newest result), compared with the day before."""
     from com.analysis import rollup
 
@@ -191,12 +193,12 @@ def daily(memory: Memory, *, day: str | None = None, project: str | None = None,
     when = _day(day, "day") if day else (_newest_day(cols) or now_utc().date())
     t0 = time.perf_counter()
     facts = rollup.daily_facts(cols, when, registry=registry)
-    return _finish(memory, snapshot, facts, project, at, llm, model, save, time.perf_counter() - t0)
+    return _finish(memory, snapshot, facts, project, at, llm, model, save, time.perf_counter() - t0, progress)
 
 
 def weekly(memory: Memory, *, week: str | None = None, start: str | None = None, end: str | None = None,
            project: str | None = None, at: str | None = None, llm: bool = True, model: str | None = None,
-           save: bool = True) -> RollupResult:
+           save: bool = True, progress=None) -> RollupResult:
     """The roll-up of an ISO week (`2026-W48`; default: the week of the newest result) or of the days from
     `start` to `end` (both included; one alone means seven days), compared with as many days before, with a
     day-by-day trend and what recurred."""
@@ -226,12 +228,13 @@ def weekly(memory: Memory, *, week: str | None = None, start: str | None = None,
         after = first + timedelta(days=7)
     t0 = time.perf_counter()
     facts = rollup.weekly_facts(cols, first, after, registry=registry)
-    return _finish(memory, snapshot, facts, project, at, llm, model, save, time.perf_counter() - t0)
+    return _finish(memory, snapshot, facts, project, at, llm, model, save, time.perf_counter() - t0, progress)
 
 
 def pattern(memory: Memory, *, test: str | None = None, signature: str | None = None, tag: str | None = None,
             days: int = DEFAULT_PATTERN_DAYS, until: str | None = None, project: str | None = None,
-            at: str | None = None, llm: bool = True, model: str | None = None, save: bool = True) -> RollupResult:
+            at: str | None = None, llm: bool = True, model: str | None = None, save: bool = True,
+            progress=None) -> RollupResult:
     """The roll-up of one failure pattern (a test, a piece of error signature, or a tag) over the `days` days
     ending with `until` (default: the day of the newest result): occurrences, affected tests, first and last
     seen, evidence, and a root-cause hypothesis drawn from it."""
@@ -262,7 +265,7 @@ def pattern(memory: Memory, *, test: str | None = None, signature: str | None = 
     t0 = time.perf_counter()
     facts = rollup.pattern_facts(cols, until=last, days=days, test=test, signature=signature, tag=tag,
                                  test_tags=tags, registry=registry)
-    return _finish(memory, snapshot, facts, project, at, llm, model, save, time.perf_counter() - t0)
+    return _finish(memory, snapshot, facts, project, at, llm, model, save, time.perf_counter() - t0, progress)
 
 
 def _unknown(memory: Memory, snapshot, test_id: str) -> NotFound:

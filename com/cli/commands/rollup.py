@@ -8,7 +8,7 @@ import typer
 
 from com.cli import context
 from com.cli.options import at_option, json_option
-from com.cli.output import emit, handled
+from com.cli.output import emit, handled, progress
 
 app = typer.Typer(
     name="rollup",
@@ -57,7 +57,8 @@ def daily_cmd(
     """One day: runs, pass rate and its change, new failures, fixes, flaky tests, errors, durations, healing."""
     from com.ops.rollup import daily
 
-    _emit(daily(context.memory(), day=day, project=project, at=at, llm=not no_llm, model=model, save=not no_save),
+    _emit(daily(context.memory(), day=day, project=project, at=at, llm=not no_llm, model=model, save=not no_save,
+                progress=progress("com rollup")),
           as_json)
 
 
@@ -79,7 +80,7 @@ def weekly_cmd(
     from com.ops.rollup import weekly
 
     _emit(weekly(context.memory(), week=week, start=start, end=end, project=project, at=at, llm=not no_llm,
-                 model=model, save=not no_save), as_json)
+                 model=model, save=not no_save, progress=progress("com rollup")), as_json)
 
 
 @app.command("pattern")
@@ -101,4 +102,4 @@ def pattern_cmd(
     from com.ops.rollup import pattern
 
     _emit(pattern(context.memory(), test=test, signature=signature, tag=tag, days=days, project=project, at=at,
-                  llm=not no_llm, model=model, save=not no_save), as_json)
+                  llm=not no_llm, model=model, save=not no_save, progress=progress("com rollup")), as_json)
