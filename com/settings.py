@@ -20,6 +20,8 @@ SETTINGS: dict[str, tuple[object, str]] = {
     "index_uri": (None, "LanceDB location of the index (default: .com/index; s3:// and gs:// work)"),
     "push_tries": (8, "attempts of com push while others keep pushing first (each: fetch, merge, retry with jitter)"),
     "max_input_mb": (1024, "most MiB com ingest reads from a file, stdin or one JUnit report"),
+    "llm_model": (None, "text model of com rollup: a .gguf file or a packaged model's name (default: the packaged Gemma 3 270M)"),
+    "llm_url": (None, "an OpenAI-compatible server com rollup asks instead (llama-server, LM Studio, Ollama)"),
 }
 
 

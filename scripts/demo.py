@@ -202,7 +202,9 @@ def _show_later_capabilities(truth: dict | None, available: set[str]) -> None:
         ("policies", "Context policies", [["policies"]]),
         ("retrieve", "A context pack for a root-cause hunt",
          [["retrieve", "--policy", "qa_root_cause", "--test", any_test, "--format", "markdown"]] if any_test else []),
-        ("rollup", "What happened: a daily roll-up", [["rollup", "daily", "--no-llm"]]),
+        ("rollup", "What happened: roll-ups (the daily one written by the packaged local model, when installed)",
+         [["rollup", "daily"], ["rollup", "weekly", "--no-llm"],
+          *([["rollup", "pattern", "--test", flaky_id, "--no-llm"]] if flaky_id else [])]),
     ]
     missing = []
     for name, title, invocations in planned:

@@ -85,6 +85,7 @@ def transition(state: LifecycleState, new: str, *, at_us: int | None = None, rea
 class Replay:
     state: LifecycleState = field(default_factory=LifecycleState)
     rejected: list[dict] = field(default_factory=list)  # changes not allowed where they fell (e.g. after a merge)
+    applied: list[dict] = field(default_factory=list)  # the changes that took effect, in time order
 
 
 def replay(changes: Iterable[dict]) -> Replay:
@@ -100,11 +101,14 @@ def replay(changes: Iterable[dict]) -> Replay:
                 out.state = transition(out.state, "detected", at_us=at, reason=reason)
             if allowed(out.state.status, change["status"]):
                 out.state = transition(out.state, change["status"], at_us=at, reason=reason)
+                out.applied.append(change)
             continue
         try:
             out.state = transition(out.state, change["status"], at_us=at, reason=reason)
         except ComError:
             out.rejected.append(change)
+            continue
+        out.applied.append(change)
     return out
 
 

@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "retrieve": ("retrieve", "A context pack for a task: the evidence a policy picks, within a token budget, as Markdown or JSON."),
     "policies": ("policies", "List, show or validate policies: what a context pack (com retrieve) is for and what goes in it."),
     "flaky": ("flaky", "The flaky test registry: detect flaky and broken tests, explain, mark, heal, report, quarantine."),
+    "rollup": ("rollup", "Summaries of a day, a week or a failure pattern: facts, and a narrative from a local GGUF model."),
     "index": ("index", "Update the semantic index (any command that reads it does this by itself), or rebuild it."),
     "serve": ("serve", "Answer search requests, one JSON object per line, from a resident process (stdin/stdout or a unix socket)."),
     "remote": ("remote", "Remotes the journal is shared through (any git URL: file, ssh, https, git)."),

@@ -24,6 +24,8 @@ def what(event: dict) -> str:
         return f"{test}: {error}" if error and data.get("status") in ("failed", "error", "skipped") else test
     if error:
         return error
+    if event.get("type") == "rollup" and isinstance(data.get("narrative"), str):
+        return f"{data.get('kind')} {data.get('period')}: {first_line(data['narrative'])}"
     text = data.get("text") or data.get("summary")
     return first_line(text) if isinstance(text, str) and text else json.dumps(data, ensure_ascii=False)
 

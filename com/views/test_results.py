@@ -418,6 +418,36 @@ class TestResultsView(SqliteView):
             total = len(events)
         return (events[:limit] if limit is not None else events), total
 
+    def test_tags(self, snapshot, where: EventFilter | None = None) -> dict[str, set[str]]:
+        """test id -> the tags its results carry in the snapshot: the events' own tags, and the values of a
+        `markers` or `tags` property (comma-separated, as a conftest records pytest markers with
+        record_property). Read once per distinct shape: thousands of results share one."""
+        import numpy as np
+
+        sel = self.select(snapshot, where, ("test", "shape"))
+        if not len(sel["test"]):
+            return {}
+        pairs = np.unique(sel["test"].astype(np.int64) << 32 | sel["shape"].astype(np.int64))
+        tests, shapes = (pairs >> 32).astype(np.int64), (pairs & 0xFFFFFFFF).astype(np.int64)
+        tags_of: dict[int, frozenset] = {}
+        for chunk, marks in sqlite.chunks(np.unique(shapes).tolist()):
+            for no, body in self.db.execute(f"SELECT shape_no, body FROM shapes WHERE shape_no IN ({marks})", chunk):
+                shape = json.loads(zlib.decompress(body).decode("utf-8", "surrogatepass"))
+                found = {t for t in shape.get("tags") or () if isinstance(t, str)}
+                props = (shape.get("data") or {}).get("properties")
+                if isinstance(props, dict):
+                    for key in ("markers", "tags"):
+                        values = props.get(key)
+                        for value in values if isinstance(values, list) else [values]:
+                            if isinstance(value, str):
+                                found.update(v.strip() for v in value.split(",") if v.strip())
+                tags_of[no] = frozenset(found)
+        names = self._names("tests", "test_no", "test_id")
+        out: dict[str, set[str]] = {}
+        for t, s in zip(tests.tolist(), shapes.tolist()):
+            out.setdefault(names[t], set()).update(tags_of.get(s, ()))
+        return out
+
     def rows_of_tests(self, snapshot, where: EventFilter) -> dict[str, list]:
         """Every column of the rows of the tests `where.test` names, in the snapshot and matching its other
         conditions, each event once: through the per-test runs of sorted segments (`test_runs`) and a scan of
