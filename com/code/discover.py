@@ -47,9 +47,10 @@ class DiscoveredTest:
 def function_id(test_id: str) -> str:
     """The id without its parameters: `tests/t.py::test_x[a-1]` -> `tests/t.py::test_x` (pytest runs every case)."""
     if test_id.endswith("]"):
-        cut = test_id.find("[", test_id.rfind("::") + 2 if "::" in test_id else 0)
-        if cut > 0:
-            return test_id[:cut]
+        head, sep, rest = test_id.partition("::")
+        cut = rest.find("[") if sep else -1
+        if cut > 0:  # a Python name never holds "[": the first one opens the parameters
+            return f"{head}::{rest[:cut]}"
     return test_id
 
 

@@ -35,9 +35,13 @@ from pathlib import Path, PurePosixPath
 
 from com.code import discover as disc
 
-SUMMARY_VERSION = 3
+SUMMARY_VERSION = 4
 MODULE = "<module>"
 SOURCE_ROOTS = ("src", "lib", "python")
+SETUP_METHODS = frozenset({
+    "setUp", "tearDown", "setUpClass", "tearDownClass", "asyncSetUp", "asyncTearDown", "setup_method",
+    "teardown_method", "setup_class", "teardown_class", "setup", "teardown", "setUpTestData",
+})
 _PATHLIKE = re.compile(r"^[\w.\-/]+$")
 _EXT = re.compile(r"\.[A-Za-z0-9]{1,8}$")
 _JS_IMPORT = re.compile(
@@ -152,15 +156,18 @@ def _first(node) -> int:
     return min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
 
 
-def _body_refs(nodes, exclude_locals: bool) -> dict:
+def _body_refs(nodes, exclude_locals: bool, self_name: str | None = None) -> dict:
     v = _Refs()
     for n in nodes:
         v.visit(n)
     refs = v.refs
+    out = {}
     if exclude_locals:
         shadow = v.locals - v.globals
+        if self_name:  # `self.helper()` in a method: resolved against the class, not dropped as a local
+            out["self_refs"] = sorted(r for r in refs if r.split(".", 1)[0] == self_name)
         refs = {r for r in refs if r.split(".", 1)[0] not in shadow}
-    return {"refs": sorted(refs), "strings": sorted(v.strings), "imports": v.imports}
+    return {"refs": sorted(refs), "strings": sorted(v.strings), "imports": v.imports, **out}
 
 
 def _function(node) -> dict:
@@ -168,7 +175,7 @@ def _function(node) -> dict:
     params = [a.arg for a in args.posonlyargs + args.args + args.kwonlyargs]
     decos = _decorators(node)
     rec = {"kind": "function", "ranges": [(_first(node), node.end_lineno)],
-           **_body_refs(node.decorator_list + [node.args] + node.body, True),
+           **_body_refs(node.decorator_list + [node.args] + node.body, True, params[0] if params else None),
            "params": params + _usefixtures(node), "decorators": decos}
     fixture = next((d for d in node.decorator_list if (_chain(d.func if isinstance(d, ast.Call) else d) or "")
                     .split(".")[-1] == "fixture"), None)
@@ -819,6 +826,9 @@ class _Builder:
         out = []
         for chain in rec.get("refs", []):
             out += self.resolve_chain(path, chain, local, cls, selfname)
+        if cls is not None and selfname:
+            for chain in rec.get("self_refs", []):
+                out += self.resolve_chain(path, chain, local, cls, selfname)
         for f in self.strings_to_files(path, rec.get("strings", [])):
             out.append(f"file:{f}")
         for i in rec.get("imports", []):  # nested imports run when the function runs
@@ -951,8 +961,8 @@ class _Builder:
             rec = rec["members"][c]
             qual = ".".join(t.classes[: n + 1])
             g.edge(key, self.sym(t.path, f"{qual}#"))
-            for mname, m in rec["members"].items():  # setUp, helpers, class fixtures: not other tests
-                if not mname.startswith("test") and m["kind"] == "function":
+            for mname, m in rec["members"].items():  # setUp/tearDown and autouse fixtures; helpers via self.x
+                if m["kind"] == "function" and (mname in SETUP_METHODS or m.get("autouse")):
                     g.edge(key, self.sym(t.path, f"{qual}.{mname}"))
         for k in auto:
             g.edge(key, k)
