@@ -568,13 +568,17 @@ class _Builder:
         self.summ = graph.summaries
         self.resolved: dict[tuple, list] = {}
         self.project_tops: set[str] = set()
+        self._imaps: dict[str, dict] = {}
+        self._chains: dict[str, list] = {}
+        self._fixtures: dict[str, dict] = {}
 
     # module lookup
     def module_path(self, name: str, importer: str | None = None) -> str | None:
         if importer is not None and "." not in name:  # rootdir-inserted sibling (tests/helpers.py)
-            sib = str(PurePosixPath(importer).parent / f"{name}.py")
+            d = importer.rpartition("/")[0]
+            sib = f"{d}/{name}.py" if d else f"{name}.py"
             if sib in self.summ:
-                return sib.removeprefix("./")
+                return sib
         return self.modules.get(name)
 
     def absolute(self, path: str, module: str, level: int) -> str:
@@ -602,7 +606,7 @@ class _Builder:
         elif name in s["defs"]:
             out = [self.sym(path, name)]
         else:
-            imp = next((i for i in reversed(s["imports"]) if i[0] == name and i[4] != "star"), None)
+            imp = self.import_map(path).get(name)
             if imp is not None:
                 out = [self.sym(path, name)]  # the import line itself is a node users depend on
             else:
@@ -647,14 +651,14 @@ class _Builder:
             if len(parts) > 1 and self._member(s, cls, parts[1]):
                 return [self.sym(path, f"{cls}.{parts[1]}")]
             return [self.sym(path, f"{cls}#")]
-        imp = next((i for i in reversed(local_imports) if i[0] == head), None)
+        imp = next((i for i in reversed(local_imports) if i[0] == head), None) if local_imports else None
         own_import = False
         if imp is None and head in s["defs"]:
             if len(parts) > 1 and s["defs"][head]["kind"] == "class" and parts[1] in s["defs"][head]["members"]:
                 return [self.sym(path, f"{head}.{parts[1]}")]
             return [self.sym(path, head)]
         if imp is None:
-            imp = next((i for i in reversed(s["imports"]) if i[0] == head and i[4] != "star"), None)
+            imp = self.import_map(path).get(head)
             own_import = imp is not None
         if imp is None:
             # a star import may bind it
@@ -696,6 +700,35 @@ class _Builder:
                 got = [*got[:-1], f"sym:{mod2}:{qual}.{rest[1]}"]
         return out + got
 
+    def import_map(self, path: str) -> dict:
+        m = self._imaps.get(path)
+        if m is None:
+            m = self._imaps[path] = {i[0]: i for i in self.summ[path].get("imports", []) if i[4] != "star"}
+        return m
+
+    def conftest_chain(self, path: str) -> list[str]:
+        """conftest.py files that apply to `path`, nearest first (its own folder up to the root)."""
+        d = path.rpartition("/")[0]
+        chain = self._chains.get(d)
+        if chain is None:
+            chain, cur = [], d
+            while True:
+                c = self.conftests.get(cur or ".")
+                if c is not None:
+                    chain.append(c)
+                if not cur:
+                    break
+                cur = cur.rpartition("/")[0]
+            self._chains[d] = chain
+        return [c for c in chain if c != path]
+
+    def fixtures_in(self, path: str) -> dict[str, str]:
+        f = self._fixtures.get(path)
+        if f is None:
+            f = self._fixtures[path] = {(rec.get("fixture_name") or q): q for q, rec in
+                                        self.summ[path].get("defs", {}).items() if rec.get("fixture")}
+        return f
+
     @staticmethod
     def _member(s, cls_qual: str, name: str) -> bool:
         rec = {"members": s["defs"]}
@@ -708,11 +741,11 @@ class _Builder:
     def strings_to_files(self, path: str, strings) -> list[str]:
         out = []
         files = self.g.files
-        here = PurePosixPath(path).parent
+        here = path.rpartition("/")[0]
         for lit in strings:
             norm = lit.lstrip("./") if lit.startswith("./") else lit.lstrip("/")
             hits = []
-            for cand in (norm, str(here / norm)):
+            for cand in (norm, f"{here}/{norm}" if here else norm):
                 if cand in files:
                     hits.append(cand)
             if not hits and self._dirs.get(norm.rstrip("/")):
@@ -848,20 +881,13 @@ class _Builder:
                 m = rec.get("members", {}).get(name)
                 if m is not None and m.get("fixture"):
                     return [self.sym(path, f"{cls}.{name}")]
-            for q, rec in s["defs"].items():
-                if rec.get("fixture") and (rec.get("fixture_name") or q) == name:
-                    return [self.sym(path, q)]
-        d = PurePosixPath(path).parent
-        while True:
-            c = self.conftests.get(str(d))
-            if c is not None and c != path:
-                cs = self.summ[c]
-                for q, rec in cs.get("defs", {}).items():
-                    if rec.get("fixture") and (rec.get("fixture_name") or q) == name:
-                        return [self.sym(c, q)]
-            if str(d) in (".", ""):
-                break
-            d = d.parent
+            q = self.fixtures_in(path).get(name)
+            if q is not None:
+                return [self.sym(path, q)]
+        for c in self.conftest_chain(path):
+            q = self.fixtures_in(c).get(name)
+            if q is not None:
+                return [self.sym(c, q)]
         return []
 
     def fixture_keys(self, path: str, name: str, cls: str | None) -> list[str]:
@@ -883,16 +909,10 @@ class _Builder:
         for q, rec in s.get("defs", {}).items():
             if rec.get("autouse"):
                 out.append(self.sym(path, q))
-        d = PurePosixPath(path).parent
-        while True:
-            c = self.conftests.get(str(d))
-            if c is not None and c != path:
-                for q, rec in self.summ[c].get("defs", {}).items():
-                    if rec.get("autouse"):
-                        out.append(self.sym(c, q))
-            if str(d) in (".", ""):
-                break
-            d = d.parent
+        for c in self.conftest_chain(path):
+            for q, rec in self.summ[c].get("defs", {}).items():
+                if rec.get("autouse"):
+                    out.append(self.sym(c, q))
         return out
 
     def js_file(self, path: str, s: dict) -> None:
