@@ -58,10 +58,14 @@ class Weights:
 
 
 SEED_WEIGHTS = Weights()
-# Calibrated by scripts/eval_select.py --calibrate on generated histories (seeds 101-103), checked on
-# other seeds (1-4): see the report in the commit that set them.
-CALIBRATED = Weights(relation=0.40, history=0.40, criticality=0.05, flakiness=0.10, efficiency=0.05,
-                     module_level=0.5, min_history=0.25)
+# Calibrated by scripts/eval_select.py --calibrate (grid over relation/history/criticality/module level/
+# min_history on seeds 101-103, 200 and 500 tests, 60 commits, 30% budget): no setting reached change-level
+# recall 0.95 there; the best by recall then APFD had relation 0.4, history 0.2. On held-out seeds 1-4 the
+# criticality, flakiness and efficiency terms only lowered recall (0.977 -> 0.919: they reorder the
+# module-level tier, whose victims gen_history draws at random), so they are 0 here; flakiness still acts
+# through the history term (x (1 - flake rate)). Checked again on unseen seeds 5-6 (see the report).
+CALIBRATED = Weights(relation=0.40, history=0.20, criticality=0.0, flakiness=0.0, efficiency=0.0,
+                     module_level=0.5, min_history=0.5)
 
 
 # -- budgets ----------------------------------------------------------------------------------------------
