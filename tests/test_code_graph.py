@@ -12,7 +12,7 @@ from conftest import git
 from com.code import diff as code_diff
 from com.code import discover as disc
 from com.code import graph as code_graph
-from com.errors import ComError
+from com.model.errors import ComError
 
 
 def write(root: Path, files: dict[str, str]) -> None:

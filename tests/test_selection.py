@@ -8,7 +8,27 @@ import numpy as np
 import pytest
 
 from com.analysis import selection as sel
-from com.analysis.columns import from_rows
+from com.model.result import STATUS_CODE, ResultColumns
+
+
+def from_rows(rows) -> ResultColumns:
+    """Result columns from dicts with test_id, status and optionally ts (minutes), attempt, duration_ms, run_id,
+    commit: what the test-results view hands to analyses."""
+    tests, runs, commits = {}, {}, {}
+    cols = {k: [] for k in ("test", "ts", "status", "attempt", "dur", "run", "commit")}
+    for n, r in enumerate(rows):
+        cols["test"].append(tests.setdefault(r["test_id"], len(tests)))
+        cols["ts"].append(int(r.get("ts", n)) * 60_000_000)
+        cols["status"].append(STATUS_CODE[r["status"]])
+        cols["attempt"].append(int(r.get("attempt") or 0))
+        cols["dur"].append(float("nan") if r.get("duration_ms") is None else float(r["duration_ms"]))
+        cols["run"].append(runs.setdefault(r["run_id"], len(runs)) if r.get("run_id") else -1)
+        cols["commit"].append(commits.setdefault(r["commit"], len(commits)) if r.get("commit") else -1)
+    n = len(cols["test"])
+    return ResultColumns(np.array(cols["test"], np.int32), list(tests), np.array(cols["ts"], np.int64),
+                         np.array(cols["status"], np.int8), np.array(cols["attempt"], np.int16),
+                         np.array(cols["dur"], np.float64), np.array(cols["run"], np.int32), list(runs),
+                         np.array(cols["commit"], np.int32), list(commits), np.full(n, -1, np.int32), [])
 
 
 def rows(*specs):
@@ -16,7 +36,7 @@ def rows(*specs):
     out = []
     for test, run, status, attempt, dur, commit in specs:
         out.append({"test_id": test, "run_id": f"r{run}", "status": status, "attempt": attempt, "duration_ms": dur,
-                    "commit": commit, "ts": f"2026-01-01T00:{run:02d}:00Z"})
+                    "commit": commit, "ts": run})
     return from_rows(out)
 
 

@@ -30,8 +30,10 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-FAILED = (1, 2)  # failed, error
-PASSED = (0, 5)  # passed, xpassed
+from com.model.result import FAILING_CODES, STATUS_CODE
+
+FAILED = FAILING_CODES  # failed, error
+PASSED = (STATUS_CODE["passed"], STATUS_CODE["xpassed"])
 DURATION_FLOOR_MS = 1.0
 
 GLOBAL_FILES = (
@@ -128,6 +130,22 @@ def floor_durations(durations: Mapping[str, float | None], tests: Iterable[str],
 
 
 # -- history statistics from result columns ----------------------------------------------------------------
+
+def _runs(cols) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """(run code per row, run names, first time of each run): a result without a run id is a run of its own
+    time (results recorded together share it)."""
+    run = np.asarray(cols.run)
+    names = list(cols.runs)
+    if len(run) and run.min() < 0:
+        missing = run < 0
+        times, inverse = np.unique(np.asarray(cols.ts_us)[missing], return_inverse=True)
+        run = run.copy()
+        run[missing] = len(names) + inverse
+        names = names + [f"(no run id, {int(t)})" for t in times]
+    first = np.full(len(names), np.iinfo(np.int64).max, np.int64)
+    np.minimum.at(first, run, np.asarray(cols.ts_us, np.int64))
+    return run, names, first
+
 @dataclass
 class TestStats:
     runs: int  # runs with a result of this test (reruns inside one run are one run)
@@ -158,14 +176,13 @@ def test_stats(cols, half_life_runs: float = 3.0, flake_rates: Mapping[str, floa
     if n == 0:
         return {}
     flake_rates = flake_rates or {}
-    n_runs = len(cols.runs)
-    run_ts = np.full(n_runs, np.iinfo(np.int64).max, np.int64)
-    np.minimum.at(run_ts, cols.run, cols.ts_us)
+    run, run_names, run_ts = _runs(cols)
+    n_runs = len(run_names)
     run_rank = np.empty(n_runs, np.int64)
     run_rank[np.argsort(run_ts, kind="stable")] = np.arange(n_runs)
-    last_rank = int(run_rank[np.unique(cols.run)].max())
-    order = np.lexsort((cols.ts_us, cols.attempt, run_rank[cols.run], cols.test))
-    t, r = cols.test[order], cols.run[order]
+    last_rank = int(run_rank[np.unique(run)].max())
+    order = np.lexsort((cols.ts_us, cols.attempt, run_rank[run], cols.test))
+    t, r = cols.test[order], run[order]
     st = cols.status[order]
     key = t.astype(np.int64) * (n_runs + 1) + r
     starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
@@ -213,7 +230,7 @@ def test_stats(cols, half_life_runs: float = 3.0, flake_rates: Mapping[str, floa
             last_status=int(g_last[latest]), last_fail_age=int(fail_ages.min()) if len(fail_ages) else None,
             density=dens, flake_rate=float(rate), duration_ms=float(np.median(d)) if len(d) else float("nan"),
             failed_in_latest_run=bool(g_fail[latest] and g_age[latest] == 0),
-            latest_run=cols.runs[int(g_run[latest])])
+            latest_run=run_names[int(g_run[latest])])
     return out
 
 
@@ -264,11 +281,10 @@ def cofailure(cols, commit_files: Mapping[str, Iterable[str]], changed: Iterable
                 touches[f] += 1
     if not commit_hits:
         return {}
-    n_runs = len(cols.runs)
-    run_ts = np.full(n_runs, np.iinfo(np.int64).max, np.int64)
-    np.minimum.at(run_ts, cols.run, cols.ts_us)
-    order = np.lexsort((cols.attempt, run_ts[cols.run], cols.test))
-    t, r, st, c = cols.test[order], cols.run[order], cols.status[order], cols.commit[order]
+    run, run_names, run_ts = _runs(cols)
+    n_runs = len(run_names)
+    order = np.lexsort((cols.attempt, run_ts[run], cols.test))
+    t, r, st, c = cols.test[order], run[order], cols.status[order], cols.commit[order]
     key = t.astype(np.int64) * (n_runs + 1) + r
     last = np.flatnonzero(np.r_[key[1:] != key[:-1], True])  # last attempt of each (test, run)
     gt, gs, gc = t[last], st[last], c[last]

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from com.errors import ComError
+from com.model.errors import ComError
 
 STATUS = {
     "A": "added", "D": "deleted", "M": "modified", "R": "renamed", "C": "copied", "T": "typechange",
