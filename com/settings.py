@@ -17,6 +17,9 @@ SETTINGS: dict[str, tuple[object, str]] = {
     "embedding_model": ("all-MiniLM-L6-v2", "packaged model name or a sentence-transformers folder (never downloaded)"),
     "embedding_dim": (384, "vector size of the embedding model"),
     "index_uri": (None, "LanceDB location of the index (default: .com/index; s3:// and gs:// work)"),
+    "select": ("run", "run: com select and --com-select skip what the selection skips; observe: run everything, record what it would skip"),
+    "select_global": (None, "more global files for com select (globs; a list, or comma-separated): a change to one selects every test"),
+    "select_semantic": (False, "com select adds semantic similarity of the change to tests and past failures (the index)"),
     "push_tries": (8, "attempts of com push while others keep pushing first (each: fetch, merge, retry with jitter)"),
 }
 

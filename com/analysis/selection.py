@@ -35,6 +35,7 @@ from com.model.result import FAILING_CODES, STATUS_CODE
 FAILED = FAILING_CODES  # failed, error
 PASSED = (STATUS_CODE["passed"], STATUS_CODE["xpassed"])
 DURATION_FLOOR_MS = 1.0
+SEMANTIC_SELECTS = 0.5  # semantic similarity (0..1, see com.ops.select) that selects a test by itself
 
 GLOBAL_FILES = (
     "conftest.py", "*/conftest.py", "pyproject.toml", "setup.cfg", "setup.py", "tox.ini", "pytest.ini", "noxfile.py",
@@ -157,7 +158,7 @@ class TestStats:
     density: float  # decayed share of failing runs (half-life in runs of the whole history)
     flake_rate: float
     duration_ms: float  # median per attempt, NaN when unknown
-    failed_in_latest_run: bool  # failed in the latest run of the history that ran it
+    failed_in_latest_run: bool  # its own latest run failed (a test not run lately keeps its last verdict)
     latest_run: str | None = None
 
     def to_json(self) -> dict:
@@ -229,7 +230,7 @@ def test_stats(cols, half_life_runs: float = 3.0, flake_rates: Mapping[str, floa
             runs=runs, results=int(rb - ra), fail_runs=int(fails.sum()), flaky_runs=flaky_runs,
             last_status=int(g_last[latest]), last_fail_age=int(fail_ages.min()) if len(fail_ages) else None,
             density=dens, flake_rate=float(rate), duration_ms=float(np.median(d)) if len(d) else float("nan"),
-            failed_in_latest_run=bool(g_fail[latest] and g_age[latest] == 0),
+            failed_in_latest_run=bool(g_fail[latest]),
             latest_run=run_names[int(g_run[latest])])
     return out
 
@@ -316,6 +317,7 @@ class Signals:
 
     direct: float = 0.0  # graph: 1 own change or name/data reach, Weights.module_level for module level
     direct_reason: str | None = None
+    direct_tier: str = "name"  # name (resolved names, or a whole module where names cannot be resolved) | import
     semantic: float | None = None  # similarity of the change to the test and its failures (index), 0..1
     cochange: float = 0.0
     cochange_file: str | None = None
@@ -413,24 +415,30 @@ def score(sig: Signals, w: Weights, median_ms: float) -> tuple[float, dict, list
 
 
 def _relevant(sig: Signals, w: Weights) -> bool:
-    return sig.direct > 0 or (sig.semantic or 0) >= 0.5 or max(sig.cofailure, sig.cochange) >= w.min_history
+    """Evidence enough to select a test on its own. The import-closure tier (the test's file imports a changed
+    module, but no name it uses is known to change) is not: it only fills a budget, most likely first."""
+    return ((sig.direct > 0 and sig.direct_tier != "import") or (sig.semantic or 0) >= SEMANTIC_SELECTS
+            or max(sig.cofailure, sig.cochange) >= w.min_history)
 
 
 def select(signals: Mapping[str, Signals], *, budget: Budget | None = None, weights: Weights = CALIBRATED,
            changed: Iterable[str] = (), global_files: Iterable[str] = GLOBAL_FILES, fallback: bool = True,
-           has_history: bool = True, mode: str = "diff") -> Selection:
+           has_history: bool = True, mode: str = "diff", select_all: bool = False,
+           all_reason: str | None = None, fill: bool = True) -> Selection:
     """Score every candidate, apply the safety rules and the budget, order most-likely-to-fail first.
 
     `changed`: the change's paths (for the global-file rule); `mode` "history" selects every candidate
-    and only orders them (history-only prioritisation)."""
+    and only orders them (history-only prioritisation); `select_all` (with `all_reason`) selects every
+    candidate for a reason the caller found (a global change the caller mapped itself, a missing revision).
+    With a time budget and `fill`, related tests that are not selected by themselves (the import-closure tier,
+    weak history) fill what the budget leaves, most likely first: the budget is the time the user gives."""
     budget = budget or Budget()
     tests = sorted(signals)
     durations = floor_durations({t: signals[t].duration_ms for t in tests}, tests)
     median_ms = float(np.median(list(durations.values()))) if durations else DURATION_FLOOR_MS
     messages: list[str] = []
     global_hits = sorted(p for p in set(changed) if any(fnmatch.fnmatchcase(p, pat) for pat in global_files))
-    select_all = mode == "history"
-    all_reason = None
+    select_all = select_all or mode == "history"
     if mode == "diff" and global_hits:
         if fallback:
             select_all = True
@@ -443,6 +451,7 @@ def select(signals: Mapping[str, Signals], *, budget: Budget | None = None, weig
         all_reason = "no test history: every test is selected"
         messages.append(all_reason)
     scored: list[ScoredTest] = []
+    evidence: set[str] = set()  # not selected by themselves, but related: they may fill a budget
     for tid in tests:
         sig = signals[tid]
         total, sv, reasons = score(sig, weights, median_ms)
@@ -459,6 +468,8 @@ def select(signals: Mapping[str, Signals], *, budget: Budget | None = None, weig
         if select_all and all_reason and not reasons:
             reasons.append(all_reason)
         scored.append(ScoredTest(tid, total, sv, reasons, chosen, must, durations[tid]))
+        if not chosen and (sv["relation"] > 0 or sv["history"] > 0):
+            evidence.add(tid)
     # most likely to fail first; ties: shorter first, then by id (stable, deterministic)
     scored.sort(key=lambda s: (not s.must_run, -s.score, s.duration_ms, s.test))
     suite_ms = float(sum(durations.values()))
@@ -480,6 +491,19 @@ def select(signals: Mapping[str, Signals], *, budget: Budget | None = None, weig
             s.reasons.append("left out by the budget")
     if over:
         messages.append(f"{over} must-run test(s) kept over the budget")
+    if limit is not None and fill:
+        filled = 0
+        for s in scored:
+            if s.selected or s.test not in evidence:
+                continue
+            if used + s.duration_ms <= limit and (budget.max_tests is None or count < budget.max_tests):
+                s.selected = True
+                used += s.duration_ms
+                count += 1
+                filled += 1
+                s.reasons.append("fills the time budget (related to the change, most likely first)")
+        if filled:
+            messages.append(f"{filled} related test(s) fill the rest of the time budget")
     if not any(s.selected for s in scored):
         messages.append("no test selected: nothing in this change maps to a test" if mode == "diff"
                         else "no test selected")

@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pull": ("pull", "Fetch and bring the remote's batches in: fast-forward, or a merge commit holding both sides' batches."),
     "push": ("push", "Push the journal branch and new tags. If others pushed first: fetch, merge, retry (bounded, jittered)."),
     "clone": ("clone", "Create a memory from a shared journal: init, add the remote as 'origin', pull."),
+    "select": ("select", "Tests to run for a code change (--diff REV), most likely to fail first; or an order by history (--tests)."),
     "fsck": ("fsck", "Check the journal (git fsck, every batch, duplicate ids) and the derived data; exit 1 if a problem remains."),
 }
 

@@ -36,6 +36,7 @@ from pathlib import Path, PurePosixPath
 from com.code import discover as disc
 
 SUMMARY_VERSION = 4
+GRAPH_VERSION = 1  # of CodeGraph.to_data
 MODULE = "<module>"
 SOURCE_ROOTS = ("src", "lib", "python")
 SETUP_METHODS = frozenset({
@@ -382,8 +383,9 @@ def module_names(py_paths) -> dict[str, list[str]]:
 # -- the graph ----------------------------------------------------------------------------------------
 @dataclass
 class Impact:
-    """Why a test is affected: `level` "name" (reached by names, files or its own change) or "module"
-    (only through a module-level fallback or the import closure); `path` from the test to a changed node."""
+    """Why a test is affected: `level` "name" (reached by names, files or its own change), "module" (through
+    a whole module, where names could not be resolved) or "import" (only the test file's import closure holds
+    a changed file); `path` from the test to a changed node."""
 
     test: str
     level: str
@@ -393,6 +395,10 @@ class Impact:
 
     def reason(self) -> str:
         target = _describe(self.changed)
+        if self.level == "import":
+            if self.distance == 0:
+                return f"its file changed ({self.changed.partition(':')[2]})"
+            return f"its file imports {target}"
         if self.distance == 0 or len(self.path) <= 1:
             return f"the test itself changed ({target})"
         via = [_describe(k) for k in self.path[1:-1] if not k.startswith(("test:", "all:"))]
@@ -426,8 +432,9 @@ class CodeGraph:
     module_of_path: dict[str, str] = field(default_factory=dict)  # path -> primary module name
     path_of_module: dict[str, str] = field(default_factory=dict)
     module_imports: dict[str, set] = field(default_factory=dict)  # path -> paths it imports (module level)
-    summaries: dict[str, dict] = field(default_factory=dict)  # path -> summary
+    summaries: dict[str, dict] = field(default_factory=dict)  # path -> summary (empty in a graph from_data)
     _reverse: list | None = None
+    _known_files: set | None = None  # from_data: files some node depends on
 
     # nodes
     def node(self, key: str) -> int:
@@ -457,7 +464,7 @@ class CodeGraph:
         """{test id: Impact} of every test that depends on one of `changed_keys` (shortest path first).
 
         With module_level, tests that name-level analysis does not reach but whose import closure contains
-        a changed module are added at level "module" (the fallback tier)."""
+        a changed module are added at level "import" (the fallback tier)."""
         rev = self.reverse()
         parent: dict[int, int] = {}
         dist: dict[int, int] = {}
@@ -485,7 +492,10 @@ class CodeGraph:
                 cur = parent[cur]
             level = "module" if any(k.startswith("all:") for k in path[1:]) else "name"
             # a test whose own function changed is at distance 0 (the test node is one hop from it)
-            d = dist[n] - 1 if path[1:2] and self._own(tid, path[1]) else dist[n]
+            own = bool(path[1:2]) and self._own(tid, path[1])
+            d = dist[n] - 1 if own else dist[n]
+            if own and len(path) > 2:  # "uses X via Y": Y never names the test's own function
+                path = [path[0], *path[2:]]
             out[tid] = Impact(tid, level, d, path, self.keys[origin[n]])
         if module_level:
             changed_paths = {self._path_of_key(k) for k in changed_keys} - {None}
@@ -544,8 +554,37 @@ class CodeGraph:
         for tid, t in self.tests.items():
             hit = reach.get(t.path)
             if hit is not None:
-                out[tid] = Impact(tid, "module", hit[0], [f"test:{tid}", f"mod:{hit[1]}"], f"mod:{hit[1]}")
+                out[tid] = Impact(tid, "import", hit[0], [f"test:{tid}", f"mod:{hit[1]}"], f"mod:{hit[1]}")
         return out
+
+    def to_data(self) -> dict:
+        """The graph as plain data (marshal-able) for a cache by revision; summaries are left out (they are
+        cached by blob id) and `from_data` gives back a graph that answers `affected` and `changed_nodes` alike."""
+        return {"v": GRAPH_VERSION, "root": self.root, "rev": self.rev, "files": self.files,
+                "tests": [(t.id, t.path, t.function, t.classes, t.line, t.end_line, t.framework, t.parametrized)
+                          for t in self.tests.values()],
+                "keys": self.keys, "edges": [list(e) for e in self.edges], "module_of_path": self.module_of_path,
+                "path_of_module": self.path_of_module,
+                "module_imports": {p: list(q) for p, q in self.module_imports.items()},
+                "known_files": sorted(p for p in self.files if self._file_known(p))}
+
+    @classmethod
+    def from_data(cls, data: dict) -> "CodeGraph":
+        g = cls(data["root"], data["rev"], data["files"])
+        g.tests = {t[0]: disc.DiscoveredTest(t[0], t[1], t[2], tuple(t[3]), t[4], t[5], t[6], t[7])
+                   for t in data["tests"]}
+        g.keys = data["keys"]
+        g.index = {k: n for n, k in enumerate(g.keys)}
+        g.edges = data["edges"]
+        g.module_of_path = data["module_of_path"]
+        g.path_of_module = data["path_of_module"]
+        g.module_imports = {p: set(q) for p, q in data["module_imports"].items()}
+        g._known_files = set(data["known_files"])
+        return g
+
+    def _file_known(self, path: str) -> bool:
+        n = self.index.get(f"file:{path}")
+        return n is not None and bool(self.reverse()[n])
 
     def test_dependencies(self, tid: str) -> set[str]:
         """Keys of every node a test depends on (forward closure): for explanation and measurement."""
@@ -1117,5 +1156,6 @@ def _known(graph: CodeGraph, path: str) -> bool:
     """Whether a change of `path` maps to the graph: a Python module, or a file some node depends on."""
     if path.endswith(".py") or path in graph.module_of_path:
         return True
-    n = graph.index.get(f"file:{path}")
-    return n is not None and bool(graph.reverse()[n])
+    if graph._known_files is not None:
+        return path in graph._known_files
+    return graph._file_known(path)
