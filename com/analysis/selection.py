@@ -315,9 +315,11 @@ def cofailure(cols, commit_files: Mapping[str, Iterable[str]], changed: Iterable
 class Signals:
     """What is known about one candidate; every field optional (0 / None: no evidence)."""
 
-    direct: float = 0.0  # graph: 1 own change or name/data reach, Weights.module_level for module level
+    direct: float = 0.0  # graph: 1 for its own change or a name/data reach; tiers below it decay with distance
     direct_reason: str | None = None
-    direct_tier: str = "name"  # name (resolved names, or a whole module where names cannot be resolved) | import
+    # name: resolved names; module: through a whole module where names cannot be resolved; import: only the
+    # test file's import closure holds a changed file. Below "name", direct is scaled by Weights.module_level.
+    direct_tier: str = "name"
     semantic: float | None = None  # similarity of the change to the test and its failures (index), 0..1
     cochange: float = 0.0
     cochange_file: str | None = None
@@ -385,20 +387,21 @@ def _noisy_or(*ps: float) -> float:
 
 def score(sig: Signals, w: Weights, median_ms: float) -> tuple[float, dict, list[str]]:
     """(score, signal values, reasons) of one candidate."""
-    relation = max(sig.direct, sig.semantic or 0.0)
+    direct = sig.direct * (w.module_level if sig.direct_tier != "name" else 1.0)
+    relation = max(direct, sig.semantic or 0.0)
     flake = min(max(sig.flake_rate, 0.0), 1.0)
     history = _noisy_or(sig.cofailure, sig.cochange, sig.recent) * (1.0 - flake)
     d = sig.duration_ms if sig.duration_ms else median_ms
     efficiency = 1.0 / (1.0 + d / max(median_ms, DURATION_FLOOR_MS))
     total = (w.relation * relation + w.history * history + w.criticality * sig.criticality
              + w.flakiness * (1.0 - flake) + w.efficiency * efficiency)
-    signals = {"relation": round(relation, 6), "direct": round(sig.direct, 6),
+    signals = {"relation": round(relation, 6), "direct": round(direct, 6), "tier": sig.direct_tier if direct else None,
                "semantic": None if sig.semantic is None else round(sig.semantic, 6),
                "history": round(history, 6), "cofailure": round(sig.cofailure, 6), "cochange": round(sig.cochange, 6),
                "recent": round(sig.recent, 6), "criticality": round(sig.criticality, 6), "flake_rate": round(flake, 6),
                "efficiency": round(efficiency, 6)}
     reasons = []
-    if sig.direct > 0 and sig.direct_reason:
+    if direct > 0 and sig.direct_reason:
         reasons.append(sig.direct_reason)
     if sig.semantic:
         reasons.append(f"similar to the change (semantic {sig.semantic:.2f})")
@@ -417,7 +420,8 @@ def score(sig: Signals, w: Weights, median_ms: float) -> tuple[float, dict, list
 def _relevant(sig: Signals, w: Weights) -> bool:
     """Evidence enough to select a test on its own. The import-closure tier (the test's file imports a changed
     module, but no name it uses is known to change) is not: it only fills a budget, most likely first."""
-    return ((sig.direct > 0 and sig.direct_tier != "import") or (sig.semantic or 0) >= SEMANTIC_SELECTS
+    return ((sig.direct > 0 and sig.direct_tier != "import" and (sig.direct_tier == "name" or w.module_level > 0))
+            or (sig.semantic or 0) >= SEMANTIC_SELECTS
             or max(sig.cofailure, sig.cochange) >= w.min_history)
 
 

@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "push": ("push", "Push the journal branch and new tags. If others pushed first: fetch, merge, retry (bounded, jittered)."),
     "clone": ("clone", "Create a memory from a shared journal: init, add the remote as 'origin', pull."),
     "select": ("select", "Tests to run for a code change (--diff REV), most likely to fail first; or an order by history (--tests)."),
+    "hook": ("hook", "Git hooks: a pre-push hook that runs the tests a push can break."),
     "fsck": ("fsck", "Check the journal (git fsck, every batch, duplicate ids) and the derived data; exit 1 if a problem remains."),
 }
 

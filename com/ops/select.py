@@ -305,27 +305,37 @@ def _mode_observe(memory: Memory, opts: SelectOptions) -> bool:
     return mode == "observe"
 
 
-def select(memory: Memory, opts: SelectOptions, progress=None) -> SelectResult:
-    """The selection for a change (`opts.diff`) or a history-only order of `opts.tests`; see the module text."""
+@dataclass
+class Prepared:
+    """Everything a selection needs that does not depend on the weights or the budget (see `prepare`)."""
+
+    signals: dict  # candidate key -> sel.Signals
+    mode: str  # diff | history
+    fallback: str | None
+    diff: dict | None
+    history: "_History"
+    messages: list
+    changed: list  # changed paths
+    clock: _Clock
+    keys: list = field(default_factory=list)  # history mode: the candidates in the given order
+    stats: dict = field(default_factory=dict)  # history mode: their statistics
+
+
+def prepare(memory: Memory, opts: SelectOptions) -> Prepared:
+    """Read the history, the change, the graph and (if asked) the index; the signals of every candidate."""
     clock = _Clock()
-    budget = _budget(opts)
-    observe = _mode_observe(memory, opts)
     if opts.diff is None and opts.tests is None:
         raise ComError("nothing to select for: give the change (--diff REV) or the tests to order (--tests FILE)",
                        param="diff")
-    weights = opts.weights or sel.CALIBRATED
     history = _History(memory, opts.at, opts.project)
     clock("history")
     messages: list[str] = []
     if opts.diff is None:
         keys = list(dict.fromkeys(opts.tests))
         stats = {k: s for k in keys if (s := history.of(k)) is not None}
-        result = sel.prioritise(stats, keys, budget=budget)
-        clock("score")
         if not len(history):
             messages.append("no test history: the order is the given one")
-        out = _result(result, None, "history", None, history, messages, weights, clock, observe)
-        return _observed(memory, out, opts) if observe else out
+        return Prepared({}, "history", None, None, history, messages, [], clock, keys=keys, stats=stats)
 
     from com.code import diff as code_diff
     from com.code import graph as code_graph
@@ -356,10 +366,10 @@ def select(memory: Memory, opts: SelectOptions, progress=None) -> SelectResult:
         keys = list(dict.fromkeys(opts.tests))
     else:
         recorded = list(dict.fromkeys(function_key(t) for t in history.stats))
-        gone = [k for k in recorded if graph.files and _discovered_exists(k, graph) is False]
+        gone = {k for k in recorded if graph.files and _discovered_exists(k, graph) is False}
         if gone:
             messages.append(f"{len(gone)} recorded test(s) no longer in the code are left out")
-        keys = list(dict.fromkeys([k for k in recorded if k not in set(gone)] + sorted(graph.tests)))
+        keys = list(dict.fromkeys([k for k in recorded if k not in gone] + sorted(graph.tests)))
 
     impacts: dict = {}
     changed_paths: list[str] = []
@@ -382,7 +392,7 @@ def select(memory: Memory, opts: SelectOptions, progress=None) -> SelectResult:
     clock("impact")
 
     cochange, cofail = {}, {}
-    if cs is not None and len(history) and weights.history > 0:
+    if cs is not None and len(history):
         try:
             commit_files = cache.commit_files(repo, cs.base, HISTORY_COMMITS)
         except ComError:
@@ -403,15 +413,14 @@ def select(memory: Memory, opts: SelectOptions, progress=None) -> SelectResult:
     for key in keys:
         s = history.of(key)
         imp = impacts.get(function_key(key))
-        direct, reason = 0.0, None
-        if imp is not None:
-            direct = 1.0 if imp.level == "name" else weights.module_level / (1.0 + 0.25 * max(imp.distance - 1, 0))
-            reason = imp.reason()
-        sig = sel.Signals(direct=direct, direct_reason=reason, direct_tier="import" if imp and imp.level == "import"
-                          else "name", semantic=semantic.get(key) if use_semantic else None,
+        sig = sel.Signals(semantic=semantic.get(key, 0.0) if use_semantic else None,
                           duration_ms=s.duration_ms if s else None, seen=s is not None,
                           failed_latest=bool(s and s.failed_in_latest_run), latest_run=s.latest_run if s else None,
                           flake_rate=s.flake_rate if s else 0.0)
+        if imp is not None:
+            sig.direct_tier = imp.level
+            sig.direct = 1.0 if imp.level == "name" else 1.0 / (1.0 + 0.25 * max(imp.distance - 1, 0))
+            sig.direct_reason = imp.reason()
         if key in cochange:
             sig.cochange, sig.cochange_file = cochange[key]
         if key in cofail:
@@ -421,14 +430,31 @@ def select(memory: Memory, opts: SelectOptions, progress=None) -> SelectResult:
         signals[key] = sig
     if fallback is None and not len(history):
         fallback = "no test history: every test is selected"
-    result = sel.select(signals, budget=budget, weights=weights, changed=changed_paths, fallback=True,
-                        global_files=(), has_history=True, mode="diff", select_all=fallback is not None,
-                        all_reason=fallback)
-    clock("score")
     cache.save()
-    clock("save")
-    out = _result(result, fallback, "all" if fallback else "diff", diff_facts, history, messages, weights, clock,
-                  observe)
+    clock("signals")
+    return Prepared(signals, "diff", fallback, diff_facts, history, messages, changed_paths, clock)
+
+
+def finish(prepared: Prepared, budget: sel.Budget, weights: sel.Weights, observe: bool = False,
+           history_params: sel.HistoryParams = sel.HistoryParams()) -> SelectResult:
+    """Score the prepared signals under weights and a budget: the selection, in run order, with its reasons."""
+    p = prepared
+    if p.mode == "history":
+        result = sel.prioritise(p.stats, p.keys, params=history_params, budget=budget)
+    else:
+        result = sel.select(p.signals, budget=budget, weights=weights, changed=p.changed, global_files=(),
+                            mode="diff", select_all=p.fallback is not None, all_reason=p.fallback)
+    p.clock("score")
+    mode = p.mode if p.mode == "history" else ("all" if p.fallback else "diff")
+    return _result(result, p.fallback, mode, p.diff, p.history, list(p.messages), weights, p.clock, observe)
+
+
+def select(memory: Memory, opts: SelectOptions, progress=None) -> SelectResult:
+    """The selection for a change (`opts.diff`) or a history-only order of `opts.tests`; see the module text."""
+    budget = _budget(opts)
+    observe = _mode_observe(memory, opts)
+    prepared = prepare(memory, opts)
+    out = finish(prepared, budget, opts.weights or sel.CALIBRATED, observe)
     return _observed(memory, out, opts) if observe else out
 
 
