@@ -609,19 +609,25 @@ class Collected:
     line: str  # one line for the terminal
 
 
-def collected_selection(items, rev: str, memory_path: str | None = None, root: str | None = None) -> Collected:
-    """Split pytest items (anything with `.nodeid`) into those `com select --diff REV` selects and the rest.
+def collected_selection(items, rev: str, memory_path: str | None = None, root: str | None = None,
+                        worker: bool = False) -> Collected:
+    """Split pytest items (anything with `.nodeid`) into those `com select --diff REV` selects and the rest,
+    the selected ones most likely to fail first.
 
     Candidates are the collected tests; a problem (no memory, an unknown revision) keeps every item and says
-    why: `--com-select` never makes a test run silently disappear."""
+    why: `--com-select` never makes a test run silently disappear. A pytest-xdist worker (`worker`) selects
+    like the others but leaves recording an observation to the controller."""
     if not items:
         return Collected(list(items), [], "com: --com-select: no tests collected")
     ids = [item.nodeid for item in items]
     try:
         memory = Memory.find(memory_path, cwd=Path(root) if root else None)
         try:
-            result = select(memory, SelectOptions(diff=rev, repo=root, tests=list(dict.fromkeys(
-                function_key(i) for i in ids))))
+            opts = SelectOptions(diff=rev, repo=root, tests=list(dict.fromkeys(function_key(i) for i in ids)))
+            if worker:  # the same selection, nothing recorded
+                result = finish(prepare(memory, opts), _budget(opts), sel.CALIBRATED, _mode_observe(memory, opts))
+            else:
+                result = select(memory, opts)
         finally:
             memory.close()
     except ComError as exc:
