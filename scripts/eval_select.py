@@ -45,6 +45,7 @@ from com.memory import Memory  # noqa: E402
 from com.ops import select as ops_select  # noqa: E402
 
 SIGNAL_SETS = ("direct-name", "direct", "+history", "+semantic", "all")
+SEMANTIC_TRIAL = (0.2, 0.7)  # (weight, similarity that selects by itself) of +semantic when calibration chose 0
 
 
 def weights_for(name: str, base: sel.Weights) -> sel.Weights:
@@ -54,8 +55,11 @@ def weights_for(name: str, base: sel.Weights) -> sel.Weights:
     if name == "direct":
         return sel.Weights(relation=1.0, history=0.0, criticality=0.0, flakiness=0.0, efficiency=0.0,
                            module_level=base.module_level, min_history=2.0)
-    if name in ("+history", "+semantic"):
-        return replace(base, criticality=0.0, flakiness=0.0, efficiency=0.0)
+    if name == "+history":
+        return replace(base, criticality=0.0, flakiness=0.0, efficiency=0.0, semantic=0.0)
+    if name == "+semantic":  # the calibrated semantic terms, or a trial setting when calibration left them out
+        sem = (base.semantic, base.semantic_selects) if base.semantic > 0 else SEMANTIC_TRIAL
+        return replace(base, criticality=0.0, flakiness=0.0, efficiency=0.0, semantic=sem[0], semantic_selects=sem[1])
     return base
 
 
@@ -180,12 +184,15 @@ def victim_summary(rows: list[dict]) -> dict:
 def calibrate(replays, budget, grid=None) -> tuple[sel.Weights, list]:
     """Grid search on calibration histories: best mean APFD among settings with change-level recall >= 0.95
     and mean time share within the budget (else the best recall)."""
-    grid = grid or {"relation": (0.3, 0.4, 0.5), "history": (0.1, 0.2, 0.3, 0.4), "module_level": (0.3, 0.5, 0.7),
-                    "min_history": (0.25, 0.5, 1.01), "flakiness": (0.0, 0.1), "efficiency": (0.0, 0.05)}
+    grid = grid or {"relation": (0.4, 0.5), "history": (0.1, 0.2, 0.3), "module_level": (0.3, 0.5, 0.7),
+                    "min_history": (0.5, 1.01), "semantic": (0.0, 0.1, 0.2), "semantic_selects": (0.6, 0.8, 1.01),
+                    "efficiency": (0.0, 0.05)}
     tried = []
     for values in itertools.product(*grid.values()):
         kw = dict(zip(grid, values))
-        w = sel.Weights(criticality=0.0, **kw)
+        if kw["semantic"] == 0 and kw["semantic_selects"] != grid["semantic_selects"][-1]:
+            continue  # without the semantic term its threshold means nothing
+        w = sel.Weights(criticality=0.0, flakiness=0.0, **kw)
         rows = [r for rp in replays for r in rp.evaluate("all", w, budget)]
         tried.append((summarise(rows), w))
     ok = [x for x in tried if x[0]["recall"] >= 0.95]
@@ -215,7 +222,8 @@ def main(argv=None) -> int:
         where = args.keep or Path(tmp)
         base = sel.CALIBRATED
         if args.calibrate:
-            cal = [Replay(where / f"cal-{s}-{n}", s, n, args.commits, victims=args.victims, semantic=False)
+            cal = [Replay(where / f"cal-{s}-{n}", s, n, args.commits, victims=args.victims,
+                          semantic=not args.no_semantic)
                    for s in map(int, args.calibration_seeds.split(",")) for n in map(int, args.tests.split(","))]
             base, top = calibrate(cal, budget)
             out["calibration"] = {"seeds": args.calibration_seeds, "chosen": base.to_json(), "top": top}

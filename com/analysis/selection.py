@@ -35,7 +35,6 @@ from com.model.result import FAILING_CODES, STATUS_CODE
 FAILED = FAILING_CODES  # failed, error
 PASSED = (STATUS_CODE["passed"], STATUS_CODE["xpassed"])
 DURATION_FLOOR_MS = 1.0
-SEMANTIC_SELECTS = 0.5  # semantic similarity (0..1, see com.ops.select) that selects a test by itself
 
 GLOBAL_FILES = (
     "conftest.py", "*/conftest.py", "pyproject.toml", "setup.cfg", "setup.py", "tox.ini", "pytest.ini", "noxfile.py",
@@ -48,13 +47,15 @@ GLOBAL_FILES = (
 
 @dataclass(frozen=True)
 class Weights:
-    relation: float = 0.40  # the seed's "semantic": code relation (graph) and semantic similarity
+    relation: float = 0.40  # the seed's "semantic" slot: code relation through the dependency graph
     history: float = 0.30
     criticality: float = 0.15
     flakiness: float = 0.10
     efficiency: float = 0.05
     module_level: float = 0.5  # relation of a test reached only at module level (name level is 1.0)
     min_history: float = 0.25  # history alone selects a test from this strength up
+    semantic: float = 0.0  # similarity of the change's text to the test and its past failures (the index)
+    semantic_selects: float = 1.01  # semantic alone selects a test from this similarity up (above 1: never)
 
     def to_json(self) -> dict:
         return dict(self.__dict__)
@@ -388,12 +389,13 @@ def _noisy_or(*ps: float) -> float:
 def score(sig: Signals, w: Weights, median_ms: float) -> tuple[float, dict, list[str]]:
     """(score, signal values, reasons) of one candidate."""
     direct = sig.direct * (w.module_level if sig.direct_tier != "name" else 1.0)
-    relation = max(direct, sig.semantic or 0.0)
+    relation = direct
+    semantic = sig.semantic or 0.0
     flake = min(max(sig.flake_rate, 0.0), 1.0)
     history = _noisy_or(sig.cofailure, sig.cochange, sig.recent) * (1.0 - flake)
     d = sig.duration_ms if sig.duration_ms else median_ms
     efficiency = 1.0 / (1.0 + d / max(median_ms, DURATION_FLOOR_MS))
-    total = (w.relation * relation + w.history * history + w.criticality * sig.criticality
+    total = (w.relation * relation + w.semantic * semantic + w.history * history + w.criticality * sig.criticality
              + w.flakiness * (1.0 - flake) + w.efficiency * efficiency)
     signals = {"relation": round(relation, 6), "direct": round(direct, 6), "tier": sig.direct_tier if direct else None,
                "semantic": None if sig.semantic is None else round(sig.semantic, 6),
@@ -403,8 +405,8 @@ def score(sig: Signals, w: Weights, median_ms: float) -> tuple[float, dict, list
     reasons = []
     if direct > 0 and sig.direct_reason:
         reasons.append(sig.direct_reason)
-    if sig.semantic:
-        reasons.append(f"similar to the change (semantic {sig.semantic:.2f})")
+    if semantic > 0 and w.semantic > 0:
+        reasons.append(f"similar to the change (semantic {semantic:.2f})")
     if sig.cofailure > 0:
         reasons.append(f"failed before after changes to {sig.cofailure_file} ({sig.cofailure:.0%} of them)")
     if sig.cochange > 0:
@@ -421,7 +423,7 @@ def _relevant(sig: Signals, w: Weights) -> bool:
     """Evidence enough to select a test on its own. The import-closure tier (the test's file imports a changed
     module, but no name it uses is known to change) is not: it only fills a budget, most likely first."""
     return ((sig.direct > 0 and sig.direct_tier != "import" and (sig.direct_tier == "name" or w.module_level > 0))
-            or (sig.semantic or 0) >= SEMANTIC_SELECTS
+            or (w.semantic > 0 and (sig.semantic or 0) >= w.semantic_selects)
             or max(sig.cofailure, sig.cochange) >= w.min_history)
 
 
@@ -472,7 +474,7 @@ def select(signals: Mapping[str, Signals], *, budget: Budget | None = None, weig
         if select_all and all_reason and not reasons:
             reasons.append(all_reason)
         scored.append(ScoredTest(tid, total, sv, reasons, chosen, must, durations[tid]))
-        if not chosen and (sv["relation"] > 0 or sv["history"] > 0):
+        if not chosen and (sv["relation"] > 0 or sv["history"] > 0 or (weights.semantic > 0 and sv["semantic"])):
             evidence.add(tid)
     # most likely to fail first; ties: shorter first, then by id (stable, deterministic)
     scored.sort(key=lambda s: (not s.must_run, -s.score, s.duration_ms, s.test))
