@@ -158,7 +158,7 @@ class TestStats:
     last_fail_age: int | None  # runs of the whole history since it last failed (0: in the latest run)
     density: float  # decayed share of failing runs (half-life in runs of the whole history)
     flake_rate: float
-    duration_ms: float  # median per attempt, NaN when unknown
+    duration_ms: float  # typical time of one attempt (geometric mean), NaN when unknown
     failed_in_latest_run: bool  # its own latest run failed (a test not run lately keeps its last verdict)
     latest_run: str | None = None
 
@@ -168,71 +168,109 @@ class TestStats:
         return d
 
 
-def test_stats(cols, half_life_runs: float = 3.0, flake_rates: Mapping[str, float] | None = None) -> dict[str, TestStats]:
-    """Per-test statistics of result columns (one row per attempt, any order).
+@dataclass
+class RunGroups:
+    """Result columns grouped by (test, run), sorted by test then run order: what history statistics and
+    co-failure both read. A run's outcome is its last attempt's status."""
+
+    test: np.ndarray  # per group: test code
+    run: np.ndarray  # run code (see _runs)
+    rank: np.ndarray  # the run's rank in the whole history (0 oldest)
+    last_status: np.ndarray
+    any_fail: np.ndarray
+    any_pass: np.ndarray
+    commit: np.ndarray  # code commit of the run's first row (-1 none)
+    run_names: list
+    last_rank: int
+
+    @property
+    def fail(self) -> np.ndarray:
+        return np.isin(self.last_status, FAILED)
+
+    @property
+    def counted(self) -> np.ndarray:  # skipped runs say nothing
+        return np.isin(self.last_status, FAILED) | np.isin(self.last_status, PASSED)
+
+
+def run_groups(cols) -> RunGroups:
+    run, run_names, run_ts = _runs(cols)
+    n_runs = max(len(run_names), 1)
+    run_rank = np.empty(len(run_names), np.int64)
+    run_rank[np.argsort(run_ts, kind="stable")] = np.arange(len(run_names))
+    primary = np.asarray(cols.test, np.int64) * n_runs + run_rank[run]
+    # one int64 key: (test, run order, attempt); equal keys keep their order, so later rows of an attempt win
+    order = np.argsort(primary * 65536 + np.asarray(cols.attempt, np.int64).clip(0, 65535), kind="stable")
+    key = primary[order]
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    ends = np.r_[starts[1:], len(key)]
+    st = np.asarray(cols.status)[order]
+    fail = np.isin(st, FAILED).astype(np.int64)
+    passed = np.isin(st, PASSED).astype(np.int64)
+    g_run = run[order][starts]
+    return RunGroups(test=np.asarray(cols.test)[order][starts], run=g_run, rank=run_rank[g_run],
+                     last_status=st[ends - 1], any_fail=np.add.reduceat(fail, starts) > 0,
+                     any_pass=np.add.reduceat(passed, starts) > 0, commit=np.asarray(cols.commit)[order][starts],
+                     run_names=run_names, last_rank=int(run_rank.max()) if len(run_rank) else 0)
+
+
+def _typical(test: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """A test's typical duration: the geometric mean of its attempts' (robust to the odd timeout the way a
+    median is, for the lognormal spread test times have, at the cost of one pass); NaN when none is known."""
+    ok = ~np.isnan(values) & (values > 0)
+    count = np.bincount(test[ok], minlength=n)
+    logs = np.bincount(test[ok], weights=np.log(values[ok]), minlength=n)
+    return np.where(count > 0, np.exp(np.divide(logs, count, out=np.zeros(n), where=count > 0)), np.nan)
+
+
+def test_stats(cols, half_life_runs: float = 3.0, flake_rates: Mapping[str, float] | None = None,
+               groups: RunGroups | None = None) -> dict[str, TestStats]:
+    """Per-test statistics of result columns (one row per attempt, any order), vectorised over all tests.
 
     A run's outcome is its last attempt's status; a run with a failed attempt and a passing one counts
     as flaky evidence, as does a commit with both failing and passing runs. Ages count runs of the whole
     history (ordered by their first result), so a test not run for a while ages too."""
-    n = len(cols.test)
-    if n == 0:
+    if len(cols.test) == 0:
         return {}
     flake_rates = flake_rates or {}
-    run, run_names, run_ts = _runs(cols)
-    n_runs = len(run_names)
-    run_rank = np.empty(n_runs, np.int64)
-    run_rank[np.argsort(run_ts, kind="stable")] = np.arange(n_runs)
-    last_rank = int(run_rank[np.unique(run)].max())
-    order = np.lexsort((cols.ts_us, cols.attempt, run_rank[run], cols.test))
-    t, r = cols.test[order], run[order]
-    st = cols.status[order]
-    key = t.astype(np.int64) * (n_runs + 1) + r
-    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-    ends = np.r_[starts[1:], len(key)]
-    g_test = t[starts]
-    g_run = r[starts]
-    g_last = st[ends - 1]
-    isfail = np.isin(st, FAILED).astype(np.int64)
-    ispass = np.isin(st, PASSED).astype(np.int64)
-    g_anyfail = np.add.reduceat(isfail, starts) > 0
-    g_anypass = np.add.reduceat(ispass, starts) > 0
-    g_fail = np.isin(g_last, FAILED)
-    g_counted = g_fail | np.isin(g_last, PASSED)  # skipped runs say nothing
-    g_mixed = g_anyfail & g_anypass
-    # same commit, failing and passing runs
-    com = cols.commit[order][starts]
-    g_age = last_rank - run_rank[g_run]
-    weight = 0.5 ** (g_age / half_life_runs) * g_counted
-    dur = cols.duration_ms[order]
+    g = groups if groups is not None else run_groups(cols)
+    n = len(cols.tests)
+    fail, counted = g.fail, g.counted
+    runs = np.bincount(g.test, weights=counted, minlength=n).astype(np.int64)
+    fail_runs = np.bincount(g.test, weights=fail, minlength=n).astype(np.int64)
+    mixed = np.bincount(g.test, weights=g.any_fail & g.any_pass, minlength=n).astype(np.int64)
+    # commits with both failing and passing runs of the test
+    with_commit = counted & (g.commit >= 0)
+    n_commits = int(g.commit.max()) + 2 if len(g.commit) else 1
+    tc = g.test[with_commit].astype(np.int64) * n_commits + g.commit[with_commit]
+    keys, inverse = np.unique(tc, return_inverse=True)
+    k_fail = np.bincount(inverse, weights=fail[with_commit], minlength=len(keys)) > 0
+    k_pass = np.bincount(inverse, weights=~fail[with_commit], minlength=len(keys)) > 0
+    flips = np.bincount((keys[k_fail & k_pass] // n_commits).astype(np.int64), minlength=n)
+    age = g.last_rank - g.rank
+    weight = 0.5 ** (age / half_life_runs) * counted
+    w_sum = np.bincount(g.test, weights=weight, minlength=n)
+    w_fail = np.bincount(g.test, weights=weight * fail, minlength=n)
+    density = np.divide(w_fail, w_sum, out=np.zeros(n), where=w_sum > 0)
+    never = np.iinfo(np.int64).max
+    fail_age = np.full(n, never, np.int64)
+    np.minimum.at(fail_age, g.test[fail], age[fail])
+    last = np.flatnonzero(np.r_[g.test[1:] != g.test[:-1], True])  # each test's latest run
+    results = np.bincount(cols.test, minlength=n)
+    typical = _typical(np.asarray(cols.test), np.asarray(cols.duration_ms, np.float64), n)
     out: dict[str, TestStats] = {}
-    t_starts = np.flatnonzero(np.r_[True, g_test[1:] != g_test[:-1]])
-    t_ends = np.r_[t_starts[1:], len(g_test)]
-    r_starts = np.flatnonzero(np.r_[True, t[1:] != t[:-1]])
-    r_ends = np.r_[r_starts[1:], len(t)]
-    for a, b, ra, rb in zip(t_starts, t_ends, r_starts, r_ends):
-        tid = cols.tests[int(g_test[a])]
-        fails = g_fail[a:b]
-        counted = g_counted[a:b]
-        w = weight[a:b]
-        dens = float((w * fails).sum() / w.sum()) if w.sum() > 0 else 0.0
-        fail_ages = g_age[a:b][fails]
-        cset_fail = set(com[a:b][fails & (com[a:b] >= 0)].tolist())
-        cset_pass = set(com[a:b][~fails & counted & (com[a:b] >= 0)].tolist())
-        commit_flips = sum(1 for c in cset_fail & cset_pass)
-        flaky_runs = int(g_mixed[a:b].sum()) + commit_flips
-        runs = int(counted.sum())
-        d = dur[ra:rb]
-        d = d[~np.isnan(d)]
+    flaky = mixed + flips
+    for i in last.tolist():
+        ti = int(g.test[i])
+        tid = cols.tests[ti]
+        r = int(runs[ti])
         rate = flake_rates.get(tid)
         if rate is None:
-            rate = min(1.0, flaky_runs / runs) if runs else 0.0
-        latest = b - 1
+            rate = min(1.0, flaky[ti] / r) if r else 0.0
         out[tid] = TestStats(
-            runs=runs, results=int(rb - ra), fail_runs=int(fails.sum()), flaky_runs=flaky_runs,
-            last_status=int(g_last[latest]), last_fail_age=int(fail_ages.min()) if len(fail_ages) else None,
-            density=dens, flake_rate=float(rate), duration_ms=float(np.median(d)) if len(d) else float("nan"),
-            failed_in_latest_run=bool(g_fail[latest]),
-            latest_run=run_names[int(g_run[latest])])
+            runs=r, results=int(results[ti]), fail_runs=int(fail_runs[ti]), flaky_runs=int(flaky[ti]),
+            last_status=int(g.last_status[i]), last_fail_age=None if fail_age[ti] == never else int(fail_age[ti]),
+            density=float(density[ti]), flake_rate=float(rate), duration_ms=float(typical[ti]),
+            failed_in_latest_run=bool(fail[i]), latest_run=g.run_names[int(g.run[i])])
     return out
 
 
@@ -265,7 +303,8 @@ def cochange(commit_files: Mapping[str, Iterable[str]], changed: Iterable[str], 
     return {t: best[f] for t, f in test_files.items() if f in best}
 
 
-def cofailure(cols, commit_files: Mapping[str, Iterable[str]], changed: Iterable[str]) -> dict[str, tuple[float, str]]:
+def cofailure(cols, commit_files: Mapping[str, Iterable[str]], changed: Iterable[str],
+              groups: RunGroups | None = None) -> dict[str, tuple[float, str]]:
     """{test: (P(test newly fails | a commit changed f), f)} over this change's files f, from history.
 
     "Newly fails": the test's run on that commit failed and its previous run had passed; a test broken
@@ -283,16 +322,9 @@ def cofailure(cols, commit_files: Mapping[str, Iterable[str]], changed: Iterable
                 touches[f] += 1
     if not commit_hits:
         return {}
-    run, run_names, run_ts = _runs(cols)
-    n_runs = len(run_names)
-    order = np.lexsort((cols.attempt, run_ts[run], cols.test))
-    t, r, st, c = cols.test[order], run[order], cols.status[order], cols.commit[order]
-    key = t.astype(np.int64) * (n_runs + 1) + r
-    last = np.flatnonzero(np.r_[key[1:] != key[:-1], True])  # last attempt of each (test, run)
-    gt, gs, gc = t[last], st[last], c[last]
-    counted = np.isin(gs, FAILED) | np.isin(gs, PASSED)
-    gt, gs, gc = gt[counted], gs[counted], gc[counted]
-    fail = np.isin(gs, FAILED)
+    g = groups if groups is not None else run_groups(cols)
+    counted = g.counted
+    gt, gc, fail = g.test[counted], g.commit[counted], g.fail[counted]
     same = np.r_[False, gt[1:] == gt[:-1]]
     prev_pass = np.r_[False, ~fail[:-1]] & same
     newly = fail & prev_pass & (gc >= 0)

@@ -311,16 +311,22 @@ class SummaryCache:
 
     def __init__(self, path: str | os.PathLike | None = None):
         self.path = Path(path) if path is not None else None
-        self.data: dict[str, dict] = {}
+        self._data: dict[str, dict] | None = None  # read from the file on first use
         self.dirty = False
         self.hits = self.misses = 0
-        if self.path is not None and self.path.exists():
-            try:
-                loaded = marshal.loads(self.path.read_bytes())
-                if isinstance(loaded, dict) and loaded.get("v") == SUMMARY_VERSION:
-                    self.data = loaded["summaries"]
-            except (ValueError, EOFError, TypeError, OSError):
-                self.data = {}
+
+    @property
+    def data(self) -> dict[str, dict]:
+        if self._data is None:
+            self._data = {}
+            if self.path is not None and self.path.exists():
+                try:
+                    loaded = marshal.loads(self.path.read_bytes())
+                    if isinstance(loaded, dict) and loaded.get("v") == SUMMARY_VERSION:
+                        self._data = loaded["summaries"]
+                except (ValueError, EOFError, TypeError, OSError):
+                    self._data = {}
+        return self._data
 
     def get(self, blob_id: str, kind: str, read) -> dict:
         key = f"{kind}:{blob_id}"
@@ -1124,22 +1130,32 @@ def changed_nodes(change_set, graph: CodeGraph, cache: SummaryCache | None = Non
     cache = cache if cache is not None else SummaryCache()
     keys: set[str] = set()
     by_file: dict[str, list[str]] = {}
-    old_names = module_names([p for p in {*graph.files, *(f.old_path for f in change_set.files if f.old_path)}
-                              if p.endswith(".py")])
+    names: dict | None = None
+
+    def module_of(path: str) -> str:
+        nonlocal names
+        found = graph.module_of_path.get(path)
+        if found:
+            return found
+        if names is None:  # a file the graph does not hold (deleted, renamed away): name it as the old tree did
+            names = module_names([p for p in {*graph.files, *(f.old_path for f in change_set.files if f.old_path)}
+                                  if p.endswith(".py")])
+        return (names.get(path) or [path])[0]
+
     for fc in change_set.files:
         got: set[str] = set()
         for p in fc.paths:
             got.add(f"file:{p}")
         if fc.path.endswith(".py") or (fc.old_path or "").endswith(".py"):
             if fc.old_id and (fc.old_path or "").endswith(".py"):
-                mod = graph.module_of_path.get(fc.old_path) or (old_names.get(fc.old_path) or [fc.old_path])[0]
+                mod = module_of(fc.old_path)
                 old = cache.get(fc.old_id, "py", lambda: change_set.old_text(fc))
                 quals = _symbols_at(old, fc.old_lines()) if fc.status != "deleted" else {MODULE} | set(old.get("defs", {}))
                 if fc.status in ("deleted", "renamed"):
                     got.add(f"all:{mod}")
                 got |= {f"sym:{mod}:{q}" for q in quals}
             if fc.new_id and fc.path.endswith(".py"):
-                mod = graph.module_of_path.get(fc.path) or (old_names.get(fc.path) or [fc.path])[0]
+                mod = module_of(fc.path)
                 text = change_set.new_text(fc)
                 new = cache.get(fc.new_id, "py", lambda: text or b"")
                 quals = _symbols_at(new, fc.new_lines())

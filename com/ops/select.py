@@ -63,7 +63,8 @@ class SelectResult(Result):
     messages: list
     weights: dict
     skipped_tests: list  # [{"test_id", "score", "reasons", "signals", "duration_ms"}]
-    seconds: dict  # time per stage
+    seconds: dict  # wall time per stage
+    cpu_seconds: dict  # CPU time (user + system) per stage
     recorded: str | None = None  # journal commit of the observation event
 
     @property
@@ -72,22 +73,30 @@ class SelectResult(Result):
 
 
 class _Clock:
+    """Wall seconds per stage (`stages`) and CPU seconds, user + system, per stage (`cpu`)."""
+
     def __init__(self):
-        self.t = time.perf_counter()
+        self.t, self.c = time.perf_counter(), time.process_time()
         self.stages: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
 
     def __call__(self, stage: str) -> None:
-        now = time.perf_counter()
+        now, cpu = time.perf_counter(), time.process_time()
         self.stages[stage] = round(self.stages.get(stage, 0.0) + now - self.t, 4)
-        self.t = now
+        self.cpu[stage] = round(self.cpu.get(stage, 0.0) + cpu - self.c, 4)
+        self.t, self.c = now, cpu
 
 
 # -- candidates and their history -------------------------------------------------------------------------
 def function_key(test_id: str) -> str:
-    """The id a test is selected by: a parametrised pytest case by its function, anything else as it is."""
-    from com.code.discover import function_id
-
-    return function_id(test_id) if "::" in test_id else test_id
+    """The id a test is selected by: a parametrised pytest case by its function, anything else as it is
+    (com.code.discover.function_id, inlined: it runs for every recorded test)."""
+    if test_id.endswith("]") and "::" in test_id:
+        head, _, rest = test_id.partition("::")
+        cut = rest.find("[")
+        if cut > 0:
+            return f"{head}::{rest[:cut]}"
+    return test_id
 
 
 def _aggregate(stats: list[sel.TestStats]) -> sel.TestStats:
@@ -115,7 +124,8 @@ class _History:
         where = EventFilter.create(types=["test_result"], projects=[project] if project else None)
         self.cols = memory.results.columns(self.snapshot, where)
         self.flake_rates = flake_rates(self.cols)
-        self.stats = sel.test_stats(self.cols, flake_rates=self.flake_rates) if len(self.cols) else {}
+        self.groups = sel.run_groups(self.cols) if len(self.cols) else None
+        self.stats = sel.test_stats(self.cols, flake_rates=self.flake_rates, groups=self.groups) if len(self.cols) else {}
         self.cases: dict[str, list[str]] = {}
         for tid in self.stats:
             self.cases.setdefault(function_key(tid), []).append(tid)
@@ -144,7 +154,7 @@ class _History:
         return out
 
     def facts(self) -> dict:
-        runs = len(set(self.cols.run.tolist())) if len(self.cols) else 0
+        runs = len(set(self.groups.run.tolist())) if self.groups is not None else 0
         return {"journal": self.snapshot.sha, "results": len(self.cols), "runs": runs, "tests": len(self.stats)}
 
 
@@ -199,18 +209,26 @@ def _global_changes(paths, changed_nodes, graph, impacts_of, patterns) -> list[s
     return out
 
 
-def _discovered_exists(key: str, graph) -> bool | None:
-    """Whether a recorded test still exists in the code: True/False for a Python test file com can read, None
-    when it cannot tell (another language, a file discovery finds no tests in)."""
+def _gone(keys, graph) -> set[str]:
+    """Recorded tests that are no longer in the code: their Python file is gone, or discovery reads the file and
+    finds tests in it but not this one. Where com cannot tell (another language, a file discovery finds no
+    tests in: a plugin may make them), the test stays."""
     from com.code.discover import test_file_of
 
-    path = test_file_of(key)
-    if "::" not in key:
-        return None
-    if path not in graph.files:
-        return False if path.endswith(".py") else None
-    has_tests = any(t.path == path for t in graph.tests.values())
-    return key in graph.tests if has_tests else None
+    if not graph.files:
+        return set()
+    with_tests = {t.path for t in graph.tests.values()}
+    out = set()
+    for key in keys:
+        if "::" not in key:
+            continue
+        path = test_file_of(key)
+        if path not in graph.files:
+            if path.endswith(".py"):
+                out.add(key)
+        elif path in with_tests and key not in graph.tests:
+            out.add(key)
+    return out
 
 
 # -- semantic similarity ----------------------------------------------------------------------------------
@@ -366,7 +384,7 @@ def prepare(memory: Memory, opts: SelectOptions) -> Prepared:
         keys = list(dict.fromkeys(opts.tests))
     else:
         recorded = list(dict.fromkeys(function_key(t) for t in history.stats))
-        gone = {k for k in recorded if graph.files and _discovered_exists(k, graph) is False}
+        gone = _gone(recorded, graph)
         if gone:
             messages.append(f"{len(gone)} recorded test(s) no longer in the code are left out")
         keys = list(dict.fromkeys([k for k in recorded if k not in gone] + sorted(graph.tests)))
@@ -374,7 +392,9 @@ def prepare(memory: Memory, opts: SelectOptions) -> Prepared:
     impacts: dict = {}
     changed_paths: list[str] = []
     if cs is not None:
-        changed = code_graph.changed_nodes(cs, graph, cache.summaries)
+        # a graph from the cache: parse the few changed files rather than read every file's summary
+        summaries = cache.summaries if cache.graph_source == "built" else code_graph.SummaryCache()
+        changed = code_graph.changed_nodes(cs, graph, summaries)
         impacts = graph.affected(changed.keys)
         changed_paths = sorted(cs.paths)
         globals_hit = _global_changes(cs.paths, changed, graph, lambda ks: graph.affected(ks, module_level=False),
@@ -400,7 +420,7 @@ def prepare(memory: Memory, opts: SelectOptions) -> Prepared:
         from com.code.discover import test_file_of
 
         cochange = sel.cochange(commit_files, changed_paths, {k: test_file_of(k) for k in keys})
-        cofail = history.by_key(sel.cofailure(history.cols, commit_files, changed_paths))
+        cofail = history.by_key(sel.cofailure(history.cols, commit_files, changed_paths, groups=history.groups))
     clock("co-change")
 
     use_semantic = opts.semantic if opts.semantic is not None else _truthy(memory.settings.get("select_semantic"))
@@ -495,7 +515,7 @@ def _result(selection: sel.Selection, fallback, mode, diff_facts, history: _Hist
         selected_ms=round(selected_ms, 3),
         time_share=round(selected_ms / selection.suite_ms, 6) if selection.suite_ms else 0.0,
         history=history.facts(), messages=messages, weights=weights.to_json(),
-        skipped_tests=[_test_json(t) for t in rest], seconds=clock.stages)
+        skipped_tests=[_test_json(t) for t in rest], seconds=clock.stages, cpu_seconds=clock.cpu)
 
 
 # -- observation mode and its report -----------------------------------------------------------------------
