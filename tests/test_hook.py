@@ -213,3 +213,23 @@ def test_pre_push_input_skips_deletions_and_uses_the_remote_sha(project, com):
     run = run_pre_push(mem, "origin", str(remote), f"refs/heads/topic {head} refs/heads/topic {ZERO}\n",
                        runner=RUNNER, repo_path=str(root))
     assert run.specs[0]["spec"] == f"{base}..{head}"
+
+
+def test_pre_commit_runs_it_with_the_range_in_its_variables(project):
+    import yaml
+
+    from com.memory import Memory
+    from com.ops.hook import pre_commit_input, run_pre_push
+
+    root, remote, memory = project
+    hooks = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
+    assert hooks[0]["id"] == "com-select" and hooks[0]["stages"] == ["pre-push"]
+    assert "--from-pre-commit" in hooks[0]["entry"]
+    base = git("rev-parse", "HEAD", cwd=root).strip()
+    write(root, "src/calc/arith.py", "def add(a, b):\n    return b + a\n\n\ndef mul(a, b):\n    return a * b\n")
+    head = commit(root, "commutative")
+    text = pre_commit_input({"PRE_COMMIT_FROM_REF": f"{head}^", "PRE_COMMIT_TO_REF": head,
+                             "PRE_COMMIT_LOCAL_BRANCH": "refs/heads/main", "PRE_COMMIT_REMOTE_BRANCH": "refs/heads/main"})
+    run = run_pre_push(Memory(memory), "origin", str(remote), text, runner=RUNNER, repo_path=str(root))
+    assert run.specs[0]["spec"] == f"{base}..{head}"
+    assert run.selected == ["tests/test_arith.py::test_add"] and run.exit_code == 0

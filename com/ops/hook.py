@@ -146,19 +146,38 @@ def parse_input(text: str) -> list[Push]:
     return out
 
 
+def pre_commit_input(env) -> str:
+    """git's pre-push input rebuilt from what pre-commit gives its pre-push hooks (it keeps git's stdin)."""
+    to_ref = env.get("PRE_COMMIT_TO_REF")
+    if not to_ref:
+        raise ComError("PRE_COMMIT_TO_REF is not set: --from-pre-commit is for hooks run by pre-commit",
+                       param="from_pre_commit")
+    local = env.get("PRE_COMMIT_LOCAL_BRANCH") or "HEAD"
+    remote = env.get("PRE_COMMIT_REMOTE_BRANCH") or local
+    return f"{local} {to_ref} {remote} {env.get('PRE_COMMIT_FROM_REF') or ZERO}\n"
+
+
+def _commit_of(repo, rev: str) -> str | None:
+    import pygit2
+
+    try:
+        return str(repo.revparse_single(rev).peel(pygit2.Commit).id)
+    except (KeyError, ValueError, pygit2.GitError, pygit2.InvalidSpecError):
+        return None
+
+
 def _base(repo, push: Push, remote: str) -> tuple[str | None, str | None]:
     """(base sha, why there is none) of a pushed ref: the remote's sha when this repository has it, else the
     parent of the oldest pushed commit no remote-tracking branch of `remote` holds."""
     import pygit2
 
     if push.remote_sha != ZERO:
-        try:
-            repo[push.remote_sha]
-            return push.remote_sha, None
-        except (KeyError, ValueError):
-            return None, (f"the remote's {push.remote_ref} is at {push.remote_sha[:10]}, which this clone does not have "
-                          "(fetch first)")
-    walker = repo.walk(push.local_sha, pygit2.enums.SortMode.TOPOLOGICAL)
+        found = _commit_of(repo, push.remote_sha)  # a sha from git; pre-commit may give `sha^`
+        if found is not None:
+            return found, None
+        return None, (f"the remote's {push.remote_ref} is at {push.remote_sha[:10]}, which this clone does not have "
+                      "(fetch first)")
+    walker = repo.walk(_commit_of(repo, push.local_sha) or push.local_sha, pygit2.enums.SortMode.TOPOLOGICAL)
     prefix = f"refs/remotes/{remote}/"
     for name in repo.references:
         if name.startswith(prefix) and not name.endswith("/HEAD"):
@@ -220,6 +239,8 @@ def run_pre_push(memory: Memory, remote: str, url: str, input_text: str, runner:
         if code != 0:
             return HookRun(code, [], [], 0, None, False, None, [f"{CHAINED} failed (exit {code}): push blocked"])
     pushes = [p for p in parse_input(input_text) if p.local_sha != ZERO]  # deletions run no tests
+    for p in pushes:
+        p.local_sha = _commit_of(repo, p.local_sha) or p.local_sha
     if not pushes:
         return HookRun(0, [], [], 0, None, False, None, ["nothing pushed but deletions: no tests to run"])
     specs, chosen, fallback, candidates, everything = [], {}, None, 0, False

@@ -44,18 +44,23 @@ def hook_run_cmd(
     runner: str = typer.Option("pytest -q", "--runner", help="The test command; the selected ids are appended."),
     observe: Optional[bool] = typer.Option(None, "--observe/--no-observe",
                                            help="Run everything, record what the selection would have skipped."),
+    from_pre_commit: bool = typer.Option(False, "--from-pre-commit",
+                                         help="Read the pushed range from pre-commit's PRE_COMMIT_* variables."),
     as_json: bool = json_option(),
 ):
     """Run a hook as git runs it (the installed pre-push hook calls this with git's arguments and input)."""
+    import os
+
     from com.model.errors import ComError
-    from com.ops.hook import check_exit, run_pre_push
+    from com.ops.hook import check_exit, pre_commit_input, run_pre_push
 
     if name != "pre-push":
         raise ComError(f"unknown hook '{name}' (com installs pre-push)", param="name")
     args = list(args or [])
-    remote = args[0] if args else "origin"
-    url = args[1] if len(args) > 1 else ""
-    run = run_pre_push(context.memory(), remote, url, sys.stdin.read(), runner=runner, observe=observe)
+    remote = args[0] if args else os.environ.get("PRE_COMMIT_REMOTE_NAME", "origin")
+    url = args[1] if len(args) > 1 else os.environ.get("PRE_COMMIT_REMOTE_URL", "")
+    text = pre_commit_input(os.environ) if from_pre_commit else sys.stdin.read()
+    run = run_pre_push(context.memory(), remote, url, text, runner=runner, observe=observe)
     obj = run.to_json()
     if as_json:
         emit(obj, True, str)
