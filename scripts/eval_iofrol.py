@@ -110,10 +110,10 @@ class Scores:
         self.budgets = budgets
         self.values = {d: {b: [] for b in budgets} for d in ("readme", "retecs")}
 
-    def add(self, cycle, rows: list[int]) -> None:
+    def add(self, cycle, rows: list[int], budgets=None) -> None:
         durations = [cycle[i][1] for i in rows]
         verdicts = [cycle[i][2] for i in rows]
-        for b in self.budgets:
+        for b in budgets or self.budgets:
             a = napfd(durations, verdicts, b, ranks_scheduled_only=False)
             r = napfd(durations, verdicts, b, ranks_scheduled_only=True)
             if a is not None:
@@ -147,11 +147,14 @@ def replay(cycles, budgets=BUDGETS, seed: int = 0, memory_dir: Path | None = Non
         for c, cycle in enumerate(cycles):
             names = list(dict.fromkeys(name for name, _, _ in cycle))
             t = time.perf_counter()
-            result = ops_select.select(memory, ops_select.SelectOptions(tests=names))
+            for b in budgets:  # `com select --tests - [--budget B%]`: under a budget it orders by failures per second
+                opts = ops_select.SelectOptions(tests=names, budget=None if b >= 1 else f"{b * 100:g}%")
+                result = ops_select.select(memory, opts)
+                order = result.ids + result.skipped
+                if b >= 1 or len(budgets) == 1:
+                    orders.append(order)
+                com_scores.add(cycle, expand(cycle, order), budgets=(b,))
             t_select += time.perf_counter() - t
-            order = result.ids + result.skipped
-            orders.append(order)
-            com_scores.add(cycle, expand(cycle, order))
             idx = list(range(len(cycle)))
             rnd = idx[:]
             rng.shuffle(rnd)

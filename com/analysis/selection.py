@@ -554,9 +554,22 @@ def select(signals: Mapping[str, Signals], *, budget: Budget | None = None, weig
 @dataclass(frozen=True)
 class HistoryParams:
     half_life_runs: float = 3.0
-    new_test_prior: float = 0.5  # P(fail) of a test with no history
-    duration_power: float = 0.0  # order by p / duration**power (0: ignore duration)
+    new_test_prior: float = 0.5  # P(fail) of a test with no history (the caller may estimate it: new_test_prior())
+    # order by p / duration**power; None: 1 under a time budget short of the whole suite (the most failures per
+    # second fit in it), else 0 (with every test running, only the order of failures matters)
+    duration_power: float | None = None
     flake_discount: float = 0.5  # share of a flaky test's failure density that is discounted
+
+
+def new_test_prior(groups: RunGroups | None, default: float = 0.5) -> float:
+    """P(a test fails in its first run), estimated from the history: the share of tests whose first counted run
+    failed, smoothed towards one half (Laplace). What a never-seen test's history-only score starts from."""
+    if groups is None or not len(groups.test):
+        return default
+    counted = groups.counted
+    first = np.flatnonzero(np.r_[True, groups.test[1:] != groups.test[:-1]] & counted)
+    fails = int(groups.fail[first].sum())
+    return (fails + 1) / (len(first) + 2)
 
 
 def history_probability(stats: Mapping[str, TestStats], tests: Iterable[str], params: HistoryParams = HistoryParams()
@@ -576,13 +589,19 @@ def prioritise(stats: Mapping[str, TestStats], tests: Iterable[str], *, params: 
                durations: Mapping[str, float | None] | None = None, budget: Budget | None = None) -> Selection:
     """History-only order (no diff): likeliest to fail first, per unit of time when params.duration_power > 0."""
     tests = list(dict.fromkeys(tests))
+    budget = budget or Budget()
     durations = durations if durations is not None else {t: (stats[t].duration_ms if t in stats else None) for t in tests}
     dur = floor_durations(durations, tests)
+    suite = float(sum(dur.values()))
+    limit = budget.limit_ms(suite)
+    power = params.duration_power
+    if power is None:
+        power = 1.0 if limit is not None and limit < suite else 0.0
     p = history_probability(stats, tests, params)
     scored = []
     for t in tests:
         s = stats.get(t)
-        value = p[t] / (dur[t] ** params.duration_power) if params.duration_power else p[t]
+        value = p[t] / (dur[t] ** power) if power else p[t]
         reasons = []
         if s is None or s.runs == 0:
             reasons.append("never run before")
@@ -595,9 +614,6 @@ def prioritise(stats: Mapping[str, TestStats], tests: Iterable[str], *, params: 
         sig = {"p_fail": round(p[t], 6), "duration_ms": round(dur[t], 3)}
         scored.append(ScoredTest(t, value, sig, reasons, True, False, dur[t]))
     scored.sort(key=lambda s: (-s.score, s.duration_ms, s.test))
-    budget = budget or Budget()
-    suite = float(sum(dur.values()))
-    limit = budget.limit_ms(suite)
     used, count = 0.0, 0
     for s in scored:
         if (limit is None or used + s.duration_ms <= limit) and (budget.max_tests is None or count < budget.max_tests):

@@ -456,10 +456,12 @@ def prepare(memory: Memory, opts: SelectOptions) -> Prepared:
 
 
 def finish(prepared: Prepared, budget: sel.Budget, weights: sel.Weights, observe: bool = False,
-           history_params: sel.HistoryParams = sel.HistoryParams()) -> SelectResult:
+           history_params: sel.HistoryParams | None = None) -> SelectResult:
     """Score the prepared signals under weights and a budget: the selection, in run order, with its reasons."""
     p = prepared
     if p.mode == "history":
+        if history_params is None:
+            history_params = sel.HistoryParams(new_test_prior=sel.new_test_prior(p.history.groups))
         result = sel.prioritise(p.stats, p.keys, params=history_params, budget=budget)
     else:
         result = sel.select(p.signals, budget=budget, weights=weights, changed=p.changed, global_files=(),
