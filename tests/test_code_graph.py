@@ -410,3 +410,30 @@ def test_graph_discovers_unittest_subclass_of_a_base_in_another_file(repo):
     }, "initial")
     g = code_graph.build_graph(pygit2.Repository(str(repo)), "HEAD")
     assert set(g.tests) == {"tests/tests_orders.py::Orders::test_o"}
+
+
+def test_a_graph_from_the_cache_answers_like_the_built_one(repo, tmp_path):
+    from com.code.cache import CodeCache
+
+    commit(repo, PROJECT, "initial")
+    head = commit(repo, {"src/pkg/core.py": PROJECT["src/pkg/core.py"].replace("return a * b", "return b * a"),
+                         "data/prices.csv": "sku,price\nb,2\n"})
+    r = pygit2.Repository(str(repo))
+    cache = CodeCache(tmp_path / "code")
+    built = cache.graph(r, head)
+    assert cache.graph_source == "built" and (tmp_path / "code" / "graphs" / f"{head}.bin").is_file()
+    again = CodeCache(tmp_path / "code")
+    loaded = again.graph(r, head)
+    assert again.graph_source == "cache" and not again.summaries._data  # the summary file was never read
+    cs = code_diff.changes(r, "HEAD~1")
+    for g in (built, loaded):
+        ch = code_graph.changed_nodes(cs, g)
+        imp = g.affected(ch.keys)
+        assert names(imp) == {"tests/test_helper.py::test_double", "tests/test_shapes.py::test_area",
+                              "tests/test_prices.py::test_prices"}
+        assert set(g.tests) == set(built.tests) and ch.unmapped == []
+    # changed paths per commit are read once and kept
+    files = cache.commit_files(r, head)
+    assert files[head] == ("data/prices.csv", "src/pkg/core.py") and len(files) == 2
+    cache.save()
+    assert CodeCache(tmp_path / "code")._commit_table()[head] == ("data/prices.csv", "src/pkg/core.py")
