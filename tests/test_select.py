@@ -323,3 +323,27 @@ def test_pytest_plugin_com_select_deselects_what_a_selection_skips(shop, com):
     assert "com: --com-select HEAD~1: 1 of 5 tests selected" in out.stdout
     out = subprocess.run([*PYTEST, "--com-select", "nosuchrev"], cwd=shop, capture_output=True, text=True)
     assert "1 failed, 4 passed" in out.stdout and "every test is selected" in out.stdout
+
+
+def test_criticality_from_importance_and_tags_of_the_newest_run(shop, com):
+    from com.analysis import selection as sel
+    from com.memory import Memory
+    from com.ops.select import SelectOptions, prepare
+
+    lines = [
+        {"type": "test_result", "project": "shop", "importance": 2, "tags": ["smoke"], "ts": "2030-01-01T00:00:00Z",
+         "data": {"test_id": "tests/test_rates.py::test_vat", "status": "passed", "run_id": "nightly"}},
+        {"type": "test_result", "project": "shop", "importance": 5, "ts": "2030-01-01T00:00:01Z",
+         "data": {"test_id": "tests/test_cart.py::test_total", "status": "passed", "run_id": "nightly"}},
+        {"type": "test_result", "project": "shop", "importance": 1, "ts": "2030-01-01T00:00:02Z",
+         "data": {"test_id": "tests/test_prices.py::test_discount", "status": "passed", "run_id": "nightly"}},
+    ]
+    r = com("ingest", "-", input="\n".join(json.dumps(e) for e in lines) + "\n")
+    assert r.exit_code == 0, r.stderr
+    mem = Memory.find()
+    on = prepare(mem, SelectOptions(diff="HEAD", weights=sel.Weights(criticality=0.15)))
+    assert on.signals["tests/test_rates.py::test_vat"].criticality == 1.0  # the smoke tag
+    assert on.signals["tests/test_cart.py::test_total"].criticality == 1.0  # importance 5
+    assert on.signals["tests/test_prices.py::test_discount"].criticality == 0.0
+    off = prepare(mem, SelectOptions(diff="HEAD"))  # the calibrated weights do not read it
+    assert all(s.criticality == 0.0 for s in off.signals.values())

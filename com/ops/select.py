@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from com.analysis import selection as sel
 from com.memory import Memory
 from com.model.errors import ComError
@@ -156,6 +158,37 @@ class _History:
     def facts(self) -> dict:
         runs = len(set(self.groups.run.tolist())) if self.groups is not None else 0
         return {"journal": self.snapshot.sha, "results": len(self.cols), "runs": runs, "tests": len(self.stats)}
+
+
+CRITICAL_TAGS = frozenset({"smoke", "critical", "blocker", "p0", "sanity"})
+
+
+def criticality(memory: Memory, history: "_History") -> dict[str, float]:
+    """0..1 per test from the importance and tags of its results in the newest run (importance 1 -> 0, 5 -> 1;
+    a smoke/critical/blocker/p0/sanity tag -> 1). Read only when the weights use it: it rebuilds events."""
+    from dataclasses import replace as _replace
+
+    g = history.groups
+    if g is None:
+        return {}
+    newest = int(np.argmax(g.rank)) if len(g.rank) else 0
+    run_rows = np.flatnonzero(history.cols.run == g.run[newest]) if g.run[newest] < len(history.cols.runs) else []
+    if not len(run_rows):
+        return {}
+    since = int(np.asarray(history.cols.ts_us)[run_rows].min())
+    where = _replace(EventFilter.create(types=["test_result"]), since_us=since)
+    events, _ = memory.results.events(history.snapshot, where)
+    out: dict[str, float] = {}
+    for e in events:
+        tid = (e.get("data") or {}).get("test_id")
+        if not tid:
+            continue
+        value = max(0.0, min(1.0, (float(e.get("importance") or 1.0) - 1.0) / 4.0))
+        if CRITICAL_TAGS & {str(t).lower() for t in e.get("tags") or ()}:
+            value = 1.0
+        key = function_key(tid)
+        out[key] = max(out.get(key, 0.0), value)
+    return out
 
 
 def flake_rates(cols) -> dict[str, float] | None:
@@ -429,11 +462,14 @@ def prepare(memory: Memory, opts: SelectOptions) -> Prepared:
         semantic = semantic_scores(memory, opts.at, cs, graph, keys)
     clock("semantic")
 
+    weights = opts.weights or sel.CALIBRATED
+    critical = criticality(memory, history) if weights.criticality > 0 else {}
+    clock("criticality")
     signals: dict[str, sel.Signals] = {}
     for key in keys:
         s = history.of(key)
         imp = impacts.get(function_key(key))
-        sig = sel.Signals(semantic=semantic.get(key, 0.0) if use_semantic else None,
+        sig = sel.Signals(semantic=semantic.get(key, 0.0) if use_semantic else None, criticality=critical.get(key, 0.0),
                           duration_ms=s.duration_ms if s else None, seen=s is not None,
                           failed_latest=bool(s and s.failed_in_latest_run), latest_run=s.latest_run if s else None,
                           flake_rate=s.flake_rate if s else 0.0)
