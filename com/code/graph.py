@@ -525,6 +525,27 @@ class CodeGraph:
             return self.path_of_module.get(rest.partition(":")[0])
         return None
 
+    def reached_names(self, changed_keys, limit: int = 40) -> list[str]:
+        """Names of the code a change reaches (functions, classes, constants that use a changed node, nearest
+        first), tests left out: how the change is named where it is used."""
+        rev = self.reverse()
+        seen = {n for k in changed_keys if (n := self.index.get(k)) is not None}
+        queue = deque(seen)
+        out: list[str] = []
+        while queue and len(out) < limit:
+            n = queue.popleft()
+            key = self.keys[n]
+            if key.startswith("sym:"):
+                qual = key.rpartition(":")[2]
+                name = qual.rsplit(".", 1)[-1].rstrip("#")
+                if name and name != MODULE and not name.startswith(("test", "Test")) and name not in out:
+                    out.append(name)
+            for m in rev[n]:
+                if m not in seen:
+                    seen.add(m)
+                    queue.append(m)
+        return out
+
     def module_closure(self, path: str) -> set[str]:
         """Every repository file `path` imports, transitively (module-level import graph, Python and JS/TS)."""
         seen, stack = {path}, [path]

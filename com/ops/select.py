@@ -284,14 +284,18 @@ def _change_text(cs, limit: int = 4000) -> str:
     return "\n".join(parts)[:limit]
 
 
-def semantic_scores(memory: Memory, snapshot_at: str | None, cs, graph, keys: list[str]) -> dict[str, float]:
+def semantic_scores(memory: Memory, snapshot_at: str | None, cs, graph, keys: list[str],
+                    names: list[str] = ()) -> dict[str, float]:
     """0..1 per candidate: how close the change's text is to the test's source and to its past failure
-    messages (the index), whichever is closer; rescaled so SEMANTIC_FLOOR and below count as nothing."""
-    import numpy as np
-
+    messages (the index), whichever is closer; rescaled so SEMANTIC_FLOOR and below count as nothing. The
+    change's text is its changed lines plus `names`: what the graph says the change reaches (a test that
+    reaches code through a URL or a page title names it there, not in an import)."""
     from com.ops.search import search
 
     query = _change_text(cs)
+    if names:
+        words = " ".join(n.replace("_", " ") for n in names)
+        query = f"{words}\n{query}"
     if not query.strip():
         return {}
     embedder = memory.embedder()
@@ -459,7 +463,7 @@ def prepare(memory: Memory, opts: SelectOptions) -> Prepared:
     use_semantic = opts.semantic if opts.semantic is not None else _truthy(memory.settings.get("select_semantic"))
     semantic: dict[str, float] = {}
     if use_semantic and cs is not None:
-        semantic = semantic_scores(memory, opts.at, cs, graph, keys)
+        semantic = semantic_scores(memory, opts.at, cs, graph, keys, graph.reached_names(changed.keys))
     clock("semantic")
 
     weights = opts.weights or sel.CALIBRATED
