@@ -201,7 +201,9 @@ def flake_rates(cols) -> dict[str, float] | None:
         return None
     if not len(cols):
         return {}
-    return {f.test_id: float(f.flake_rate) for f in detect_flaky(cols).flaky}
+    rates = dict.fromkeys(cols.tests, 0.0)  # what detection does not call flaky is not flaky
+    rates.update({f.test_id: float(f.flake_rate) for f in detect_flaky(cols).flaky})
+    return rates
 
 
 # -- the code repository ----------------------------------------------------------------------------------
