@@ -347,3 +347,20 @@ def test_criticality_from_importance_and_tags_of_the_newest_run(shop, com):
     assert on.signals["tests/test_prices.py::test_discount"].criticality == 0.0
     off = prepare(mem, SelectOptions(diff="HEAD"))  # the calibrated weights do not read it
     assert all(s.criticality == 0.0 for s in off.signals.values())
+
+
+def test_recorded_tests_no_longer_in_the_code_are_left_out(shop, com):
+    (shop / "tests" / "test_rates.py").unlink()
+    write(shop, "tests/test_cart.py", """\
+        from shop import total
+
+
+        def test_total_renamed():
+            assert total(["apple", "pear"]) == 7
+        """)
+    commit(shop, "tests moved")
+    o = select_json(com, "--diff", "HEAD~1")
+    ids = [t["test_id"] for t in o["selected"]] + o["skipped"]
+    assert "tests/test_rates.py::test_vat" not in ids and "tests/test_cart.py::test_total" not in ids
+    assert "tests/test_cart.py::test_total_renamed" in [t["test_id"] for t in o["selected"]]  # new: always runs
+    assert any("2 recorded test(s) no longer in the code" in m for m in o["messages"])
