@@ -9,6 +9,7 @@ results) is generated into a temp folder and recorded. Measured, as medians of -
   in_process       ops.select.select(memory, --diff SPEC): the graph loaded from its cache (a repeat push)
   in_process_cold  the same with the code revision's graph built again (file summaries cached): a new commit
   process          `com select --diff SPEC --repo code` as a whole process (interpreter, imports, memory, select)
+  process_model_load  a process that loads the embedding model and embeds one new text (what --semantic adds)
   process_semantic with --semantic: the same with the embedding model loaded and the index brought up to date
                    first (its first run embeds the whole history's texts and is reported separately)
 Per-stage CPU seconds of the in-process run say where the time goes.
@@ -113,6 +114,17 @@ def main(argv=None) -> int:
             return {"wall": _median(walls), "cpu": _median(cpus)}
 
         out["process"] = process()
+        # what --semantic adds to a process before any index work: loading the embedding model (a new text, so
+        # the content-hash cache cannot answer it)
+        probe = ("import sys, uuid; from com.memory import Memory; m = Memory(sys.argv[1]); "
+                 "m.embedder().embed([uuid.uuid4().hex])")
+        walls, cpus = [], []
+        for _ in range(max(1, args.repeat // 2)):
+            t, c = time.perf_counter(), _children_cpu()
+            subprocess.run([sys.executable, "-c", probe, str(mem_dir)], check=True, capture_output=True, env=env)
+            walls.append(time.perf_counter() - t)
+            cpus.append(_children_cpu() - c)
+        out["process_model_load"] = {"wall": _median(walls), "cpu": _median(cpus)}
         if args.semantic:
             t = time.perf_counter()
             subprocess.run([*exe, "index"], capture_output=True, text=True, env=env, cwd=str(code), check=True)
