@@ -158,7 +158,7 @@ class TestStats:
     last_fail_age: int | None  # runs of the whole history since it last failed (0: in the latest run)
     density: float  # decayed share of failing runs (half-life in runs of the whole history)
     flake_rate: float
-    duration_ms: float  # typical time of one attempt (geometric mean), NaN when unknown
+    duration_ms: float  # expected time of one attempt (the mean of the known ones), NaN when unknown
     failed_in_latest_run: bool  # its own latest run failed (a test not run lately keeps its last verdict)
     latest_run: str | None = None
 
@@ -214,12 +214,12 @@ def run_groups(cols) -> RunGroups:
 
 
 def _typical(test: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
-    """A test's typical duration: the geometric mean of its attempts' (robust to the odd timeout the way a
-    median is, for the lognormal spread test times have, at the cost of one pass); NaN when none is known."""
-    ok = ~np.isnan(values) & (values > 0)
+    """A test's expected time per attempt: the mean of its known durations (a budget is spent on expected cost,
+    timeouts included), in one pass; NaN when none is known."""
+    ok = ~np.isnan(values)
     count = np.bincount(test[ok], minlength=n)
-    logs = np.bincount(test[ok], weights=np.log(values[ok]), minlength=n)
-    return np.where(count > 0, np.exp(np.divide(logs, count, out=np.zeros(n), where=count > 0)), np.nan)
+    total = np.bincount(test[ok], weights=values[ok], minlength=n)
+    return np.where(count > 0, np.divide(total, count, out=np.zeros(n), where=count > 0), np.nan)
 
 
 def test_stats(cols, half_life_runs: float = 3.0, flake_rates: Mapping[str, float] | None = None,
@@ -506,7 +506,8 @@ def select(signals: Mapping[str, Signals], *, budget: Budget | None = None, weig
         if select_all and all_reason and not reasons:
             reasons.append(all_reason)
         scored.append(ScoredTest(tid, total, sv, reasons, chosen, must, durations[tid]))
-        if not chosen and (sv["relation"] > 0 or sv["history"] > 0 or (weights.semantic > 0 and sv["semantic"])):
+        if not chosen and ((weights.relation > 0 and sv["relation"] > 0) or (weights.history > 0 and sv["history"] > 0)
+                           or (weights.semantic > 0 and sv["semantic"])):
             evidence.add(tid)
     # most likely to fail first; ties: shorter first, then by id (stable, deterministic)
     scored.sort(key=lambda s: (not s.must_run, -s.score, s.duration_ms, s.test))
