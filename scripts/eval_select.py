@@ -8,8 +8,9 @@ run). For every commit that breaks tests (the ground truth), the selection is ma
 --diff PARENT..COMMIT --at J --budget B` makes it, J being the journal commit of the last CI run before that
 commit (`com.ops.select.prepare` then `finish`, per signal set): change-level recall (every test the change
 broke is selected), the share of the suite's time selected, and APFD of the whole order (selected tests
-first) for the tests failing in the CI run on that commit (`apfd`: old breakages and flaky failures too) and
-for the tests this change broke (`apfd_change`). Signal sets:
+first) for the tests failing in the CI run on that commit (`apfd`: old breakages and flaky failures too), for
+those of them that are regressions (`apfd_regressions`: broken by this or an earlier, still unfixed change;
+flaky failures left out) and for the tests this change broke (`apfd_change`). Signal sets:
   direct-name  the graph at name level only (no import-closure tier, no history)
   direct       the graph, with the import-closure tier filling the budget
   +history     direct + co-change, co-failure, recent failures, flakiness (the calibrated history terms)
@@ -96,6 +97,13 @@ class Replay:
         by_id = {b["id"]: b for b in truth["breakages"]}
         self.cases = [(c["index"], by_id[bid]) for c in truth["commits"] for bid in c["breaks"]
                       if self.before[c["index"]] is not None]
+        index_of = {c["sha"]: c["index"] for c in truth["commits"]}
+        self.regressions: dict[int, set] = {}  # tests broken (by this or an earlier breakage) at each commit
+        for b in truth["breakages"]:
+            start = index_of[b["commit"]]
+            end = index_of.get(b.get("fixed_by"), len(truth["commits"]))
+            for ci in range(start, end):
+                self.regressions.setdefault(ci, set()).update(ops_select.function_key(t) for t in b["tests"])
         self.failing_run: dict[int, set] = {}
         for r in runs:  # what the first CI run on that commit showed failing (old breakages, flaky ones too)
             self.failing_run.setdefault(r["commit_index"], {ops_select.function_key(t) for t in r["failing"]})
@@ -128,6 +136,7 @@ class Replay:
                          "caught": len(broken & chosen), "recall": float(broken <= chosen),
                          "time_share": result.time_share, "selected": len(chosen), "candidates": len(order),
                          "fallback": result.fallback is not None, "apfd": sel.apfd(order, failing),
+                         "apfd_regressions": sel.apfd(order, (failing & self.regressions.get(ci, set())) | broken),
                          "apfd_change": sel.apfd(order, broken)})
         return rows
 
@@ -170,6 +179,7 @@ def summarise(rows: list[dict]) -> dict:
             "time_share_mean": round(statistics.mean(r["time_share"] for r in rows), 4),
             "time_share_max": round(max(r["time_share"] for r in rows), 4),
             "apfd_mean": round(statistics.mean(r["apfd"] for r in rows), 4),
+            "apfd_regressions_mean": round(statistics.mean(r["apfd_regressions"] for r in rows), 4),
             "apfd_change_mean": round(statistics.mean(r["apfd_change"] for r in rows), 4),
             "fallbacks": sum(1 for r in rows if r["fallback"])}
 

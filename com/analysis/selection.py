@@ -350,8 +350,10 @@ class Signals:
 
     direct: float = 0.0  # graph: 1 for its own change or a name/data reach; tiers below it decay with distance
     direct_reason: str | None = None
-    # name: resolved names; module: through a whole module where names cannot be resolved; import: only the
-    # test file's import closure holds a changed file. Below "name", direct is scaled by Weights.module_level.
+    # name: resolved names; mention: the test's text names code the change reaches (a URL path, a page title:
+    # how end-to-end and API tests reach code); module: through a whole module where names cannot be resolved;
+    # import: only the test file's import closure holds a changed file. module and import are scaled by
+    # Weights.module_level.
     direct_tier: str = "name"
     semantic: float | None = None  # similarity of the change to the test and its failures (index), 0..1
     cochange: float = 0.0
@@ -420,7 +422,7 @@ def _noisy_or(*ps: float) -> float:
 
 def score(sig: Signals, w: Weights, median_ms: float) -> tuple[float, dict, list[str]]:
     """(score, signal values, reasons) of one candidate."""
-    direct = sig.direct * (w.module_level if sig.direct_tier != "name" else 1.0)
+    direct = sig.direct * (w.module_level if sig.direct_tier not in ("name", "mention") else 1.0)
     relation = direct
     semantic = sig.semantic or 0.0
     flake = min(max(sig.flake_rate, 0.0), 1.0)
@@ -454,7 +456,8 @@ def score(sig: Signals, w: Weights, median_ms: float) -> tuple[float, dict, list
 def _relevant(sig: Signals, w: Weights) -> bool:
     """Evidence enough to select a test on its own. The import-closure tier (the test's file imports a changed
     module, but no name it uses is known to change) is not: it only fills a budget, most likely first."""
-    return ((sig.direct > 0 and sig.direct_tier != "import" and (sig.direct_tier == "name" or w.module_level > 0))
+    return ((sig.direct > 0 and sig.direct_tier != "import"
+             and (sig.direct_tier in ("name", "mention") or w.module_level > 0))
             or (w.semantic > 0 and (sig.semantic or 0) >= w.semantic_selects)
             or max(sig.cofailure, sig.cochange) >= w.min_history)
 

@@ -13,6 +13,7 @@ their function (pytest runs every case of `path::test_x`).
 from __future__ import annotations
 
 import math
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -266,6 +267,52 @@ def _gone(keys, graph) -> set[str]:
     return out
 
 
+# -- names in a test's text --------------------------------------------------------------------------------
+_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+
+
+def words(text: str) -> list[str]:
+    """Lower-case words of identifiers and prose alike: `remove_report`, `removeReport`, `/cart/remove-report`
+    and `Remove Report` all give ["remove", "report"]."""
+    return [w.lower() for w in _WORD.findall(text)]
+
+
+def mentions(repo, graph, keys, names) -> dict[str, str]:
+    """{candidate: name} for tests whose own text names code the change reaches, as a run of words (names of
+    two words or more: one word is too common to mean anything). End-to-end and API tests reach code through
+    a URL or a page title (`client.post("/cart/remove_report")`, `"Remove Report"`), which no import shows."""
+    wanted: dict[tuple, str] = {}
+    for name in names:
+        w = tuple(words(name))
+        if len(w) >= 2:
+            wanted.setdefault(w, name)
+    if not wanted:
+        return {}
+    longest = max(len(w) for w in wanted)
+    files: dict[str, list[str]] = {}
+    out: dict[str, str] = {}
+    for key in keys:
+        t = graph.tests.get(function_key(key))
+        if t is None or t.path not in graph.files:
+            continue
+        lines = files.get(t.path)
+        if lines is None:
+            try:
+                lines = files[t.path] = repo[graph.files[t.path]].data.decode("utf-8", "replace").splitlines()
+            except (KeyError, ValueError):
+                lines = files[t.path] = []
+        text = words("\n".join(lines[max(t.line - 1, 0): t.end_line]) if t.function else "\n".join(lines))
+        for size in range(2, longest + 1):
+            for i in range(len(text) - size + 1):
+                hit = wanted.get(tuple(text[i:i + size]))
+                if hit is not None:
+                    out[key] = hit
+                    break
+            if key in out:
+                break
+    return out
+
+
 # -- semantic similarity ----------------------------------------------------------------------------------
 SEMANTIC_FLOOR = 0.25  # cosine similarity under this is no evidence (MiniLM puts unrelated texts around 0.1)
 
@@ -450,6 +497,13 @@ def prepare(memory: Memory, opts: SelectOptions) -> Prepared:
             messages.append("the change is empty")
     clock("impact")
 
+    # tests the graph reaches at most through their file's imports, whose text names code the change reaches
+    mentioned: dict[str, str] = {}
+    if cs is not None and impacts:
+        weak = [k for k in keys if (i := impacts.get(function_key(k))) is None or i.level != "name"]
+        mentioned = mentions(repo, graph, weak, graph.reached_names(changed.keys, limit=2000))
+    clock("mentions")
+
     cochange, cofail = {}, {}
     if cs is not None and len(history):
         try:
@@ -483,6 +537,9 @@ def prepare(memory: Memory, opts: SelectOptions) -> Prepared:
             sig.direct_tier = imp.level
             sig.direct = 1.0 if imp.level == "name" else 1.0 / (1.0 + 0.25 * max(imp.distance - 1, 0))
             sig.direct_reason = imp.reason()
+        if key in mentioned:
+            sig.direct_tier, sig.direct = "mention", 1.0
+            sig.direct_reason = f"its text names {mentioned[key]}, which the change reaches (a URL, a page title)"
         if key in cochange:
             sig.cochange, sig.cochange_file = cochange[key]
         if key in cofail:
