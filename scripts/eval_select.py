@@ -11,7 +11,7 @@ broke is selected), the share of the suite's time selected, and APFD of the whol
 first) for the tests failing in the CI run on that commit (`apfd`: old breakages and flaky failures too), for
 those of them that are regressions (`apfd_regressions`: broken by this or an earlier, still unfixed change;
 flaky failures left out) and for the tests this change broke (`apfd_change`). Signal sets:
-  direct-name  the graph at name level only (no import-closure tier, no history)
+  direct-name  the graph at name level (and mentions) only: no import-closure tier, no history
   direct       the graph, with the import-closure tier filling the budget
   +history     direct + co-change, co-failure, recent failures, flakiness (the calibrated history terms)
   +semantic    +history + semantic similarity of the change to tests and past failures (the index)
