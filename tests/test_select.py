@@ -364,3 +364,43 @@ def test_recorded_tests_no_longer_in_the_code_are_left_out(shop, com):
     assert "tests/test_rates.py::test_vat" not in ids and "tests/test_cart.py::test_total" not in ids
     assert "tests/test_cart.py::test_total_renamed" in [t["test_id"] for t in o["selected"]]  # new: always runs
     assert any("2 recorded test(s) no longer in the code" in m for m in o["messages"])
+
+
+def test_a_test_that_reaches_code_through_a_url_is_selected_by_the_name_in_its_text(shop, com):
+    write(shop, "src/shop/views.py", """\
+        from .cart import total
+
+
+        def cart_total(request):
+            return {"total": total(request["items"])}
+        """)
+    write(shop, "tests/test_api.py", """\
+        def get(path):  # stands for an HTTP client: the route is a string, no import reaches the view
+            return {"status": 200, "path": path}
+
+
+        def test_cart_total_page():
+            assert get("/api/cart-total")["status"] == 200
+
+
+        def test_health():
+            assert get("/api/health")["status"] == 200
+        """)
+    commit(shop, "api")
+    assert record(shop).returncode == 0
+    write(shop, "src/shop/cart.py", "from .prices import price\n\n__all__ = ['total']\n\n\ndef total(items):\n"
+                                    "    return sum(price(i) for i in items) + 0\n")
+    commit(shop, "cart")
+    o = select_json(com, "--diff", "HEAD~1")
+    by = {t["test_id"]: t for t in o["selected"]}
+    assert set(by) == {"tests/test_cart.py::test_total", "tests/test_api.py::test_cart_total_page"}
+    assert "names cart_total" in by["tests/test_api.py::test_cart_total_page"]["reasons"][0]
+    assert by["tests/test_api.py::test_cart_total_page"]["signals"]["tier"] == "mention"
+
+
+def test_words_of_identifiers_and_prose():
+    from com.ops.select import words
+
+    assert words('client.post("/cart/remove-report")')[-2:] == ["remove", "report"]
+    assert words("Remove Report") == words("removeReport") == words("remove_report") == ["remove", "report"]
+    assert words("HTTPServer2") == ["http", "server", "2"]
