@@ -19,6 +19,7 @@ from com.settings import Settings
 from com.settings import load as load_settings
 from com.views.base import follow
 from com.views.catalog import Catalog
+from com.views.registry import RegistryView
 from com.views.test_results import TestResultsView
 
 MEMORY_DIRNAME = ".com"
@@ -46,6 +47,7 @@ class Memory:
         self._journal: Journal | None = None
         self._catalog: Catalog | None = None
         self._results: TestResultsView | None = None
+        self._registry: RegistryView | None = None
         self._embedder = None
         self._index = None
 
@@ -85,12 +87,22 @@ class Memory:
             self._results = TestResultsView(self.cache_path)
         return self._results
 
+    @property
+    def registry(self) -> RegistryView:
+        """The flaky registry's events (status changes, healing attempts, committed detections)."""
+        if self._registry is None:
+            self._registry = RegistryView(self.cache_path)
+        return self._registry
+
     def eager_views(self, events: int = 0) -> list:
         """The views a write of `events` events brings up to date at once. The catalog always (ingest dedupes
         through it); the test-results view for small writes only (about 15 us per result: a bulk import or a
         CI run of thousands is taken in by the next command that reads it, so ingest keeps the journal's
-        speed); the index when it is read (embedding costs seconds)."""
-        return [self.catalog, self.results] if events <= EAGER_RESULTS else [self.catalog]
+        speed); the registry view always (it only looks at each event's type); the index when it is read
+        (embedding costs seconds)."""
+        if events <= EAGER_RESULTS:
+            return [self.catalog, self.results, self.registry]
+        return [self.catalog, self.registry]
 
     def embedder(self):
         if self._embedder is None:
@@ -110,7 +122,7 @@ class Memory:
         return self._index
 
     def close(self) -> None:
-        for view in (self._catalog, self._results):
+        for view in (self._catalog, self._results, self._registry):
             if view is not None:
                 view.close()
 
@@ -200,7 +212,7 @@ class Memory:
         elif os.environ.get("COM_DIR"):
             root = Path(os.environ["COM_DIR"])
         else:
-            root = Path.cwd() / MEMORY_DIRNAME
+            root = default_root()
         root = root.resolve()
         memory = cls(root, settings)
         created = not memory.journal_path.is_dir()
@@ -235,6 +247,14 @@ class Memory:
                 raise ComError(f"cannot create the journal at {memory.journal_path}: {exc}") from None
             raise
         return memory, created, made
+
+
+def default_root(cwd: Path | None = None) -> Path:
+    """Where `com init` puts a memory when no path is given: at the top of the code repository the working
+    directory is in (as git places .git), so `pytest` and `com` run anywhere in it find the same memory; else
+    in the working directory."""
+    here = (cwd or Path.cwd()).resolve()
+    return (find_code_repo(here) or here) / MEMORY_DIRNAME
 
 
 def remove_created(made: list) -> None:

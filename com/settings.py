@@ -1,5 +1,6 @@
 """Settings: defaults, then [tool.com] in the code repository's pyproject.toml, then COM_* variables; loaded once
-per Memory."""
+per Memory. A key or a COM_* variable com does not know is not an error (an older com reading a newer
+config must work) but is kept aside, so front ends can warn about it: a typo must not pass silently."""
 
 from __future__ import annotations
 
@@ -21,6 +22,16 @@ SETTINGS: dict[str, tuple[object, str]] = {
     "select_global": (None, "more global files for com select (globs; a list, or comma-separated): a change to one selects every test"),
     "select_semantic": (False, "com select adds semantic similarity of the change to tests and past failures (the index)"),
     "push_tries": (8, "attempts of com push while others keep pushing first (each: fetch, merge, retry with jitter)"),
+}
+
+
+# COM_* variables that are not settings: what they are for (`com config` and docs/cli.md list them).
+ENVIRONMENT: dict[str, str] = {
+    "COM_DIR": "the memory folder (instead of the nearest .com/ upwards)",
+    "COM_RECORD": "1: the pytest plugin records the session as if --com were given",
+    "COM_DEBUG": "1: an internal error prints its traceback",
+    "COM_PAGER": "the pager for long output in a terminal (before $PAGER; '' or cat: none)",
+    "COM_SELECTED": "set by com's pre-push hook for its test runner: a file of the selected test ids, one a line",
 }
 
 
@@ -71,8 +82,9 @@ def _coerce(key: str, raw: str):
 class Settings:
     """Every known setting with its effective value and where it came from, read once."""
 
-    def __init__(self, values: dict[str, Setting]):
+    def __init__(self, values: dict[str, Setting], unknown: list[Setting] | None = None):
         self._values = values
+        self.unknown = list(unknown or [])  # keys com does not know, with where they were found
 
     def get(self, key: str):
         setting = self._values.get(key)
@@ -81,16 +93,40 @@ class Settings:
     def all(self) -> list[Setting]:
         return list(self._values.values())
 
+    def warnings(self) -> list[str]:
+        """One line per unknown key or variable, naming it and where it is, with the closest known name."""
+        import difflib
+
+        out = []
+        for s in self.unknown:
+            if s.source.startswith("COM_"):
+                known = [f"COM_{k.upper()}" for k in SETTINGS] + list(ENVIRONMENT)
+                close = difflib.get_close_matches(s.source, known, n=1, cutoff=0.6)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                out.append(f"unknown environment variable {s.source} ignored{hint}")
+            else:
+                close = difflib.get_close_matches(s.key, list(SETTINGS), n=1, cutoff=0.6)
+                hint = f" (did you mean '{close[0]}'?)" if close else f" (known: {', '.join(SETTINGS)})"
+                out.append(f"unknown setting '{s.key}' in [tool.com] of {s.source} ignored{hint}")
+        return out
+
 
 def load(cwd: Path | None = None) -> Settings:
     """The settings in effect for a command run in `cwd` (default: the working directory)."""
     settings = {key: Setting(key, default, "default") for key, (default, _) in SETTINGS.items()}
+    unknown: list[Setting] = []
     pyproject = _find_pyproject(cwd or Path.cwd())
     if pyproject is not None:
         for key, value in _read_tool_com(pyproject).items():
-            settings[key] = Setting(key, value, str(pyproject))
-    for name, raw in os.environ.items():
-        if name.startswith("COM_") and name not in ("COM_DIR", "COM_RECORD"):
+            if key in SETTINGS:
+                settings[key] = Setting(key, value, str(pyproject))
+            else:
+                unknown.append(Setting(key, value, str(pyproject)))
+    for name, raw in sorted(os.environ.items()):
+        if name.startswith("COM_") and name not in ENVIRONMENT:
             key = name[4:].lower()
-            settings[key] = Setting(key, _coerce(key, raw), name)
-    return Settings(settings)
+            if key in SETTINGS:
+                settings[key] = Setting(key, _coerce(key, raw), name)
+            else:
+                unknown.append(Setting(key, raw, name))
+    return Settings(settings, unknown)

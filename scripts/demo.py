@@ -116,7 +116,7 @@ def _rel(path: Path) -> str:
 def journal_commit_of(runs_log: list[dict], run_id: str) -> str | None:
     for c in runs_log:
         if f"CI run {run_id} " in c["message"]:
-            return c["sha"]
+            return c["commit"]
     return None
 
 
@@ -195,7 +195,8 @@ def _show_later_capabilities(truth: dict | None, available: set[str]) -> None:
     planned = [
         ("search", "Search: semantic and keyword, over every event", [["search", "connection reset by peer", "-k", "5"]]),
         ("flaky", "Flaky tests, detected from history (compare with the planted ones above)",
-         [["flaky", "detect"]]),
+         [["flaky", "detect"], *([["flaky", "show", flaky_id, "--no-similar"]] if flaky_id else []),
+          ["flaky", "report", "--top", "5"]]),
         ("select", "Tests to run for a code change",
          [["select", "--diff", "HEAD~1", "--repo", str(ROOT / "demo" / "code"), "--format", "table"]] if truth else []),
         ("policies", "Context policies", [["policies"]]),

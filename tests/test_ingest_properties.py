@@ -54,10 +54,13 @@ def run_ingest(com, memory, args, input=None, expect=None, new_events=None):
     assert expect in (None, "refused"), f"refused valid input: {r.stderr}"
     assert r.exit_code == 2, r.stderr
     lines = r.stderr.rstrip("\n").split("\n")  # what a terminal shows as lines
-    assert lines[-1].startswith("com: error: ") and all(line.startswith("com: ") for line in lines), r.stderr
+    # Under --json the refusal is one JSON object, after any warnings.
+    error = json.loads(lines[-1])["error"]
+    assert set(error) == {"code", "param", "message"} and error["message"], r.stderr
+    assert all(line.startswith("com: ") for line in lines[:-1]), r.stderr
     assert r.stdout == ""
     assert state(com, memory) == (head_before, ids_before)
-    return lines[-1]
+    return "com: error: " + error["message"]
 
 
 # -- events in canonical form ---------------------------------------------------------------------

@@ -214,11 +214,11 @@ def history(com, memory, monkeypatch):
 
 def test_log_shows_commits_newest_first_with_counts(com, history, memory):
     commits = json.loads(com("log", "--json").stdout)["commits"]
-    assert [c["sha"] for c in commits] == history[::-1]
+    assert [c["commit"] for c in commits] == history[::-1]
     assert [c["added"] for c in commits] == [2, 1, 2]
-    assert commits[0]["time"] == "2026-11-03T12:00:00Z"
+    assert commits[0]["ts"] == "2026-11-03T12:00:00Z"
     assert len(json.loads(com("log", "-n", "2", "--json").stdout)["commits"]) == 2
-    assert [c["sha"] for c in json.loads(com("log", history[1], "--json").stdout)["commits"]] == history[1::-1]
+    assert [c["commit"] for c in json.loads(com("log", history[1], "--json").stdout)["commits"]] == history[1::-1]
     git_log = git("--git-dir", memory.journal_path, "log", "--format=%H").split()
     assert git_log == history[::-1]
     human = com("log").stdout
@@ -227,7 +227,7 @@ def test_log_shows_commits_newest_first_with_counts(com, history, memory):
 
 def test_show_lists_the_events_a_commit_added(com, history, memory):
     shown = json.loads(com("show", "HEAD~1", "--json").stdout)
-    assert shown["sha"] == history[1]
+    assert shown["commit"] == history[1]
     assert [(e["data"]["test_id"], e["data"]["status"]) for e in shown["events"]] == [("t1", "failed")]
     assert "commit " + history[1] in com("show", history[1]).stdout
     assert "events/shop/2026-11-02/" in git("--git-dir", memory.journal_path, "show", "--stat", history[1])
@@ -237,13 +237,13 @@ def test_diff_reports_added_events_and_new_failures_and_fixes(com, history):
     d = json.loads(com("diff", history[0], history[1], "--json").stdout)
     assert d["from"] == history[0] and d["to"] == history[1]
     assert len(d["added"]) == 1 and d["removed"] == []
-    assert d["summary"] == {"newly_failing": ["t1"], "fixed": []}
+    assert {k: d["summary"][k] for k in ("newly_failing", "fixed")} == {"newly_failing": ["t1"], "fixed": []}
     d = json.loads(com("diff", "HEAD~1", "--json").stdout)
-    assert d["summary"] == {"newly_failing": ["t2"], "fixed": ["t1"]}
+    assert {k: d["summary"][k] for k in ("newly_failing", "fixed")} == {"newly_failing": ["t2"], "fixed": ["t1"]}
     # the whole history between the two snapshots, not one commit
     d = json.loads(com("diff", history[0], history[2], "--json").stdout)
     assert len(d["added"]) == 3
-    assert d["summary"] == {"newly_failing": ["t2"], "fixed": []}
+    assert {k: d["summary"][k] for k in ("newly_failing", "fixed")} == {"newly_failing": ["t2"], "fixed": []}
     # backwards: what the older snapshot lacks shows as removed
     d = json.loads(com("diff", history[2], history[0], "--json").stdout)
     assert len(d["removed"]) == 3 and d["added"] == []
@@ -301,8 +301,8 @@ def test_tags_annotated_lightweight_list_and_delete(com, history, memory):
     assert com("tag", "release", "-m", "release 1.0").exit_code == 0
     tags = json.loads(com("tag", "--json").stdout)["tags"]
     assert tags == [
-        {"name": "light", "sha": history[0], "message": ""},
-        {"name": "release", "sha": history[2], "message": "release 1.0"},
+        {"name": "light", "commit": history[0], "message": ""},
+        {"name": "release", "commit": history[2], "message": "release 1.0"},
     ]
     assert git("--git-dir", memory.journal_path, "cat-file", "-t", "release").strip() == "tag"
     assert git("--git-dir", memory.journal_path, "cat-file", "-t", "light").strip() == "commit"
@@ -328,7 +328,7 @@ def test_analysis_commit_records_message_and_events_without_new_events(com, hist
 
 def test_empty_journal_reads_as_nothing(com, memory):
     assert json.loads(com("log", "--json").stdout) == {"commits": []}
-    assert json.loads(com("events", "--json").stdout) == {"events": []}
+    assert json.loads(com("events", "--json").stdout) == {"events": [], "total": 0, "more": False}
     r = com("show")
     assert r.exit_code == 2 and "no commits yet" in r.stderr
 

@@ -4,8 +4,10 @@ Real packaged model, real LanceDB, real journals (cloned with the git CLI for th
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
 import shutil
 
 import pytest
@@ -47,7 +49,9 @@ def corpus_events():
 
 
 def found(com, text, *args):
-    r = com("search", text, "--json", *args)
+    """Every matching event, one per row, weak ones too: what the ranking itself gives (the CLI's defaults
+    collapse identical texts and cut weak matches: tested on their own below)."""
+    r = com("search", text, "--json", "--each", "--min-similarity", "0", *args)
     assert r.exit_code == 0, r.stderr
     return json.loads(r.stdout)["results"]
 
@@ -194,19 +198,20 @@ def test_filters_apply_before_ranking_so_k_results_come_back_when_k_exist(st_mod
 
 def test_search_json_shape_human_table_and_bad_input(st_model, memory, journal, com):
     memory.record(corpus_events()[:3])
-    r = com("search", "database down", "-k", "2", "--json")
+    r = com("search", "database down", "-k", "2", "--json", "--min-similarity", "0")
     out = json.loads(r.stdout)
-    assert list(out) == ["results"] and len(out["results"]) == 2
-    assert set(out["results"][0]) >= {"event", "score"} and out["results"][0]["event"]["id"].startswith("evt_")
+    assert list(out) == ["results", "mode", "weak_left_out"] and len(out["results"]) == 2
+    assert set(out["results"][0]) >= {"event", "score", "similarity", "count"}
+    assert out["results"][0]["event"]["id"].startswith("evt_")
 
     human = com("search", "database down", "-k", "1")
     assert human.exit_code == 0
-    assert human.stdout.splitlines()[0].split() == ["score", "time", "project", "status", "what"]
-    assert "test_orders" in human.stdout
+    assert human.stdout.splitlines()[0].split() == ["similarity", "events", "latest", "id", "project", "status", "what"]
+    assert "test_orders" in human.stdout and "0.0" not in human.stdout.splitlines()[1].split()[0]
 
     bad = com("search", "x", "--status", "broken")
-    assert bad.exit_code == 2 and bad.stderr.strip() == \
-        "com: error: --status: unknown status 'broken' (expected passed, failed, error, skipped)"
+    assert bad.exit_code == 2 and bad.stderr.splitlines()[0] == \
+        "com: error: --status: 'broken' is not one of 'passed', 'failed', 'error', 'skipped'"
     assert com("search", "x", "-k", "0").exit_code == 2
     assert com("search", "x", "--at", "no-such-rev").exit_code == 2
 
@@ -218,3 +223,104 @@ def test_com_search_as_a_process_never_reaches_a_model_hub(st_model, memory, jou
     assert r.returncode == 0, r.stderr
     assert r.stderr == ""
     assert json.loads(r.stdout)["results"][0]["event"]["data"]["test_id"] == "tests/test_mail.py::test_receipt"
+
+
+# -- what a reader of `com search` sees ---------------------------------------------------------------------
+def test_identical_texts_are_one_row_with_their_count_and_latest_time(st_model, memory, journal, com):
+    # The same failure of one test on three days, and a different one: four events, two texts.
+    events = [failure("tests/test_db.py::test_orders", "connection refused by db.internal:5432", "OperationalError",
+                      ts=f"2026-11-0{day}T10:00:00Z") for day in (1, 2, 3)]
+    events.append(failure("tests/test_mail.py::test_receipt", "Connection unexpectedly closed", "SMTPServerDisconnected"))
+    memory.record(events)
+    r = com("search", "database connection refused", "--json", "--min-similarity", "0")
+    results = json.loads(r.stdout)["results"]
+    orders = [x for x in results if x["event"]["data"]["test_id"] == "tests/test_db.py::test_orders"]
+    assert len(orders) == 1 and orders[0]["count"] == 3 and orders[0]["event"]["ts"] == "2026-11-03T10:00:00Z"
+    assert len(results) == 2
+    human = com("search", "database connection refused", "--min-similarity", "0").stdout.splitlines()
+    assert human[0].split()[:3] == ["similarity", "events", "latest"]
+    assert re.search(r" 3x +2026-11-03 10:00:00 ", human[1]) and "test_orders" in human[1]
+    each = json.loads(com("search", "database connection refused", "--json", "--each").stdout)["results"]
+    assert len(each) == 4 and all(x["count"] == 1 for x in each)
+
+
+def test_weak_matches_are_cut_and_the_cut_is_said(st_model, memory, journal, com):
+    memory.record(corpus_events())
+    r = com("search", "mail relay hung up")
+    rows = r.stdout.strip().splitlines()[1:]
+    assert len(rows) == 1 and "test_receipt" in rows[0]  # one strong match; the rest is noise
+    assert r.stderr.strip() == "weaker matches left out (--min-similarity 0 shows them)"
+    similarity = float(rows[0].split()[0])
+    assert 0.3 < similarity <= 1.0  # a similarity, not a fusion constant like 0.0164
+    r = com("search", "banana smoothie recipe")
+    assert r.stdout.strip() == "no matching events"
+    # a keyword hit stays however weak its meaning
+    assert test_ids(json.loads(com("search", "E4077", "--json").stdout)["results"])[0] == "test_gateway_4077"
+    assert len(json.loads(com("search", "mail relay hung up", "--json", "--min-similarity", "0").stdout)["results"]) == 10
+
+
+def test_keyword_mode_loads_no_model_and_meaning_catches_up_later(memory, journal, isolated):
+    from conftest import ROOT
+
+    memory.record(corpus_events())
+    script = (
+        "import sys, json\n"
+        "from typer.testing import CliRunner\n"
+        "from com.cli.app import app\n"
+        "r = CliRunner().invoke(app, ['search', 'E4077', '--mode', 'keyword', '--json'])\n"
+        "print(json.dumps({'exit': r.exit_code, 'out': r.stdout, 'err': r.stderr,\n"
+        "                  'loaded': [m for m in ('torch', 'sentence_transformers') if m in sys.modules]}))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=isolated, env=env)
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["exit"] == 0, out["err"]
+    assert out["loaded"] == []
+    assert test_ids(json.loads(out["out"])["results"]) == ["test_gateway_4077"]
+    # The texts indexed without vectors are embedded by the first search by meaning.
+    r = run_com("search", "the embedded billing form never rendered", "-k", "1", "--json", cwd=isolated)
+    assert r.returncode == 0, r.stderr
+    top = json.loads(r.stdout)["results"][0]
+    assert top["event"]["data"]["test_id"].endswith("test_pay_with_card") and top["similarity"] > 0.2
+
+
+def test_loading_the_model_is_reported_at_once(tmp_path):
+    import numpy as np
+
+    from com.cli.output import Progress
+    from com.models.embedding import Embedder, EmbeddingModel
+
+    class Slow(EmbeddingModel):
+        name = "slow"
+        is_loaded = False
+
+        @property
+        def dim(self):
+            return 2
+
+        @property
+        def loaded(self):
+            return self.is_loaded
+
+        def embed_batch(self, texts):
+            self.is_loaded = True
+            return np.ones((len(texts), 2), dtype=np.float32) / np.sqrt(2)
+
+    class TTY(io.StringIO):
+        def isatty(self):
+            return True
+
+    stream = TTY()
+    line = Progress("com search", stream)
+    embedder = Embedder(Slow(), tmp_path)
+    embedder.embed(["a failure"], progress=line)
+    assert "com search: loading the embedding model…" in stream.getvalue()
+    line.close()
+    assert stream.getvalue().endswith("\r\033[K")  # the line is cleared before the results
+    stream.truncate(0)
+    stream.seek(0)
+    embedder.embed(["a failure"], progress=Progress("com search", stream))  # cached: no model, no line
+    assert stream.getvalue() == ""

@@ -262,7 +262,11 @@ def test_adoption_is_never_read_from_the_journal_or_the_code(com, tmp_path, shar
     monkeypatch.chdir(victim)
     git("--git-dir", victim / ".com" / "journal.git", "config", "com.trustedJournal", "*")
     (victim / "pyproject.toml").write_text('[tool.com]\ntrustedJournal = "*"\ntrusted_journal = "*"\n')
-    assert "tracked by the code repository" in one_error_line(com("pull"))
+    r = com("pull")
+    *warnings, error = r.stderr.splitlines()
+    assert r.exit_code == 2 and error.startswith("com: error: ") and "tracked by the code repository" in error
+    # Not settings at all: said as unknown keys, and ignored.
+    assert len(warnings) == 2 and all(w.startswith("com: warning: unknown setting 'trusted") for w in warnings)
     assert not marker.exists()
 
 
@@ -321,7 +325,7 @@ def test_the_users_own_global_config_keeps_working(com, tmp_path, shared):
     """insteadOf (and credential helpers, ssh keys…) in the user's global config are the user's: they still apply."""
     git("config", "--global", f"url.{shared.as_uri()}.insteadOf", "team:journal")
     mem = new_memory(com, tmp_path, "a", "team:journal")
-    git("--git-dir", mem / "journal.git", "config", "pack.window", "0")  # a setting the README documents
+    git("--git-dir", mem / "journal.git", "config", "pack.window", "0")  # a setting docs/sharing.md documents
     assert ok(com("--memory", mem, "pull", "--json"))["status"] == "created"
     ingest(com, mem, "t2")
     assert ok(com("--memory", mem, "push", "--json"))["status"] == "pushed"

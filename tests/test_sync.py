@@ -230,7 +230,7 @@ def test_fetch_reports_how_each_remote_branch_relates_and_changes_nothing_local(
     before = refs(b / "journal.git")
     fetched = ok(com("--memory", b, "fetch", "--json"))
     assert {x["name"]: x["state"] for x in fetched["branches"]} == {"main": "diverged", "nightly": "new"}
-    assert fetched["tags"] == [{"name": "v1", "sha": before["refs/tags/v1"], "local": before["refs/tags/v1"],
+    assert fetched["tags"] == [{"name": "v1", "commit": before["refs/tags/v1"], "local": before["refs/tags/v1"],
                                 "state": "up-to-date"}]
     after = refs(b / "journal.git")
     assert {k: v for k, v in after.items() if k.startswith(("refs/heads/", "refs/tags/"))} == \

@@ -7,12 +7,48 @@ import functools
 import inspect
 from typing import List, Optional
 
+import click
 import typer
 
+from com.model.event import STATUSES
 from com.model.filter import EventFilter
 
 JSON_HELP = "Print one JSON object with stable keys."
 AT_HELP = "Read the journal as of REV: a sha, branch, tag, HEAD~N, or an ISO date/time."
+
+
+class Count(click.ParamType):
+    """A whole number of at least `minimum`; `zero` says what 0 means (e.g. "all"), shown in errors."""
+
+    name = "count"
+
+    def __init__(self, minimum: int = 0, zero: str | None = None):
+        self.minimum = minimum
+        self.zero = zero
+
+    def get_metavar(self, param, ctx=None) -> str:
+        return "N"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) and not isinstance(value, bool):
+            n = value
+        else:
+            try:
+                n = int(str(value).strip())
+            except ValueError:
+                self.fail(f"expected a whole number, got '{value}'", param, ctx)
+        if n < self.minimum:
+            meaning = f" (0: {self.zero})" if self.zero and self.minimum == 0 else ""
+            self.fail(f"must be {self.minimum} or more{meaning}, got {n}", param, ctx)
+        return n
+
+
+def count_option(default, *names: str, help: str, minimum: int = 0, zero: str | None = None):
+    return typer.Option(default, *names, help=help, click_type=Count(minimum, zero))
+
+
+def choice(values) -> click.Choice:
+    return click.Choice(list(values))
 
 
 def json_option():
@@ -30,7 +66,8 @@ def _filter_params() -> list[inspect.Parameter]:
         ("project", Optional[str], typer.Option(None, "--project", "-p", help="Only events of this project.")),
         ("test", Optional[str], typer.Option(None, "--test", help="Only results of this test: a node id, a file or "
                                                                  "class prefix, or a glob.")),
-        ("status", Optional[str], typer.Option(None, "--status", help="passed, failed, error or skipped.")),
+        ("status", Optional[str], typer.Option(None, "--status", click_type=choice(STATUSES),
+                                               help="passed, failed, error or skipped.")),
         ("since", Optional[str], typer.Option(None, "--since", help="Only events at or after this ISO date/time.")),
         ("until", Optional[str], typer.Option(None, "--until", help="Only events at or before this ISO date/time "
                                                                    "(a date: the end of that day).")),

@@ -35,6 +35,11 @@ def pytest_addoption(parser):
         help="Project of the recorded results (default: [tool.com] project, else the code repository's folder name).",
     )
     group.addoption(
+        "--com-quarantine", action="store_true", default=False,
+        help="Record (as --com), and let the session pass when every failure is of a test quarantined in the "
+        "flaky registry and the results were recorded completely.",
+    )
+    group.addoption(
         "--com-select", default=None, metavar="REV",
         help="Run only the tests `com select --diff REV` selects, most likely to fail first (deselect the rest).",
     )
@@ -54,7 +59,7 @@ def pytest_collection_modifyitems(config, items):
 
 
 def _enabled(config) -> bool:
-    if config.getoption("com", False):
+    if config.getoption("com", False) or config.getoption("com_quarantine", False):
         return True
     return os.environ.get("COM_RECORD", "").strip().lower() in _TRUE
 
@@ -68,7 +73,12 @@ def pytest_configure(config):
     except Exception:
         return
     if enabled:
-        config.pluginmanager.register(Recorder(config), "com-recorder")
+        recorder = Recorder(config)
+        config.pluginmanager.register(recorder, "com-recorder")
+        if config.getoption("com_quarantine", False):
+            from com.ingest.quarantine import Gate
+
+            config.pluginmanager.register(Gate(recorder), "com-quarantine")
 
 
 def _failed(report) -> bool:
@@ -90,6 +100,7 @@ class Recorder:
         self.buffer: list[str] = []
         self.problem: str | None = None
         self.writer = None
+        self.answer = None  # the writer's answer, once the session is recorded
         try:
             self.writer = _start_writer(config, time.time())
         except Exception as exc:  # noqa: BLE001 - warn at the end, never fail the run
@@ -166,7 +177,7 @@ class Recorder:
             writer.kill()
             writer.communicate()
             return f"com: warning: test results not recorded: the journal write took over {WRITER_TIMEOUT} s"
-        answer = _last_json(out)
+        answer = self.answer = _last_json(out)
         if answer is None:
             detail = (err.strip().splitlines() or [f"exit code {writer.returncode}"])[-1]
             return f"com: warning: test results not recorded: the writer process failed: {detail}"
@@ -234,6 +245,7 @@ def _start_writer(config, started: float):
         "rootpath": str(config.rootpath),
         "project": config.getoption("com_project"),
         "started": started,
+        "quarantine": config.getoption("com_quarantine", False),
     }
     writer = subprocess.Popen(
         [sys.executable, "-c", WRITER_CODE, json.dumps(args)],
@@ -458,6 +470,7 @@ class _WriterSession:
         # Catch the derived stores up with the journal now, while the tests still run, not at write time.
         self.memory.follow(self.memory.snapshot())
         self.common = {"commit": self.revision.commit, "branch": self.revision.branch, "run_id": self.run_id}
+        self.quarantine = bool(args.get("quarantine"))
         self.attempts: dict[str, int] = {}
         self.counts = {"passed": 0, "failed": 0, "error": 0, "skipped": 0}
         self.events: list[dict] = []
@@ -483,4 +496,10 @@ class _WriterSession:
         if self.revision.commit:
             message += f" on {self.revision.commit[:12]}"
         result = self.memory.record(self.events, message=message)
-        return {"ok": True, "results": len(self.events), "commit": result.commit, "added": result.added, "summary": summary}
+        answer = {"ok": True, "results": len(self.events), "commit": result.commit, "added": result.added,
+                  "summary": summary}
+        if self.quarantine:
+            from com.ingest.quarantine import writer_answer
+
+            answer.update(writer_answer(self.memory, self.events))
+        return answer

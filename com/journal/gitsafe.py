@@ -36,7 +36,7 @@ HARDENING = (
 )
 
 # The only keys a journal's own config may hold: what com, `git init` and `git remote add/set-url` write, and
-# packing knobs the README documents. Anything else (uploadpack, sshCommand, hooksPath, includes, insteadOf,
+# packing knobs docs/sharing.md documents. Anything else (uploadpack, sshCommand, hooksPath, includes, insteadOf,
 # credential helpers, protocol.*, ...) could run a program, so git is not run on a journal that has it.
 _ALLOWED = re.compile(
     r"core\.(repositoryformatversion|filemode|bare|logallrefupdates|ignorecase|precomposeunicode|symlinks)"

@@ -210,7 +210,7 @@ class Journal:
         out = []
         for name in sorted(self.repo.branches.local):
             commit = self.repo.branches.local[name].peel(pygit2.Commit)
-            out.append({"name": name, "sha": str(commit.id), "current": name == current})
+            out.append({"name": name, "commit": str(commit.id), "current": name == current})
         return out
 
     def create_branch(self, name: str, rev: str | None = None) -> dict:
@@ -219,7 +219,7 @@ class Journal:
             raise ComError(f"branch '{name}' already exists")
         commit = self.resolve(rev)
         self.repo.branches.local.create(name, commit)
-        return {"name": name, "sha": str(commit.id)}
+        return {"name": name, "commit": str(commit.id)}
 
     def delete_branch(self, name: str) -> None:
         check_ref_name(name, "branch")
@@ -245,7 +245,7 @@ class Journal:
             obj = self.repo.revparse_single(ref)
             message = obj.message.strip() if isinstance(obj, pygit2.Tag) else ""
             commit = obj.peel(pygit2.Commit)
-            out.append({"name": ref[len("refs/tags/"):], "sha": str(commit.id), "message": message})
+            out.append({"name": ref[len("refs/tags/"):], "commit": str(commit.id), "message": message})
         return sorted(out, key=lambda t: t["name"])
 
     def create_tag(self, name: str, rev: str | None = None, message: str | None = None) -> dict:
@@ -257,7 +257,7 @@ class Journal:
             self.repo.create_tag(name, commit.id, pygit2.GIT_OBJECT_COMMIT, signature(), message.rstrip() + "\n")
         else:
             self.repo.references.create(ref, commit.id)
-        return {"name": name, "sha": str(commit.id), "message": message or ""}
+        return {"name": name, "commit": str(commit.id), "message": message or ""}
 
     def delete_tag(self, name: str) -> None:
         ref = f"refs/tags/{check_ref_name(name, 'tag')}"

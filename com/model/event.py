@@ -268,6 +268,11 @@ def validate(raw, *, where: str = "", default_ts: str | None = None, defaults: d
     return event
 
 
+def is_event_id(value) -> bool:
+    """Is `value` a whole event id (evt_ and 24 lowercase hex digits)?"""
+    return isinstance(value, str) and _ID_RE.match(value) is not None
+
+
 def to_line(event: dict) -> str:
     """The stored JSONL form: fixed key order, compact, data keys sorted."""
     line = getattr(event, "line", None)

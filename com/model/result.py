@@ -77,3 +77,11 @@ class ResultColumns:
 
     def __len__(self) -> int:
         return len(self.test)
+
+    def take(self, rows) -> "ResultColumns":
+        """The same results restricted to `rows` (a boolean mask or positions); the string lists are shared."""
+        return ResultColumns(
+            self.test[rows], self.tests, self.ts_us[rows], self.status[rows], self.attempt[rows],
+            self.duration_ms[rows], self.run[rows], self.runs, self.commit[rows], self.commits,
+            self.signature[rows], self.signatures,
+        )

@@ -28,6 +28,11 @@ class EmbeddingModel:
     name: str = ""
 
     @property
+    def loaded(self) -> bool:
+        """Is the model in memory already? (False: the next embed_batch pays for loading it.)"""
+        return True
+
+    @property
     def dim(self) -> int:
         raise NotImplementedError
 
@@ -54,6 +59,10 @@ class SentenceTransformerModel(EmbeddingModel):
 
     def model(self):
         return load_model(self.folder)
+
+    @property
+    def loaded(self) -> bool:
+        return str(self.folder) in _loaded
 
     def embed_batch(self, texts: list[str]):
         import numpy as np
@@ -202,8 +211,24 @@ class Embedder:
     def dim(self) -> int:
         return self.model.dim
 
+    def lookup(self, texts: list[str]):
+        """Vectors of `texts` from the cache alone, never running the model: (matrix with zero rows for the
+        texts the cache lacks, positions of those texts)."""
+        import numpy as np
+
+        hashes = [text_hash(t) for t in texts]
+        found = self.cache.get(self.model_name, sorted(set(hashes)))
+        dim = self.dim
+        zero = bytes(4 * dim)
+        missing = [i for i, h in enumerate(hashes) if h not in found]
+        if not texts:
+            return np.zeros((0, dim), dtype=np.float32), []
+        matrix = np.frombuffer(b"".join(found.get(h, zero) for h in hashes), dtype=np.float32).reshape(len(texts), -1)
+        return matrix, missing
+
     def embed(self, texts: list[str], progress=None):
-        """A (len(texts), dim) float32 matrix of normalised vectors, in order; each distinct text computed once."""
+        """A (len(texts), dim) float32 matrix of normalised vectors, in order; each distinct text computed once.
+        `progress(stage, done, total)` hears of loading the model (total 0: nothing to count) and of batches."""
         import numpy as np
 
         hashes = [text_hash(t) for t in texts]
@@ -213,6 +238,8 @@ class Embedder:
             if h not in found and h not in missing:
                 missing[h] = t
         self.cached += len(set(hashes)) - len(missing)
+        if missing and progress is not None and not self.model.loaded:
+            progress("loading the embedding model", 0, 0)
         if missing:
             items = list(missing.items())
             done = 0

@@ -237,7 +237,8 @@ def _check_views(memory: Memory, snapshots, report: Report, repair: bool) -> Non
         report.info.append("derived data not checked: the journal itself is damaged (see above)")
         return
     checks = [("catalog", memory.catalog, lambda: _catalog_gaps(memory, snapshots)),
-              ("test-results", memory.results, lambda: _result_gaps(memory, snapshots))]
+              ("test-results", memory.results, lambda: _result_gaps(memory, snapshots)),
+              ("registry", memory.registry, None)]
     try:
         index = _index_if_present(memory)
     except ComError as exc:  # e.g. lancedb not installed: nothing here can read it anyway

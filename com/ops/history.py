@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pygit2
 
 from com.journal.repo import about_events, commit_time
 from com.journal.snapshot import Snapshot
 from com.memory import Memory
-from com.model.event import FAILING, format_ts, ts_us
+from com.model.errors import ComError, NotFound
+from com.model.event import FAILING, format_ts, is_event_id, ts_us
 from com.model.filter import EventFilter, TestMatch
 from com.ops.result import Result
+
+EVENT_PREFIX_MIN = 6  # hex digits of an abbreviated event id (`com show evt_646cf8`)
 
 
 @dataclass
 class CommitInfo(Result):
-    sha: str
+    commit: str
     message: str
-    time: str
+    ts: str
     added: int
     parents: list
 
@@ -31,13 +34,23 @@ class LogResult(Result):
 @dataclass
 class ShowResult(CommitInfo):
     events: list
-    about: list
+    about: list  # event ids an analysis commit names
+    about_events: list  # those events, as stored (ids the snapshot lacks are left out)
+
+
+@dataclass
+class EventShown(Result):
+    event: dict
+    batch: str  # the batch file holding it
+    commit: str | None  # the journal commit that added that batch (on the way to the snapshot)
 
 
 @dataclass
 class DiffSummary(Result):
-    newly_failing: list
-    fixed: list
+    newly_failing: list  # began failing and are not flaky: regressions
+    fixed: list          # stopped failing and are not flaky
+    flaky: list = field(default_factory=list)     # flips of flaky tests: [{test_id, now, flake_rate, severity, ...}]
+    registry: dict = field(default_factory=dict)  # what the flaky registry says changed (see ops.flaky)
 
 
 @dataclass
@@ -52,6 +65,8 @@ class DiffResult(Result):
 @dataclass
 class EventsResult(Result):
     events: list
+    total: int | None = None  # how many match in all, when that is known without reading them all
+    more: bool = False  # more match than were given (the limit cut them)
 
 
 def _commit_info(journal, commit, added: int | None = None) -> CommitInfo:
@@ -62,7 +77,9 @@ def _commit_info(journal, commit, added: int | None = None) -> CommitInfo:
 
 
 def log(memory: Memory, rev: str | None = None, limit: int | None = None) -> LogResult:
-    """Commits reachable from rev (default: the current branch), newest first."""
+    """Commits reachable from rev (default: the current branch), newest first; `limit` None or 0: all."""
+    _check_count(limit, "limit")
+    limit = limit or None
     journal = memory.journal
     start = journal.resolve_or_none(rev)
     if start is None:
@@ -75,8 +92,19 @@ def log(memory: Memory, rev: str | None = None, limit: int | None = None) -> Log
     return LogResult(out)
 
 
-def show(memory: Memory, rev: str | None) -> ShowResult:
-    """One commit: what it says, the events it added, and the events an analysis commit is about."""
+def _check_count(value, param: str) -> None:
+    if value is not None and value < 0:
+        raise ComError(f"must be 0 or more (0: no limit), got {value}", param=param)
+
+
+def show(memory: Memory, rev: str | None) -> ShowResult | EventShown:
+    """One commit: what it says, the events it added, and the events an analysis commit is about. An event id
+    (or an unambiguous prefix of one, `evt_` and at least 6 hex digits) shows that event whole instead."""
+    if rev and rev.startswith("evt_") and memory.journal.resolve_or_none(None) is not None:
+        try:
+            memory.journal.repo.revparse_single(rev)  # a branch or tag that happens to be named evt_…
+        except (KeyError, ValueError):
+            return show_event(memory, rev)
     journal = memory.journal
     commit = journal.resolve(rev)
     added = []
@@ -84,7 +112,77 @@ def show(memory: Memory, rev: str | None) -> ShowResult:
         added.extend(batch.events(journal))
     added.sort(key=lambda e: ts_us(e["ts"]))
     info = _commit_info(journal, commit, added=len(added))
-    return ShowResult(**vars(info), events=added, about=about_events(commit.message))
+    about = about_events(commit.message)
+    return ShowResult(**vars(info), events=added, about=about, about_events=_events_by_id(memory, commit, about))
+
+
+def _events_by_id(memory: Memory, commit, ids: list[str]) -> list[dict]:
+    """The events of the snapshot at `commit` with these ids, in the order given."""
+    ids = [i for i in ids if is_event_id(i)]
+    if not ids:
+        return []
+    memory.known_ids(commit, ids)  # brings the catalog up to `commit`
+    snapshot = Snapshot(memory.journal, commit)
+    found: dict[str, dict] = {}
+    for eid, paths in memory.catalog.paths_of(ids).items():
+        for path in paths:
+            if eid not in found and snapshot.has_path(path):
+                found.update((e["id"], e) for e in _batch_events(memory, commit, path) if e["id"] in ids)
+    return [found[i] for i in ids if i in found]
+
+
+def _batch_events(memory: Memory, commit, path: str) -> list[dict]:
+    from com.journal.batches import parse_lines
+
+    return parse_lines(memory.journal.blob(commit.tree[path].id))
+
+
+def show_event(memory: Memory, ref: str, at: str | None = None) -> EventShown:
+    """One event of the snapshot at `at` (default HEAD), found through the catalog, with its batch and the
+    journal commit that added it."""
+    hexpart = ref[4:]
+    if not hexpart or len(hexpart) > 24 or any(c not in "0123456789abcdef" for c in hexpart):
+        raise ComError(f"'{ref}' is neither a revision nor an event id (evt_ and 24 hex digits)", param="rev")
+    if len(hexpart) < EVENT_PREFIX_MIN:
+        raise ComError(f"'{ref}' is too short to name an event (give evt_ and at least {EVENT_PREFIX_MIN} hex "
+                       "digits)", param="rev")
+    snapshot = memory.snapshot(at)
+    memory.follow(snapshot, [memory.catalog])
+    paths = [p for p in memory.catalog.paths_with_prefix(hexpart) if snapshot.has_path(p)]
+    matches: dict[str, tuple[dict, str]] = {}
+    for path in sorted(paths):
+        for event in _batch_events(memory, snapshot.commit, path):
+            if event["id"].startswith(ref) and event["id"] not in matches:
+                matches[event["id"]] = (event, path)
+    if not matches:
+        raise NotFound(f"unknown event id '{ref}' (not in {_where(memory, at)})", param="rev")
+    if len(matches) > 1:
+        some = ", ".join(sorted(matches)[:3])
+        raise ComError(f"'{ref}' is ambiguous: {len(matches)} events start with it ({some}…)", param="rev")
+    event, path = next(iter(matches.values()))
+    return EventShown(event, path, _commit_adding(memory, snapshot.commit, path))
+
+
+def _where(memory: Memory, at: str | None) -> str:
+    return at if at else f"branch {memory.journal.branch}"
+
+
+def _commit_adding(memory: Memory, head, path: str) -> str | None:
+    """The newest commit reachable from `head` whose first parent lacks `path` (the one that brought it)."""
+    for commit in memory.journal.repo.walk(head.id, pygit2.GIT_SORT_TOPOLOGICAL | pygit2.GIT_SORT_TIME):
+        if not _has(commit.tree, path):
+            continue
+        if not commit.parents or not _has(commit.parents[0].tree, path):
+            return str(commit.id)
+    return None
+
+
+def _has(tree, path: str) -> bool:
+    try:
+        tree[path]
+        return True
+    except KeyError:
+        return False
 
 
 def _events_of(journal, batches) -> dict[str, dict]:
@@ -96,8 +194,10 @@ def _events_of(journal, batches) -> dict[str, dict]:
 
 
 def diff(memory: Memory, rev_a: str, rev_b: str | None = None) -> DiffResult:
-    """Events added and removed between two whole snapshots, and the tests that began or stopped failing."""
+    """Events added and removed between two whole snapshots, and the tests that began or stopped failing: flips
+    of flaky tests apart from regressions and fixes, and what the flaky registry says changed."""
     from com.journal.batches import Batch
+    from com.ops.flaky import classify_flips
 
     journal = memory.journal
     a, b = Snapshot(journal, journal.resolve(rev_a)), Snapshot(journal, journal.resolve(rev_b))
@@ -131,7 +231,9 @@ def diff(memory: Memory, rev_a: str, rev_b: str | None = None) -> DiffResult:
             newly_failing.append(tid)
         elif status_b == "passed" and status_a in FAILING:
             fixed.append(tid)
-    return DiffResult(a.sha, b.sha, added, removed, DiffSummary(newly_failing, fixed))
+    flips = classify_flips(memory, a, b, newly_failing, fixed)
+    return DiffResult(a.sha, b.sha, added, removed,
+                      DiffSummary(flips.newly_failing, flips.fixed, flips.flaky, flips.registry))
 
 
 def latest_status(memory: Memory, snapshot: Snapshot, test_ids: list[str]) -> dict[str, str]:
@@ -159,15 +261,49 @@ def latest_status(memory: Memory, snapshot: Snapshot, test_ids: list[str]) -> di
 
 def events(memory: Memory, where: EventFilter | None = None, at: str | None = None,
            limit: int | None = 50) -> EventsResult:
-    """Events of the snapshot at `at`, newest first, filtered. Questions about test results only are answered
-    from the test-results view; the others read the snapshot's batches, newest day first."""
+    """Events of the snapshot at `at`, newest first, filtered; `limit` None or 0: all. Questions about test
+    results only are answered from the test-results view; the others read the snapshot's batches, newest day
+    first. `total` is how many match in all when that costs nothing more (the view counts; with no filter but
+    projects, the catalog knows each batch's size); else `more` says whether the limit cut some.
+
+    A `--test` that names no recorded test is an error (NotFound), not an empty answer."""
+    _check_count(limit, "limit")
+    limit = limit or None
     where = where or EventFilter()
     snapshot = memory.snapshot(at)
     if not snapshot:
-        return EventsResult([])
+        return EventsResult([], 0)
     if where.results_only:
         memory.follow(snapshot, [memory.results])
-        found, _ = memory.results.events(snapshot, where, limit)
-        return EventsResult(found)
-    return EventsResult(list(snapshot.events(where, limit, newest_first=True)))
+        found, total = memory.results.events(snapshot, where, limit)
+        if not found and where.test is not None and not memory.results.test_numbers(where.test):
+            raise NotFound(f"no recorded test matches '{where.test.pattern}'{_close_tests(memory, where.test)}",
+                           param="test")
+        return EventsResult(found, total, total > len(found))
+    if where.but(projects=()).empty:
+        found = list(snapshot.events(where, limit, newest_first=True))
+        if limit is None or len(found) < limit:
+            return EventsResult(found, len(found), False)
+        memory.follow(snapshot, [memory.catalog])
+        batches = [b.path for b in snapshot.batches() if not where.projects or b.project in where.projects]
+        total = max(memory.catalog.event_count(batches), len(found))
+        return EventsResult(found, total, total > len(found))
+    found = list(snapshot.events(where, limit + 1 if limit else None, newest_first=True))
+    more = limit is not None and len(found) > limit
+    return EventsResult(found[:limit] if limit else found, None if more else len(found), more)
+
+
+def _close_tests(memory: Memory, match: TestMatch) -> str:
+    """' (did you mean ...?)' naming a recorded test like what was typed: one whose id ends with it (a bare
+    function name), else one spelled closely."""
+    import difflib
+
+    names = memory.results.test_ids()
+    tail = [n for n in names if n.endswith("::" + match.pattern) or n.endswith("/" + match.pattern)]
+    if len(tail) == 1:
+        return f" (did you mean '{tail[0]}'?)"
+    if tail:
+        return f" ({len(tail)} tests end with it, e.g. '{tail[0]}'; a glob takes them all: '*{match.pattern}')"
+    close = difflib.get_close_matches(match.pattern, names[:20000], n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
 

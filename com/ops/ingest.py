@@ -62,10 +62,14 @@ def from_flags(memory: Memory, type: str | None, *, project=None, source=None, i
     return [validate(raw)]
 
 
-def from_json_text(text: str, origin: str, *, project=None, source=None) -> list[dict]:
-    """Events from JSON or JSONL text (`origin` names where it came from in messages)."""
+def from_json_text(text: str, origin: str, *, project=None, source=None, memory: Memory | None = None) -> list[dict]:
+    """Events from JSON or JSONL text (`origin` names where it came from in messages). An event without a
+    project gets `project`, else the memory's configured project ([tool.com] project, COM_PROJECT), as every
+    other ingest path does."""
     from com.ingest import jsonl
 
+    if project is None and memory is not None:
+        project = memory.settings.get("project")
     return jsonl.parse(text, defaults={"project": project, "source": source}, origin=origin)
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from com.journal.repo import TRAILER_EVENT
 from com.memory import Memory
 from com.model.errors import ComError, NotFound
+from com.model.event import is_event_id
 from com.ops.result import Result
 
 
@@ -59,6 +60,10 @@ def commit_about(memory: Memory, message: str, event_ids: list[str]) -> Analysis
     """An analysis commit: a message and `Com-Event:` trailers naming events of the snapshot, no new events."""
     if not message.strip():
         raise ComError("the commit message is empty", param="message")
+    for eid in event_ids:
+        if not is_event_id(eid):
+            raise ComError(f"'{eid}' is not an event id (evt_ and 24 hex digits, as 'com events --json' "
+                           "shows them)", param="event")
     with memory.journal.writing() as tx:
         if tx.tip is None:
             raise NotFound(f"the journal branch '{tx.branch}' has no commits yet (ingest something first)")

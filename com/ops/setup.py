@@ -19,6 +19,7 @@ class InitResult(Result):
 @dataclass
 class SettingsReport(Result):
     settings: list
+    unknown: list  # keys and variables com does not know: [{"key", "value", "source"}]
 
 
 def init(path=None) -> InitResult:
@@ -27,4 +28,5 @@ def init(path=None) -> InitResult:
 
 
 def settings_report(settings: Settings) -> SettingsReport:
-    return SettingsReport([{"key": s.key, "value": s.value, "source": s.source} for s in settings.all()])
+    return SettingsReport([{"key": s.key, "value": s.value, "source": s.source} for s in settings.all()],
+                          [{"key": s.key, "value": s.value, "source": s.source} for s in settings.unknown])

@@ -120,7 +120,7 @@ def fetch(memory: Memory, remote_name: str | None = None) -> FetchResult:
     for name, oid in sorted(refs_under(repo, f"refs/remotes/{remote.name}/").items()):
         theirs = repo[oid].peel(pygit2.Commit)
         local = commit_of(repo, f"refs/heads/{name}")
-        branches.append({"name": name, "sha": str(theirs.id), "local": str(local.id) if local else None,
+        branches.append({"name": name, "commit": str(theirs.id), "local": str(local.id) if local else None,
                          "state": relation(repo, local, theirs)})
     tags = []
     for name, oid in sorted(refs_under(repo, f"{TRACKING_TAGS}/{remote.name}/").items()):
@@ -128,7 +128,7 @@ def fetch(memory: Memory, remote_name: str | None = None) -> FetchResult:
         sha = peeled(repo, oid)
         local_sha = peeled(repo, local.target) if local is not None else None
         state = "new" if local_sha is None else ("up-to-date" if local_sha == sha else "conflict")
-        tags.append({"name": name, "sha": sha, "local": local_sha, "state": state})
+        tags.append({"name": name, "commit": sha, "local": local_sha, "state": state})
     return FetchResult(remote.name, redact(remote.url), branches, tags)
 
 

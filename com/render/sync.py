@@ -10,8 +10,8 @@ def remotes(o: dict) -> str:
 
 
 def fetch(o: dict) -> str:
-    rows = [[b["name"], short(b["sha"]), b["state"]] for b in o["branches"]]
-    rows += [[f"tag {t['name']}", short(t["sha"]), t["state"]] for t in o["tags"]]
+    rows = [[b["name"], short(b["commit"]), b["state"]] for b in o["branches"]]
+    rows += [[f"tag {t['name']}", short(t["commit"]), t["state"]] for t in o["tags"]]
     return table(rows) or f"{o['remote']} has no journal yet"
 
 

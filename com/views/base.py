@@ -37,6 +37,10 @@ class View(Protocol):
     def health(self) -> str | None:
         """None when the store is readable, else what is wrong with it (fsck reports it; reset repairs it)."""
 
+    # Optional: `wants(data: bytes) -> bool`, a cheap test on a batch's stored bytes. A view that keeps few
+    # events (the flaky registry) is given a batch it does not want with no events, so a catch-up parses
+    # nothing for it alone.
+
 
 def follow(journal, commit, views: Iterable[View], written: dict[str, list[dict]] | None = None,
            progress=None) -> int:
@@ -61,12 +65,16 @@ def follow(journal, commit, views: Iterable[View], written: dict[str, list[dict]
     # One transaction per view, all open together, so each batch is read (and parsed) once for all of them.
     with _all_taking(behind, shas) as adders:
         for n, batch in enumerate(batches.values(), 1):
-            wanting = [add for view, add in adders if not view.has_batch(batch.path)]
+            wanting = [(view, add) for view, add in adders if not view.has_batch(batch.path)]
             if wanting:
                 events = written.get(batch.path) if written else None
-                if events is None:
-                    events = batch.events(journal)
-                for add in wanting:
+                for view, add in wanting:
+                    wants = getattr(view, "wants", None)
+                    if events is None and wants is not None and not wants(batch.data(journal)):
+                        add(batch, [])  # nothing in it for this view: taken without parsing a line
+                        continue
+                    if events is None:
+                        events = batch.events(journal)
                     add(batch, events)
                 taken += 1
                 batch.forget()

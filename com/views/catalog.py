@@ -17,7 +17,7 @@ from com.views.base import SqliteView
 # index (a third faster to fill, half the size).
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
-CREATE TABLE IF NOT EXISTS blobs (n INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS blobs (n INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, events INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS ids (key INTEGER NOT NULL, blob INTEGER NOT NULL, PRIMARY KEY (key, blob)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS commits (sha TEXT PRIMARY KEY);
 """
@@ -30,7 +30,7 @@ def id_key(event_id: str) -> int:
 class Catalog(SqliteView):
     name = "catalog"
     FILE = "catalog.sqlite"
-    SCHEMA_VERSION = 6
+    SCHEMA_VERSION = 7  # 7: blobs.events, how many events each batch holds (`com events` says "of N")
     SCHEMA = _SCHEMA
     TABLES = ("blobs", "ids", "tests", "results", "commits")  # "tests", "results": older schemas, dropped
     CACHE_KIB = 262144
@@ -43,7 +43,7 @@ class Catalog(SqliteView):
         db = self.db
         with sqlite.transaction(db):
             def add(batch, events) -> None:
-                n = db.execute("INSERT INTO blobs (path) VALUES (?)", (batch.path,)).lastrowid
+                n = db.execute("INSERT INTO blobs (path, events) VALUES (?, ?)", (batch.path, len(events))).lastrowid
                 # Rows sorted in index order: B-tree inserts in order cost about a third less than random ones.
                 # OR IGNORE: one batch holds one event twice only if written by hand; the catalog needs it once.
                 db.executemany("INSERT OR IGNORE INTO ids VALUES (?, ?)",
@@ -64,3 +64,23 @@ class Catalog(SqliteView):
             for key, path in rows:
                 out.setdefault(by_key[key], []).append(path)
         return out
+
+    def paths_with_prefix(self, hex_prefix: str) -> list[str]:
+        """Batch paths holding an event whose id starts with evt_<hex_prefix> (at least 1 hex digit; an id is
+        keyed by its first 15 digits, so longer prefixes narrow nothing more here: the caller checks ids)."""
+        digits = hex_prefix[:15]
+        shift = 4 * (15 - len(digits))
+        low = int(digits, 16) << shift
+        high = (int(digits, 16) + 1) << shift
+        rows = self.db.execute(
+            "SELECT DISTINCT blobs.path FROM ids JOIN blobs ON blobs.n = ids.blob WHERE ids.key >= ? AND ids.key < ?"
+            " LIMIT 1000", (low, high))
+        return [path for (path,) in rows]
+
+    def event_count(self, paths) -> int:
+        """How many events the batches at `paths` hold (an event both sides of a merge wrote counts twice)."""
+        total = 0
+        for chunk, marks in sqlite.chunks(list(paths)):
+            total += self.db.execute(f"SELECT COALESCE(SUM(events), 0) FROM blobs WHERE path IN ({marks})",
+                                     chunk).fetchone()[0]
+        return total

@@ -111,6 +111,10 @@ class TestResultsView(SqliteView):
             rows = self.db.execute("SELECT test_no, test_id FROM tests")
         return {no: tid for no, tid in rows if match.matches(tid)}
 
+    def test_ids(self) -> list[str]:
+        """Every test id the view has numbered (for suggestions when a selector names none)."""
+        return [tid for (tid,) in self.db.execute("SELECT test_id FROM tests")]
+
     def _segments(self) -> list[tuple[int, int, int]]:
         """(segment number, rows, sorted) of every segment, merging small ones first when they are many."""
         segments = self.db.execute("SELECT seg_no, rows, sorted FROM segments ORDER BY seg_no").fetchall()

@@ -33,7 +33,7 @@ def branch_cmd(
             raise ComError("branch -d needs a branch name")
         refs.delete_branch(memory, name)
         emit({"deleted": name}, as_json, lambda o: f"Deleted branch {name}")
-    elif name:
-        emit(refs.create_branch(memory, name, rev), as_json, lambda o: f"Created branch {o['name']} at {short(o['sha'])}")
+    elif name is not None:
+        emit(refs.create_branch(memory, name, rev), as_json, lambda o: f"Created branch {o['name']} at {short(o['commit'])}")
     else:
         emit(refs.branches(memory), as_json, render.branches)

@@ -18,10 +18,15 @@ app = typer.Typer()
 def diff_cmd(
     a: str = typer.Argument(..., help="The older snapshot."),
     b: Optional[str] = typer.Argument(None, help="The newer snapshot (default: HEAD)."),
+    exit_code: bool = typer.Option(False, "--exit-code", help="Exit 1 when a test is newly failing and not flaky "
+                                                              "(a gate for CI)."),
     as_json: bool = json_option(),
 ):
-    """Events added and removed between two snapshots; tests newly failing and fixed."""
+    """Events added and removed between two snapshots; tests newly failing and fixed, flaky flips apart."""
     from com.ops.history import diff
     from com.render import history as render
 
-    emit(diff(context.memory(), a, b), as_json, render.diff)
+    result = diff(context.memory(), a, b)
+    emit(result, as_json, render.diff)
+    if exit_code and result.summary.newly_failing:
+        raise typer.Exit(1)

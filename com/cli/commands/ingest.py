@@ -65,7 +65,7 @@ def ingest_cmd(
                 text, origin = sys.stdin.read(), "<stdin>"
             except UnicodeDecodeError as exc:
                 raise ComError(f"<stdin>: not UTF-8 text ({exc.reason})") from None
-        events = ingest.from_json_text(text, origin, project=project, source=source)
+        events = ingest.from_json_text(text, origin, project=project, source=source, memory=memory)
     else:
         events = ingest.from_flags(memory, type, project=project, source=source, importance=importance, tags=tag,
                                    data=data, ts=ts)

@@ -7,7 +7,7 @@ from typing import Optional
 import typer
 
 from com.cli import context
-from com.cli.options import at_option, json_option
+from com.cli.options import at_option, count_option, json_option
 from com.cli.output import emit, handled
 
 app = typer.Typer()
@@ -17,7 +17,7 @@ app = typer.Typer()
 @handled
 def log_cmd(
     rev: Optional[str] = typer.Argument(None, help="Start from this revision (default: the current branch)."),
-    n: Optional[int] = typer.Option(None, "-n", "--max-count", help="Show at most N commits."),
+    n: int = count_option(0, "-n", "--max-count", help="Show at most N commits (0: all).", zero="all"),
     at: Optional[str] = at_option(),
     as_json: bool = json_option(),
 ):
@@ -25,4 +25,4 @@ def log_cmd(
     from com.ops.history import log
     from com.render import history as render
 
-    emit(log(context.memory(), rev or at, n), as_json, render.log)
+    emit(log(context.memory(), rev if rev is not None else at, n), as_json, render.log)

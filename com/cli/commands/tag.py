@@ -34,7 +34,7 @@ def tag_cmd(
             raise ComError("tag -d needs a tag name")
         refs.delete_tag(memory, name)
         emit({"deleted": name}, as_json, lambda o: f"Deleted tag '{name}'")
-    elif name:
-        emit(refs.create_tag(memory, name, rev, message), as_json, lambda o: f"Tagged {short(o['sha'])} as {o['name']}")
+    elif name is not None:
+        emit(refs.create_tag(memory, name, rev, message), as_json, lambda o: f"Tagged {short(o['commit'])} as {o['name']}")
     else:
         emit(refs.tags(memory), as_json, render.tags)

@@ -65,6 +65,10 @@ class Index:
         self.text_no: dict[str, int] = {}  # text hash -> text number, for every indexed text
         self.vectors = None  # (text numbers, matrix, position) of every indexed text, for exact ranking
         self._stats: UpdateStats | None = None
+        # Keyword search sets this: new texts are indexed without running the model (zero vectors, their
+        # numbers kept in `pending` and in the meta table) until a ranking by meaning embeds them.
+        self.defer_embedding = False
+        self.pending: set[int] = set()
 
     # -- locking and freshness ---------------------------------------------------------------------
     def _flock(self, exclusive: bool):
@@ -163,14 +167,19 @@ class Index:
         self.text_no = {}
         self.batch_filters = {}
         self.vectors = None
+        self.pending = set()
 
     def _load_state(self) -> None:
         batches, commits, texts = self.table("batches"), self.table("commits"), self.table("texts")
         self.registry, self.commits, self.hwm = {}, set(), -1
         self.text_no = {}
         self.vectors = None
+        self.pending = set()
         if self.rebuild_reason() is not None:
             return  # another format or model: the caller rebuilds, nothing here is worth reading
+        import json
+
+        self.pending = set(json.loads(self.meta().get("pending") or "[]"))
         if texts is not None:
             arrow = texts.to_arrow().select(["text_hash", "text_no"])
             self.text_no = dict(zip(arrow.column(0).to_pylist(), arrow.column(1).to_pylist()))
@@ -232,7 +241,9 @@ class Index:
         """Index everything in `commit`'s snapshot that is not indexed yet; rebuild first if asked or needed."""
         started = time.monotonic()
         stats = UpdateStats(commit=str(commit.id) if commit is not None else None)
-        if not rebuild and commit is not None and str(commit.id) in self.commits and not self._stale():
+        embed_now = not self.defer_embedding
+        if (not rebuild and commit is not None and str(commit.id) in self.commits and not self._stale()
+                and not (embed_now and self.pending)):
             return stats  # the common case: one set lookup, no lock
         with self._flock(exclusive=True), self._forget_on_error():
             self._refresh()
@@ -240,22 +251,55 @@ class Index:
             if reason is not None:
                 self._create()
                 stats.rebuilt, stats.reason = True, reason
+            embedded_before = self.embedder.embedded
             if commit is not None and str(commit.id) not in self.commits:
                 roll_back_interrupted(self)
-                embedded_before = self.embedder.embedded
                 self._stats = stats
                 try:
                     follow(journal, commit, [self], progress=self.report)
                 finally:
                     self._stats = None
-                stats.embedded = self.embedder.embedded - embedded_before
+            filled = self._embed_pending() if embed_now and self.pending else 0
+            stats.embedded = self.embedder.embedded - embedded_before
             stats.maintenance = _maintain.maintain(self)
             self._ann, self.vectors = None, None
-            if stats.rebuilt or stats.rows or stats.commits or stats.maintenance:
+            if stats.rebuilt or stats.rows or stats.commits or stats.maintenance or filled:
                 self._bump_generation()
                 self._gen = self._generation()
         stats.seconds = time.monotonic() - started
         return stats
+
+    def _embed_pending(self) -> int:
+        """Embed the texts a keyword search indexed without vectors (caller holds the exclusive lock)."""
+        import json
+
+        import numpy as np
+        import pyarrow as pa
+
+        from com.views.index.query import _run
+
+        texts = self.table("texts")
+        numbers = sorted(self.pending)
+        parts = []
+        for start in range(0, len(numbers), 5000):
+            chunk = numbers[start:start + 5000]
+            parts.append(_run(texts._table.query().where(f"text_no IN ({','.join(map(str, chunk))})")
+                              .select(["text_no", "text_hash", "text"]).to_arrow()))
+        rows = pa.concat_tables(parts) if parts else None
+        done = 0
+        if rows is not None and rows.num_rows:
+            vectors = self.embedder.embed(rows.column("text").to_pylist(), progress=self.report)
+            fresh = pa.table({
+                "text_no": rows.column("text_no"), "text_hash": rows.column("text_hash"), "text": rows.column("text"),
+                "vector": pa.FixedSizeListArray.from_arrays(
+                    pa.array(np.ascontiguousarray(vectors).reshape(-1), pa.float32()), vectors.shape[1]),
+            }, schema=schema.schemas(self.embedder.dim)["texts"])
+            texts.merge_insert("text_no").when_matched_update_all().execute(fresh)
+            done = rows.num_rows
+        self.pending = set()
+        self.write_meta({"pending": json.dumps([])})
+        self.vectors, self._ann = None, None
+        return done
 
     # -- what queries need ---------------------------------------------------------------------------------
     def row_count(self) -> int:

@@ -33,7 +33,8 @@ def maintain(index) -> list[str]:
         done.append("fts")
     count = texts.count_rows()
     ann_rows = int(index.meta().get("ann_rows", "0"))
-    if count >= ANN_MIN_TEXTS and (("vector",) not in text_indices or count >= 4 * ann_rows):
+    if (count >= ANN_MIN_TEXTS and not index.pending
+            and (("vector",) not in text_indices or count >= 4 * ann_rows)):
         # Past this many distinct texts an exact scan in memory costs too much: IVF_PQ, retrained when
         # the texts have grown 4x since.
         index.report("training the vector index", 0, 1)

@@ -5,7 +5,7 @@ filter.
 Why texts first: a million results carry a few thousand distinct texts, and every event of one text has the
 same similarity and the same BM25 score. Ranking the texts and then fetching their events is both faster and
 exact, where an ANN index over a million rows of repeated vectors was slow and unbalanced (measured: see
-scripts/bench_search.py and the README).
+scripts/bench_search.py and docs/benchmarks.md).
 
 1. Texts are ranked by cosine similarity and by BM25 (LanceDB native full-text search); reciprocal rank fusion,
    score = sum of 1/(60 + rank) over the two lists, needs no calibration between cosine and BM25.
@@ -31,10 +31,11 @@ NPROBES = 20
 REFINE = 4
 
 
-def fuse(ranking, keyword_order: list[str]):
+def fuse(ranking, keyword_order: list[str], stop_below: float | None = None, cut: dict | None = None):
     """Reciprocal rank fusion of the texts' similarity ranking and their keyword (BM25) ranking, lazily: yields
     (text hash, score, vector rank, keyword rank), best first. Only the few keyword hits need scoring; every
-    other text follows in similarity order, so a search that needs one text reads one."""
+    other text follows in similarity order, so a search that needs one text reads one. With `stop_below`, texts
+    less similar than that are left out unless they are keyword hits (`cut["weak"]` then says so)."""
     keyword_rank = {h: r for r, h in enumerate(keyword_order, 1)}
     boosted = []
     for h, kr in keyword_rank.items():
@@ -46,6 +47,10 @@ def fuse(ranking, keyword_order: list[str]):
     for r, h in enumerate(ranking if ranking is not None else (), 1):
         if h in keyword_rank:
             continue
+        if stop_below is not None and ranking.similarity(h) < stop_below:
+            if cut is not None:
+                cut["weak"] = True
+            break  # in similarity order: every text after it is weaker still
         score = 1.0 / (RRF_K + r)
         while b < len(boosted) and boosted[b][0] >= score:
             yield boosted[b][1], boosted[b][0], boosted[b][2], boosted[b][3]
@@ -56,11 +61,18 @@ def fuse(ranking, keyword_order: list[str]):
 
 
 def ranked_events(index, text: str, vector, mode: str, snapshot: BatchFilter, where: str | None, k: int,
-                   exclude=(), accept=None) -> list[dict]:
+                   exclude=(), accept=None, weak: tuple[float, float] | None = None, collapse: bool = False,
+                   info: dict | None = None) -> list[dict]:
     """The k best events for a query text (normalised) and its vector (None: keyword mode) in the snapshot's
     rows that match the SQL condition `where` and, if given, `accept(event)` (the exact filter):
-    [{"event", "score", "similarity", "vector_rank", "keyword_rank"}], best first."""
+    [{"event", "score", "similarity", "vector_rank", "keyword_rank", "count"}], best first.
+
+    `weak` = (floor, share): texts less similar than the floor, or than `share` of the best similarity among
+    the texts that can match, are left out unless they share keywords (`info["weak"]` says some were).
+    `collapse`: one result per distinct text, its newest event, `count` saying how many events of the
+    snapshot matching the filter carry that text."""
     limit = None
+    info = info if info is not None else {}
     exclude = set(exclude)
     # A narrow filter (one test, a rare status): rank only the texts its rows carry. It and the BM25 query
     # run in LanceDB's event loop while numpy ranks the vectors here (all of them release the GIL).
@@ -71,18 +83,33 @@ def ranked_events(index, text: str, vector, mode: str, snapshot: BatchFilter, wh
         keywords = keyword_texts_async(index, text, KEYWORD_TEXTS) if mode != "vector" else None
         ranking = rank_texts(index, vector, limit) if vector is not None else None
         keyword_order = keywords.result() if keywords is not None else []
-        ranked = fuse(ranking, keyword_order)
         if prescan is not None:
             allowed, prescan = prescan.result(), None
+        stop_below = _threshold(ranking, allowed, weak)
+        ranked = fuse(ranking, keyword_order, stop_below, info)
         if allowed is not None:
             ranked = (r for r in ranked if r[0] in allowed)
-        out = _expand(index, ranked, ranking, where, snapshot, k, exclude, accept)
-        if len(out) >= k or ranking is None or ranking.complete:
+        out = _expand(index, ranked, ranking, where, snapshot, k, exclude, accept, collapse)
+        if len(out) >= k or ranking is None or ranking.complete or info.get("weak"):
             return out
         limit = max(1000, len(ranking)) * 8  # the ANN's best texts ran out of matching events: widen
 
 
-def _expand(index, ranked, ranking, where, snapshot, k, exclude, accept) -> list[dict]:
+def _threshold(ranking, allowed, weak) -> float | None:
+    """The similarity below which a text is a weak match (None: keep every text)."""
+    if weak is None or ranking is None or not len(ranking):
+        return None
+    floor, share = weak
+    if allowed is not None:
+        sims = [s for s in (ranking.similarity(h) for h in allowed) if s is not None]
+        best = max(sims, default=0.0)
+    else:
+        best = ranking.best()
+    level = max(floor, share * best)
+    return level if level > 0 else None
+
+
+def _expand(index, ranked, ranking, where, snapshot, k, exclude, accept, collapse=False) -> list[dict]:
     import itertools
 
     out: list[dict] = []
@@ -94,7 +121,9 @@ def _expand(index, ranked, ranking, where, snapshot, k, exclude, accept) -> list
         if not group:
             break
         info = {digest: (score, v, kw) for digest, score, v, kw in group}
-        rows = events_of_texts(index, [g[0] for g in group], where, k - len(out), skip, snapshot, accept)
+        rows = events_of_texts(index, [g[0] for g in group], where, k - len(out), skip, snapshot, accept,
+                               per_text=1 if collapse else None)
+        counts = _counts(index, [r["text_no"] for r in rows], where, snapshot) if collapse else {}
         for row in rows:
             score, v, kw = info[row["text_no"]]
             sim = ranking.similarity(row["text_no"]) if ranking is not None else None
@@ -105,9 +134,20 @@ def _expand(index, ranked, ranking, where, snapshot, k, exclude, accept) -> list
                 "similarity": round(sim, 4) if sim is not None else None,
                 "vector_rank": v,
                 "keyword_rank": kw,
+                "count": max(1, counts.get(row["text_no"], 1)),
             })
         chunk = min(chunk * 4, 256)
     return out
+
+
+def _counts(index, numbers: list[int], where: str | None, snapshot: BatchFilter) -> dict[int, int]:
+    """How many rows of the snapshot matching `where` carry each text (counted by the scalar indexes)."""
+    if not numbers:
+        return {}
+    events = index.table("events")._table
+    extra = " AND ".join(f"({c})" for c in (where, snapshot.sql) if c)
+    futures = {n: _submit(events.count_rows(f"text_no = {n}" + (f" AND {extra}" if extra else ""))) for n in numbers}
+    return {n: f.result() for n, f in futures.items()}
 
 
 def rank_texts(index, vector, limit: int | None = None) -> "TextRanking":
@@ -153,10 +193,10 @@ def texts_matching_async(index, where: str, cap: int = PRESCAN_ROWS):
 
 
 def events_of_texts(index, numbers: list[int], where: str | None, need: int, skip: set[str],
-                    snapshot: BatchFilter | None = None, accept=None) -> list[dict]:
+                    snapshot: BatchFilter | None = None, accept=None, per_text: int | None = None) -> list[dict]:
     """Up to `need` events whose text is in `numbers`, that match `where` and lie in `snapshot` (default:
     every batch), in the order of `numbers`, newest first within a text: [{"text_no", "event" (decoded)}];
-    events whose id is in `skip` are left out (and not counted)."""
+    events whose id is in `skip` are left out (and not counted); at most `per_text` events of one text."""
     events = index.table("events")._table
     snapshot = snapshot or BatchFilter(None, None)
     cond = f"text_no IN ({','.join(map(str, numbers))})" + (f" AND ({where})" if where else "")
@@ -174,12 +214,22 @@ def events_of_texts(index, numbers: list[int], where: str | None, need: int, ski
             whole.column("text_no").to_pylist(), whole.column("ts_us").to_pylist(),
             whole.column("batch_no").to_pylist(), whole.column("event").to_pylist()) if batches is None or b in batches),
             key=lambda r: (position[r[0]], -r[1]))
-        return _pick(((r[0], r[2]) for r in keyed), need, skip)
+        return _pick(((r[0], r[2]) for r in keyed), need, skip, accept, per_text)
     if snapshot.sql:
         cond = f"{cond} AND ({snapshot.sql})"
     narrow = _run(events.query().where(cond).select(["text_no", "ts_us"]).with_row_id().limit(EXPAND_ROWS).to_arrow())
     keyed = sorted(zip(narrow.column("text_no").to_pylist(), narrow.column("ts_us").to_pylist(),
                        narrow.column("_rowid").to_pylist()), key=lambda r: (position[r[0]], -r[1]))
+    if per_text is not None:
+        # A few rows per text are enough to find its newest matching events (the exact filter may refuse some).
+        rows_of: dict[int, int] = {}
+        few = []
+        for r in keyed:
+            if rows_of.get(r[0], 0) < 4 * per_text:
+                rows_of[r[0]] = rows_of.get(r[0], 0) + 1
+                few.append(r)
+        keyed = few
+    taken: dict[int, int] = {}
     out: list[dict] = []
     skip = set(skip)
     start = 0
@@ -188,7 +238,7 @@ def events_of_texts(index, numbers: list[int], where: str | None, need: int, ski
         start += len(picked)
         rows = _run(events.take_row_ids([r[2] for r in picked]).select(["event"]).with_row_id().to_arrow())
         by_rowid = dict(zip(rows.column("_rowid").to_pylist(), rows.column("event").to_pylist()))
-        found = _pick(((r[0], by_rowid.get(r[2])) for r in picked), need - len(out), skip)
+        found = _pick(((r[0], by_rowid.get(r[2])) for r in picked), need - len(out), skip, accept, per_text, taken)
         skip.update(row["event"]["id"] for row in found)
         out.extend(found)
     return out
@@ -202,13 +252,18 @@ async def _texts_matching(events, where: str, cap: int):
     return set(await _column(events.query().where(where).select(["text_no"]), "text_no"))
 
 
-def _pick(rows, need: int, skip: set[str], accept=None) -> list[dict]:
-    """The first `need` (text number, event JSON) rows as results, leaving out events already taken and
-    events `accept` refuses (the SQL condition may match more than the filter it stands for)."""
+def _pick(rows, need: int, skip: set[str], accept=None, per_text: int | None = None,
+          taken: dict | None = None) -> list[dict]:
+    """The first `need` (text number, event JSON) rows as results, leaving out events already taken, events
+    `accept` refuses (the SQL condition may match more than the filter it stands for) and, with `per_text`,
+    events of a text that has given that many already (`taken` counts across calls)."""
     out: list[dict] = []
     seen = set(skip)
+    taken = taken if taken is not None else {}
     for text_no, line in rows:
         if line is None:
+            continue
+        if per_text is not None and taken.get(text_no, 0) >= per_text:
             continue
         event = json.loads(line)
         if event["id"] in seen:
@@ -216,6 +271,7 @@ def _pick(rows, need: int, skip: set[str], accept=None) -> list[dict]:
         if accept is not None and not accept(event):
             continue
         seen.add(event["id"])
+        taken[text_no] = taken.get(text_no, 0) + 1
         out.append({"text_no": text_no, "event": event})
         if len(out) >= need:
             break
@@ -279,6 +335,10 @@ class TextRanking:
             for i in np.argsort(negated, kind="stable"):
                 if i not in shown:
                     yield self.keys[i]
+
+    def best(self) -> float:
+        """The highest similarity of any text ranked."""
+        return float(self.sims.max()) if len(self.keys) else 0.0
 
     def similarity(self, key: int) -> float | None:
         i = self._index(key)

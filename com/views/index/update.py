@@ -70,7 +70,11 @@ def taking(index, shas: list[str], stats: UpdateStats):
             stats.batches += len(batches)
             batches.clear()
         if rows:
+            pending = len(index.pending)
             events_table, texts_table = arrow_rows(index, rows, stats, tables)
+            if len(index.pending) != pending:
+                # Recorded before the texts with stand-in vectors are written: none can go unnoticed.
+                index.write_meta({"pending": json.dumps(sorted(index.pending))})
             if texts_table is not None:
                 index.table("texts").add(texts_table)
             index.table("events").add(events_table)
@@ -134,7 +138,13 @@ def arrow_rows(index, rows: list[tuple[int, str]], stats: UpdateStats, tables: d
     stats.rows += len(rows)
     texts_table = None
     if new_texts:
-        vectors = index.embedder.embed([t for _, _, t in new_texts], progress=index.report)
+        if index.defer_embedding:
+            # Keyword search needs no vectors: texts the cache lacks get zero vectors, embedded later by the
+            # first command that ranks by meaning (Index.embed_pending).
+            vectors, missing = index.embedder.lookup([t for _, _, t in new_texts])
+            index.pending.update(new_texts[i][0] for i in missing)
+        else:
+            vectors = index.embedder.embed([t for _, _, t in new_texts], progress=index.report)
         texts_table = pa.table({
             "text_no": pa.array([n for n, _, _ in new_texts], pa.int32()),
             "text_hash": pa.array([h for _, h, _ in new_texts], pa.string()),
