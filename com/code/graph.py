@@ -525,21 +525,24 @@ class CodeGraph:
             return self.path_of_module.get(rest.partition(":")[0])
         return None
 
-    def reached_names(self, changed_keys, limit: int = 40) -> list[str]:
-        """Names of the code a change reaches (functions, classes, constants that use a changed node, nearest
-        first), tests left out: how the change is named where it is used."""
+    def reached_names(self, changed_keys, limit: int = 40) -> list[tuple[str, str | None]]:
+        """(name, file) of the code a change reaches (functions, classes, constants that use a changed node,
+        nearest first), tests left out: how the change is named where it is used, and where that is."""
         rev = self.reverse()
         seen = {n for k in changed_keys if (n := self.index.get(k)) is not None}
         queue = deque(seen)
-        out: list[str] = []
+        out: list[tuple[str, str | None]] = []
+        named: set[tuple[str, str | None]] = set()
         while queue and len(out) < limit:
             n = queue.popleft()
             key = self.keys[n]
             if key.startswith("sym:"):
-                qual = key.rpartition(":")[2]
+                mod, _, qual = key[4:].partition(":")
                 name = qual.rsplit(".", 1)[-1].rstrip("#")
-                if name and name != MODULE and not name.startswith(("test", "Test")) and name not in out:
-                    out.append(name)
+                entry = (name, self.path_of_module.get(mod))
+                if name and name != MODULE and not name.startswith(("test", "Test")) and entry not in named:
+                    named.add(entry)
+                    out.append(entry)
             for m in rev[n]:
                 if m not in seen:
                     seen.add(m)

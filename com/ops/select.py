@@ -278,37 +278,40 @@ def words(text: str) -> list[str]:
 
 
 def mentions(repo, graph, keys, names) -> dict[str, str]:
-    """{candidate: name} for tests whose own text names code the change reaches, as a run of words (names of
-    two words or more: one word is too common to mean anything). End-to-end and API tests reach code through
-    a URL or a page title (`client.post("/cart/remove_report")`, `"Remove Report"`), which no import shows."""
-    wanted: dict[tuple, str] = {}
-    for name in names:
+    """{candidate: name} for tests whose own text names, as a run of two words or more (one word is too common
+    to mean anything), code the change reaches in a module their file imports. End-to-end and API tests reach
+    code through a URL or a page title (`client.post("/cart/remove_report")`, `"Remove Report"`), which no
+    import of a name shows; the import of its module still must be there."""
+    wanted: dict[tuple, list[tuple[str, str | None]]] = {}
+    for name, path in names:
         w = tuple(words(name))
         if len(w) >= 2:
-            wanted.setdefault(w, name)
+            wanted.setdefault(w, []).append((name, path))
     if not wanted:
         return {}
-    longest = max(len(w) for w in wanted)
-    files: dict[str, list[str]] = {}
+    sizes = sorted({len(w) for w in wanted})
+    texts: dict[str, list[str]] = {}
+    closures: dict[str, set] = {}
     out: dict[str, str] = {}
     for key in keys:
         t = graph.tests.get(function_key(key))
         if t is None or t.path not in graph.files:
             continue
-        lines = files.get(t.path)
+        lines = texts.get(t.path)
         if lines is None:
             try:
-                lines = files[t.path] = repo[graph.files[t.path]].data.decode("utf-8", "replace").splitlines()
+                lines = texts[t.path] = repo[graph.files[t.path]].data.decode("utf-8", "replace").splitlines()
             except (KeyError, ValueError):
-                lines = files[t.path] = []
+                lines = texts[t.path] = []
         text = words("\n".join(lines[max(t.line - 1, 0): t.end_line]) if t.function else "\n".join(lines))
-        for size in range(2, longest + 1):
-            for i in range(len(text) - size + 1):
-                hit = wanted.get(tuple(text[i:i + size]))
-                if hit is not None:
-                    out[key] = hit
-                    break
-            if key in out:
+        grams = {tuple(text[i:i + n]) for n in sizes for i in range(len(text) - n + 1)}
+        for gram in grams & wanted.keys():
+            closure = closures.get(t.path)
+            if closure is None:
+                closure = closures[t.path] = graph.module_closure(t.path)
+            hit = next((name for name, path in wanted[gram] if path in closure), None)
+            if hit is not None:
+                out[key] = hit
                 break
     return out
 
@@ -500,8 +503,8 @@ def prepare(memory: Memory, opts: SelectOptions) -> Prepared:
     # tests the graph reaches at most through their file's imports, whose text names code the change reaches
     mentioned: dict[str, str] = {}
     if cs is not None and impacts:
-        weak = [k for k in keys if (i := impacts.get(function_key(k))) is None or i.level != "name"]
-        mentioned = mentions(repo, graph, weak, graph.reached_names(changed.keys, limit=2000))
+        weak = [k for k in keys if (i := impacts.get(function_key(k))) is not None and i.level in ("module", "import")]
+        mentioned = mentions(repo, graph, weak, graph.reached_names(changed.keys, limit=5000))
     clock("mentions")
 
     cochange, cofail = {}, {}
@@ -519,7 +522,7 @@ def prepare(memory: Memory, opts: SelectOptions) -> Prepared:
     use_semantic = opts.semantic if opts.semantic is not None else _truthy(memory.settings.get("select_semantic"))
     semantic: dict[str, float] = {}
     if use_semantic and cs is not None:
-        semantic = semantic_scores(memory, opts.at, cs, graph, keys, graph.reached_names(changed.keys))
+        semantic = semantic_scores(memory, opts.at, cs, graph, keys, [n for n, _ in graph.reached_names(changed.keys)])
     clock("semantic")
 
     weights = opts.weights or sel.CALIBRATED
