@@ -18,6 +18,9 @@ SETTINGS: dict[str, tuple[object, str]] = {
     "embedding_model": ("all-MiniLM-L6-v2", "packaged model name or a sentence-transformers folder (never downloaded)"),
     "embedding_dim": (384, "vector size of the embedding model"),
     "index_uri": (None, "LanceDB location of the index (default: .com/index; s3:// and gs:// work)"),
+    "select": ("run", "run: com select and --com-select skip what the selection skips; observe: run everything, record what it would skip"),
+    "select_global": (None, "more global files for com select (globs; a list, or comma-separated): a change to one selects every test"),
+    "select_semantic": (False, "com select adds semantic similarity of the change to tests and past failures (the index)"),
     "push_tries": (8, "attempts of com push while others keep pushing first (each: fetch, merge, retry with jitter)"),
     "max_input_mb": (1024, "most MiB com ingest reads from a file, stdin or one JUnit report"),
     "llm_model": (None, "text model of com rollup: a .gguf file or a packaged model's name (default: the packaged Gemma 3 270M)"),
@@ -31,6 +34,7 @@ ENVIRONMENT: dict[str, str] = {
     "COM_RECORD": "1: the pytest plugin records the session as if --com were given",
     "COM_DEBUG": "1: an internal error prints its traceback",
     "COM_PAGER": "the pager for long output in a terminal (before $PAGER; '' or cat: none)",
+    "COM_SELECTED": "set by com's pre-push hook for its test runner: a file of the selected test ids, one a line",
 }
 
 

@@ -591,8 +591,16 @@ def _static_files(proj: _Project, project: str) -> dict[str, str]:
 # -- the generation --------------------------------------------------------------------------------
 def generate(out_dir, seed: int = 0, tests: int = 200, commits: int = 30, runs_per_commit: int = 2, *,
              project: str = PACKAGE, start: str = "2026-01-05T09:00:00Z", flaky_fraction: float = 0.04,
-             break_rate: float = 0.15, commit_gap_hours: float = 3.0) -> History:
-    """Write the code repository, one JUnit report per CI run and ground_truth.json into out_dir."""
+             break_rate: float = 0.15, commit_gap_hours: float = 3.0, victims: str = "importers") -> History:
+    """Write the code repository, one JUnit report per CI run and ground_truth.json into out_dir.
+
+    `victims` is how a breaking module change picks the tests it breaks. "importers" (generator version 1):
+    among every test whose imports reach the module, direct importers three times likelier, whatever their
+    code calls. "reach" (version 2, closer to a real project): among the tests whose calls reach the function
+    the commit changed (the test's function calls one function of its subject module, which calls on down its
+    imports), tests calling it themselves three times likelier; a change no test's calls reach breaks none."""
+    if victims not in ("importers", "reach"):
+        raise ValueError("victims must be 'importers' or 'reach'")
     if not 1 <= tests <= 100_000:
         raise ValueError("tests must be between 1 and 100000")
     if commits < 1 or runs_per_commit < 1:
@@ -642,6 +650,7 @@ def generate(out_dir, seed: int = 0, tests: int = 200, commits: int = 30, runs_p
     run_no = 0
     for c in range(commits):
         due = fixes_due.pop(c, [])
+        mutated: dict[str, set] = {}  # module -> functions this commit changed
         if c == 0:
             touched = sorted(texts)
             message, author = "Initial import of the shop project", DEVS[0]
@@ -663,14 +672,17 @@ def generate(out_dir, seed: int = 0, tests: int = 200, commits: int = 30, runs_p
             else:
                 message = f"{area}: {rng.choice(VERBS)} {rng.choice(NOUNS)} handling"
             for f in touched:
-                _mutate(rng, proj, f, texts, module_of_path, by_file, tf_by_path)
+                fn = _mutate(rng, proj, f, texts, module_of_path, by_file, tf_by_path)
+                if fn is not None:
+                    mutated.setdefault(module_of_path[f].name, set()).add(fn)
         files = {f: texts[f] for f in touched}
         sha = repo.commit(files, message, author, when)
         for br in due:
             br["fixed_by"], br["fix_index"] = sha, c
             active.remove(br)
         new = [] if c == 0 else _new_breakages(rng, proj, c, touched, due, module_of_path, importers,
-                                               readers, broken_until, break_rate, c in data_break_at)
+                                               readers, broken_until, break_rate, c in data_break_at,
+                                               mutated if victims == "reach" else None)
         for br in new:
             br["id"], br["commit"] = f"B{len(breakages) + 1}", sha
             breakages.append(br)
@@ -710,9 +722,10 @@ def generate(out_dir, seed: int = 0, tests: int = 200, commits: int = 30, runs_p
         br.pop("detail", None)
 
     truth = {
-        "generator": {"version": GENERATOR_VERSION, "seed": seed, "tests": tests, "commits": commits,
-                      "runs_per_commit": runs_per_commit, "project": project, "start": start,
-                      "flaky_fraction": flaky_fraction, "break_rate": break_rate},
+        "generator": {"version": GENERATOR_VERSION if victims == "importers" else 2, "seed": seed, "tests": tests,
+                      "commits": commits, "runs_per_commit": runs_per_commit, "project": project, "start": start,
+                      "flaky_fraction": flaky_fraction, "break_rate": break_rate,
+                      **({"victims": victims} if victims != "importers" else {})},
         "code_repo": "code",
         "junit_dir": "junit",
         "modules": {m.name: {"path": m.path, "imports": m.imports} for m in proj.modules.values()},
@@ -814,13 +827,14 @@ def _importers(proj: _Project) -> dict[str, list[tuple[_Test, bool]]]:
     return out
 
 
-def _mutate(rng, proj, path, texts, module_of_path, by_file, tf_by_path) -> None:
-    """Change one line of a file, the way a small real edit does."""
+def _mutate(rng, proj, path, texts, module_of_path, by_file, tf_by_path) -> str | None:
+    """Change one line of a file, the way a small real edit does; the module function it changed, if any."""
     if path in module_of_path:
         mod = module_of_path[path]
         fn = rng.choice(mod.functions)
         fn[2] = fn[2] + rng.choice((1, 2, 3, -1)) if fn[2] > 1 else fn[2] + 1
         texts[path] = mod.render(proj.modules)
+        return fn[0]
     elif path in by_file:
         t = rng.choice(by_file[path])
         t.expected += 1
@@ -840,9 +854,22 @@ def _bump_a_number(rng: random.Random, text: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _calls(proj: _Project, module: str, fn: str) -> set[tuple[str, str]]:
+    """(module, function) pairs a call of module.fn runs: itself, then down the one import each function calls."""
+    out = set()
+    while True:
+        out.add((module, fn))
+        spec = next(f for f in proj.modules[module].functions if f[0] == fn)
+        if not spec[1]:
+            return out
+        module = spec[1]
+        fn = proj.modules[module].functions[0][0]
+
+
 def _new_breakages(rng, proj, c, touched, due, module_of_path, importers, readers, broken_until,
-                   break_rate, force_data) -> list[dict]:
-    """Breakages this commit starts: from a changed module to tests importing it, or from a changed data file."""
+                   break_rate, force_data, mutated=None) -> list[dict]:
+    """Breakages this commit starts: from a changed module to tests importing it (or, with `mutated`, to tests
+    whose calls reach the changed function), or from a changed data file."""
     out = []
     fixing = {b["file"] for b in due}
     free = lambda t: broken_until.get(t.index, -1) <= c  # noqa: E731 - a test breaks only once at a time
@@ -869,6 +896,10 @@ def _new_breakages(rng, proj, c, touched, due, module_of_path, importers, reader
     if changed and rng.random() < break_rate:
         mod = rng.choice(changed)
         pool = [(t, d) for t, d in importers.get(mod.name, []) if free(t)]
+        if mutated is not None:  # version 2: the tests whose calls run a function this commit changed
+            hit = {(mod.name, fn) for fn in mutated.get(mod.name, ())}
+            pool = [(t, t.subject == mod.name and t.fn in mutated.get(mod.name, ())) for t, _ in pool
+                    if _calls(proj, t.subject, t.fn) & hit]
         if pool:
             k = min(len(pool), 1 + int(rng.expovariate(0.6)), 12)
             chosen = [t for t, _ in _weighted_sample(rng, pool, [3.0 if d else 1.0 for _, d in pool], k)]
@@ -1009,6 +1040,9 @@ def main(argv=None) -> int:
     ap.add_argument("--project", default=PACKAGE)
     ap.add_argument("--flaky-fraction", type=float, default=0.04)
     ap.add_argument("--break-rate", type=float, default=0.15)
+    ap.add_argument("--victims", default="importers", choices=("importers", "reach"),
+                    help="Which tests a breaking module change breaks: any importer (version 1) or those whose "
+                         "calls reach the changed function (version 2)")
     ap.add_argument("--ingest", action="store_true", help="Also record every run in a com memory")
     ap.add_argument("--memory", type=Path, help="Memory folder for --ingest (default: OUT/.com, created if needed)")
     args = ap.parse_args(argv)
@@ -1016,7 +1050,7 @@ def main(argv=None) -> int:
     try:
         history = generate(args.out, seed=args.seed, tests=args.tests, commits=args.commits,
                            runs_per_commit=args.runs_per_commit, project=args.project,
-                           flaky_fraction=args.flaky_fraction, break_rate=args.break_rate)
+                           flaky_fraction=args.flaky_fraction, break_rate=args.break_rate, victims=args.victims)
     except (ValueError, FileExistsError) as exc:
         print(f"gen_history: error: {exc}", file=sys.stderr)
         return 2

@@ -45,6 +45,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pull": ("pull", "Fetch and bring the remote's batches in: fast-forward, or a merge commit holding both sides' batches."),
     "push": ("push", "Push the journal branch and new tags. If others pushed first: fetch, merge, retry (bounded, jittered)."),
     "clone": ("clone", "Create a memory from a shared journal: init, add the remote as 'origin', pull."),
+    "select": ("select", "Tests to run for a code change (--diff REV), most likely to fail first; or an order by history (--tests)."),
+    "hook": ("hook", "Git hooks: a pre-push hook that runs the tests a push can break."),
     "fsck": ("fsck", "Check the journal (git fsck, every batch, duplicate ids) and the derived data; exit 1 if a problem remains."),
     "completion": ("completion", "Print the shell completion script for bash, zsh or fish."),
 }

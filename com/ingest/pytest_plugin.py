@@ -42,6 +42,23 @@ def pytest_addoption(parser):
         help="Record (as --com), and let the session pass when every failure is of a test quarantined in the "
         "flaky registry and the results were recorded completely.",
     )
+    group.addoption(
+        "--com-select", default=None, metavar="REV",
+        help="Run only the tests `com select --diff REV` selects, most likely to fail first (deselect the rest).",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    rev = config.getoption("com_select", None)
+    if rev:  # the selection's logic: com.ops.select.collected_selection
+        from com.ops.select import collected_selection
+
+        chosen = collected_selection(items, rev, config.getoption("com_memory"), str(config.rootpath),
+                                     worker=hasattr(config, "workerinput"))
+        if chosen.deselected:
+            config.hook.pytest_deselected(items=chosen.deselected)
+        items[:] = chosen.keep
+        config.get_terminal_writer().line(chosen.line)
 
 
 def _enabled(config) -> bool:
