@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import stat
 import subprocess
 import sys
 import tempfile
