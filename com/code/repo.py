@@ -58,6 +58,9 @@ class Revision:
     branch: str | None
     commit_source: str | None  # "flag", the variable's name, or "repo"
     repo: Path | None  # work tree of the code repository, if one was found
+    # The commit is HEAD of a work tree whose tracked files differ from it: the tests ran against code that is
+    # no commit (results of such runs never count as "the same commit passed and failed").
+    dirty: bool = False
 
 
 def _env_first(names) -> tuple[str | None, str | None]:
@@ -146,7 +149,16 @@ def resolve(
         commit, source = head_sha, "repo"
     if branch is None and head_branch is not None and head_sha is not None and head_sha == commit:
         branch = head_branch
-    return Revision(commit, branch or None, source, work)
+    dirty = source == "repo" and _dirty(git_repo)
+    return Revision(commit, branch or None, source, work, dirty)
+
+
+def _dirty(repo) -> bool:
+    """Do the work tree's tracked files differ from HEAD (staged or not)? Untracked files are not looked at."""
+    try:
+        return any(repo.status(untracked_files="no").values())
+    except Exception:  # noqa: BLE001 - an unreadable index must not stop results from being recorded
+        return False
 
 
 def default_project(repo: str | os.PathLike | None = None, work_tree: Path | None = None) -> str:

@@ -760,6 +760,8 @@ class _WriterSession:
         # Catch the derived stores up with the journal now, while the tests still run, not at write time.
         self.memory.follow(self.memory.snapshot())
         self.common = {"commit": self.revision.commit, "branch": self.revision.branch, "run_id": self.run_id}
+        if self.revision.dirty:
+            self.common["code_dirty"] = True  # uncommitted changes: the code is not that commit
         self.quarantine = bool(args.get("quarantine"))
         self.attempts: dict[str, int] = {}
         self.counts: dict[str, int] = {}

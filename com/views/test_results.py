@@ -34,14 +34,15 @@ from com.model.result import STATUS_CODE, STATUS_CODES, ResultColumns
 
 FEW_NAMES = 500  # up to this many codes are looked up by number; more read the whole table
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5  # 5: code_dirty, a run on uncommitted changes has no code commit
 MAX_UNSORTED = 8  # this many segments appended by takes are merged (and sorted by test) by the next reader
 MAX_SEGMENTS = 16
 SMALL_ROWS = 20_000  # takes up to this size are merged with the standard library inside the take itself
 FLUSH_ROWS = 200_000  # a long catch-up writes a segment every this many rows (bounded memory)
 SORT_AFTER = 100_000  # a take of this many rows sorts its segments at once (with numpy)
 # Data keys shared by a run's results (kept once per run, not in every test's shape).
-RUN_KEYS = ("branch", "commit", "random_plugin", "random_seed", "report", "report_digest", "run_id")
+RUN_KEYS = ("branch", "code_dirty", "commit", "random_plugin", "random_seed", "report", "report_digest",
+            "run_id")
 _ROW_KEYS = frozenset(("test_id", "status", "attempt", "duration_ms", *RUN_KEYS))
 _FAILING = frozenset(("failed", "error", "xpassed"))
 
@@ -718,7 +719,9 @@ class _Writer:
             else:
                 run, code = context.get("run_id"), context.get("commit")
                 run_no = self.runs.get(run) if isinstance(run, str) and run else -1
-                code_no = self.codes.get(code) if isinstance(code, str) and code else -1
+                # A run on uncommitted changes ran code that is no commit: each such run is its own revision.
+                dirty = context.get("code_dirty") is True
+                code_no = self.codes.get(code) if isinstance(code, str) and code and not dirty else -1
                 found = self.db.execute("INSERT INTO contexts (json, run_no, code_no) VALUES (?, ?, ?)",
                                         (text, run_no, code_no)).lastrowid
             self.contexts[key] = found
