@@ -282,3 +282,41 @@ def test_the_registry_view_is_derived_data(com, shop):
     assert not (shop.cache_path / "registry.sqlite").exists()
     assert (as_json(com, "flaky", "quarantine"), as_json(com, "flaky", "stats")) == before
     assert as_json(com, "fsck")["ok"] is True
+
+
+def test_classifying_flips_from_the_flipped_tests_alone_equals_detection_over_everything(tmp_path):
+    """`com diff` classifies its flips from the flipped tests' rows (less the runs judged mass failures over every
+    test): the verdicts equal detection over the whole snapshot, with and without a machine-wide failure."""
+    import numpy as np
+    from flaky_helpers import recorded_history
+
+    from com.analysis.flaky import detect_flaky
+    from com.model.event import validate
+    from com.ops.flaky import flipped_columns, results_columns
+
+    history, memory, cols = recorded_history(tmp_path, seed=11, tests=120, commits=16, runs_per_commit=2,
+                                             flaky_fraction=0.1, break_rate=0.4)
+
+    def verdicts(found, tests):
+        return {f.test_id: (f.evidence["strongest"], round(f.flake_rate, 9), round(f.confidence, 9), f.runs)
+                for f in found if f.test_id in tests}
+
+    def compare():
+        snapshot = memory.snapshot()
+        whole = detect_flaky(results_columns(memory, snapshot), min_runs=1)
+        tests = sorted(cols.tests)
+        for some in (tests[:7], tests[7:40], [f.test_id for f in whole.flaky], tests):
+            part = detect_flaky(flipped_columns(memory, snapshot, some), min_runs=1, mass_failure=None)
+            assert verdicts(part.flaky, set(some)) == verdicts(whole.flaky, set(some))
+        return whole
+
+    assert compare().flaky
+    # One more CI run on the newest commit where the machine failed: nearly every test errors.
+    last = cols.commits[int(cols.commit[np.argmax(cols.ts_us)])]  # a commit with runs that went normally
+    events = [validate({"type": "test_result", "project": "shop", "ts": "2030-01-01T00:00:00Z",
+                        "data": {"test_id": t, "status": "error" if n % 10 else "passed", "run_id": "outage",
+                                 "commit": last, "error_message": "ConnectionRefusedError: [Errno 111]"}})
+              for n, t in enumerate(cols.tests)]
+    memory.record(events)
+    whole = compare()
+    assert whole.excluded_runs == ["outage"]

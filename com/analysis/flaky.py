@@ -281,7 +281,7 @@ def _merge_entries(parts: list[dict]) -> dict:
     return out
 
 
-def _mass_failures(cols: ResultColumns, rows: np.ndarray | None, share: float, min_results: int) -> np.ndarray:
+def mass_failures(cols: ResultColumns, rows: np.ndarray | None, share: float, min_results: int) -> np.ndarray:
     """Runs (a bool per run index) in which at least `share` of the tests failed, out of `min_results` or
     more: the machine or the network failed, not the tests. A commit whose every run failed that way is kept:
     then it is the code (a broken conftest), and its failures are a breakage."""
@@ -343,7 +343,7 @@ class FlakyState:
         self._test_ix: dict[str, int] = {}
         self._sig_ix: dict[str, int] = {}
         self._commit_ix: dict[str, int] = {}
-        self.excluded_runs: list[str] = []  # mass failures left out (see `_mass_failures`)
+        self.excluded_runs: list[str] = []  # mass failures left out (see `mass_failures`)
 
     @classmethod
     def from_columns(cls, cols: ResultColumns, *, since_us: int | None = None,
@@ -362,7 +362,7 @@ class FlakyState:
         cols = with_runs(cols)
         rows = _rows_in(cols, since_us, until_us)
         if mass_failure is not None and len(cols):
-            mass = _mass_failures(cols, rows, mass_failure, mass_failure_min)
+            mass = mass_failures(cols, rows, mass_failure, mass_failure_min)
             if mass.any():
                 self.excluded_runs += [cols.runs[r] for r in np.flatnonzero(mass).tolist()]
                 keep = ~mass[cols.run]

@@ -581,6 +581,27 @@ class Flips:
     registry: dict          # became_flaky, no_longer_flaky, status: what the registry says changed
 
 
+def flipped_columns(memory: Memory, snapshot: Snapshot, test_ids: list[str]):
+    """The results of `test_ids` in the snapshot, less the runs detection leaves out as mass failures (judged over
+    every test of each run): what `detect_flaky` over the whole snapshot would see of these tests, at the cost of
+    their rows and a few columns of the rest (a `com diff` of one CI run classifies a handful of flips)."""
+    import numpy as np
+
+    from com.analysis.flaky import MASS_FAILURE, MASS_FAILURE_MIN, mass_failures, with_runs
+
+    memory.follow(snapshot, [memory.results])
+    cols = with_runs(memory.results.columns(snapshot, tests=test_ids))
+    if not len(cols):
+        return cols
+    every = with_runs(memory.results.columns(snapshot, runs_only=True))
+    mass = mass_failures(every, None, MASS_FAILURE, MASS_FAILURE_MIN)
+    if not mass.any():
+        return cols
+    left_out = {every.runs[r] for r in np.flatnonzero(mass).tolist()}
+    run_left_out = np.array([run in left_out for run in cols.runs] + [False], dtype=bool)
+    return cols.take(~run_left_out[cols.run])
+
+
 def classify_flips(memory: Memory, a: Snapshot, b: Snapshot, newly_failing: list[str], fixed: list[str]) -> Flips:
     """Tell flips of flaky tests from regressions and fixes: a test is flaky at B when B's newest committed
     detection or its lifecycle (an open status) says so, or when detection over B's results finds it flaky:
@@ -593,8 +614,8 @@ def classify_flips(memory: Memory, a: Snapshot, b: Snapshot, newly_failing: list
     if flipped:
         from com.analysis.flaky import detect_flaky
 
-        cols = results_columns(memory, b)
-        for f in detect_flaky(cols, min_runs=1).flaky:
+        cols = flipped_columns(memory, b, flipped)
+        for f in detect_flaky(cols, min_runs=1, mass_failure=None).flaky:
             # Seen nondeterminism (a retry, one commit both ways) is enough; flips alone only with the
             # confidence of enough runs: one failure after two passes is a regression until shown otherwise.
             if f.evidence["strongest"] != "window" or f.confidence >= WINDOW_CONFIDENCE:

@@ -234,7 +234,7 @@ class TestResultsView(SqliteView):
         return np.asarray(numbers, dtype=np.int32), len(numbers) == len(held)
 
     def select(self, snapshot, where: EventFilter | None = None, columns=("test", "ts", "status"),
-               paths=None) -> dict:
+               paths=None, test_nos=None) -> dict:
         """The rows of `snapshot` (or, given `paths`, of those batches) that `where` may match (test, status,
         time, project; each event once), as numpy columns plus "row" (their positions). Tags, importance and
         source are not columns: apply `where.matches` to the events if they matter. The filter's columns are
@@ -254,6 +254,8 @@ class TestResultsView(SqliteView):
             everything = False
         tests = (np.asarray(list(self.test_numbers(where.test)), dtype=np.int32)
                  if where.test is not None else None)
+        if test_nos is not None:  # given test numbers (and the filter's test, if any)
+            tests = test_nos if tests is None else np.intersect1d(tests, test_nos)
         statuses = where.result_status_set
         codes = np.asarray([STATUS_CODE[s] for s in statuses if s in STATUS_CODE], dtype=np.int8)
         names = list(dict.fromkeys([*columns, "id_hi", "id_lo"]))
@@ -368,15 +370,34 @@ class TestResultsView(SqliteView):
             out.update(self.db.execute(f"SELECT test_no, test_id FROM tests WHERE test_no IN ({marks})", chunk))
         return out
 
-    def columns(self, snapshot, where: EventFilter | None = None) -> ResultColumns:
-        """The snapshot's results as `ResultColumns` (one row per attempt, each event once)."""
+    def columns(self, snapshot, where: EventFilter | None = None, tests: list[str] | None = None,
+                runs_only: bool = False) -> ResultColumns:
+        """The snapshot's results as `ResultColumns` (one row per attempt, each event once). `tests`: only these
+        test ids. `runs_only`: what a question about whole runs needs (time, status, attempt, run, commit); the
+        test, duration and signature columns are not read (zeros, NaN and -1 stand in)."""
         import numpy as np
 
-        sel = self.select(snapshot, where, ("test", "ts", "status", "attempt", "flags", "duration", "ctx", "sig"))
+        test_nos = None
+        if tests is not None:
+            found = []
+            for chunk, marks in sqlite.chunks(list(dict.fromkeys(tests))):
+                found += [no for (no,) in self.db.execute(f"SELECT test_no FROM tests WHERE test_id IN ({marks})",
+                                                           chunk)]
+            test_nos = np.asarray(found, dtype=np.int32)
+        names = ("ts", "status", "attempt", "flags", "ctx") if runs_only else \
+            ("test", "ts", "status", "attempt", "flags", "duration", "ctx", "sig")
+        sel = self.select(snapshot, where, names, test_nos=test_nos)
+        if runs_only:
+            rows = len(sel["ts"])
+            sel["test"], sel["sig"] = np.zeros(rows, np.int32), np.full(rows, -1, np.int32)
+            sel["duration"] = np.zeros(rows, np.float64)
         duration = np.where(sel["flags"] & HAS_DURATION, sel["duration"], np.nan)
         attempt = np.where(sel["flags"] & HAS_ATTEMPT, sel["attempt"], 0).astype(np.int16)
-        tests, test = _renumber(sel["test"], lambda used: self._names("tests", "test_no", "test_id", used))
-        signatures, sig = _renumber(sel["sig"], lambda used: self._names("signatures", "sig_no", "text", used))
+        if runs_only:
+            tests, test, signatures, sig = [], sel["test"], [], sel["sig"]
+        else:
+            tests, test = _renumber(sel["test"], lambda used: self._names("tests", "test_no", "test_id", used))
+            signatures, sig = _renumber(sel["sig"], lambda used: self._names("signatures", "sig_no", "text", used))
         ctx_used = np.unique(sel["ctx"][sel["ctx"] >= 0])
         ctx_rows = self._names("contexts", "ctx_no", "run_no, code_no", ctx_used, pairs=True)
         size = max(ctx_rows, default=-1) + 2
