@@ -303,8 +303,6 @@ class Memory:
                exclude: bool = True) -> tuple["Memory", bool, list]:
         """`init`, also returning what it made, for `remove_created` should a later step (a clone) fail.
         With exclude=False the code repository's exclude file is left to the caller."""
-        import pygit2
-
         if path:
             root = Path(path)
         elif os.environ.get("COM_DIR"):
@@ -365,7 +363,7 @@ def scratch_copy(cache: Path) -> Path:
     copy = Path(tempfile.mkdtemp(prefix="com-cache-"))
     atexit.register(shutil.rmtree, copy, True)
     for f in cache.iterdir():
-        if f.is_file() and f.suffix in (".sqlite", ".sqlite-wal") or f.name.endswith(".sqlite-wal"):
+        if f.is_file() and f.suffix in (".sqlite", ".sqlite-wal"):
             try:
                 shutil.copy2(f, copy / f.name)
             except OSError:

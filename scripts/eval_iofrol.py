@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import random
 import shutil
@@ -163,7 +164,7 @@ def replay(cycles, budgets=BUDGETS, seed: int = 0, memory_dir: Path | None = Non
             refs["most_recently_failed_first"].add(cycle, mrf)
             refs["optimal"].add(cycle, sorted(idx, key=lambda i: (-cycle[i][2], cycle[i][1])))
             t = time.perf_counter()
-            events = ops_ingest.from_json_text(cycle_events(cycle, c), f"cycle {c + 1}")
+            events = ops_ingest.from_json_lines(io.StringIO(cycle_events(cycle, c)), f"cycle {c + 1}")
             ops_ingest.record(memory, events, message=f"iofrol cycle {c + 1}")
             t_ingest += time.perf_counter() - t
             for name, _, verdict in cycle:

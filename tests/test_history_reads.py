@@ -10,7 +10,7 @@ import shutil
 import pytest
 
 from com.memory import Memory
-from com.model.event import FAILING, ts_us, validate
+from com.model.event import FAILING, id_key, ts_us, validate
 from com.ops import history
 
 from conftest import git
@@ -136,7 +136,7 @@ def test_the_catalog_knows_which_ids_sit_in_two_batches(merged):
     for batch in snapshot.batches():
         for event in batch.events(memory.journal):
             where.setdefault(event["id"], []).append(batch.path)
-    expected = {(int(eid[4:16], 16), int(eid[16:28], 16)): sorted(p) for eid, p in where.items() if len(p) > 1}
+    expected = {id_key(eid): sorted(p) for eid, p in where.items() if len(p) > 1}
     assert {k: sorted(v) for k, v in shared.items()} == expected
     assert len(expected) == 2
 

@@ -88,26 +88,3 @@ def stream_lines(stream, limit: int, origin: str = "<stdin>", param: str | None 
             raise ComError(f"{origin}: not UTF-8 text ({exc.reason} at byte {total - len(raw) + exc.start})",
                            param=param) from None
         yield line
-
-
-def read_stream(stream, limit: int, origin: str = "<stdin>") -> bytes:
-    """At most `limit` bytes of a binary stream; more is refused (an endless stream ends here, not in memory)."""
-    chunks, total = [], 0
-    while True:
-        try:
-            chunk = stream.read(min(MIB, limit + 1 - total))
-        except OSError as exc:
-            raise ComError(f"{origin}: cannot read: {exc.strerror or exc}") from None
-        if not chunk:
-            return b"".join(chunks)
-        chunks.append(chunk)
-        total += len(chunk)
-        if total > limit:
-            raise _too_big(origin, limit)
-
-
-def text(data: bytes, origin: str) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ComError(f"{origin}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None

@@ -18,11 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from com.model.errors import InvalidEvent
-from com.model.event import FIELDS, Event, to_line, ts_us, validate
+from com.model.event import FIELDS, Event, id_key, to_line, ts_us, validate
 
 EVENTS_DIR = "events"
 _PATH_RE = re.compile(r"events/([^/]+)/(\d{4}-\d{2}-\d{2})/([0-9a-f]{16})\.jsonl\Z")
-_ID_PREFIX = b'{"id":"'
 
 
 def content_name(data: bytes) -> str:
@@ -33,10 +32,6 @@ def content_name(data: bytes) -> str:
 def legacy_name(ids: list[str]) -> str:
     """How batches were named before: after their event ids (still valid in old journals)."""
     return hashlib.blake2b("\n".join(ids).encode(), digest_size=8).hexdigest()
-
-
-def batch_path(project: str, day: str, data: bytes) -> str:
-    return f"{EVENTS_DIR}/{project}/{day}/{content_name(data)}.jsonl"
 
 
 def project_day(path: str) -> tuple[str, str] | None:
@@ -130,25 +125,15 @@ class Batch:
         self._data = self._contents = None
 
 
-def prepare(events: list[dict]) -> dict[str, tuple[bytes, list[dict]]]:
-    """Validated events -> {batch path: (blob bytes, its events)}: one batch per project and day."""
-    groups: dict[tuple[str, str], list[dict]] = {}
-    for event in events:
-        groups.setdefault((event["project"], event["ts"][:10]), []).append(event)
-    out = {}
-    for (project, day), group in groups.items():
-        data = ("\n".join(to_line(e) for e in group) + "\n").encode("utf-8")
-        out[batch_path(project, day, data)] = (data, group)
-    return out
-
-
 @dataclass
 class BatchCheck:
-    """What `check_batch` found: id -> stored line of each event (None if the batch is unreadable) and the
-    problems, each one line naming the path (and line)."""
+    """What `check_batch` found: id -> stored line of each event (None if the batch is unreadable), the
+    problems, each one line naming the path (and line), and the ids of its lines in order (an id on two lines
+    is there twice)."""
 
     lines: dict[str, bytes] | None
     problems: list[str]
+    ids: list[str] = field(default_factory=list)
 
 
 def check_batch(path: str, data: bytes) -> BatchCheck:
@@ -187,7 +172,9 @@ def check_batch(path: str, data: bytes) -> BatchCheck:
     name = path.rsplit("/", 1)[1][: -len(".jsonl")]
     if name != content_name(data) and (not ids or name != legacy_name(ids)):
         problems.append(f"{path}: the batch name does not match its content (altered after writing?)")
-    return BatchCheck(events, problems)
+    return BatchCheck(events, problems, ids)
+
+
 class WrittenIds:
     """What a big write hands the views: the ids of a batch, in line order (all the catalog needs), and the
     event types it holds (a view keeping only some types knows whether to read the batch back)."""
@@ -413,8 +400,7 @@ class _Group:
 
 def line_key(line: bytes) -> tuple[int, int]:
     """The catalog key of a stored line's event: its whole id as two integers (hi, lo), as the catalog keeps it."""
-    eid = line_id(line)
-    return int(eid[4:16], 16), int(eid[16:28], 16)
+    return id_key(line_id(line))
 
 
 _TS = b'"ts":"'

@@ -339,6 +339,12 @@ def is_event_id(value) -> bool:
     return isinstance(value, str) and _ID_RE.match(value) is not None
 
 
+def id_key(event_id: str) -> tuple[int, int]:
+    """A whole event id as two integers (hi: its first 12 hex digits, lo: the last 12), how the derived stores
+    key it; the stored ids are validated to have the form evt_ + 24 hex digits."""
+    return int(event_id[4:16], 16), int(event_id[16:28], 16)
+
+
 def to_line(event: dict) -> str:
     """The stored JSONL form: fixed key order, compact, data keys sorted."""
     line = getattr(event, "line", None)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pygit2
 
-from com.journal.batches import check_batch, line_id
+from com.journal.batches import check_batch
 from com.journal.merge import resolve_versions
 from com.journal.gitsafe import UntrustedJournal, journal_git
 from com.journal.remotes import sync_lock
@@ -170,13 +170,12 @@ def _read_batch(journal: Journal, path: str, oid, report: Report) -> tuple[dict[
         report.problem("batches", message)
     if checked.lines is None:
         return None
-    ids = [line_id(line) for line in data.split(b"\n") if line.strip()]
     twice: set[str] = set()
-    if len(checked.lines) < len(ids):  # an id on two lines of this batch
+    if len(checked.lines) < len(checked.ids):  # an id on two lines of this batch
         seen: set[str] = set()
-        for eid in ids:
+        for eid in checked.ids:
             (twice if eid in seen else seen).add(eid)
-    return checked.lines, len(ids), twice
+    return checked.lines, len(checked.ids), twice
 
 
 def _check_batches(journal: Journal, report: Report, repair: bool, sizes: dict | None = None,
@@ -334,7 +333,7 @@ def _catalog_gaps(memory: Memory, snapshots, sizes: dict[str, int], twice: set[s
     miscounted = sum(1 for path, n in sizes.items() if counts.get(path) != n)
     if miscounted:
         wrong.append(f"the catalog counts the events of {miscounted} batch(es) wrong")
-    from com.views.catalog import id_key
+    from com.model.event import id_key
 
     expected = {id_key(eid) for where in snapshots.values() for eid, paths in where.items() if len(paths) > 1}
     expected |= {id_key(eid) for eid in twice}

@@ -80,7 +80,8 @@ def batch_counts(memory: Memory, batches) -> dict[str, int]:
     counts = memory.catalog.counts({b.path for b in batches}) if batches else {}
     for batch in batches:
         if batch.path not in counts:
-            counts[batch.path] = sum(1 for line in memory.journal.blob(batch.oid, batch.path).split(b"\n") if line.strip())
+            data = memory.journal.blob(batch.oid, batch.path)
+            counts[batch.path] = sum(1 for line in data.split(b"\n") if line.strip())
     return counts
 
 
@@ -216,7 +217,7 @@ def changed_batches(journal, a: Snapshot, b: Snapshot) -> tuple[list, list]:
     return only_b, only_a
 
 
-def _one_side(memory: Memory, batches: list, other: Snapshot) -> tuple[Stream, set[int]]:
+def _one_side(memory: Memory, batches: list, other: Snapshot) -> tuple[Stream, set[tuple[int, int]]]:
     """The events of `batches` that `other` lacks, each once, oldest first, as a stream that reads the batches
     only when it is written out; and the keys of the events left out because `other` holds them too.
 
@@ -238,7 +239,7 @@ def _one_side(memory: Memory, batches: list, other: Snapshot) -> tuple[Stream, s
     total += len(shared.keys() - held) - lines
 
     def chunks():
-        given: set[int] = set()
+        given: set[tuple[int, int]] = set()
 
         def keep(line: bytes) -> bool:
             key = line_key(line)
@@ -346,7 +347,7 @@ def events(memory: Memory, where: EventFilter | None = None, at: str | None = No
             return EventsResult(found, len(found), False)
         memory.follow(snapshot, [memory.catalog])
         batches = [b.path for b in snapshot.batches() if not where.projects or b.project in where.projects]
-        total = max(memory.catalog.event_count(batches), len(found))
+        total = max(sum(memory.catalog.counts(batches).values()), len(found))  # two batches' copies: counted twice
         return EventsResult(found, total, total > len(found))
     found = list(snapshot.events(where, limit + 1 if limit else None, newest_first=True))
     more = limit is not None and len(found) > limit

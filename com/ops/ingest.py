@@ -67,17 +67,6 @@ def from_flags(memory: Memory, type: str | None, *, project=None, source=None, i
     return [validate(raw)]
 
 
-def from_json_text(text: str, origin: str, *, project=None, source=None, memory: Memory | None = None) -> list[dict]:
-    """Events from JSON or JSONL text (`origin` names where it came from in messages). An event without a
-    project gets `project`, else the memory's configured project ([tool.com] project, COM_PROJECT), as every
-    other ingest path does."""
-    from com.ingest import jsonl
-
-    if project is None and memory is not None:
-        project = memory.settings.get("project")
-    return jsonl.parse(text, defaults={"project": project, "source": source}, origin=origin)
-
-
 def input_limit(memory: Memory) -> int:
     """Bytes `com ingest` reads at most from a file, stdin or one report (the max_input_mb setting)."""
     return limit_bytes(memory.settings.get("max_input_mb"))
@@ -85,8 +74,9 @@ def input_limit(memory: Memory) -> int:
 
 def from_json_lines(lines: Iterable[str], origin: str, *, project=None, source=None,
                     memory: Memory | None = None) -> Iterator[dict]:
-    """Events from JSON or JSONL read line by line (a file or stdin of any size), validated as they come; the
-    default project as `from_json_text` gives it."""
+    """Events from JSON or JSONL read line by line (a file, stdin, `io.StringIO(text)`; of any size), validated
+    as they come. An event without a project gets `project`, else the memory's configured project ([tool.com]
+    project, COM_PROJECT), as every other ingest path does."""
     from com.ingest import jsonl
 
     if project is None and memory is not None:

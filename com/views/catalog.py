@@ -14,6 +14,7 @@ from contextlib import contextmanager
 
 from com.files import sqlite
 from com.journal.batches import BatchEvents, WrittenIds
+from com.model.event import id_key
 from com.views.base import SqliteView
 
 # Event ids as two integers, the whole 96-bit id (hi: the first 12 hex digits, lo: the last 12), blobs by rowid:
@@ -34,11 +35,6 @@ CREATE TRIGGER IF NOT EXISTS shared_ids BEFORE INSERT ON ids
 WHEN EXISTS (SELECT 1 FROM ids WHERE hi = NEW.hi AND lo = NEW.lo)
 BEGIN INSERT OR IGNORE INTO shared VALUES (NEW.hi, NEW.lo); END;
 """
-
-
-def id_key(event_id: str) -> tuple[int, int]:
-    """(hi, lo) of an id `evt_` + 24 hex digits; the stored ids are validated to have that form."""
-    return int(event_id[4:16], 16), int(event_id[16:28], 16)
 
 
 class Catalog(SqliteView):
@@ -67,7 +63,7 @@ class Catalog(SqliteView):
                 # Rows sorted in index order: B-tree inserts in order cost about a third less than random ones.
                 # OR IGNORE: one batch holds one event twice only if written by hand; the catalog needs it once.
                 db.executemany("INSERT OR IGNORE INTO ids VALUES (?, ?, ?)",
-                               sorted((int(i[4:16], 16), int(i[16:28], 16), n) for i in ids))
+                               sorted((*id_key(i), n) for i in ids))
 
             yield add
             self.mark_seen(shas)
@@ -79,8 +75,8 @@ class Catalog(SqliteView):
         out: dict[tuple[int, int], list[str]] = {}
         for chunk, marks in sqlite.chunks(list({hi for hi, _ in keys})):
             rows = self.db.execute(
-                f"SELECT ids.hi, ids.lo, blobs.path FROM ids JOIN blobs ON blobs.n = ids.blob WHERE ids.hi IN ({marks})",
-                chunk)
+                "SELECT ids.hi, ids.lo, blobs.path FROM ids JOIN blobs ON blobs.n = ids.blob "
+                f"WHERE ids.hi IN ({marks})", chunk)
             for hi, lo, path in rows:
                 if (hi, lo) in keys:
                     out.setdefault((hi, lo), []).append(path)
@@ -111,18 +107,7 @@ class Catalog(SqliteView):
     def paths_of(self, ids) -> dict[str, list[str]]:
         """Batch paths that hold each of `ids` (on any branch ever catalogued)."""
         by_key = {id_key(eid): eid for eid in ids}
-        out: dict[str, list[str]] = {}
-        his = list({hi for hi, _ in by_key})
-        for chunk, marks in sqlite.chunks(his):
-            rows = self.db.execute(
-                f"SELECT ids.hi, ids.lo, blobs.path FROM ids JOIN blobs ON blobs.n = ids.blob WHERE ids.hi IN ({marks})",
-                chunk,
-            )
-            for hi, lo, path in rows:
-                eid = by_key.get((hi, lo))
-                if eid is not None:
-                    out.setdefault(eid, []).append(path)
-        return out
+        return {by_key[key]: paths for key, paths in self.paths_of_keys(by_key).items()}
 
     def paths_with_prefix(self, hex_prefix: str) -> list[str]:
         """Batch paths holding an event whose id starts with evt_<hex_prefix> (at least 1 hex digit; the range is
@@ -135,11 +120,3 @@ class Catalog(SqliteView):
             "SELECT DISTINCT blobs.path FROM ids JOIN blobs ON blobs.n = ids.blob WHERE ids.hi >= ? AND ids.hi < ?"
             " LIMIT 1000", (low, high))
         return [path for (path,) in rows]
-
-    def event_count(self, paths) -> int:
-        """How many events the batches at `paths` hold (an event both sides of a merge wrote counts twice)."""
-        total = 0
-        for chunk, marks in sqlite.chunks(list(paths)):
-            total += self.db.execute(f"SELECT COALESCE(SUM(events), 0) FROM blobs WHERE path IN ({marks})",
-                                     chunk).fetchone()[0]
-        return total

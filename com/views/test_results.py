@@ -387,15 +387,13 @@ class TestResultsView(SqliteView):
         names = ("ts", "status", "attempt", "flags", "ctx") if runs_only else \
             ("test", "ts", "status", "attempt", "flags", "duration", "ctx", "sig")
         sel = self.select(snapshot, where, names, test_nos=test_nos)
-        if runs_only:
-            rows = len(sel["ts"])
-            sel["test"], sel["sig"] = np.zeros(rows, np.int32), np.full(rows, -1, np.int32)
-            sel["duration"] = np.zeros(rows, np.float64)
-        duration = np.where(sel["flags"] & HAS_DURATION, sel["duration"], np.nan)
         attempt = np.where(sel["flags"] & HAS_ATTEMPT, sel["attempt"], 0).astype(np.int16)
         if runs_only:
-            tests, test, signatures, sig = [], sel["test"], [], sel["sig"]
+            rows = len(sel["ts"])
+            tests, test, signatures, sig = [], np.zeros(rows, np.int32), [], np.full(rows, -1, np.int32)
+            duration = np.full(rows, np.nan)
         else:
+            duration = np.where(sel["flags"] & HAS_DURATION, sel["duration"], np.nan)
             tests, test = _renumber(sel["test"], lambda used: self._names("tests", "test_no", "test_id", used))
             signatures, sig = _renumber(sel["sig"], lambda used: self._names("signatures", "sig_no", "text", used))
         ctx_used = np.unique(sel["ctx"][sel["ctx"] >= 0])
