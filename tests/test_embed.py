@@ -169,7 +169,7 @@ def test_the_packaged_model_runs_in_numpy_and_other_folders_through_sentence_tra
     assert isinstance(embedding_model(str(other)), SentenceTransformerModel)
 
 
-def test_a_search_process_imports_neither_torch_nor_lancedb(st_model, memory, isolated):
+def test_a_search_process_imports_neither_torch_nor_lancedb(memory, isolated):
     # The whole point of the numpy encoder and the row store: a `com search` process with a new query text
     # pays for numpy, tokenizers and SQLite, not for torch, transformers, sentence_transformers, lancedb or
     # pyarrow (seconds and hundreds of MiB on 2 cores).

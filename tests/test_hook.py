@@ -202,11 +202,9 @@ def test_pre_push_input_skips_deletions_and_uses_the_remote_sha(project, com):
     base = git("rev-parse", "HEAD", cwd=root).strip()
     write(root, "src/calc/text.py", "def shout(s):\n    return s.upper() + '!!'\n")
     head = commit(root, "louder")
-    ran = []
     mem = Memory(memory)
     lines = f"refs/heads/gone {ZERO} refs/heads/gone {base}\nrefs/heads/main {head} refs/heads/main {base}\n"
-    run = run_pre_push(mem, "origin", str(remote), lines, runner=RUNNER, repo_path=str(root),
-                       chained_runner=lambda *a: ran.append(a) or 0)
+    run = run_pre_push(mem, "origin", str(remote), lines, runner=RUNNER, repo_path=str(root))
     assert run.specs == [{"ref": "refs/heads/main", "spec": f"{base}..{head}", "why": None}]
     assert run.selected == ["tests/test_text.py::test_shout"] and run.exit_code == 1
     # a new branch (remote sha unknown): the base is where it leaves what the remote's branches hold

@@ -112,7 +112,9 @@ def test_a_bad_batch_behind_a_new_tag_is_refused(com, shared):
     r = com("--memory", mem, "pull")
     assert r.exit_code == 2 and "refused the journal of 'origin'" in r.stderr, r.stderr
     assert refs(mem / "journal.git") == before
-    assert "v9" not in json.loads(com("--memory", mem, "tag", "--json").stdout or '{"tags": []}').get("tags", [])
+    listed = com("--memory", mem, "tag", "--json")
+    assert listed.exit_code == 0, listed.stderr
+    assert "v9" not in [t["name"] for t in json.loads(listed.stdout)["tags"]]
 
 
 def test_a_file_that_is_not_a_batch_is_refused(com, shared):

@@ -11,14 +11,6 @@ import pytest
 from com.model.event import validate as normalize
 
 
-@pytest.fixture(scope="session")
-def st_model():
-    """The real packaged model, loaded once for the whole test session (com.embed keeps it per process)."""
-    from com.models.embedding import load_model, resolve_model
-
-    return load_model(resolve_model("all-MiniLM-L6-v2")[0])
-
-
 MESSAGES = [
     ("tests/test_db.py::test_orders", "OperationalError: connection refused by db.internal:5432"),
     ("tests/test_auth.py::test_login", "AssertionError: assert 401 == 200"),
@@ -42,7 +34,7 @@ def index_json(com, *args):
     return json.loads(r.stdout)
 
 
-def test_search_indexes_new_batches_by_itself_and_embeds_each_text_once(st_model, memory, journal, com):
+def test_search_indexes_new_batches_by_itself_and_embeds_each_text_once(memory, journal, com):
     memory.record(failures(30))
     r = com("search", "database unreachable", "-k", "3", "--json", "--each", "--min-similarity", "0")
     assert r.exit_code == 0, r.stderr
@@ -58,7 +50,7 @@ def test_search_indexes_new_batches_by_itself_and_embeds_each_text_once(st_model
     assert index_json(com)["rows"] == 0
 
 
-def test_rebuild_from_the_journal_alone_reuses_the_embedding_cache(st_model, memory, journal, com):
+def test_rebuild_from_the_journal_alone_reuses_the_embedding_cache(memory, journal, com):
     memory.record(failures(12))
     memory.record(failures(12, start=12, day="2026-11-02"))
     before = json.loads(com("search", "mail server hung up", "-k", "24", "--json", "--each", "--min-similarity", "0").stdout)["results"]
@@ -72,7 +64,7 @@ def test_rebuild_from_the_journal_alone_reuses_the_embedding_cache(st_model, mem
     assert rebuilt["embedded"] == 0 and rebuilt["texts"] == 3
 
 
-def test_a_different_model_name_forces_a_rebuild(st_model, memory, journal, com, monkeypatch):
+def test_a_different_model_name_forces_a_rebuild(memory, journal, com, monkeypatch):
     # The same packaged weights configured under a second name (their folder): the index cannot know the
     # vectors would agree, so it must rebuild rather than mix two models' vectors.
     from com.models.embedding import resolve_model
@@ -93,7 +85,7 @@ def test_a_different_model_name_forces_a_rebuild(st_model, memory, journal, com,
     assert index_json(com)["rebuilt"] is False
 
 
-def test_an_interrupted_update_is_rolled_back_by_the_next(st_model, memory, journal, com, monkeypatch):
+def test_an_interrupted_update_is_rolled_back_by_the_next(memory, journal, com, monkeypatch):
     from com.ops.search import update
     from com.views.index.rows import RowWriter
 
@@ -118,7 +110,7 @@ def test_an_interrupted_update_is_rolled_back_by_the_next(st_model, memory, jour
     assert sorted(r["event"]["id"] for r in results) == sorted(e["id"] for e in failures(6) + failures(6, 6, "2026-11-02"))
 
 
-def test_texts_an_interrupted_update_left_in_lancedb_are_removed_and_renumbered(st_model, memory, journal, com,
+def test_texts_an_interrupted_update_left_in_lancedb_are_removed_and_renumbered(memory, journal, com,
                                                                                   monkeypatch):
     # The new texts reach LanceDB before the row store commits; a crash in between leaves texts no row points
     # at, and their numbers are given again by the next update: the leftovers must go first.
@@ -149,14 +141,14 @@ def test_texts_an_interrupted_update_left_in_lancedb_are_removed_and_renumbered(
     assert found[0]["event"]["id"] == extra["id"]
 
 
-def test_index_of_an_empty_journal_is_empty(st_model, memory, com):
+def test_index_of_an_empty_journal_is_empty(memory, com):
     stats = index_json(com)
     assert stats["total_rows"] == 0 and stats["commit"] is None
     r = com("search", "anything", "--json")
     assert r.exit_code == 0 and json.loads(r.stdout)["results"] == []
 
 
-def test_index_uri_is_configurable(st_model, memory, journal, com, monkeypatch, tmp_path):
+def test_index_uri_is_configurable(memory, journal, com, monkeypatch, tmp_path):
     memory.record(failures(3))
     elsewhere = tmp_path / "shared-index"
     monkeypatch.setenv("COM_INDEX_URI", str(elsewhere))
@@ -205,7 +197,7 @@ ODD_LINES = [
 ]
 
 
-def test_search_gives_back_each_event_exactly_as_stored(st_model, memory, journal, com):
+def test_search_gives_back_each_event_exactly_as_stored(memory, journal, com):
     # The index keeps a pointer and the pieces an event is rebuilt from, not the event: what comes back must
     # be the stored line itself, key for key, including the lines no ingest would write.
     from com.model.event import to_line
@@ -233,7 +225,7 @@ def test_search_gives_back_each_event_exactly_as_stored(st_model, memory, journa
     assert [r["event"]["id"] for r in notes] == ["evt_" + "c" * 24]
 
 
-def test_the_index_is_sized_like_the_data(st_model, memory, journal, com):
+def test_the_index_is_sized_like_the_data(memory, journal, com):
     # Pointers, not copies: 200 results of a handful of texts cost the index a few kilobytes of rows.
     memory.record(failures(200))
     stats = index_json(com)

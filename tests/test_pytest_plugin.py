@@ -276,3 +276,14 @@ def test_writer_started_without_site_falls_back_to_the_usual_start_up(sample):
         done = subprocess.run([sys.executable, "-S", "-c", code, args, json.dumps(paths)],
                               input=line + '\n{"__end__": true}\n', cwd=root, capture_output=True, text=True, timeout=60)
         assert json.loads(done.stdout)["ok"] is True, done.stderr
+
+
+def test_writer_paths_are_enough_for_the_fast_start_up():
+    """With -S and `_writer_paths()` alone, the writer's first imports are found: no fallback to site."""
+    from com.ingest.pytest_plugin import WRITER_IMPORTS, _writer_paths
+
+    probe = f"import sys, json; sys.path[:0] = json.loads(sys.argv[1]); import {WRITER_IMPORTS}; print('site' in sys.modules)"
+    done = subprocess.run([sys.executable, "-S", "-c", probe, json.dumps(_writer_paths())], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"

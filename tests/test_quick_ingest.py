@@ -46,6 +46,9 @@ def test_the_quick_path_answers_as_the_typer_command(memory, isolated, com):
 
 
 def test_memory_flag_before_the_verb(memory, tmp_path):
+    for form in (["--memory", str(memory.root)], [f"--memory={memory.root}"]):
+        loaded = imported_by([*form, "ingest", "-p", "shop", "-t", "note", "--data", '{"form": 1}'], tmp_path)
+        assert "pygit2" in loaded and not loaded & {"typer", "click"}, form  # the quick path, both forms
     out = run_com("--memory", memory.root, "ingest", "-p", "shop", "-t", "note", "--json", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["added"] == 1

@@ -23,14 +23,6 @@ SHIPPED = ("qa_root_cause", "qa_flaky_triage", "qa_regression_select", "qa_heali
 C = {n: f"{n}" * 40 for n in "123456789"}  # code commits: "1111…", "2222…"
 
 
-@pytest.fixture(scope="session")
-def st_model():
-    """The real packaged model, loaded once for the session (com.models.embedding keeps it per process)."""
-    from com.models.embedding import load_model, resolve_model
-
-    return load_model(resolve_model("all-MiniLM-L6-v2")[0])
-
-
 def ev(etype, day, hour=10, importance=None, tags=(), project="shop", **data):
     event = {"type": etype, "project": project, "ts": f"2026-11-{day:02d}T{hour:02d}:00:00Z", "data": data,
              "tags": list(tags)}
@@ -76,7 +68,7 @@ def second_batch():
 
 
 @pytest.fixture
-def history(st_model, memory, monkeypatch):
+def history(memory, monkeypatch):
     """Two ingests (commit times just after their events) and an analysis commit naming T's failure of Nov 4."""
     monkeypatch.setenv("GIT_COMMITTER_DATE", "2026-11-03T23:00:00Z")
     first = memory.record(first_batch()).commit
@@ -135,7 +127,7 @@ def test_a_root_cause_pack_holds_the_test_s_history_its_code_change_healing_and_
     assert "rollup" not in by_group  # qa_root_cause leaves roll-ups out
 
 
-def test_the_flaky_status_comes_from_the_flaky_registry(st_model, memory, monkeypatch):
+def test_the_flaky_status_comes_from_the_flaky_registry(memory, monkeypatch):
     from com.ops.flaky import mark
 
     flaky = "tests/test_cart.py::test_total"
@@ -225,7 +217,7 @@ def test_raising_the_recency_weight_moves_recent_events_up(history, memory):
 
 
 # -- diversity -------------------------------------------------------------------------------------------------
-def test_mmr_keeps_near_duplicate_failures_from_crowding_out_different_evidence(st_model, memory):
+def test_mmr_keeps_near_duplicate_failures_from_crowding_out_different_evidence(memory):
     browsers = ["chrome", "firefox", "webkit", "edge", "chrome-mobile", "safari"]
     events = [result(f"tests/e2e/test_checkout.py::test_pay[{b}]", "failed", 3, "3",
                      f"TimeoutError: Timed out after 30000ms waiting for the payment iframe on shop-{i}")
@@ -353,7 +345,7 @@ def test_com_retrieve_prints_the_same_pack_as_markdown_and_json(history, memory,
     assert "Com-Event" not in text
 
 
-def test_an_empty_journal_packs_nothing_and_says_so(st_model, memory, com):
+def test_an_empty_journal_packs_nothing_and_says_so(memory, com):
     r = com("retrieve", "--policy", "qa_root_cause", "--test", T)
     assert r.exit_code == 0 and "No events matched" in r.stdout
 

@@ -112,6 +112,7 @@ def test_weekly_and_pattern_rollups_with_the_real_model(history, com):
     assert [d["date"] for d in out["facts"]["trend"]] == [f"2026-01-{d:02d}" for d in range(5, 12)]
     assert not out["saved"] and out["commit"] is None and memory.snapshot().sha == head
     _check_narrative(out)
+    assert out["timing"]["attempts"] >= 1 and out["timing"]["completion_tokens"]  # the model ran
 
     failures = defaultdict(int)
     for e in results:
@@ -125,6 +126,7 @@ def test_weekly_and_pattern_rollups_with_the_real_model(history, com):
     assert json.dumps(out["facts"], sort_keys=True) == json.dumps(expected, sort_keys=True)
     assert out["facts"]["occurrences"] == failures[test_id] and out["facts"]["hypothesis"]["statement"]
     _check_narrative(out)
+    assert out["timing"]["attempts"] >= 1 and out["timing"]["completion_tokens"]  # the model ran
     _saved(memory, out)
 
 

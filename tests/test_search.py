@@ -10,18 +10,9 @@ import os
 import re
 import shutil
 
-import pytest
 
 from com.model.event import validate as normalize
 from conftest import git, run_com
-
-
-@pytest.fixture(scope="session")
-def st_model():
-    """The real packaged model, loaded once for the whole test session (com.embed keeps it per process)."""
-    from com.models.embedding import load_model, resolve_model
-
-    return load_model(resolve_model("all-MiniLM-L6-v2")[0])
 
 
 def failure(test_id, message, error_type=None, ts="2026-11-01T10:00:00Z", status="failed", project="shop"):
@@ -63,7 +54,7 @@ def test_ids(results):
 test_ids.__test__ = False  # a helper, not a test
 
 
-def test_a_paraphrase_is_found_without_a_shared_keyword(st_model, memory, journal, com):
+def test_a_paraphrase_is_found_without_a_shared_keyword(memory, journal, com):
     memory.record(corpus_events())
     query = "the embedded billing form never rendered"
     assert found(com, query, "--mode", "keyword") == []  # no word in common with any event
@@ -74,7 +65,7 @@ def test_a_paraphrase_is_found_without_a_shared_keyword(st_model, memory, journa
     assert test_ids(found(com, "sql server unreachable", "-k", "1")) == ["test_orders"]
 
 
-def test_similar_failures_of_an_event_leave_the_event_out(st_model, memory, journal):
+def test_similar_failures_of_an_event_leave_the_event_out(memory, journal):
     from com.ops.search import similar
 
     events = corpus_events()
@@ -85,7 +76,7 @@ def test_similar_failures_of_an_event_leave_the_event_out(st_model, memory, jour
     assert all("test_gateway_" in r["event"]["data"]["test_id"] for r in found)
 
 
-def test_an_exact_error_code_is_found_by_keyword_where_the_model_blurs(st_model, memory, journal, com):
+def test_an_exact_error_code_is_found_by_keyword_where_the_model_blurs(memory, journal, com):
     memory.record(corpus_events())
     vector = found(com, "E4077", "-k", "9", "--mode", "vector")
     gateway = [r["similarity"] for r in vector if "gateway" in r["event"]["data"]["test_id"]]
@@ -126,7 +117,7 @@ def _check_time_travel(com, c1, later_ids, branch_ids):
 
 
 def test_at_hides_later_events_in_vector_and_keyword_results_on_two_branches_and_after_a_rebuild(
-        st_model, memory, journal, com, isolated):
+        memory, journal, com, isolated):
     first = memory.record(corpus_events()[:6])
     later = failure("tests/e2e/test_checkout.py::test_pay_with_card",
                     "ERRFRAME7781: the card-entry frame timed out again", "TimeoutError", ts="2026-11-02T09:00:00Z")
@@ -184,7 +175,7 @@ def _check_filters(com):
     assert len(recent) == 100 and min(r["event"]["ts"] for r in recent) >= "2026-11-03"
 
 
-def test_filters_apply_before_ranking_so_k_results_come_back_when_k_exist(st_model, memory, journal, com, monkeypatch):
+def test_filters_apply_before_ranking_so_k_results_come_back_when_k_exist(memory, journal, com, monkeypatch):
     memory.record(_filter_corpus())
     _check_filters(com)
     # The same with an IVF_PQ index over the texts (made due at 200 texts instead of the 100,000 of real use).
@@ -196,7 +187,7 @@ def test_filters_apply_before_ranking_so_k_results_come_back_when_k_exist(st_mod
     _check_filters(com)
 
 
-def test_conditions_sql_cannot_hold_are_checked_on_every_result(st_model, memory, journal, com):
+def test_conditions_sql_cannot_hold_are_checked_on_every_result(memory, journal, com):
     """Tags are no SQL condition: the exact filter (`matches`) must still refuse untagged events, through both the
     narrow path (few rows match the SQL) and the broad one."""
     events = corpus_events()
@@ -207,7 +198,7 @@ def test_conditions_sql_cannot_hold_are_checked_on_every_result(st_model, memory
         assert len(results) == 4 and all(r["event"]["tags"] == ["nightly"] for r in results), args
 
 
-def test_search_json_shape_human_table_and_bad_input(st_model, memory, journal, com):
+def test_search_json_shape_human_table_and_bad_input(memory, journal, com):
     memory.record(corpus_events()[:3])
     r = com("search", "database down", "-k", "2", "--json", "--min-similarity", "0")
     out = json.loads(r.stdout)
@@ -227,7 +218,7 @@ def test_search_json_shape_human_table_and_bad_input(st_model, memory, journal, 
     assert com("search", "x", "--at", "no-such-rev").exit_code == 2
 
 
-def test_com_search_as_a_process_never_reaches_a_model_hub(st_model, memory, journal, isolated):
+def test_com_search_as_a_process_never_reaches_a_model_hub(memory, journal, isolated):
     memory.record(corpus_events())
     env = {**os.environ, "HF_HUB_OFFLINE": "0", "TRANSFORMERS_OFFLINE": "0", "HF_ENDPOINT": "http://127.0.0.1:9"}
     r = run_com("search", "mail relay hung up", "-k", "1", "--json", cwd=isolated, env=env)
@@ -237,7 +228,7 @@ def test_com_search_as_a_process_never_reaches_a_model_hub(st_model, memory, jou
 
 
 # -- what a reader of `com search` sees ---------------------------------------------------------------------
-def test_identical_texts_are_one_row_with_their_count_and_latest_time(st_model, memory, journal, com):
+def test_identical_texts_are_one_row_with_their_count_and_latest_time(memory, journal, com):
     # The same failure of one test on three days, and a different one: four events, two texts.
     events = [failure("tests/test_db.py::test_orders", "connection refused by db.internal:5432", "OperationalError",
                       ts=f"2026-11-0{day}T10:00:00Z") for day in (1, 2, 3)]
@@ -255,7 +246,7 @@ def test_identical_texts_are_one_row_with_their_count_and_latest_time(st_model, 
     assert len(each) == 4 and all(x["count"] == 1 for x in each)
 
 
-def test_weak_matches_are_cut_and_the_cut_is_said(st_model, memory, journal, com):
+def test_weak_matches_are_cut_and_the_cut_is_said(memory, journal, com):
     memory.record(corpus_events())
     r = com("search", "mail relay hung up")
     rows = r.stdout.strip().splitlines()[1:]
@@ -280,7 +271,8 @@ def test_keyword_mode_loads_no_model_and_meaning_catches_up_later(memory, journa
         "from com.cli.app import app\n"
         "r = CliRunner().invoke(app, ['search', 'E4077', '--mode', 'keyword', '--json'])\n"
         "print(json.dumps({'exit': r.exit_code, 'out': r.stdout, 'err': r.stderr,\n"
-        "                  'loaded': [m for m in ('torch', 'sentence_transformers') if m in sys.modules]}))\n"
+        # tokenizers: the numpy encoder's own import (a search by meaning loads it; torch it never does)
+        "                  'loaded': [m for m in ('tokenizers', 'torch', 'sentence_transformers') if m in sys.modules]}))\n"
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     import subprocess

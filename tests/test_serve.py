@@ -57,6 +57,20 @@ def test_stdin_stdout_answers_each_line_as_com_search_would(memory, recorded, co
     assert out[7]["ok"] is False and out[7]["param"] == "request"
 
 
+def test_an_overlong_request_gets_one_answer_and_the_next_request_its_own(memory, recorded, monkeypatch):
+    import io
+
+    from com.cli.commands import serve
+
+    monkeypatch.setattr(serve, "MAX_LINE", 40)
+    requests = json.dumps({"id": 1, "op": "ping", "pad": "x" * 100}) + "\n" + json.dumps({"id": 2, "op": "ping"}) + "\n"
+    out = io.StringIO()
+    serve.serve_stream(memory, io.StringIO(requests), out)
+    answers = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [(a["id"], a["ok"]) for a in answers] == [(None, False), (2, True)]
+    assert "longer than 40 characters" in answers[0]["error"]
+
+
 def test_a_resident_process_sees_what_is_ingested_while_it_runs(memory, recorded, isolated):
     from com.cli.commands.serve import answer
     from com.memory import Memory
@@ -66,7 +80,7 @@ def test_a_resident_process_sees_what_is_ingested_while_it_runs(memory, recorded
     before = answer(resident, ask)["results"][0]["event"]
     added = result("tests/test_pay.py::test_card", "PaymentError: gateway declined the card", "2026-11-03T10:00:00Z")
     memory.record([added])  # another process's ingest
-    assert before["id"] != added["id"]
+    assert before["data"]["test_id"] != "tests/test_pay.py::test_card"
     assert answer(resident, ask)["results"][0]["event"]["id"] == added["id"]
 
 

@@ -7,7 +7,7 @@ def main() -> None:
     """The `com` entry point (and `python -m com`): the app ends the process with its exit code."""
     import sys
 
-    if "ingest" in sys.argv[1:3]:
+    if "ingest" in sys.argv[1:4]:  # `ingest ...`, `--memory=PATH ingest ...` or `--memory PATH ingest ...`
         # One event from flags, the shell-loop case: answered without loading typer when it is the plain form.
         from com.cli.quick import ingest
 

@@ -616,18 +616,6 @@ class CodeGraph:
         n = self.index.get(f"file:{path}")
         return n is not None and bool(self.reverse()[n])
 
-    def test_dependencies(self, tid: str) -> set[str]:
-        """Keys of every node a test depends on (forward closure): for explanation and measurement."""
-        start = self.index.get("test:" + tid)
-        if start is None:
-            return set()
-        seen, stack = {start}, [start]
-        while stack:
-            for m in self.edges[stack.pop()]:
-                if m not in seen:
-                    seen.add(m)
-                    stack.append(m)
-        return {self.keys[n] for n in seen}
 
 
 class _Builder:
@@ -822,7 +810,7 @@ class _Builder:
             if not hits and "/" not in norm and _EXT.search(norm):
                 hits = self._basenames.get(norm, [])[:3]
             elif not hits and "/" in norm:
-                hits = [f for f in self._suffix.get(norm.rsplit("/", 1)[1], []) if f.endswith("/" + norm)][:3]
+                hits = [f for f in self._basenames.get(norm.rsplit("/", 1)[1], []) if f.endswith("/" + norm)][:3]
             out += hits
         return out
 
@@ -844,7 +832,6 @@ class _Builder:
             for i in range(1, len(parts)):
                 self._dirs.setdefault("/".join(parts[:i]), []).append(f)
             self._basenames.setdefault(parts[-1], []).append(f)
-        self._suffix = self._basenames
         conftests = {str(PurePosixPath(p).parent): p for p in g.summaries if PurePosixPath(p).name == "conftest.py"}
         self.conftests = conftests
         for path, s in g.summaries.items():
@@ -913,7 +900,7 @@ class _Builder:
                 for k in self.resolve_refs(path, rec, qual, None):
                     g.edge(head, k)
                 for b in rec.get("params", []):
-                    for k in self.fixture_keys(path, b, qual):
+                    for k in self.fixture_defs(path, b, qual):
                         g.edge(head, k)
                 for mname, mrec in rec["members"].items():
                     mq = f"{qual}.{mname}"
@@ -959,9 +946,6 @@ class _Builder:
                 return [self.sym(c, q)]
         return []
 
-    def fixture_keys(self, path: str, name: str, cls: str | None) -> list[str]:
-        return self.fixture_defs(path, name, cls)
-
     def fixtures_of(self, path: str, rec: dict, cls: str | None) -> list[str]:
         out = []
         params = rec.get("params", [])
@@ -969,7 +953,7 @@ class _Builder:
         for n, p in enumerate(params):
             if skip_first and n == 0:
                 continue
-            out += self.fixture_keys(path, p, cls)
+            out += self.fixture_defs(path, p, cls)
         return out
 
     def autouse(self, path: str) -> list[str]:
@@ -1069,8 +1053,6 @@ def build_graph(repo=None, rev: str | None = "HEAD", *, files: dict[str, str] | 
     cache = cache if cache is not None else SummaryCache()
     root = None
     if files is None:
-        import pygit2
-
         root = repo.workdir
         files = code_diff.files_at(repo, rev or "HEAD")
         if worktree:
@@ -1090,7 +1072,6 @@ def build_graph(repo=None, rev: str | None = "HEAD", *, files: dict[str, str] | 
         else:
             def read(path, _ids=files):
                 return repo[_ids[path]].data
-        del pygit2
     g = CodeGraph(root, None if worktree else rev, dict(files))
     for path, blob in files.items():
         if path.endswith(".py"):

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-# Below this much free space a failed write is taken to be a full disk.
-LOW = 64 * 1024
+# Below this much free space a failed write is taken to be a full disk. It is measured after the failure, when
+# the library has removed its partial file and a store may have checkpointed its WAL: a margin of a few pages
+# (64 KiB) was sometimes read as space left on a disk that had just been full.
+LOW = 1024 * 1024
 
 
 def disk_full(path) -> bool:

@@ -382,12 +382,14 @@ def _last_json(text: str):
 
 # The writer's command line. It leaves with os._exit once its answer is out: the test process waits for
 # it, and tearing down an interpreter with pygit2 and SQLite loaded would only add to that wait.
+# What the writer imports first: with -S and only `_writer_paths()` on the path these must all be found.
+WRITER_IMPORTS = "pygit2, com.memory, com.code.repo, com.settings"
 WRITER_CODE = (
     "import os, sys\n"
     "if len(sys.argv) > 2:\n"
     "    sys.path[:0] = __import__('json').loads(sys.argv[2])\n"
     "try:\n"
-    "    import pygit2, com.journal, com.memory, com.code_repo, com.config\n"
+    f"    import {WRITER_IMPORTS}\n"
     "except ImportError:  # started with -S and a path that was not enough: the usual start-up after all\n"
     "    import site; site.main()\n"
     "from com.ingest.pytest_plugin import writer_main\n"

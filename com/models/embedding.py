@@ -244,13 +244,8 @@ class EmbeddingCache:
         return out
 
     def put(self, model: str, items: list[tuple[str, bytes]]) -> None:
-        self.db.execute("BEGIN IMMEDIATE")
-        try:
+        with sqlite.transaction(self.db):
             self.db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)", [(model, h, v) for h, v in items])
-            self.db.execute("COMMIT")
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
 
     def count(self, model: str) -> int:
         return self.db.execute("SELECT COUNT(*) FROM vectors WHERE model=?", (model,)).fetchone()[0]

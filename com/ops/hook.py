@@ -222,7 +222,7 @@ def _child_env(memory: Memory, ids_file: str | None) -> dict:
 
 
 def run_pre_push(memory: Memory, remote: str, url: str, input_text: str, runner: str = DEFAULT_RUNNER,
-                 repo_path: str | None = None, observe: bool | None = None, chained_runner=None) -> HookRun:
+                 repo_path: str | None = None, observe: bool | None = None) -> HookRun:
     """What the installed hook does: chained hook first, then select for every pushed ref, run, report.
 
     Every test runs (the runner without ids) when a pushed ref has no base com can diff against, when the
@@ -234,7 +234,7 @@ def run_pre_push(memory: Memory, remote: str, url: str, input_text: str, runner:
     folder = hooks_dir(repo)
     chained = folder / CHAINED
     if chained.is_file() and os.access(chained, os.X_OK):
-        code = (chained_runner or _run_chained)(chained, remote, url, input_text, Path(repo.workdir))
+        code = _run_chained(chained, remote, url, input_text, Path(repo.workdir))
         if code != 0:
             return HookRun(code, [], [], 0, None, False, None, [f"{CHAINED} failed (exit {code}): push blocked"])
     pushes = [p for p in parse_input(input_text) if p.local_sha != ZERO]  # deletions run no tests

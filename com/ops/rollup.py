@@ -251,9 +251,9 @@ def pattern(memory: Memory, *, test: str | None = None, signature: str | None = 
         raise _unknown(memory, snapshot, test)
     last = _day(until, "until") if until else None
     if last is None:
-        if test:  # the newest result of any test, not only of this one
-            _, everything, _ = _read(memory, at, project)
-            last = _newest_day(everything)
+        if test:  # the newest result of any test, not only of this one: their times alone
+            times = memory.results.select(snapshot, EventFilter.create(projects=project or ()), ("ts",))["ts"]
+            last = datetime.fromtimestamp(int(times.max()) / 1e6, timezone.utc).date() if len(times) else None
         else:
             last = _newest_day(cols)
         last = last or now_utc().date()

@@ -43,12 +43,19 @@ class IndexResult(Result):
 
 def _lance_fault(exc: BaseException) -> bool:
     """Is this how LanceDB or SQLite reports damaged index files (a truncated .lance file, a missing fragment, a
-    corrupt row store)?"""
+    corrupt row store)? Not a locked store, a full disk or a file com may not write: rebuilding cures none of
+    those, and would throw away an index that is whole."""
+    import errno
     import sqlite3
 
+    from com.files import sqlite as sqlite_files
+
+    if isinstance(exc, sqlite3.DatabaseError):
+        return sqlite_files.damaged(exc)
+    if isinstance(exc, OSError):
+        return exc.errno not in (errno.ENOSPC, errno.EACCES, errno.EPERM, errno.EROFS)
     text = str(exc).lower()
-    return isinstance(exc, (OSError, sqlite3.DatabaseError)) or (isinstance(exc, (RuntimeError, ValueError)) and ("lance" in text
-                                                                                       or "arrow" in text))
+    return isinstance(exc, (RuntimeError, ValueError)) and ("lance" in text or "arrow" in text)
 
 
 def with_index(memory: Memory, progress, use):

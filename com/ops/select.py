@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from com.analysis import selection as sel
+from com.code.discover import function_id as function_key  # a parametrised case is selected by its function
 from com.memory import Memory
 from com.model.errors import ComError
 from com.model.filter import EventFilter
@@ -91,17 +92,6 @@ class _Clock:
 
 
 # -- candidates and their history -------------------------------------------------------------------------
-def function_key(test_id: str) -> str:
-    """The id a test is selected by: a parametrised pytest case by its function, anything else as it is
-    (com.code.discover.function_id, inlined: it runs for every recorded test)."""
-    if test_id.endswith("]") and "::" in test_id:
-        head, _, rest = test_id.partition("::")
-        cut = rest.find("[")
-        if cut > 0:
-            return f"{head}::{rest[:cut]}"
-    return test_id
-
-
 def _aggregate(stats: list[sel.TestStats]) -> sel.TestStats:
     """One function's statistics from its parametrised cases': the worst case's failures, every case's time."""
     if len(stats) == 1:

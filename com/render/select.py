@@ -37,8 +37,6 @@ def summary(o: dict) -> str:
     if o.get("observe") and o.get("would_select") is not None:
         lines.append(f"  a real selection would run {len(o['would_select'])} of them"
                      + (f"; recorded in journal commit {short(o['recorded'])}" if o.get("recorded") else ""))
-    if n == 0 and total:
-        lines.append("  no test selected: nothing in this change maps to a test")
     for m in o.get("messages") or []:
         if o.get("fallback") and m.startswith("global change:"):
             continue

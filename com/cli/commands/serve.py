@@ -54,11 +54,18 @@ def serve_cmd(
 
 
 def serve_stream(memory, infile, outfile) -> None:
-    """Answer each line of `infile` on `outfile` until end of input."""
-    for line in infile:
-        if line.strip():
-            outfile.write(json.dumps(answer(memory, line), ensure_ascii=False) + "\n")
-            outfile.flush()
+    """Answer each line of `infile` on `outfile` until end of input: one answer per request line, an overlong
+    one refused whole (it is never read into memory past MAX_LINE)."""
+    for line in _bounded(infile):
+        if line is None:
+            reply = {"id": None, "ok": False, "error": f"the request is longer than {MAX_LINE} characters",
+                     "param": "request", "ms": 0.0}
+        elif not line.strip():
+            continue
+        else:
+            reply = answer(memory, line)
+        outfile.write(json.dumps(reply, ensure_ascii=False) + "\n")
+        outfile.flush()
 
 
 def serve_socket(memory, path: Path) -> None:
@@ -89,7 +96,7 @@ def serve_socket(memory, path: Path) -> None:
             with conn, conn.makefile("r", encoding="utf-8", newline="\n") as reader, \
                     conn.makefile("w", encoding="utf-8", newline="\n") as writer:
                 try:
-                    serve_stream(memory, _bounded(reader), writer)
+                    serve_stream(memory, reader, writer)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client went away mid-answer
     except KeyboardInterrupt:
@@ -100,8 +107,18 @@ def serve_socket(memory, path: Path) -> None:
 
 
 def _bounded(reader):
-    for line in iter(lambda: reader.readline(MAX_LINE + 1), ""):
-        yield line if len(line) <= MAX_LINE else '{"op": "too-long"}'
+    """The lines of `reader`, each at most MAX_LINE characters (its newline aside); None for an overlong line,
+    whose rest is read and dropped in pieces of that size."""
+    while True:
+        line = reader.readline(MAX_LINE + 1)
+        if not line:
+            return
+        if len(line.rstrip("\n")) <= MAX_LINE:
+            yield line
+            continue
+        while line and not line.endswith("\n"):
+            line = reader.readline(MAX_LINE + 1)
+        yield None
 
 
 def answer(memory, line: str) -> dict:
@@ -158,8 +175,6 @@ def handle(memory, request: dict) -> dict:
             raise ComError(f"must be a number, got {min_similarity!r}", param="min_similarity")
         return search(memory, text, k, where, at=request.get("at"), mode=request.get("mode", "hybrid"),
                       collapse=not each, min_similarity=float(min_similarity) or None).to_json()
-    if op == "too-long":
-        raise ComError(f"the request is longer than {MAX_LINE} bytes", param="request")
     raise ComError(f"unknown op {op!r} (expected search, index or ping)", param="op")
 
 
