@@ -167,8 +167,6 @@ def test_a_remote_named_like_an_option_never_reaches_git_as_one(com, tmp_path, s
 
 
 def test_every_git_command_line_puts_user_values_after_end_of_options(com, tmp_path, shared, monkeypatch):
-    import com.journal.gitsafe as gitsafe
-
     seen = []
     real = subprocess.run
 
@@ -176,7 +174,7 @@ def test_every_git_command_line_puts_user_values_after_end_of_options(com, tmp_p
         seen.append(list(argv))
         return real(argv, *a, **kw)
 
-    monkeypatch.setattr(gitsafe.subprocess, "run", spy)
+    monkeypatch.setattr(subprocess, "run", spy)  # gitsafe imports subprocess when it first runs git
     mem = new_memory(com, tmp_path, "a", shared.as_uri())
     ok(com("--memory", mem, "pull"))
     ingest(com, mem, "t9")

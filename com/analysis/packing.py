@@ -32,6 +32,7 @@ from typing import Callable, Iterable, Protocol, Sequence
 import numpy as np
 
 from com.model.errors import ComError
+from com.model.event import ts_us
 
 PARTS = ("semantic", "keyword", "importance", "recency", "pinned")
 PINNED_TAG = "pinned"
@@ -197,18 +198,8 @@ def parse_ts(value) -> float:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     if isinstance(value, datetime):
-        dt = value
-    else:
-        text = str(value).strip()
-        if text.endswith(("Z", "z")):
-            text = text[:-1] + "+00:00"
-        try:
-            dt = datetime.fromisoformat(text)
-        except ValueError:
-            raise ComError(f"not an ISO-8601 time: {value!r}") from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.timestamp()
+        return (value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)).timestamp()
+    return ts_us(str(value).strip()) / 1e6  # the one parser of stored times (cached per text)
 
 
 def _iso(seconds: float) -> str:

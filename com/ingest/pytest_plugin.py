@@ -808,8 +808,9 @@ class _WriterSession:
         result = self.memory.record(self.events, message=message)
         answer = {"ok": True, "results": len(self.events), "commit": result.commit, "added": result.added,
                   "summary": summary, "skipped": self.skipped}
-        if self.quarantine:
-            from com.ingest.quarantine import writer_answer
+        if self.quarantine:  # which of this session's tests are quarantined now (the Gate's half: quarantine.py)
+            from com.ops.flaky import quarantined_among
 
-            answer.update(writer_answer(self.memory, self.events))
+            tests = {e["data"]["test_id"] for e in self.events if e["type"] == "test_result"}
+            answer["quarantined"] = sorted(quarantined_among(self.memory, tests))
         return answer

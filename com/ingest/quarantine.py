@@ -4,7 +4,7 @@ completely. Anything else leaves pytest's exit status as it was.
 
 Two halves, so the test process stays light: the writer process (which has the memory open and has just
 recorded the session) answers which of the session's tests are quarantined at the journal's new head
-(`writer_answer`, through `com.ops.flaky`); the test process only collects which tests failed, as plain
+(`_WriterSession.write` in pytest_plugin.py, through `com.ops.flaky`, without importing pytest); the test process only collects which tests failed, as plain
 node ids, and compares the two at the end (`Gate`). It imports nothing of com's storage.
 """
 
@@ -13,14 +13,6 @@ from __future__ import annotations
 import pytest
 
 TESTS_FAILED = 1  # pytest.ExitCode.TESTS_FAILED
-
-
-def writer_answer(memory, events: list[dict]) -> dict:
-    """In the writer, after the session's commit: {"quarantined": [test ids of this session quarantined now]}."""
-    from com.ops.flaky import quarantined_among
-
-    tests = {e["data"]["test_id"] for e in events if e["type"] == "test_result"}
-    return {"quarantined": sorted(quarantined_among(memory, tests))}
 
 
 class Gate:

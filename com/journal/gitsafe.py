@@ -161,16 +161,6 @@ def git_env() -> dict:
     return env
 
 
-def __getattr__(name: str):
-    # subprocess (with signal and locale) is imported when git is first run, not by every command that imports
-    # the journal: a one-event ingest never runs git. `gitsafe.subprocess` still names the module.
-    if name == "subprocess":
-        import subprocess
-
-        return subprocess
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def _run(argv: list[str]) -> subprocess.CompletedProcess:
     import subprocess
 

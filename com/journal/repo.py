@@ -23,6 +23,7 @@ from com.files.space import disk_full
 from com.journal.batches import EVENTS_DIR, Batch
 from com.journal.dates import instant_us
 from com.journal.gitsafe import check_ref_name, shown
+from com.journal.merge import apply_changes
 from com.model.errors import ComError, Damaged, NotFound
 
 _BLOB = pygit2.GIT_FILEMODE_BLOB
@@ -332,27 +333,7 @@ class Journal:
 
     def build_tree(self, base_tree, files: dict[str, object]):
         """Insert blobs at paths into base_tree in one pass over the nested folders (no index, no work tree)."""
-        nested: dict = {}
-        for path, blob_id in files.items():
-            node = nested
-            parts = path.split("/")
-            for part in parts[:-1]:
-                node = node.setdefault(part, {})
-            node[parts[-1]] = blob_id
-
-        def write(tree, node):
-            builder = self.repo.TreeBuilder(tree) if tree is not None else self.repo.TreeBuilder()
-            for name, child in node.items():
-                if isinstance(child, dict):
-                    sub = None
-                    if tree is not None and name in tree:
-                        sub = self.repo[tree[name].id]
-                    builder.insert(name, write(sub, child), _TREE)
-                else:
-                    builder.insert(name, child, _BLOB)
-            return builder.write()
-
-        return write(base_tree, nested)
+        return apply_changes(self.repo, base_tree, files)
 
     def move_ref(self, ref: str, new_id, expected, message: str) -> bool:
         """Move `ref` to new_id if it still points at `expected` (None: must not exist). Caller holds the lock."""
