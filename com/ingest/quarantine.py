@@ -4,8 +4,9 @@ completely. Anything else leaves pytest's exit status as it was.
 
 Two halves, so the test process stays light: the writer process (which has the memory open and has just
 recorded the session) answers which of the session's tests are quarantined at the journal's new head
-(`_WriterSession.write` in pytest_plugin.py, through `com.ops.flaky`, without importing pytest); the test process only collects which tests failed, as plain
-node ids, and compares the two at the end (`Gate`). It imports nothing of com's storage.
+(`_WriterSession.write` in pytest_plugin.py, through `com.ops.flaky`, without importing pytest); the test
+process only collects which tests failed, as plain node ids, and compares the two at the end (`Gate`). It
+imports nothing of com's storage.
 """
 
 from __future__ import annotations

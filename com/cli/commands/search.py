@@ -26,7 +26,7 @@ def search_cmd(
                              help="hybrid (default), vector (meaning only) or keyword (BM25 only; loads no model)."),
     each: bool = typer.Option(False, "--each", help="One row per event (default: events with the same text are "
                                                     "one row, with their count and the latest time)."),
-    min_similarity: float = typer.Option(0.15, "--min-similarity", metavar="S",
+    min_similarity: float = typer.Option(0.15, "--min-similarity", metavar="S",  # ops.search.WEAK_FLOOR
                                          help="Leave out matches by meaning alone less similar than S, or than 60% "
                                               "of the best match (0: keep all)."),
     as_json: bool = json_option(),

@@ -36,7 +36,6 @@ from com.model.errors import ComError
 app = typer.Typer()
 
 MAX_LINE = 1 << 20  # a request longer than this is refused (a runaway client cannot fill the memory)
-DEFAULT_MIN_SIMILARITY = 0.15  # as `com search --min-similarity`
 
 
 @app.command("serve")
@@ -152,7 +151,7 @@ def handle(memory, request: dict) -> dict:
         return update(memory, at=request.get("at")).to_json()
     if op == "search":
         from com.model.filter import EventFilter
-        from com.ops.search import search
+        from com.ops.search import WEAK_FLOOR, search
 
         text = request.get("text")
         if not isinstance(text, str):
@@ -170,7 +169,7 @@ def handle(memory, request: dict) -> dict:
         each = request.get("each", False)
         if not isinstance(each, bool):
             raise ComError(f"must be true or false, got {each!r}", param="each")
-        min_similarity = request.get("min_similarity", DEFAULT_MIN_SIMILARITY)
+        min_similarity = request.get("min_similarity", WEAK_FLOOR)
         if isinstance(min_similarity, bool) or not isinstance(min_similarity, (int, float)):
             raise ComError(f"must be a number, got {min_similarity!r}", param="min_similarity")
         return search(memory, text, k, where, at=request.get("at"), mode=request.get("mode", "hybrid"),

@@ -249,14 +249,9 @@ class Index:
             return f"the search index cannot be read ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
         return self.rows.health()
 
-    def present(self) -> bool:
-        return bool(self.meta())
-
     # -- keeping up with the journal ---------------------------------------------------------------------
-    def ensure(self, journal, commit, rebuild: bool = False, also=()) -> UpdateStats:
-        """Index everything in `commit`'s snapshot that is not indexed yet; rebuild first if asked or needed.
-        Views in `also` (the test-results view, which search results are read back from) follow the journal in
-        the same walk, so each new batch is read once for all."""
+    def ensure(self, journal, commit, rebuild: bool = False) -> UpdateStats:
+        """Index everything in `commit`'s snapshot that is not indexed yet; rebuild first if asked or needed."""
         started = time.monotonic()
         stats = UpdateStats(commit=str(commit.id) if commit is not None else None)
         if not rebuild and commit is not None:
@@ -280,7 +275,7 @@ class Index:
             if commit is not None and not self.rows.seen(str(commit.id)):
                 self._stats = stats
                 try:
-                    follow(journal, commit, [self, *also], progress=self.report)
+                    follow(journal, commit, [self], progress=self.report)
                 finally:
                     self._stats = None
             filled = self._embed_pending() if not self.defer_embedding and self.pending else 0

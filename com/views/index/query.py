@@ -201,13 +201,13 @@ def rank_texts(index, vector, limit: int | None = None, allowed=None) -> "TextRa
                 .select(["text_no", "_distance"]).to_arrow())
         numbers = rows.column("text_no").to_pylist()
         sims = 1.0 - np.asarray(rows.column("_distance").to_numpy(), dtype=np.float32)
-        return TextRanking(numbers, sims, None, complete=len(numbers) >= index.text_count())
+        return TextRanking(numbers, sims, complete=len(numbers) >= index.text_count())
     if index.vectors is None:
         index.vectors = index.rows.vectors(index.embedder.dim)  # row i: text number i
     # einsum, not BLAS: a matrix-vector product through a multi-threaded BLAS costs 8 ms of thread wake-up
     # on this 2-core machine for a 0.3 ms job.
     sims = np.einsum("ij,j->i", index.vectors, np.asarray(vector, dtype=np.float32))
-    return TextRanking(None, sims, None, complete=True, subset=allowed)
+    return TextRanking(None, sims, complete=True, subset=allowed)
 
 
 class TextRanking:
@@ -216,8 +216,8 @@ class TextRanking:
 
     FIRST = 256
 
-    def __init__(self, keys: list[int] | None, sims, position: dict | None, complete: bool, subset=None):
-        self.keys, self.sims, self.position, self.complete = keys, sims, position, complete
+    def __init__(self, keys: list[int] | None, sims, complete: bool, subset=None):
+        self.keys, self.sims, self.complete = keys, sims, complete
         self.subset = subset  # text numbers (sorted array) the walk is limited to: a filter's texts
         self._order = None
         self._sorted = None
@@ -269,8 +269,7 @@ class TextRanking:
     def _index(self, key: int):
         if self.keys is None:
             return key if 0 <= key < len(self.sims) else None
-        if self.position is None:  # an ANN ranking: only its own texts are known
-            if self._order is None:
-                self._order = {h: i for i, h in enumerate(self.keys)}
-            return self._order.get(key)
-        return self.position.get(key)
+        # an ANN ranking: only its own texts are known
+        if self._order is None:
+            self._order = {h: i for i, h in enumerate(self.keys)}
+        return self._order.get(key)

@@ -115,9 +115,6 @@ class RowStore(SqliteView):
     def text_count(self) -> int:
         return self.db.execute("SELECT COALESCE(MAX(text_no) + 1, 0) FROM texts").fetchone()[0]
 
-    def text_numbers(self) -> dict[str, int]:
-        return dict(self.db.execute("SELECT hash, text_no FROM texts"))
-
     def vectors(self, dim: int):
         """Every text's vector, row i = text number i (float32, unit length), mapped from `search.vectors`
         (a query process reads only the pages it touches, and nothing when nothing changed since)."""
