@@ -139,3 +139,17 @@ def test_fsck_reports_every_damage_and_never_crashes(com, isolated, pristine, da
         assert r.exit_code == 1, (r.exit_code, r.stderr)
         report = json.loads(r.stdout)
         assert not report["ok"] and report["problems"], report
+
+
+def test_a_remote_ref_to_a_missing_commit_is_damage_not_an_internal_error(tmp_path):
+    """Sync reads remote-tracking and branch refs through `remotes.commit_of`: a ref naming an object the journal
+    lacks is the journal's damage (exit 2, pointing at fsck), as it is for the current branch."""
+    from com.journal.remotes import commit_of
+    from com.journal.repo import Journal
+    from com.model.errors import Damaged
+
+    journal = Journal.init(tmp_path / "journal.git")
+    (tmp_path / "journal.git" / "refs" / "heads" / "ghost").write_text("1" * 40 + "\n")
+    assert commit_of(journal.repo, "refs/heads/nosuch") is None
+    with pytest.raises(Damaged, match="refs/heads/ghost points to 1111111111, which is not a readable commit"):
+        commit_of(journal.repo, "refs/heads/ghost")

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import pygit2
 
 from com.journal.gitsafe import check_ref_name, check_url, journal_git, redact
-from com.journal.repo import Journal
+from com.journal.repo import Journal, commit_at
 from com.model.errors import ComError, NotFound
 
 TRACKING_TAGS = "refs/com-remote-tags"
@@ -143,8 +143,9 @@ def sync_lock(journal: Journal):
 
 
 def commit_of(repo, ref: str):
+    """The commit `ref` points to, None without such a ref, Damaged when it points to no readable commit."""
     reference = repo.references.get(ref)
-    return repo[reference.target].peel(pygit2.Commit) if reference is not None else None
+    return commit_at(repo, ref, reference.target) if reference is not None else None
 
 
 def refs_under(repo, prefix: str) -> dict[str, pygit2.Oid]:

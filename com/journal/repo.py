@@ -88,6 +88,15 @@ def write_error(path: Path, exc: BaseException) -> ComError:
                     "written")
 
 
+def commit_at(repo, ref: str, target):
+    """The commit `ref` points to (at `target`), or Damaged: a ref to a missing object is the journal's damage,
+    said as such, never a KeyError."""
+    try:
+        return repo[target].peel(pygit2.Commit)
+    except (KeyError, ValueError, pygit2.GitError):
+        raise damaged(f"{ref} points to {str(target)[:10]}, which is not a readable commit") from None
+
+
 def damaged(what: str) -> Damaged:
     """The error every reader raises on damage: what is wrong, and where to look."""
     return Damaged(f"the journal is damaged: {what} (run 'com fsck')")
@@ -110,10 +119,7 @@ class Journal:
 
     def commit_at(self, ref: str, target):
         """The commit a ref points to, or Damaged."""
-        try:
-            return self.repo[target].peel(pygit2.Commit)
-        except (KeyError, ValueError, pygit2.GitError):
-            raise damaged(f"{ref} points to {str(target)[:10]}, which is not a readable commit") from None
+        return commit_at(self.repo, ref, target)
 
     @staticmethod
     def init(path: Path, branch: str = "main") -> "Journal":

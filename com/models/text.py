@@ -173,9 +173,6 @@ class LlamaCppModel(TextModel):
             self._grammars[text] = compiled
         return compiled
 
-    def count_tokens(self, text: str) -> int:
-        return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
-
     def complete(self, prompt: str, *, max_tokens: int = 200, grammar: str | None = None,
                  stop: list[str] | None = None, temperature: float = 0.0) -> str:
         llama = self.llama
