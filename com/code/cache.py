@@ -59,12 +59,14 @@ class CodeCache:
     def _graph_path(self, sha: str) -> Path | None:
         return self.folder / "graphs" / f"{sha}.bin" if self.folder is not None else None
 
-    def graph(self, repo, sha: str | None, worktree: bool = False) -> code_graph.CodeGraph:
+    def graph(self, repo, sha: str | None, worktree: bool = False, changes=None) -> code_graph.CodeGraph:
         """The dependency graph of commit `sha` (from the cache, else built and cached), or of the working
-        tree on top of `sha` (built every time: the working tree has no name)."""
+        tree on top of `sha` (built every time: the working tree has no name; `changes`: its diff against `sha`,
+        when known)."""
         if worktree or sha is None:
             self.graph_source = "built"
-            return code_graph.build_graph(repo, sha or "HEAD", cache=self.summaries, worktree=worktree)
+            return code_graph.build_graph(repo, sha or "HEAD", cache=self.summaries, worktree=worktree,
+                                          changes=changes)
         path = self._graph_path(sha)
         if path is not None and path.exists():
             data = _read(path)

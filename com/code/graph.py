@@ -1042,12 +1042,13 @@ class _Builder:
 
 
 def build_graph(repo=None, rev: str | None = "HEAD", *, files: dict[str, str] | None = None, read=None,
-                cache: SummaryCache | None = None, worktree: bool = False) -> CodeGraph:
+                cache: SummaryCache | None = None, worktree: bool = False, changes=None) -> CodeGraph:
     """The dependency graph of the repository at `rev` (or its working tree).
 
     Either give a pygit2 repository (`repo`, with `rev`, or `worktree=True` for the files on disk as
     the working tree has them: tracked, modified and untracked, not ignored), or `files` ({path: blob id})
-    with `read(path) -> bytes` for any other source. `cache` keeps file summaries by blob id."""
+    with `read(path) -> bytes` for any other source. `cache` keeps file summaries by blob id. `changes`: the
+    working tree's changes against `rev`, when the caller has them already (`code.diff.changes`)."""
     from com.code import diff as code_diff
 
     cache = cache if cache is not None else SummaryCache()
@@ -1056,7 +1057,7 @@ def build_graph(repo=None, rev: str | None = "HEAD", *, files: dict[str, str] | 
         root = repo.workdir
         files = code_diff.files_at(repo, rev or "HEAD")
         if worktree:
-            cs = code_diff.changes(repo, rev or "HEAD", worktree=True)
+            cs = changes if changes is not None else code_diff.changes(repo, rev or "HEAD", worktree=True)
             for fc in cs.files:
                 if fc.status == "deleted" or (fc.status == "renamed" and fc.old_path):
                     files.pop(fc.old_path or fc.path, None)
@@ -1161,8 +1162,7 @@ def changed_nodes(change_set, graph: CodeGraph, cache: SummaryCache | None = Non
                 got |= {f"sym:{mod}:{q}" for q in quals}
             if fc.new_id and fc.path.endswith(".py"):
                 mod = module_of(fc.path)
-                text = change_set.new_text(fc)
-                new = cache.get(fc.new_id, "py", lambda: text or b"")
+                new = cache.get(fc.new_id, "py", lambda: change_set.new_text(fc) or b"")  # read on a miss only
                 quals = _symbols_at(new, fc.new_lines())
                 got |= {f"sym:{mod}:{q}" for q in quals}
                 if fc.status == "renamed":

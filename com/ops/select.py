@@ -452,7 +452,7 @@ def prepare(memory: Memory, opts: SelectOptions) -> Prepared:
     clock("diff")
     head = cs.head if cs is not None else _head_sha(repo)
     if cs is not None and cs.head is None:  # the working tree: its graph is built on the base's files
-        graph = cache.graph(repo, cs.base, worktree=True)
+        graph = cache.graph(repo, cs.base, worktree=True, changes=cs)  # the diff just made, not a second one
     else:
         graph = cache.graph(repo, head) if head else code_graph.CodeGraph(None, None, {})
     diff_facts["graph"] = cache.graph_source
