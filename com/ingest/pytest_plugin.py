@@ -4,9 +4,12 @@ pytest loads this module in every run of the environment (entry point pytest11),
 nothing (not even pytest's own hook markers): it does nothing unless asked. When asked, it starts a writer
 process as soon as pytest knows its options (`writer_main`), which imports the journal (pygit2), finds the
 memory and catches up the catalog while pytest collects and the tests run, on another core; each finished
-attempt is streamed to it, and at the end of the session it writes one commit and answers. The test
-process itself only turns reports into plain data (what each status means: com.ingest.outcome, the same
-definition JUnit ingest follows), so what the tests wait for at the end is little more than the commit.
+attempt is streamed to it, and at the end of the session it writes one commit and answers; only then does
+it take the commit into com's derived views, which pytest does not wait for. The end is handed over at
+sessionfinish and the answer awaited in the terminal summary, so the commit is made while pytest writes its
+own summary; pytest still returns only once the session is in the journal. The test process itself only
+turns reports into plain data (what each status means: com.ingest.outcome, the same definition JUnit ingest
+follows).
 
 Recording never fails the test run: any problem becomes one warning line and pytest exits as it would have."""
 
@@ -424,7 +427,7 @@ def _read_answer(writer, timeout: float) -> tuple[str, str]:
         for fd in outs:
             selector.register(fd, selectors.EVENT_READ)
         open_fds = set(outs)
-        while open_fds and not (out_fd in open_fds and outs[out_fd].endswith(b"\n")):
+        while open_fds and not outs[out_fd].endswith(b"\n"):  # the answer is one line
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError
