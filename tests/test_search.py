@@ -388,7 +388,9 @@ def _reference(memory, query, where, k, mode="hybrid"):
         keyword = [n for n in ranked if n in set(allowed)][:KEYWORD_TEXTS]
     scored = []
     if mode != "keyword":
-        sims = np.asarray(rows.vectors(index.embedder.dim)) @ memory.embedder().embed([text])[0]
+        # einsum as the search computes it: a BLAS product may round differently and swap two near-equal texts
+        sims = np.einsum("ij,j->i", rows.vectors(index.embedder.dim),
+                         np.asarray(memory.embedder().embed([text])[0], dtype=np.float32))
         order = sorted(allowed, key=lambda n: (-sims[n], n))
         for r, n in enumerate(order, 1):
             if n in keyword:
