@@ -175,6 +175,10 @@ class TestStats:
     duration_ms: float  # expected time of one attempt (the mean of the known ones), NaN when unknown
     failed_in_latest_run: bool  # its own latest run failed (a test not run lately keeps its last verdict)
     latest_run: str | None = None
+    # decayed failure weight and total weight over the test's own runs (half-life in its runs, not the history's):
+    # a test run once a week is judged on its last few runs however long ago they were
+    own_fail: float = 0.0
+    own_weight: float = 0.0
 
     def to_json(self) -> dict:
         d = dict(self.__dict__)
@@ -269,6 +273,12 @@ def test_stats(cols, half_life_runs: float = 3.0, flake_rates: Mapping[str, floa
     fail_age = np.full(n, never, np.int64)
     np.minimum.at(fail_age, g.test[fail], age[fail])
     last = np.flatnonzero(np.r_[g.test[1:] != g.test[:-1], True])  # each test's latest run
+    # the same decay over each test's own runs: groups are sorted by test, then run order
+    after = np.cumsum(counted[::-1].astype(np.int64))[::-1] - counted  # counted runs after each group, any test
+    own_age = after - after[last][np.searchsorted(last, np.arange(len(g.test)))]  # ... of its own test
+    own_w = 0.5 ** (own_age / half_life_runs) * counted
+    own_sum = np.bincount(g.test, weights=own_w, minlength=n)
+    own_fail = np.bincount(g.test, weights=own_w * fail, minlength=n)
     results = np.bincount(cols.test, minlength=n)
     typical = _typical(np.asarray(cols.test), np.asarray(cols.duration_ms, np.float64), n)
     out: dict[str, TestStats] = {}
@@ -284,7 +294,8 @@ def test_stats(cols, half_life_runs: float = 3.0, flake_rates: Mapping[str, floa
             runs=r, results=int(results[ti]), fail_runs=int(fail_runs[ti]), flaky_runs=int(flaky[ti]),
             last_status=int(g.last_status[i]), last_fail_age=None if fail_age[ti] == never else int(fail_age[ti]),
             density=float(density[ti]), flake_rate=float(rate), duration_ms=float(typical[ti]),
-            failed_in_latest_run=bool(fail[i]), latest_run=g.run_names[int(g.run[i])])
+            failed_in_latest_run=bool(fail[i]), latest_run=g.run_names[int(g.run[i])],
+            own_fail=float(own_fail[ti]), own_weight=float(own_sum[ti]))
     return out
 
 
@@ -525,9 +536,9 @@ def select(signals: Mapping[str, Signals], *, budget: Budget | None = None, weig
             reasons.append(all_reason)
         scored.append(ScoredTest(tid, total, sv, reasons, chosen, must, durations[tid]))
         if not chosen:
-            related = ((weights.relation > 0 and sv["relation"] > 0) or (weights.history > 0 and sv["history"] > 0)
-                       or bool(weights.semantic > 0 and sv["semantic"]))
-            if related or (weights.base > 0 and sv["base"] > 0):
+            related = ((weights.relation > 0 and sv["relation"] > 0) or bool(weights.semantic > 0 and sv["semantic"])
+                       or (weights.history > 0 and max(sv["cofailure"], sv["cochange"]) > 0))
+            if related or (weights.history > 0 and sv["history"] > 0) or (weights.base > 0 and sv["base"] > 0):
                 evidence[tid] = related
     # most likely to fail first; ties: shorter first, then by id (stable, deterministic)
     scored.sort(key=lambda s: (not s.must_run, -s.score, s.duration_ms, s.test))
@@ -562,7 +573,7 @@ def select(signals: Mapping[str, Signals], *, budget: Budget | None = None, weig
                 filled += 1
                 s.reasons.append("fills the time budget (related to the change, most likely first)" if evidence[s.test]
                                  else f"fills the time budget (fails often whatever the change: failure density "
-                                      f"{s.signals['base']:.2f})")
+                                      f"{s.signals['recent']:.2f})")
         if filled:
             messages.append(f"{filled} related or often failing test(s) fill the rest of the time budget")
     if not any(s.selected for s in scored):
@@ -581,7 +592,14 @@ class HistoryParams:
     # order by p / duration**power; None: 1 under a time budget short of the whole suite (the most failures per
     # second fit in it), else 0 (with every test running, only the order of failures matters)
     duration_power: float | None = None
+    budget_power: float = 1.0  # the power under a time budget short of the suite when duration_power is None
     flake_discount: float = 0.5  # share of a flaky test's failure density that is discounted
+    # decay over the test's own runs (a test run once a week is judged on its last runs, however old), or over
+    # the whole history's runs (False)
+    own_runs: bool = True
+    # runs' worth of weight the new-test prior keeps in a test's estimate: a test that passed twice is less
+    # surely passing than one that passed fifty times
+    prior_weight: float = 1.0
 
 
 def new_test_prior(groups: RunGroups | None, default: float = 0.5) -> float:
@@ -597,14 +615,23 @@ def new_test_prior(groups: RunGroups | None, default: float = 0.5) -> float:
 
 def history_probability(stats: Mapping[str, TestStats], tests: Iterable[str], params: HistoryParams = HistoryParams()
                         ) -> dict[str, float]:
-    """P(fail) estimate per test from its history alone: decayed failure density, discounted for flakiness."""
+    """P(fail) estimate per test from its history alone: failure density decayed over its own runs and smoothed
+    towards the new-test prior, discounted for flakiness.
+
+    Calibrated on the first 160 cycles of the IOF/ROL history (scripts/eval_iofrol.py reports both halves):
+    own-run decay with a prior weight of one run beat history-wide decay there at every budget."""
     out = {}
     for t in tests:
         s = stats.get(t)
         if s is None or s.runs == 0:
             out[t] = params.new_test_prior
         else:
-            out[t] = s.density * (1.0 - params.flake_discount * s.flake_rate)
+            if params.own_runs:
+                k = params.prior_weight
+                density = (s.own_fail + k * params.new_test_prior) / (s.own_weight + k) if s.own_weight + k > 0 else 0.0
+            else:
+                density = s.density
+            out[t] = density * (1.0 - params.flake_discount * s.flake_rate)
     return out
 
 
@@ -619,7 +646,7 @@ def prioritise(stats: Mapping[str, TestStats], tests: Iterable[str], *, params: 
     limit = budget.limit_ms(suite)
     power = params.duration_power
     if power is None:
-        power = 1.0 if limit is not None and limit < suite else 0.0
+        power = params.budget_power if limit is not None and limit < suite else 0.0
     p = history_probability(stats, tests, params)
     scored = []
     for t in tests:
