@@ -34,7 +34,7 @@ from com.model.result import STATUS_CODE, STATUS_CODES, ResultColumns
 
 FEW_NAMES = 500  # up to this many codes are looked up by number; more read the whole table
 
-SCHEMA_VERSION = 5  # 5: code_dirty, a run on uncommitted changes has no code commit
+SCHEMA_VERSION = 6  # 5: code_dirty, a run on uncommitted changes has no code commit; 6: test_runs' last rows
 MAX_UNSORTED = 8  # this many segments appended by takes are merged (and sorted by test) by the next reader
 MAX_SEGMENTS = 16
 SMALL_ROWS = 20_000  # takes up to this size are merged with the standard library inside the take itself
@@ -66,8 +66,11 @@ CREATE TABLE IF NOT EXISTS codes (code_no INTEGER PRIMARY KEY, sha TEXT NOT NULL
 CREATE TABLE IF NOT EXISTS signatures (sig_no INTEGER PRIMARY KEY, text TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS contexts (ctx_no INTEGER PRIMARY KEY, json TEXT NOT NULL UNIQUE,
     run_no INTEGER NOT NULL, code_no INTEGER NOT NULL);
+-- A test's run of rows in a sorted segment, and its last row's sort key and status (a test's newest result is
+-- usually that row: `newest` then reads no column).
 CREATE TABLE IF NOT EXISTS test_runs (seg_no INTEGER NOT NULL, test_no INTEGER NOT NULL, start INTEGER NOT NULL,
-    count INTEGER NOT NULL, PRIMARY KEY (seg_no, test_no)) WITHOUT ROWID;
+    count INTEGER NOT NULL, last_ts INTEGER NOT NULL, last_batch INTEGER NOT NULL, last_seq INTEGER NOT NULL,
+    last_status INTEGER NOT NULL, PRIMARY KEY (seg_no, test_no)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS shapes (shape_no INTEGER PRIMARY KEY, hash INTEGER NOT NULL UNIQUE, body BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS segments (seg_no INTEGER PRIMARY KEY, rows INTEGER NOT NULL, sorted INTEGER NOT NULL,
     {", ".join(f"{name} BLOB NOT NULL" for name in COLUMNS)});
@@ -83,6 +86,8 @@ class TestResultsView(SqliteView):
     SCHEMA = _SCHEMA
     TABLES = _TABLES
     __test__ = False
+    # snapshot -> whether an event may sit in two of its batches; unset, every read removes second copies.
+    ids_may_repeat = None
 
     def has_batch(self, path: str) -> bool:
         return self.db.execute("SELECT 1 FROM batches WHERE path=?", (path,)).fetchone() is not None
@@ -157,18 +162,17 @@ class TestResultsView(SqliteView):
         seg = self.db.execute(
             f"INSERT INTO segments (rows, sorted, {', '.join(COLUMNS)}) VALUES (?, 1{', ?' * len(COLUMNS)})",
             (len(tests), *(sorted_cols[name].tobytes() for name in COLUMNS))).lastrowid
+        ts, batch, seq, status = (sorted_cols[name] for name in ("ts", "batch", "seq", "status"))
         if hasattr(tests, "dtype"):  # numpy (a big merge): the runs without a Python loop over every row
-            import numpy as np
-
-            numbers, starts, counts = np.unique(tests, return_index=True, return_counts=True)
-            runs = zip([seg] * len(numbers), numbers.tolist(), starts.tolist(), counts.tolist())
+            runs = _runs_numpy(seg, tests, ts, batch, seq, status)
         else:
             runs, start = [], 0
             for i in range(1, len(tests) + 1):
                 if i == len(tests) or tests[i] != tests[start]:
-                    runs.append((seg, tests[start], start, i - start))
+                    runs.append((seg, tests[start], start, i - start, ts[i - 1], batch[i - 1], seq[i - 1],
+                                 status[i - 1]))
                     start = i
-        self.db.executemany("INSERT INTO test_runs VALUES (?, ?, ?, ?)", runs)
+        self.db.executemany("INSERT INTO test_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)", runs)
 
     def _column(self, seg_no: int, name: str, start: int | None = None, stop: int | None = None):
         """One column of one segment, or rows start:stop of it (read straight from the blob, not the whole)."""
@@ -209,21 +213,21 @@ class TestResultsView(SqliteView):
                 f"INSERT INTO segments (rows, sorted, {', '.join(COLUMNS)}) VALUES (?, 1"
                 + "".join(f", zeroblob({rows * np.dtype(_NUMPY[code]).itemsize})" for code in COLUMNS.values())
                 + ")", (rows,)).lastrowid
-            tests = None
+            kept = {}  # the columns test_runs is made of (the last row of each test's run)
             for name in COLUMNS:
                 column = keys.pop(name) if name in keys else np.concatenate([self._column(seg, name) for seg in chosen])
                 column = np.ascontiguousarray(column[order])
                 with self.db.blobopen("segments", name, seg_new) as blob:
                     blob.write(memoryview(column).cast("B"))
-                if name == "test":
-                    tests = column
+                if name in ("test", "ts", "batch", "seq", "status"):
+                    kept[name] = column
                 del column
             marks = ",".join("?" * len(chosen))
             self.db.execute(f"DELETE FROM segments WHERE seg_no IN ({marks})", chosen)
             self.db.execute(f"DELETE FROM test_runs WHERE seg_no IN ({marks})", chosen)
-            numbers, starts, counts = np.unique(tests, return_index=True, return_counts=True)
-            self.db.executemany("INSERT INTO test_runs VALUES (?, ?, ?, ?)",
-                                zip([seg_new] * len(numbers), numbers.tolist(), starts.tolist(), counts.tolist()))
+            self.db.executemany("INSERT INTO test_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                                _runs_numpy(seg_new, kept["test"], kept["ts"], kept["batch"], kept["seq"],
+                                            kept["status"]))
 
     def batch_numbers(self, paths) -> tuple[object, bool]:
         """(the numbers of the batches at `paths` that the view holds, whether that is every batch it holds)."""
@@ -258,7 +262,8 @@ class TestResultsView(SqliteView):
             tests = test_nos if tests is None else np.intersect1d(tests, test_nos)
         statuses = where.result_status_set
         codes = np.asarray([STATUS_CODE[s] for s in statuses if s in STATUS_CODE], dtype=np.int8)
-        names = list(dict.fromkeys([*columns, "id_hi", "id_lo"]))
+        dedupe = snapshot is None or self.ids_may_repeat is None or self.ids_may_repeat(snapshot)
+        names = list(dict.fromkeys([*columns, "id_hi", "id_lo"] if dedupe else columns))
         parts = {name: [] for name in names}
         positions, base = [], 0
         nothing = (where.types and "test_result" not in where.types) or (tests is not None and not len(tests))
@@ -301,9 +306,10 @@ class TestResultsView(SqliteView):
                       else np.zeros(0, _NUMPY[COLUMNS[name]])) for name, chunks in parts.items()}
         out["row"] = (positions[0] if len(positions) == 1 else np.concatenate(positions) if positions
                       else np.zeros(0, np.int64))
-        unique = _first_of_each_id(out["id_hi"], out["id_lo"], np.arange(len(out["row"])))
-        if len(unique) < len(out["row"]):
-            out = {name: values[unique] for name, values in out.items()}
+        if dedupe:
+            unique = _first_of_each_id(out["id_hi"], out["id_lo"], np.arange(len(out["row"])))
+            if len(unique) < len(out["row"]):
+                out = {name: values[unique] for name, values in out.items()}
         return out
 
     def latest(self, snapshot=None, paths=None, tests=None, without_keys=None) -> tuple[object, object]:
@@ -362,6 +368,129 @@ class TestResultsView(SqliteView):
         order = np.lexsort((seq, batch, ts, test))  # per test, the last row is its newest result
         last = order[np.r_[test[order][1:] != test[order][:-1], True]]
         return test[last], status[last]
+
+    def newest(self, snapshot=None, paths=None, tests=None, without_keys=None,
+               budget: int = 100_000) -> dict[int, int] | None:
+        """What `latest` answers (test number -> status code of its newest result), with the standard library only,
+        or None when that would visit more than `budget` rows one by one (then numpy, whose import costs more
+        than the usual answer, is the cheaper way). `com diff` of one CI run asks this of its ten thousand tests.
+
+        The rows of a few batches (`paths`) are found by searching the batch column's bytes for their numbers.
+        A snapshot's newest row of a test, in a segment sorted by test, is found walking back from the end of
+        the test's run (usually a step or two: the batches a snapshot lacks are few and new)."""
+        held = dict(self.db.execute("SELECT path, batch_no FROM batches"))
+        numbers = [held[p] for p in (snapshot.batch_paths() if paths is None else paths) if p in held]
+        if not numbers:
+            return {}
+        # Of equal times the later batch wins: in the order of `paths` when given, else by batch number.
+        rank = {n: i for i, n in enumerate(numbers)} if paths is not None else {n: n for n in numbers}
+        everything = paths is None and len(numbers) == len(held)
+        wanted = None if tests is None else {int(t) for t in tests}
+        pairs = {((hi << 16) | (lo >> 32), lo & 0xFFFFFFFF) for hi, lo in without_keys} if without_keys else None
+        segments = self.db.execute("SELECT seg_no, rows, sorted FROM segments ORDER BY seg_no").fetchall()
+        if len(segments) > MAX_SEGMENTS or (paths is None and sum(r for _, r, done in segments if not done) > budget):
+            return None
+        best: dict[int, tuple] = {}
+        visits = 0
+        for seg, rows, done in segments:
+            visits = self._newest_in(seg, rows, done, paths, numbers, rank, everything, wanted, pairs, best,
+                                     visits, budget)
+            if visits > budget:
+                return None
+        return {t: code for t, (_, code) in best.items()}
+
+    def newest_in_batches(self, batches_events, without_keys=None) -> dict[int, int]:
+        """`newest(paths=...)` answered from the batches' own events (each a list of events, in the order of
+        `paths`), for batches the view holds: parsing a CI run's lines costs less than finding its rows among a
+        million. Rows are ranked as the view ranks them: time, then batch, then line."""
+        from com.model.event import id_key
+
+        best: dict[str, tuple] = {}
+        times: dict[str, int] = {}
+        for rank, events in enumerate(batches_events):
+            for seq, event in enumerate(events):
+                row = result_row(event)
+                if row is None or (without_keys and id_key(event["id"]) in without_keys):
+                    continue
+                ts = event["ts"]
+                when = times.get(ts)
+                if when is None:
+                    when = times[ts] = ts_us(ts)
+                key = (when, rank, seq)
+                current = best.get(row[1])
+                if current is None or key > current[0]:
+                    best[row[1]] = (key, STATUS_CODE[row[2]])
+        numbers: dict[str, int] = {}
+        for chunk, marks in sqlite.chunks(list(best)):
+            numbers.update(self.db.execute(f"SELECT test_id, test_no FROM tests WHERE test_id IN ({marks})", chunk))
+        return {numbers[t]: code for t, (_, code) in best.items() if t in numbers}
+
+    def _newest_in(self, seg: int, rows: int, done: bool, paths, numbers, rank: dict, everything: bool, wanted,
+                   pairs, best: dict, visits: int, budget: int) -> int:
+        """`newest` in one segment: updates `best` (test -> ((time, batch rank, line), status)); returns the
+        rows visited so far (over `budget`: stop, numpy's turn)."""
+        def offer(t: int, r: int, when: int, line: int, code: int) -> None:
+            key = (when, r, line)
+            current = best.get(t)
+            if current is None or key > current[0]:
+                best[t] = (key, code)
+
+        walks = []
+        if paths is None and done:
+            # A test's last row is its newest (sorted by time, batch, line): taken from test_runs when the snapshot
+            # holds its batch, so the columns are read only for the tests whose last row it lacks.
+            for t, start, count, when, b, line, code in self.db.execute(
+                    "SELECT test_no, start, count, last_ts, last_batch, last_seq, last_status FROM test_runs "
+                    "WHERE seg_no = ?", (seg,)):
+                if wanted is not None and t not in wanted:
+                    continue
+                r = b if everything else rank.get(b)
+                if r is not None and not pairs:
+                    offer(t, r, when, line, code)
+                else:
+                    walks.append((t, start, count))
+            if not walks:
+                return visits
+        # Cell by cell when few rows are wanted: a blob read costs microseconds, a column of a million rows ms.
+        cells = _Cells(self.db, seg, whole=not done or len(walks) > rows // 1000)
+        if paths is not None:
+            found = _rows_of(cells.blob("batch"), numbers)
+            visits += len(found)
+            if visits > budget or not found:
+                return visits
+            cells.whole = len(found) > rows // 100
+        batch, ts, seq, status = (cells.column(n) for n in ("batch", "ts", "seq", "status"))
+        id_hi, id_lo = (cells.column("id_hi"), cells.column("id_lo")) if pairs else (None, None)
+
+        def take(i: int, t: int) -> bool:
+            r = batch[i] if everything else rank.get(batch[i])
+            if r is None or (pairs and (id_hi[i], id_lo[i]) in pairs):
+                return False
+            offer(t, r, ts[i], seq[i], status[i])
+            return True
+
+        if paths is not None or not done:
+            if paths is None:
+                found = range(rows)
+                visits += rows
+            test = cells.column("test")
+            for i in found:
+                t = test[i]
+                if wanted is None or t in wanted:
+                    take(i, t)
+            return visits
+        for t, start, count in walks:
+            i, found_ts = start + count - 1, None
+            while i >= start:  # the first row taken is the newest, but one tied with it on time may rank higher
+                if found_ts is not None and ts[i] != found_ts:  # (batches given in another order than numbers)
+                    break
+                if take(i, t):
+                    found_ts = ts[i]
+                i -= 1
+            visits += start + count - i
+            if visits > budget:
+                break
+        return visits
 
     def test_names(self, numbers) -> dict[int, str]:
         """test number -> test id, for these numbers."""
@@ -509,6 +638,17 @@ class TestResultsView(SqliteView):
         return {r[0]: r[1:] for r in rows} if pairs else {r[0]: r[1] for r in rows}
 
 
+def result_row(event: dict) -> tuple[dict, str, str] | None:
+    """(data, test id, status) of an event that is a row of this view; None for any other event."""
+    data = event.get("data")
+    if event.get("type") != "test_result" or type(data) is not dict:
+        return None
+    test_id, status = data.get("test_id"), data.get("status")
+    if type(test_id) is not str or not test_id or status not in STATUS_CODE:
+        return None
+    return data, test_id, status
+
+
 def _runs_of(positions: list[int]) -> list[tuple[int, int]]:
     """Consecutive positions as (start, count) runs."""
     runs: list[list[int]] = []
@@ -541,6 +681,66 @@ def _kept(rows: dict[str, list], held: dict[int, str], snapshot, where: EventFil
             seen.add(key)
             keep.append(i)
     return {name: [values[i] for i in keep] for name, values in rows.items()}
+
+
+class _Cells:
+    """A segment's columns, each read whole when first asked for (`whole`), or cell by cell through a blob
+    handle (a few hundred cells of a million-row segment cost less than its columns)."""
+
+    def __init__(self, db: sqlite3.Connection, seg: int, whole: bool):
+        self.db, self.seg, self.whole = db, seg, whole
+        self.blobs: dict[str, bytes] = {}
+
+    def blob(self, name: str) -> bytes:
+        if name not in self.blobs:
+            self.blobs[name] = self.db.execute(f"SELECT {name} FROM segments WHERE seg_no = ?",
+                                               (self.seg,)).fetchone()[0]
+        return self.blobs[name]
+
+    def column(self, name: str):
+        """The column's values by row: its bytes seen as values (not copied again), or a cell reader."""
+        if self.whole or name in self.blobs:
+            return memoryview(self.blob(name)).cast(COLUMNS[name])
+        return _CellReader(self.db, self.seg, name, COLUMNS[name])
+
+
+class _CellReader:
+    def __init__(self, db: sqlite3.Connection, seg: int, name: str, code: str):
+        self.db, self.seg, self.name, self.code = db, seg, name, code
+        self.size = array(code).itemsize
+        self.handle = None
+
+    def __getitem__(self, i: int):
+        if self.handle is None:
+            self.handle = self.db.blobopen("segments", self.name, self.seg, readonly=True)
+        self.handle.seek(i * self.size)
+        return memoryview(self.handle.read(self.size)).cast(self.code)[0]
+
+
+def _runs_numpy(seg: int, tests, ts, batch, seq, status):
+    """test_runs rows of a sorted segment's columns (numpy arrays): each test's start, count and last row."""
+    import numpy as np
+
+    numbers, starts, counts = np.unique(tests, return_index=True, return_counts=True)
+    last = starts + counts - 1
+    return zip([seg] * len(numbers), numbers.tolist(), starts.tolist(), counts.tolist(), ts[last].tolist(),
+               batch[last].tolist(), seq[last].tolist(), status[last].tolist())
+
+
+def _rows_of(column: bytes, numbers) -> list[int]:
+    """Positions of the rows whose int32 `column` (its bytes) holds one of `numbers`: a byte search in C per
+    number rather than a Python loop over every row (a match must start on a value's boundary)."""
+    rows = []
+    for n in numbers:
+        pattern = n.to_bytes(4, "little", signed=True)
+        at = column.find(pattern)
+        while at != -1:
+            if at % 4 == 0:
+                rows.append(at // 4)
+                at = column.find(pattern, at + 4)
+            else:
+                at = column.find(pattern, at + 1)
+    return rows
 
 
 def _renumber(codes, names_of):
@@ -656,12 +856,10 @@ class _Writer:
         contexts, context_of = self.contexts, self._context
         dumps, status_code, row_keys, run_keys = marshal.dumps, STATUS_CODE, _ROW_KEYS, RUN_KEYS
         for seq, event in enumerate(events):
-            data = event.get("data")
-            if event.get("type") != "test_result" or type(data) is not dict:
+            row = result_row(event)
+            if row is None:
                 continue
-            test_id, status = data.get("test_id"), data.get("status")
-            if type(test_id) is not str or not test_id or status not in status_code:
-                continue
+            data, test_id, status = row
             shape_data = data.copy()
             for key in row_keys:
                 if key in shape_data:
