@@ -267,3 +267,32 @@ def test_newest_gives_way_to_numpy_past_its_budget(history):
     added = [sorted(snapshot.batch_paths())[-1]]
     assert history.results.newest(paths=added, budget=0) is None
     assert history.results.newest(paths=added) == _as_dict(history.results.latest(paths=added))
+
+
+def test_run_outcomes_decide_mass_failures_as_the_rows_do(tmp_path):
+    """`com diff` judges mass-failure runs from per-run counts (`run_outcomes`) instead of a row per result: the
+    runs left out must be those `mass_failures` finds over every row, with runs that lack a run id (one run
+    per time), retries, and a commit whose every run failed (kept: then it is the code)."""
+    from com.analysis.flaky import MASS_FAILURE, MASS_FAILURE_MIN, mass_failure_runs, mass_failures, with_runs
+
+    memory, _ = Memory.init(tmp_path / ".com")
+    n = 2 * MASS_FAILURE_MIN
+    for run in range(8):
+        # Runs 5 and 6 share commit c3 with run 3, which passed: outages, left out. Run 2 is the only run of
+        # commit c2: a broken commit, kept.
+        outage = run in (2, 5, 6)
+        commit = f"{'c3' if run in (5, 6) else f'c{run}'}".ljust(40, "0")
+        extra = {"run_id": f"r{run}"} if run % 4 else {}  # runs 0 and 4 were recorded without a run id
+        events = [result(f"t::{i}", "failed" if outage or i == run else "passed", ts=f"2026-03-0{1 + run}T10:00:00Z",
+                         commit=commit, attempt=1, **extra) for i in range(n)]
+        events.append(result("t::0", "passed", ts=f"2026-03-0{1 + run}T10:00:00Z", commit=commit, attempt=2, **extra))
+        memory.record(events)
+    snapshot = memory.snapshot()
+    memory.follow(snapshot, [memory.results])
+    every = with_runs(memory.results.columns(snapshot))
+    want = {every.runs[r] for r in np.flatnonzero(mass_failures(every, None, MASS_FAILURE, MASS_FAILURE_MIN))}
+    names, total, failed, code = memory.results.run_outcomes(snapshot)
+    got = {names[r] for r in np.flatnonzero(mass_failure_runs(total, failed, code, MASS_FAILURE, MASS_FAILURE_MIN))}
+    assert want == got == {"r5", "r6"}
+    assert sorted(names) == sorted(set(every.runs))
+    assert dict(zip(names, total.tolist()))["r1"] == n

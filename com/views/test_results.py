@@ -19,6 +19,7 @@ A snapshot's rows are the rows of its batches (`batch` numbers), so `--at REV` i
 
 from __future__ import annotations
 
+import functools
 import json
 import marshal
 import math
@@ -40,6 +41,7 @@ MAX_SEGMENTS = 16
 SMALL_ROWS = 20_000  # takes up to this size are merged with the standard library inside the take itself
 FLUSH_ROWS = 200_000  # a long catch-up writes a segment every this many rows (bounded memory)
 SORT_AFTER = 100_000  # a take of this many rows sorts its segments at once (with numpy)
+LATEST_SLICE = 1 << 17  # `latest` reads a segment this many rows at a time (bounded memory)
 # Data keys shared by a run's results (kept once per run, not in every test's shape).
 RUN_KEYS = ("branch", "code_dirty", "commit", "random_plugin", "random_seed", "report", "report_digest",
             "run_id")
@@ -79,6 +81,15 @@ _TABLES = ("meta", "commits", "batches", "tests", "runs", "codes", "signatures",
            "test_runs")
 
 
+def _reads(method):
+    """A read of the view: its blob handles are kept for the whole read, then closed (`_reading`)."""
+    @functools.wraps(method)
+    def read(self, *args, **kwargs):
+        with self._reading():
+            return method(self, *args, **kwargs)
+    return read
+
+
 class TestResultsView(SqliteView):
     name = "test-results view"
     FILE = "results.sqlite"
@@ -88,6 +99,21 @@ class TestResultsView(SqliteView):
     __test__ = False
     # snapshot -> whether an event may sit in two of its batches; unset, every read removes second copies.
     ids_may_repeat = None
+    # Reads walk big blobs' chains of pages: half the writers' page cache holds what they read again (measured:
+    # 2 MB multiplied the page reads of `com events --test` by six), and a read of many columns does not
+    # fill 64 MB of the reader's memory with pages it is done with. Writes (a take, a merge of segments) get
+    # the big cache the base class explains.
+    CACHE_KIB = 32768
+    WRITE_CACHE_KIB = 65536
+    _handles = None  # (segment, column) -> open blob handle, inside `_reading`
+
+    @contextmanager
+    def _writing(self):
+        self.db.execute(f"PRAGMA cache_size=-{self.WRITE_CACHE_KIB}")
+        try:
+            yield
+        finally:
+            self.db.execute(f"PRAGMA cache_size=-{self.CACHE_KIB}")
 
     def has_batch(self, path: str) -> bool:
         return self.db.execute("SELECT 1 FROM batches WHERE path=?", (path,)).fetchone() is not None
@@ -95,7 +121,7 @@ class TestResultsView(SqliteView):
     @contextmanager
     def taking(self, shas: list[str]):
         db = self.db
-        with sqlite.transaction(db):
+        with self._writing(), sqlite.transaction(db):
             writer = _Writer(db)
             yield writer.add
             writer.flush()
@@ -182,9 +208,38 @@ class TestResultsView(SqliteView):
         if start is None:
             blob = self.db.execute(f"SELECT {name} FROM segments WHERE seg_no = ?", (seg_no,)).fetchone()[0]
             return np.frombuffer(blob, dtype=dtype)
-        with self.db.blobopen("segments", name, seg_no, readonly=True) as blob:
-            blob.seek(start * dtype.itemsize)
-            return np.frombuffer(blob.read((stop - start) * dtype.itemsize), dtype=dtype)
+        return np.frombuffer(self._read(seg_no, name, start * dtype.itemsize, (stop - start) * dtype.itemsize),
+                             dtype=dtype)
+
+    def _read(self, seg_no: int, name: str, offset: int, size: int) -> bytes:
+        """Bytes of one column's blob. Inside `_reading`, through one handle per blob: SQLite finds a page of a
+        big blob by walking its chain of pages, once per handle (a new handle per read would walk it again)."""
+        handles = self._handles
+        handle = None if handles is None else handles.get((seg_no, name))
+        if handle is None:
+            handle = self.db.blobopen("segments", name, seg_no, readonly=True)
+            if handles is None:
+                with handle:
+                    handle.seek(offset)
+                    return handle.read(size)
+            handles[(seg_no, name)] = handle
+        handle.seek(offset)
+        return handle.read(size)
+
+    @contextmanager
+    def _reading(self):
+        """Blob handles kept for the reads inside, all closed at the end (an open one holds a read transaction:
+        a long-lived process, the server, must not keep seeing an old state)."""
+        if self._handles is not None:  # nested
+            yield
+            return
+        self._handles = {}
+        try:
+            yield
+        finally:
+            handles, self._handles = self._handles, None
+            for handle in handles.values():
+                handle.close()
 
     def _compact(self) -> None:
         """Merge the unsorted segments (and the sorted ones not much bigger than them) into one segment sorted by
@@ -193,7 +248,7 @@ class TestResultsView(SqliteView):
         old segments until it commits."""
         import numpy as np
 
-        with sqlite.transaction(self.db):
+        with self._writing(), sqlite.transaction(self.db):
             segments = self.db.execute("SELECT seg_no, rows, sorted FROM segments ORDER BY rows").fetchall()
             chosen = [seg for seg, _, done in segments if not done]
             size = sum(rows for _, rows, done in segments if not done)
@@ -237,6 +292,7 @@ class TestResultsView(SqliteView):
         numbers = [held[p] for p in paths if p in held]
         return np.asarray(numbers, dtype=np.int32), len(numbers) == len(held)
 
+    @_reads
     def select(self, snapshot, where: EventFilter | None = None, columns=("test", "ts", "status"),
                paths=None, test_nos=None) -> dict:
         """The rows of `snapshot` (or, given `paths`, of those batches) that `where` may match (test, status,
@@ -267,27 +323,53 @@ class TestResultsView(SqliteView):
         parts = {name: [] for name in names}
         positions, base = [], 0
         nothing = (where.types and "test_result" not in where.types) or (tests is not None and not len(tests))
+        # A few tests in a sorted segment: their runs of rows only (test_runs), never a whole column.
+        few = None if tests is None or len(tests) > FEW_NAMES else [int(t) for t in tests]
         for seg, rows, done in ([] if nothing else self._segments()):
-            loaded, keep = {}, np.ones(rows, dtype=bool)
+            if few is not None and done:
+                marks = ",".join("?" * len(few))
+                runs = self.db.execute(f"SELECT start, count FROM test_runs WHERE seg_no = ? AND test_no IN ({marks})"
+                                       " ORDER BY start", (seg, *few)).fetchall()
+                idx = np.concatenate([np.arange(start, start + count) for start, count in runs]) if runs else \
+                    np.zeros(0, np.int64)
+
+                def gather(name, seg=seg, runs=runs):
+                    if not runs:
+                        return np.zeros(0, _NUMPY[COLUMNS[name]])
+                    return np.concatenate([self._column(seg, name, start, start + count) for start, count in runs])
+            else:
+                idx, gather = None, None
+            loaded = {}
+            keep = np.ones(rows if idx is None else len(idx), dtype=bool)
+            if idx is not None:
+                loaded["test"] = gather("test")
+            column_of = (lambda name, seg=seg: self._column(seg, name)) if idx is None else gather
             if not everything:
-                loaded["batch"] = self._column(seg, "batch")
+                loaded["batch"] = column_of("batch")
                 keep &= np.isin(loaded["batch"], batches)
-            if tests is not None:
-                loaded["test"] = self._column(seg, "test")
+            if tests is not None and idx is None:
+                loaded["test"] = column_of("test")
                 keep &= np.isin(loaded["test"], tests)
             if statuses:
-                loaded["status"] = self._column(seg, "status")
+                loaded["status"] = column_of("status")
                 keep &= np.isin(loaded["status"], codes)
             if where.since_us is not None or where.until_us is not None:
-                loaded["ts"] = ts = self._column(seg, "ts")
+                loaded["ts"] = ts = column_of("ts")
                 if where.since_us is not None:
                     keep &= ts >= where.since_us
                 if where.until_us is not None:
                     keep &= ts <= where.until_us
-            idx = np.flatnonzero(keep)
-            if not len(idx):
+            kept = np.flatnonzero(keep)
+            if not len(kept):
                 base += rows
                 continue
+            if idx is not None:  # rows of the tests' runs: every column gathered the same way
+                for name in names:
+                    parts[name].append((loaded[name] if name in loaded else gather(name))[kept])
+                positions.append(idx[kept] + base)
+                base += rows
+                continue
+            idx = kept
             lo, hi = int(idx[0]), int(idx[-1]) + 1
             narrow = hi - lo < rows // 4  # a run much shorter than the segment: read just that run
             whole = len(idx) == rows  # every row: the columns as read, not a copy of them
@@ -312,6 +394,7 @@ class TestResultsView(SqliteView):
                 out = {name: values[unique] for name, values in out.items()}
         return out
 
+    @_reads
     def latest(self, snapshot=None, paths=None, tests=None, without_keys=None) -> tuple[object, object]:
         """Each test's newest result among the rows of `snapshot`, or of the batches at `paths`: (test numbers,
         their status codes), by test number. Of equal times the later batch wins (in the order of `paths` when
@@ -339,29 +422,15 @@ class TestResultsView(SqliteView):
         keys = np.fromiter({hi for hi, _ in pairs}, dtype=np.uint64) if pairs else None
         found = []
         for seg, rows, done in self._segments():
-            batch_rank = rank[self._column(seg, "batch")]
-            keep = batch_rank >= 0 if not everything else np.ones(rows, dtype=bool)
-            test = self._column(seg, "test")
-            if wanted is not None:
-                keep &= wanted[np.minimum(test, len(wanted) - 1)] & (test < len(wanted))
-            if keys is not None:
-                id_hi = self._column(seg, "id_hi")
-                maybe = np.flatnonzero(keep & np.isin(id_hi, keys))
-                if len(maybe):  # rare (ids both sides of a merge wrote): compared whole, one by one
-                    id_lo = self._column(seg, "id_lo")
-                    keep[[i for i in maybe if (int(id_hi[i]), int(id_lo[i])) in pairs]] = False
-            idx = np.flatnonzero(keep)
-            if not len(idx):
-                continue
-            ts = self._column(seg, "ts")
-            if done:  # rows sorted by (test, time): only a run's last rows at its newest time can be its newest
-                t, when = test[idx], ts[idx]
-                last = np.r_[t[1:] != t[:-1], True]
-                group = np.cumsum(np.r_[True, t[1:] != t[:-1]]) - 1
-                newest = when[last][group]
-                idx = idx[when == newest]
-            seq, status = self._column(seg, "seq"), self._column(seg, "status")
-            found.append((test[idx], ts[idx], batch_rank[idx], seq[idx], status[idx]))
+            # A slice of rows at a time bounds memory by the slice, not the segment; a test whose run a slice
+            # boundary cuts gives a candidate from each side, and the sort below keeps the newer.
+            for lo in range(0, rows, LATEST_SLICE):
+                hi = min(rows, lo + LATEST_SLICE)
+                column = (lambda name: self._column(seg, name)) if hi - lo == rows else \
+                    (lambda name, lo=lo, hi=hi: self._column(seg, name, lo, hi))
+                part = self._latest_in(column, hi - lo, done, rank, everything, wanted, keys, pairs)
+                if part is not None:
+                    found.append(part)
         if not found:
             return np.zeros(0, np.int32), np.zeros(0, np.int8)
         test, ts, batch, seq, status = (np.concatenate(parts) for parts in zip(*found))
@@ -369,6 +438,36 @@ class TestResultsView(SqliteView):
         last = order[np.r_[test[order][1:] != test[order][:-1], True]]
         return test[last], status[last]
 
+    @staticmethod
+    def _latest_in(column, rows: int, done: bool, rank, everything: bool, wanted, keys, pairs):
+        """`latest`'s candidates among some rows (`column(name)` reads them): (test, time, batch rank, line,
+        status) arrays, or None."""
+        import numpy as np
+
+        batch_rank = rank[column("batch")]
+        keep = batch_rank >= 0 if not everything else np.ones(rows, dtype=bool)
+        test = column("test")
+        if wanted is not None:
+            keep &= wanted[np.minimum(test, len(wanted) - 1)] & (test < len(wanted))
+        if keys is not None:
+            id_hi = column("id_hi")
+            maybe = np.flatnonzero(keep & np.isin(id_hi, keys))
+            if len(maybe):  # rare (ids both sides of a merge wrote): compared whole, one by one
+                id_lo = column("id_lo")
+                keep[[i for i in maybe if (int(id_hi[i]), int(id_lo[i])) in pairs]] = False
+        idx = np.flatnonzero(keep)
+        if not len(idx):
+            return None
+        ts = column("ts")
+        if done:  # rows sorted by (test, time): only a run's last rows at its newest time can be its newest
+            t, when = test[idx], ts[idx]
+            last = np.r_[t[1:] != t[:-1], True]
+            group = np.cumsum(np.r_[True, t[1:] != t[:-1]]) - 1
+            newest = when[last][group]
+            idx = idx[when == newest]
+        return test[idx], ts[idx], batch_rank[idx], column("seq")[idx], column("status")[idx]
+
+    @_reads
     def newest(self, snapshot=None, paths=None, tests=None, without_keys=None,
                budget: int = 100_000) -> dict[int, int] | None:
         """What `latest` answers (test number -> status code of its newest result), with the standard library only,
@@ -452,7 +551,7 @@ class TestResultsView(SqliteView):
             if not walks:
                 return visits
         # Cell by cell when few rows are wanted: a blob read costs microseconds, a column of a million rows ms.
-        cells = _Cells(self.db, seg, whole=not done or len(walks) > rows // 1000)
+        cells = _Cells(self, seg, whole=not done or len(walks) > rows // 1000)
         if paths is not None:
             found = _rows_of(cells.blob("batch"), numbers)
             visits += len(found)
@@ -491,6 +590,65 @@ class TestResultsView(SqliteView):
             if visits > budget:
                 break
         return visits
+
+    @_reads
+    def run_outcomes(self, snapshot) -> tuple[list[str], object, object, object] | None:
+        """Per run of the snapshot: (names, first-attempt verdicts, failures among them, code commit number or
+        -1), runs named as `analysis.flaky.with_runs` names them (the run id, or "at:<time>" for results recorded
+        without one at one time). What a mass-failure check needs, counted per run context rather than given
+        a row per result. None when an event may sit in two batches (then `columns` removes second copies)."""
+        import numpy as np
+
+        from com.analysis.flaky import iso
+
+        if self.ids_may_repeat is None or self.ids_may_repeat(snapshot):
+            return None
+        numbers, everything = self.batch_numbers(snapshot.batch_paths())
+        passed, error = STATUS_CODE["passed"], STATUS_CODE["error"]
+        contexts = {ctx: (run, code) for ctx, run, code in
+                    self.db.execute("SELECT ctx_no, run_no, code_no FROM contexts")}
+        no_run = np.asarray([ctx for ctx, (run, _) in contexts.items() if run < 0], dtype=np.int64)
+        counts: dict = {}  # run number, or ("at", time) -> [verdicts, failures, commit]
+
+        def count(keys, values, fails, code_of) -> None:
+            groups, inverse = np.unique(values, return_inverse=True)
+            n = np.bincount(inverse, minlength=len(groups))
+            f = np.bincount(inverse, weights=fails, minlength=len(groups))
+            for key, total, failed, code in zip(keys(groups.tolist()), n.tolist(), f.tolist(), code_of(groups)):
+                entry = counts.setdefault(key, [0, 0, -1])
+                entry[0] += total
+                entry[1] += int(failed)
+                entry[2] = code
+
+        slices = [(seg, lo, min(rows, lo + LATEST_SLICE)) for seg, rows, _ in self._segments()
+                  for lo in range(0, rows, LATEST_SLICE)]  # bounded memory, as in `latest`
+        for seg, lo, hi in slices:
+            def column(name: str, seg=seg, lo=lo, hi=hi):
+                return self._column(seg, name, lo, hi)
+
+            status = column("status")
+            sel = (status <= error) & ((column("flags") & HAS_ATTEMPT == 0) | (column("attempt") <= 1))
+            if not everything:
+                sel &= np.isin(column("batch"), numbers)
+            idx = np.flatnonzero(sel)
+            ctx, fails = column("ctx")[idx], status[idx] != passed
+            missing = np.isin(ctx, no_run) if len(no_run) else np.zeros(len(ctx), dtype=bool)
+            count(lambda groups: [contexts[c][0] for c in groups], ctx[~missing], fails[~missing],
+                  lambda groups: [contexts[c][1] for c in groups.tolist()])
+            if missing.any():  # results without a run id: one run per time, its commit that of its last result
+                ts, codes = column("ts")[idx[missing]], ctx[missing]
+
+                def code_of(groups, ts=ts, codes=codes):
+                    last = np.full(len(groups), -1, dtype=np.int64)
+                    last[np.searchsorted(groups, ts)] = codes
+                    return [contexts[c][1] for c in last.tolist()]
+
+                count(lambda groups: [("at", t) for t in groups], ts, fails[missing], code_of)
+        run_names = self._names("runs", "run_no", "run_id", [k for k in counts if not isinstance(k, tuple)])
+        keys = list(counts)
+        names = [f"at:{iso(k[1])}" if isinstance(k, tuple) else run_names[k] for k in keys]
+        total, failed, code = (np.asarray([counts[k][i] for k in keys], dtype=np.int64) for i in range(3))
+        return names, total, failed, code
 
     def test_names(self, numbers) -> dict[int, str]:
         """test number -> test id, for these numbers."""
@@ -597,6 +755,7 @@ class TestResultsView(SqliteView):
             out.setdefault(names[t], set()).update(tags_of.get(s, ()))
         return out
 
+    @_reads
     def rows_of_tests(self, snapshot, where: EventFilter) -> dict[str, list]:
         """Every column of the rows of the tests `where.test` names, in the snapshot and matching its other
         conditions, each event once: through the per-test runs of sorted segments (`test_runs`) and a scan of
@@ -617,10 +776,8 @@ class TestResultsView(SqliteView):
                 runs = _runs_of([i for i, t in enumerate(tests) if t in numbers])
             for start, count in runs:
                 for name, code in COLUMNS.items():
-                    with self.db.blobopen("segments", name, seg, readonly=True) as blob:
-                        size = array(code).itemsize
-                        blob.seek(start * size)
-                        out[name].extend(array(code, blob.read(count * size)))
+                    size = array(code).itemsize
+                    out[name].extend(array(code, self._read(seg, name, start * size, count * size)))
         return _kept(out, self._batch_paths_held(), snapshot, where)
 
     def _batch_paths_held(self) -> dict[int, str]:
@@ -687,8 +844,8 @@ class _Cells:
     """A segment's columns, each read whole when first asked for (`whole`), or cell by cell through a blob
     handle (a few hundred cells of a million-row segment cost less than its columns)."""
 
-    def __init__(self, db: sqlite3.Connection, seg: int, whole: bool):
-        self.db, self.seg, self.whole = db, seg, whole
+    def __init__(self, view: "TestResultsView", seg: int, whole: bool):
+        self.view, self.db, self.seg, self.whole = view, view.db, seg, whole
         self.blobs: dict[str, bytes] = {}
 
     def blob(self, name: str) -> bytes:
@@ -701,20 +858,16 @@ class _Cells:
         """The column's values by row: its bytes seen as values (not copied again), or a cell reader."""
         if self.whole or name in self.blobs:
             return memoryview(self.blob(name)).cast(COLUMNS[name])
-        return _CellReader(self.db, self.seg, name, COLUMNS[name])
+        return _CellReader(self.view, self.seg, name, COLUMNS[name])
 
 
 class _CellReader:
-    def __init__(self, db: sqlite3.Connection, seg: int, name: str, code: str):
-        self.db, self.seg, self.name, self.code = db, seg, name, code
+    def __init__(self, view: "TestResultsView", seg: int, name: str, code: str):
+        self.view, self.seg, self.name, self.code = view, seg, name, code
         self.size = array(code).itemsize
-        self.handle = None
 
     def __getitem__(self, i: int):
-        if self.handle is None:
-            self.handle = self.db.blobopen("segments", self.name, self.seg, readonly=True)
-        self.handle.seek(i * self.size)
-        return memoryview(self.handle.read(self.size)).cast(self.code)[0]
+        return memoryview(self.view._read(self.seg, self.name, i * self.size, self.size)).cast(self.code)[0]
 
 
 def _runs_numpy(seg: int, tests, ts, batch, seq, status):
