@@ -3,9 +3,10 @@
 What flaky detection, selection, roll-ups, `com diff` and `com events --test` read instead of parsing the
 journal. Derived and disposable: rebuilt from the journal alone gives the same rows.
 
-Rows live in segments: one SQLite row per segment whose columns are packed arrays (test, time, batch, line,
-status, attempt, duration, signature, shape, context, id), appended by each take and merged when they grow
-many. Analyses load whole columns straight into numpy; a take writes them with the stdlib `array` module, so a
+Rows live in segments whose columns are packed arrays (test, time, batch, line, status, attempt, duration,
+signature, shape, context, id), one SQLite row per column of a segment (SQLite finds a byte of a big value by
+walking its chain of pages: with all the columns in one row, reading the last walked through the others),
+appended by each take and merged when they grow many. Analyses load whole columns straight into numpy; a take writes them with the stdlib `array` module, so a
 one-event ingest never imports numpy. Strings are numbered once in small tables (tests, runs, code commits,
 signatures), so a million results cost about 60 bytes each.
 
@@ -35,7 +36,8 @@ from com.model.result import STATUS_CODE, STATUS_CODES, ResultColumns
 
 FEW_NAMES = 500  # up to this many codes are looked up by number; more read the whole table
 
-SCHEMA_VERSION = 6  # 5: code_dirty, a run on uncommitted changes has no code commit; 6: test_runs' last rows
+SCHEMA_VERSION = 7  # 5: code_dirty, a run on uncommitted changes has no code commit; 6: test_runs' last rows;
+# 7: a row per column of a segment
 MAX_UNSORTED = 8  # this many segments appended by takes are merged (and sorted by test) by the next reader
 MAX_SEGMENTS = 16
 SMALL_ROWS = 20_000  # takes up to this size are merged with the standard library inside the take itself
@@ -74,11 +76,12 @@ CREATE TABLE IF NOT EXISTS test_runs (seg_no INTEGER NOT NULL, test_no INTEGER N
     count INTEGER NOT NULL, last_ts INTEGER NOT NULL, last_batch INTEGER NOT NULL, last_seq INTEGER NOT NULL,
     last_status INTEGER NOT NULL, PRIMARY KEY (seg_no, test_no)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS shapes (shape_no INTEGER PRIMARY KEY, hash INTEGER NOT NULL UNIQUE, body BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS segments (seg_no INTEGER PRIMARY KEY, rows INTEGER NOT NULL, sorted INTEGER NOT NULL,
-    {", ".join(f"{name} BLOB NOT NULL" for name in COLUMNS)});
+CREATE TABLE IF NOT EXISTS segments (seg_no INTEGER PRIMARY KEY, rows INTEGER NOT NULL, sorted INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS seg_columns (col_no INTEGER PRIMARY KEY, seg_no INTEGER NOT NULL, name TEXT NOT NULL,
+    data BLOB NOT NULL, UNIQUE (seg_no, name));
 """
 _TABLES = ("meta", "commits", "batches", "tests", "runs", "codes", "signatures", "contexts", "shapes", "segments",
-           "test_runs")
+           "seg_columns", "test_runs")
 
 
 def _reads(method):
@@ -99,11 +102,10 @@ class TestResultsView(SqliteView):
     __test__ = False
     # snapshot -> whether an event may sit in two of its batches; unset, every read removes second copies.
     ids_may_repeat = None
-    # Reads walk big blobs' chains of pages: half the writers' page cache holds what they read again (measured:
-    # 2 MB multiplied the page reads of `com events --test` by six), and a read of many columns does not
-    # fill 64 MB of the reader's memory with pages it is done with. Writes (a take, a merge of segments) get
-    # the big cache the base class explains.
-    CACHE_KIB = 32768
+    # A read goes through each column's pages once: a small page cache, so that reading a million rows' columns
+    # does not leave 64 MB of pages in the reader's memory. Writes (a take, a merge of segments) get the big
+    # cache the base class explains.
+    CACHE_KIB = 8192
     WRITE_CACHE_KIB = 65536
     _handles = None  # (segment, column) -> open blob handle, inside `_reading`
 
@@ -171,8 +173,7 @@ class TestResultsView(SqliteView):
         chosen = [seg for (seg,) in small]
         cols = {name: array(code) for name, code in COLUMNS.items()}
         for seg in chosen:
-            blobs = self.db.execute(f"SELECT {', '.join(COLUMNS)} FROM segments WHERE seg_no = ?", (seg,)).fetchone()
-            for (name, code), blob in zip(COLUMNS.items(), blobs):
+            for name, blob in self.db.execute("SELECT name, data FROM seg_columns WHERE seg_no = ?", (seg,)):
                 cols[name].frombytes(blob)
         order = sorted(range(len(cols["test"])), key=lambda i: (cols["test"][i], cols["ts"][i], cols["batch"][i],
                                                               cols["seq"][i]))
@@ -181,13 +182,9 @@ class TestResultsView(SqliteView):
     def _replace(self, chosen: list[int], sorted_cols: dict) -> None:
         """Put one sorted segment (columns as arrays or numpy arrays) in place of the `chosen` segments, with
         where each test's run of rows starts and how long it is."""
-        marks = ",".join("?" * len(chosen))
-        self.db.execute(f"DELETE FROM segments WHERE seg_no IN ({marks})", chosen)
-        self.db.execute(f"DELETE FROM test_runs WHERE seg_no IN ({marks})", chosen)
+        self._delete_segments(chosen)
         tests = sorted_cols["test"]
-        seg = self.db.execute(
-            f"INSERT INTO segments (rows, sorted, {', '.join(COLUMNS)}) VALUES (?, 1{', ?' * len(COLUMNS)})",
-            (len(tests), *(sorted_cols[name].tobytes() for name in COLUMNS))).lastrowid
+        seg = _insert_segment(self.db, len(tests), True, {name: sorted_cols[name].tobytes() for name in COLUMNS})
         ts, batch, seq, status = (sorted_cols[name] for name in ("ts", "batch", "seq", "status"))
         if hasattr(tests, "dtype"):  # numpy (a big merge): the runs without a Python loop over every row
             runs = _runs_numpy(seg, tests, ts, batch, seq, status)
@@ -206,8 +203,7 @@ class TestResultsView(SqliteView):
 
         dtype = np.dtype(_NUMPY[COLUMNS[name]])
         if start is None:
-            blob = self.db.execute(f"SELECT {name} FROM segments WHERE seg_no = ?", (seg_no,)).fetchone()[0]
-            return np.frombuffer(blob, dtype=dtype)
+            return np.frombuffer(self._blob(seg_no, name), dtype=dtype)
         return np.frombuffer(self._read(seg_no, name, start * dtype.itemsize, (stop - start) * dtype.itemsize),
                              dtype=dtype)
 
@@ -217,7 +213,7 @@ class TestResultsView(SqliteView):
         handles = self._handles
         handle = None if handles is None else handles.get((seg_no, name))
         if handle is None:
-            handle = self.db.blobopen("segments", name, seg_no, readonly=True)
+            handle = self.db.blobopen("seg_columns", "data", self._col_no(seg_no, name), readonly=True)
             if handles is None:
                 with handle:
                     handle.seek(offset)
@@ -225,6 +221,18 @@ class TestResultsView(SqliteView):
             handles[(seg_no, name)] = handle
         handle.seek(offset)
         return handle.read(size)
+
+    def _blob(self, seg_no: int, name: str) -> bytes:
+        """One column of one segment, whole."""
+        return self.db.execute("SELECT data FROM seg_columns WHERE seg_no = ? AND name = ?", (seg_no, name)).fetchone()[0]
+
+    def _col_no(self, seg_no: int, name: str) -> int:
+        return self.db.execute("SELECT col_no FROM seg_columns WHERE seg_no = ? AND name = ?", (seg_no, name)).fetchone()[0]
+
+    def _delete_segments(self, chosen: list[int]) -> None:
+        marks = ",".join("?" * len(chosen))
+        for table in ("segments", "seg_columns", "test_runs"):
+            self.db.execute(f"DELETE FROM {table} WHERE seg_no IN ({marks})", chosen)
 
     @contextmanager
     def _reading(self):
@@ -264,22 +272,18 @@ class TestResultsView(SqliteView):
                     for name in ("test", "ts", "batch", "seq")}
             order = np.lexsort((keys["seq"], keys["batch"], keys["ts"], keys["test"]))
             rows = len(order)
-            seg_new = self.db.execute(
-                f"INSERT INTO segments (rows, sorted, {', '.join(COLUMNS)}) VALUES (?, 1"
-                + "".join(f", zeroblob({rows * np.dtype(_NUMPY[code]).itemsize})" for code in COLUMNS.values())
-                + ")", (rows,)).lastrowid
+            seg_new = _insert_segment(self.db, rows, True, {name: rows * np.dtype(_NUMPY[code]).itemsize
+                                                            for name, code in COLUMNS.items()})
             kept = {}  # the columns test_runs is made of (the last row of each test's run)
             for name in COLUMNS:
                 column = keys.pop(name) if name in keys else np.concatenate([self._column(seg, name) for seg in chosen])
                 column = np.ascontiguousarray(column[order])
-                with self.db.blobopen("segments", name, seg_new) as blob:
+                with self.db.blobopen("seg_columns", "data", self._col_no(seg_new, name)) as blob:
                     blob.write(memoryview(column).cast("B"))
                 if name in ("test", "ts", "batch", "seq", "status"):
                     kept[name] = column
                 del column
-            marks = ",".join("?" * len(chosen))
-            self.db.execute(f"DELETE FROM segments WHERE seg_no IN ({marks})", chosen)
-            self.db.execute(f"DELETE FROM test_runs WHERE seg_no IN ({marks})", chosen)
+            self._delete_segments(chosen)
             self.db.executemany("INSERT INTO test_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                                 _runs_numpy(seg_new, kept["test"], kept["ts"], kept["batch"], kept["seq"],
                                             kept["status"]))
@@ -771,8 +775,7 @@ class TestResultsView(SqliteView):
                 runs = self.db.execute(f"SELECT start, count FROM test_runs WHERE seg_no = ? AND test_no IN ({marks})"
                                        " ORDER BY start", (seg, *numbers)).fetchall()
             else:
-                tests = array(COLUMNS["test"], self.db.execute("SELECT test FROM segments WHERE seg_no = ?",
-                                                               (seg,)).fetchone()[0])
+                tests = array(COLUMNS["test"], self._blob(seg, "test"))
                 runs = _runs_of([i for i, t in enumerate(tests) if t in numbers])
             for start, count in runs:
                 for name, code in COLUMNS.items():
@@ -850,8 +853,7 @@ class _Cells:
 
     def blob(self, name: str) -> bytes:
         if name not in self.blobs:
-            self.blobs[name] = self.db.execute(f"SELECT {name} FROM segments WHERE seg_no = ?",
-                                               (self.seg,)).fetchone()[0]
+            self.blobs[name] = self.view._blob(self.seg, name)
         return self.blobs[name]
 
     def column(self, name: str):
@@ -868,6 +870,17 @@ class _CellReader:
 
     def __getitem__(self, i: int):
         return memoryview(self.view._read(self.seg, self.name, i * self.size, self.size)).cast(self.code)[0]
+
+
+def _insert_segment(db: sqlite3.Connection, rows: int, done: bool, columns: dict) -> int:
+    """A new segment: its columns' bytes, or (an int) the size of a zeroed blob to write in place."""
+    seg = db.execute("INSERT INTO segments (rows, sorted) VALUES (?, ?)", (rows, int(done))).lastrowid
+    for name, data in columns.items():
+        if isinstance(data, int):
+            db.execute("INSERT INTO seg_columns (seg_no, name, data) VALUES (?, ?, zeroblob(?))", (seg, name, data))
+        else:
+            db.execute("INSERT INTO seg_columns (seg_no, name, data) VALUES (?, ?, ?)", (seg, name, data))
+    return seg
 
 
 def _runs_numpy(seg: int, tests, ts, batch, seq, status):
@@ -1102,8 +1115,7 @@ class _Writer:
         if not rows:
             return
         self.taken += rows
-        self.db.execute(f"INSERT INTO segments (rows, sorted, {', '.join(COLUMNS)}) VALUES (?, 0{', ?' * len(COLUMNS)})",
-                        (rows, *(self.cols[name].tobytes() for name in COLUMNS)))
+        _insert_segment(self.db, rows, False, {name: self.cols[name].tobytes() for name in COLUMNS})
         self.cols = {name: array(code) for name, code in COLUMNS.items()}
 
 
