@@ -15,7 +15,7 @@ from com.model.filter import EventFilter, TestMatch
 from com.ops.result import Result, Stream
 
 EVENT_PREFIX_MIN = 6  # hex digits of an abbreviated event id (`com show evt_646cf8`)
-ADDED_READ_MAX = 50_000  # `com diff` parses up to this many added events rather than read the view's columns
+ADDED_READ_MAX = 2_000  # `com diff` parses up to this many added events rather than find their rows in the view
 
 
 @dataclass
@@ -281,9 +281,8 @@ def diff(memory: Memory, rev_a: str, rev_b: str | None = None) -> DiffResult:
 
 def _flips(memory: Memory, a: Snapshot, b: Snapshot, only_b: list, in_a: set[tuple[int, int]]) -> tuple[list, list]:
     """Tests whose newest added result fails while their newest result in a did not (newly failing), and tests
-    whose newest added result passes while a's failed (fixed). Answered with the standard library when the
-    view can (a CI run's worth of tests: numpy's import would be most of the cost), else one grouped numpy
-    query per side; the answers are the same (tests/test_test_results.py)."""
+    whose newest added result passes while a's failed (fixed): with the standard library for a few added
+    results, else one grouped numpy query per side; the answers are the same (tests/test_test_results.py)."""
     from com.model.result import STATUS_CODE
 
     if not only_b:
@@ -292,10 +291,12 @@ def _flips(memory: Memory, a: Snapshot, b: Snapshot, only_b: list, in_a: set[tup
     memory.follow(b, [view])
     memory.follow(a, [view])
     paths = [batch.path for batch in only_b]
-    # A CI run's worth of added results is read from its batches; more, from the view's columns.
-    few = sum(batch_counts(memory, only_b).values()) <= ADDED_READ_MAX
-    now = view.newest_in_batches([batch.events(memory.journal) for batch in only_b], in_a) if few else None
-    before = None if now is None else view.newest(a, tests=now)
+    # A few added results (a small suite's run) are parsed from their batches and compared without numpy,
+    # whose import would be most of the cost; more (a CI run of thousands) in numpy, faster per row.
+    now = before = None
+    if sum(batch_counts(memory, only_b).values()) <= ADDED_READ_MAX:
+        now = view.newest_in_batches([batch.events(memory.journal) for batch in only_b], in_a)
+        before = view.newest(a, tests=now)
     if before is None:
         now, before = _newest_with_numpy(view, a, paths, in_a)
     failing = {STATUS_CODE[s] for s in FAILING}

@@ -44,6 +44,7 @@ SMALL_ROWS = 20_000  # takes up to this size are merged with the standard librar
 FLUSH_ROWS = 200_000  # a long catch-up writes a segment every this many rows (bounded memory)
 SORT_AFTER = 100_000  # a take of this many rows sorts its segments at once (with numpy)
 LATEST_SLICE = 1 << 17  # `latest` reads a segment this many rows at a time (bounded memory)
+WALKS_PER_COLUMN_READ = 1000  # `newest` reads whole columns when it walks more than one test in this many rows
 # Data keys shared by a run's results (kept once per run, not in every test's shape).
 RUN_KEYS = ("branch", "code_dirty", "commit", "random_plugin", "random_seed", "report", "report_digest",
             "run_id")
@@ -472,38 +473,33 @@ class TestResultsView(SqliteView):
         return test[idx], ts[idx], batch_rank[idx], column("seq")[idx], column("status")[idx]
 
     @_reads
-    def newest(self, snapshot=None, paths=None, tests=None, without_keys=None,
-               budget: int = 100_000) -> dict[int, int] | None:
-        """What `latest` answers (test number -> status code of its newest result), with the standard library only,
-        or None when that would visit more than `budget` rows one by one (then numpy, whose import costs more
-        than the usual answer, is the cheaper way). `com diff` of one CI run asks this of its ten thousand tests.
+    def newest(self, snapshot, tests=None, budget: int = 100_000) -> dict[int, int] | None:
+        """What `latest(snapshot, tests=tests)` answers (test number -> status code of its newest result), with
+        the standard library only, or None when that would visit more than `budget` rows one by one (then numpy,
+        whose import costs more than the usual answer, is the cheaper way): `com diff` of a few added results.
 
-        The rows of a few batches (`paths`) are found by searching the batch column's bytes for their numbers.
-        A snapshot's newest row of a test, in a segment sorted by test, is found walking back from the end of
-        the test's run (usually a step or two: the batches a snapshot lacks are few and new)."""
+        In a segment sorted by test, a test's last row is its newest (test_runs keeps it): only when the snapshot
+        lacks that row's batch are the test's rows walked back from there (a step or two: the batches a snapshot
+        lacks are few and new)."""
         held = dict(self.db.execute("SELECT path, batch_no FROM batches"))
-        numbers = [held[p] for p in (snapshot.batch_paths() if paths is None else paths) if p in held]
+        numbers = {held[p] for p in snapshot.batch_paths() if p in held}
         if not numbers:
             return {}
-        # Of equal times the later batch wins: in the order of `paths` when given, else by batch number.
-        rank = {n: i for i, n in enumerate(numbers)} if paths is not None else {n: n for n in numbers}
-        everything = paths is None and len(numbers) == len(held)
+        everything = len(numbers) == len(held)
         wanted = None if tests is None else {int(t) for t in tests}
-        pairs = {((hi << 16) | (lo >> 32), lo & 0xFFFFFFFF) for hi, lo in without_keys} if without_keys else None
         segments = self.db.execute("SELECT seg_no, rows, sorted FROM segments ORDER BY seg_no").fetchall()
-        if len(segments) > MAX_SEGMENTS or (paths is None and sum(r for _, r, done in segments if not done) > budget):
+        if len(segments) > MAX_SEGMENTS or sum(rows for _, rows, done in segments if not done) > budget:
             return None
         best: dict[int, tuple] = {}
         visits = 0
         for seg, rows, done in segments:
-            visits = self._newest_in(seg, rows, done, paths, numbers, rank, everything, wanted, pairs, best,
-                                     visits, budget)
+            visits = self._newest_in(seg, rows, done, numbers, everything, wanted, best, visits, budget)
             if visits > budget:
                 return None
         return {t: code for t, (_, code) in best.items()}
 
     def newest_in_batches(self, batches_events, without_keys=None) -> dict[int, int]:
-        """`newest(paths=...)` answered from the batches' own events (each a list of events, in the order of
+        """`latest(paths=...)` answered from the batches' own events (each a list of events, in the order of
         `paths`), for batches the view holds: parsing a CI run's lines costs less than finding its rows among a
         million. Rows are ranked as the view ranks them: time, then batch, then line."""
         from com.model.event import id_key
@@ -528,68 +524,44 @@ class TestResultsView(SqliteView):
             numbers.update(self.db.execute(f"SELECT test_id, test_no FROM tests WHERE test_id IN ({marks})", chunk))
         return {numbers[t]: code for t, (_, code) in best.items() if t in numbers}
 
-    def _newest_in(self, seg: int, rows: int, done: bool, paths, numbers, rank: dict, everything: bool, wanted,
-                   pairs, best: dict, visits: int, budget: int) -> int:
-        """`newest` in one segment: updates `best` (test -> ((time, batch rank, line), status)); returns the
-        rows visited so far (over `budget`: stop, numpy's turn)."""
-        def offer(t: int, r: int, when: int, line: int, code: int) -> None:
-            key = (when, r, line)
+    def _newest_in(self, seg: int, rows: int, done: bool, numbers: set, everything: bool, wanted, best: dict,
+                   visits: int, budget: int) -> int:
+        """`newest` in one segment: updates `best` (test -> ((time, batch, line), status)); returns the rows
+        visited so far (over `budget`: stop, numpy's turn)."""
+        def offer(t: int, key: tuple, code: int) -> None:
             current = best.get(t)
             if current is None or key > current[0]:
                 best[t] = (key, code)
 
         walks = []
-        if paths is None and done:
-            # A test's last row is its newest (sorted by time, batch, line): taken from test_runs when the snapshot
-            # holds its batch, so the columns are read only for the tests whose last row it lacks.
+        if done:
             for t, start, count, when, b, line, code in self.db.execute(
                     "SELECT test_no, start, count, last_ts, last_batch, last_seq, last_status FROM test_runs "
                     "WHERE seg_no = ?", (seg,)):
-                if wanted is not None and t not in wanted:
-                    continue
-                r = b if everything else rank.get(b)
-                if r is not None and not pairs:
-                    offer(t, r, when, line, code)
-                else:
-                    walks.append((t, start, count))
+                if wanted is None or t in wanted:
+                    if everything or b in numbers:
+                        offer(t, (when, b, line), code)
+                    else:
+                        walks.append((t, start, count))
             if not walks:
                 return visits
-        # Cell by cell when few rows are wanted: a blob read costs microseconds, a column of a million rows ms.
-        cells = _Cells(self, seg, whole=not done or len(walks) > rows // 1000)
-        if paths is not None:
-            found = _rows_of(cells.blob("batch"), numbers)
-            visits += len(found)
-            if visits > budget or not found:
-                return visits
-            cells.whole = len(found) > rows // 100
+        # Cell by cell when few rows are walked: a blob read costs microseconds, a column of a million rows ms.
+        cells = _Cells(self, seg, whole=not done or len(walks) > rows // WALKS_PER_COLUMN_READ)
         batch, ts, seq, status = (cells.column(n) for n in ("batch", "ts", "seq", "status"))
-        id_hi, id_lo = (cells.column("id_hi"), cells.column("id_lo")) if pairs else (None, None)
-
-        def take(i: int, t: int) -> bool:
-            r = batch[i] if everything else rank.get(batch[i])
-            if r is None or (pairs and (id_hi[i], id_lo[i]) in pairs):
-                return False
-            offer(t, r, ts[i], seq[i], status[i])
-            return True
-
-        if paths is not None or not done:
-            if paths is None:
-                found = range(rows)
-                visits += rows
+        if not done:
             test = cells.column("test")
-            for i in found:
+            for i in range(rows):
                 t = test[i]
-                if wanted is None or t in wanted:
-                    take(i, t)
-            return visits
+                if (wanted is None or t in wanted) and (everything or batch[i] in numbers):
+                    offer(t, (ts[i], batch[i], seq[i]), status[i])
+            return visits + rows
         for t, start, count in walks:
-            i, found_ts = start + count - 1, None
-            while i >= start:  # the first row taken is the newest, but one tied with it on time may rank higher
-                if found_ts is not None and ts[i] != found_ts:  # (batches given in another order than numbers)
-                    break
-                if take(i, t):
-                    found_ts = ts[i]
+            # Sorted by (time, batch, line): walking back, the first row of the snapshot is the test's newest.
+            i = start + count - 1
+            while i >= start and batch[i] not in numbers:
                 i -= 1
+            if i >= start:
+                offer(t, (ts[i], batch[i], seq[i]), status[i])
             visits += start + count - i
             if visits > budget:
                 break
@@ -611,47 +583,45 @@ class TestResultsView(SqliteView):
         passed, error = STATUS_CODE["passed"], STATUS_CODE["error"]
         contexts = {ctx: (run, code) for ctx, run, code in
                     self.db.execute("SELECT ctx_no, run_no, code_no FROM contexts")}
-        no_run = np.asarray([ctx for ctx, (run, _) in contexts.items() if run < 0], dtype=np.int64)
-        counts: dict = {}  # run number, or ("at", time) -> [verdicts, failures, commit]
-
-        def count(keys, values, fails, code_of) -> None:
-            groups, inverse = np.unique(values, return_inverse=True)
-            n = np.bincount(inverse, minlength=len(groups))
-            f = np.bincount(inverse, weights=fails, minlength=len(groups))
-            for key, total, failed, code in zip(keys(groups.tolist()), n.tolist(), f.tolist(), code_of(groups)):
-                entry = counts.setdefault(key, [0, 0, -1])
-                entry[0] += total
-                entry[1] += int(failed)
-                entry[2] = code
-
-        slices = [(seg, lo, min(rows, lo + LATEST_SLICE)) for seg, rows, _ in self._segments()
-                  for lo in range(0, rows, LATEST_SLICE)]  # bounded memory, as in `latest`
-        for seg, lo, hi in slices:
-            def column(name: str, seg=seg, lo=lo, hi=hi):
-                return self._column(seg, name, lo, hi)
-
-            status = column("status")
-            sel = (status <= error) & ((column("flags") & HAS_ATTEMPT == 0) | (column("attempt") <= 1))
-            if not everything:
-                sel &= np.isin(column("batch"), numbers)
-            idx = np.flatnonzero(sel)
-            ctx, fails = column("ctx")[idx], status[idx] != passed
-            missing = np.isin(ctx, no_run) if len(no_run) else np.zeros(len(ctx), dtype=bool)
-            count(lambda groups: [contexts[c][0] for c in groups], ctx[~missing], fails[~missing],
-                  lambda groups: [contexts[c][1] for c in groups.tolist()])
-            if missing.any():  # results without a run id: one run per time, its commit that of its last result
-                ts, codes = column("ts")[idx[missing]], ctx[missing]
-
-                def code_of(groups, ts=ts, codes=codes):
-                    last = np.full(len(groups), -1, dtype=np.int64)
-                    last[np.searchsorted(groups, ts)] = codes
-                    return [contexts[c][1] for c in last.tolist()]
-
-                count(lambda groups: [("at", t) for t in groups], ts, fails[missing], code_of)
-        run_names = self._names("runs", "run_no", "run_id", [k for k in counts if not isinstance(k, tuple)])
-        keys = list(counts)
-        names = [f"at:{iso(k[1])}" if isinstance(k, tuple) else run_names[k] for k in keys]
-        total, failed, code = (np.asarray([counts[k][i] for k in keys], dtype=np.int64) for i in range(3))
+        width = max(contexts, default=0) + 1
+        no_run = np.zeros(width, dtype=bool)
+        no_run[[ctx for ctx, (run, _) in contexts.items() if run < 0]] = True
+        ctx_total, ctx_failed = np.zeros(width, np.int64), np.zeros(width, np.int64)
+        at: dict[int, list] = {}  # results without a run id: time -> [verdicts, failures, commit]
+        for seg, rows, _ in self._segments():
+            for lo in range(0, rows, LATEST_SLICE):  # bounded memory, as in `latest`
+                hi = min(rows, lo + LATEST_SLICE)
+                status = self._column(seg, "status", lo, hi)
+                sel = (status <= error) & ((self._column(seg, "flags", lo, hi) & HAS_ATTEMPT == 0)
+                                           | (self._column(seg, "attempt", lo, hi) <= 1))
+                if not everything:
+                    sel &= np.isin(self._column(seg, "batch", lo, hi), numbers)
+                idx = np.flatnonzero(sel)
+                ctx, fails = self._column(seg, "ctx", lo, hi)[idx], status[idx] != passed
+                ctx_total += np.bincount(ctx, minlength=width)
+                ctx_failed += np.bincount(ctx[fails], minlength=width)
+                missing = no_run[ctx]
+                if missing.any():  # one run per time; its commit that of its last result
+                    times, inverse = np.unique(self._column(seg, "ts", lo, hi)[idx[missing]], return_inverse=True)
+                    last = np.zeros(len(times), np.int64)
+                    last[inverse] = ctx[missing]
+                    for when, n, failed, c in zip(times.tolist(), np.bincount(inverse).tolist(),
+                                                  np.bincount(inverse, weights=fails[missing]).tolist(), last.tolist()):
+                        entry = at.setdefault(when, [0, 0, -1])
+                        entry[0] += n
+                        entry[1] += int(failed)
+                        entry[2] = contexts[c][1]
+        by_run: dict[int, list] = {}
+        for c in np.flatnonzero((ctx_total > 0) & ~no_run).tolist():
+            run, code = contexts[c]
+            entry = by_run.setdefault(run, [0, 0, -1])
+            entry[0] += int(ctx_total[c])
+            entry[1] += int(ctx_failed[c])
+            entry[2] = code
+        run_names = self._names("runs", "run_no", "run_id", list(by_run))
+        names = [run_names[r] for r in by_run] + [f"at:{iso(t)}" for t in at]
+        counts = list(by_run.values()) + list(at.values())
+        total, failed, code = (np.asarray([c[i] for c in counts], dtype=np.int64) for i in range(3))
         return names, total, failed, code
 
     def test_names(self, numbers) -> dict[int, str]:
@@ -891,22 +861,6 @@ def _runs_numpy(seg: int, tests, ts, batch, seq, status):
     last = starts + counts - 1
     return zip([seg] * len(numbers), numbers.tolist(), starts.tolist(), counts.tolist(), ts[last].tolist(),
                batch[last].tolist(), seq[last].tolist(), status[last].tolist())
-
-
-def _rows_of(column: bytes, numbers) -> list[int]:
-    """Positions of the rows whose int32 `column` (its bytes) holds one of `numbers`: a byte search in C per
-    number rather than a Python loop over every row (a match must start on a value's boundary)."""
-    rows = []
-    for n in numbers:
-        pattern = n.to_bytes(4, "little", signed=True)
-        at = column.find(pattern)
-        while at != -1:
-            if at % 4 == 0:
-                rows.append(at // 4)
-                at = column.find(pattern, at + 4)
-            else:
-                at = column.find(pattern, at + 1)
-    return rows
 
 
 def _renumber(codes, names_of):
