@@ -268,3 +268,13 @@ def test_newest_gives_way_to_numpy_past_its_budget(history):
     history.follow(history.snapshot(), [history.results])
     assert history.results.newest(older, budget=0) is None
     assert history.results.newest(older) == _as_dict(history.results.latest(older))
+
+
+def test_distinct_is_numpys_unique():
+    from com.model.result import distinct
+
+    rng = np.random.default_rng(7)
+    for size in (0, 1, 2, 50, 1000):
+        for values in (rng.integers(-5, 20, size), rng.integers(0, 2**40, size, dtype=np.int64)):
+            assert np.array_equal(distinct(values), np.unique(values))
+            assert distinct(values).dtype == np.unique(values).dtype

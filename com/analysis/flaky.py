@@ -54,7 +54,7 @@ import numpy as np
 
 from com.model.errors import ComError
 from com.model.event import format_us
-from com.model.result import STATUS_CODE, ResultColumns
+from com.model.result import STATUS_CODE, ResultColumns, distinct
 
 PASSED, FAILED, ERROR = STATUS_CODE["passed"], STATUS_CODE["failed"], STATUS_CODE["error"]
 
@@ -248,14 +248,14 @@ def _entries_from_columns(cols: ResultColumns, rows: np.ndarray | None):
         # One failing run's signature (runs of a commit nearly always share it); -1 without a failure.
         "signature": np.maximum.reduceat(run_sig, est),
     }
-    used = np.unique(out["commit"])
+    used = distinct(out["commit"])
     first_seen = np.full(c2, _MAX, np.int64)
     np.minimum.at(first_seen, out["commit"], out["first_us"])
     keys = {}
     for c in used.tolist():
         keys[c] = cols.commits[c] if c < n_commits else "run:" + cols.runs[c - n_commits]
     sig_keys = {s: (cols.signatures[s] if s < n_sigs else NO_MESSAGE)
-                for s in np.unique(out["signature"]).tolist() if s >= 0}
+                for s in distinct(out["signature"]).tolist() if s >= 0}
     return out, keys, {c: int(first_seen[c]) for c in used.tolist()}, sig_keys
 
 

@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from com.files import sqlite
 from com.views.base import SqliteView
 from com.model.event import FIELDS, blake2b, canonical_json, format_us, ts_us
-from com.model.result import STATUS_CODE, STATUS_CODES, ResultColumns
+from com.model.result import STATUS_CODE, STATUS_CODES, ResultColumns, distinct
 
 FEW_NAMES = 500  # up to this many codes are looked up by number; more read the whole table
 
@@ -657,7 +657,7 @@ class TestResultsView(SqliteView):
             duration = np.where(sel["flags"] & HAS_DURATION, sel["duration"], np.nan)
             tests, test = _renumber(sel["test"], lambda used: self._names("tests", "test_no", "test_id", used))
             signatures, sig = _renumber(sel["sig"], lambda used: self._names("signatures", "sig_no", "text", used))
-        ctx_used = np.unique(sel["ctx"][sel["ctx"] >= 0])
+        ctx_used = distinct(sel["ctx"][sel["ctx"] >= 0])
         ctx_rows = self._names("contexts", "ctx_no", "run_no, code_no", ctx_used, pairs=True)
         size = max(ctx_rows, default=-1) + 2
         ctx_run, ctx_code = np.full(size, -1, np.int32), np.full(size, -1, np.int32)
@@ -708,10 +708,10 @@ class TestResultsView(SqliteView):
         sel = self.select(snapshot, where, ("test", "shape"))
         if not len(sel["test"]):
             return {}
-        pairs = np.unique(sel["test"].astype(np.int64) << 32 | sel["shape"].astype(np.int64))
+        pairs = distinct(sel["test"].astype(np.int64) << 32 | sel["shape"].astype(np.int64))
         tests, shapes = (pairs >> 32).astype(np.int64), (pairs & 0xFFFFFFFF).astype(np.int64)
         tags_of: dict[int, frozenset] = {}
-        for chunk, marks in sqlite.chunks(np.unique(shapes).tolist()):
+        for chunk, marks in sqlite.chunks(distinct(shapes).tolist()):
             for no, body in self.db.execute(f"SELECT shape_no, body FROM shapes WHERE shape_no IN ({marks})", chunk):
                 shape = json.loads(zlib.decompress(body).decode("utf-8", "surrogatepass"))
                 found = {t for t in shape.get("tags") or () if isinstance(t, str)}
@@ -868,7 +868,7 @@ def _renumber(codes, names_of):
     `names_of(used codes)` gives their names (code -> name)."""
     import numpy as np
 
-    used = np.unique(codes[codes >= 0])
+    used = distinct(codes[codes >= 0])
     names = names_of(used)
     lookup = np.full(int(used.max()) + 2 if len(used) else 1, -1, dtype=np.int32)
     lookup[used] = np.arange(len(used), dtype=np.int32)
