@@ -25,7 +25,7 @@ whatever they call, and is reported beside it. `victim_model` measures, for impo
 graph's name level reaches the broken tests versus the other tests in the generator's pool: equal shares mean
 no signal that reads the code can order the victims. Each signal set is reported over all histories, per
 breakage kind (`by_via`) and per seed (`per_seed`). The weights are `selection.CALIBRATED`, calibrated on
-seeds 101-103 (`--calibrate` repeats it); the default report seeds are others.
+seeds 101-103 (`--calibrate` runs a grid search on them); the default report seeds are others.
 """
 
 from __future__ import annotations
