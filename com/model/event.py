@@ -155,6 +155,15 @@ def validate(raw, *, where: str = "", default_ts: str | None = None, defaults: d
     defaulted ts is not part of the event's identity, so re-ingesting the same JSON adds nothing.
     `defaults` fills missing top-level fields (e.g. source from the command line).
     """
+    event = validate_common(raw, default_ts, defaults)
+    if event is not None:
+        return event
+    return _validate(raw, where, default_ts, defaults)
+
+
+def _validate(raw, where: str, default_ts: str | None, defaults: dict | None) -> dict:
+    """`validate` for every input: each check in turn, with its message (the reference `validate_common`
+    must agree with)."""
     if not isinstance(raw, dict):
         _fail(where, f"expected a JSON object, got {type(raw).__name__}")
     if raw.keys() <= _FIELD_SET:
@@ -299,6 +308,156 @@ def validate(raw, *, where: str = "", default_ts: str | None = None, defaults: d
 
 
 _LONG_DIGITS = re.compile(r"\d{19}")
+
+# The fast path: the event as producers write it (plain JSON types, data one level of objects or lists deep).
+_SCALARS = frozenset((str, float, bool, type(None)))
+
+
+def validate_common(raw, default_ts: str | None = None, defaults: dict | None = None) -> "Event | None":
+    """`validate` of the common event, cheaper: exactly the Event `validate` makes of `raw`, or None when `raw`
+    is not of the common shape or would be refused (then `validate` decides, with its message). Common: plain
+    JSON types; a type and project of the right form (each name checked once); no id, or a whole one; the data's
+    values scalars, or objects or lists of scalars; integers in range. Its bounds are checked on the values
+    (not on the encoded text), so nothing is refused here: a refusal is `validate`'s, with its message."""
+    if type(raw) is not dict or not raw.keys() <= _FIELD_SET:
+        return None
+    get = raw.get
+    etype, project, source = get("type"), get("project"), get("source")
+    if defaults:
+        for key, value in defaults.items():
+            if value is None:
+                continue
+            if key == "project":
+                if project is None:
+                    project = value
+            elif key == "source":
+                if source is None:
+                    source = value
+            elif get(key) is None:
+                return None
+    if type(etype) is not str or etype not in _valid_types:
+        if type(etype) is not str or not _TYPE_RE.match(etype):
+            return None
+        _valid_types.add(etype)
+    if type(project) is not str or project not in _valid_projects:
+        if type(project) is not str or not _PROJECT_RE.match(project) or len(project) > 100:
+            return None
+        _valid_projects.add(project)
+    source = source or "cli"
+    if type(source) is not str:
+        return None
+    data = get("data")
+    if data is None:
+        data = {}
+    elif type(data) is not dict:
+        return None
+
+    if etype == "test_result":
+        status = data.get("status")
+        if type(status) is not str or status not in RESULT_IMPORTANCE:
+            return None
+        test_id = data.get("test_id")
+        if test_id is not None and (type(test_id) is not str or not test_id):
+            return None
+        default_importance = RESULT_IMPORTANCE[status]
+    elif etype in SEED_TYPES:
+        return None
+    else:
+        default_importance = DEFAULT_IMPORTANCE.get(etype, 2.0)
+
+    importance = get("importance")
+    if importance is None:
+        importance = default_importance
+    elif type(importance) is not float:
+        return None
+    if not 0.0 <= importance <= 5.0:
+        return None
+
+    tags = get("tags")
+    if tags is None:
+        tags, tags_json = [], "[]"
+    elif type(tags) is not list:
+        return None
+    elif tags:
+        for tag in tags:
+            if type(tag) is not str:
+                return None
+        tags_json = "[" + ",".join(map(_str, tags)) + "]"
+    else:
+        tags_json = "[]"
+
+    ts_given = get("ts")
+    if ts_given is not None:
+        if type(ts_given) is not str:
+            return None
+        ts = _ts_cache.get(ts_given)
+        if ts is None:
+            try:
+                ts = format_ts(parse_time(ts_given))
+            except InvalidEvent:
+                return None
+            if len(_ts_cache) > 50_000:
+                _ts_cache.clear()
+            _ts_cache[ts_given] = ts
+    else:
+        ts = default_ts or format_ts(now_utc())
+
+    # The data's values: what `_bounds_problem` would walk (nesting, integers), in one pass.
+    for value in data.values():
+        kind = type(value)
+        if kind in _SCALARS:
+            continue
+        if kind is int:
+            if -MAX_INT <= value < MAX_INT:
+                continue
+            return None
+        if kind is dict:
+            value = value.values()
+        elif kind is not list:
+            return None
+        for item in value:
+            kind = type(item)
+            if kind not in _SCALARS and (kind is not int or not -MAX_INT <= item < MAX_INT):
+                return None
+    try:
+        data_json = _ENCODER.encode(data) if _c_encode is None else "".join(_c_encode(data, 0))
+    except (TypeError, ValueError):  # NaN or Infinity; keys of several types (not comparable when sorted)
+        return None
+
+    type_json = _names_json.get(etype) or _name_json(etype)
+    project_json = _names_json.get(project) or _name_json(project)
+    source_json = _names_json.get(source) or _name_json(source)
+    importance_json = repr(importance)
+    head = f"{type_json}\x00{project_json}\x00{source_json}\x00{importance_json}\x00{tags_json}\x00{data_json}"
+    given_id = get("id")
+    if given_id is not None:
+        if type(given_id) is not str or not _ID_RE.match(given_id):
+            return None
+        event_id = given_id
+        identity = head
+    elif ts_given is not None:
+        identity = head + "\x00" + ts
+    else:
+        identity = head
+    try:
+        identity_bytes = identity.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    if given_id is None:
+        event_id = "evt_" + blake2b(identity_bytes, digest_size=12).hexdigest()
+    line = (
+        f'{{"id":"{event_id}","type":{type_json},"project":{project_json},"source":{source_json},'
+        f'"ts":"{ts}","importance":{importance_json},"tags":{tags_json},"data":{data_json}}}'
+    )
+    if len(line) > MAX_LINE:
+        return None
+    event = Event(
+        id=event_id, type=etype, project=project, source=source, ts=ts, importance=importance, tags=tags, data=data
+    )
+    event.line = line
+    event.id_given = given_id is not None
+    event.ts_given = ts_given is not None
+    return event
 
 
 def _bounds_problem(value, depth: int) -> str | None:
