@@ -6,7 +6,7 @@ import json
 from typing import Iterable, Iterator
 
 from com.model.errors import ComError, InvalidEvent
-from com.model.event import MAX_DEPTH, MAX_INT, format_ts, now_utc, validate
+from com.model.event import MAX_DEPTH, MAX_INT, format_ts, now_utc, validate, validate_common
 
 
 def _where_json(exc: Exception, line_no: int | None) -> str:
@@ -105,10 +105,13 @@ def stream(lines: Iterable[str], defaults: dict | None = None, origin: str = "<s
         return
     n = len(head)
     while True:
-        try:
-            yield validate(raw, where=f"line {n}: ", default_ts=default_ts, defaults=defaults)
-        except InvalidEvent as exc:
-            raise InvalidEvent(f"{origin}: {exc}") from None
+        event = validate_common(raw, default_ts, defaults)  # the common event, without a place to name
+        if event is None:
+            try:
+                event = validate(raw, where=f"line {n}: ", default_ts=default_ts, defaults=defaults)
+            except InvalidEvent as exc:
+                raise InvalidEvent(f"{origin}: {exc}") from None
+        yield event
         for line in lines:
             n += 1
             if not line.isspace():  # no copy of the line, unlike strip() (a line from a file is never "")
