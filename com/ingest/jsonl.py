@@ -6,7 +6,7 @@ import json
 from typing import Iterable, Iterator
 
 from com.model.errors import ComError, InvalidEvent
-from com.model.event import MAX_DEPTH, MAX_INT, format_ts, now_utc, validate, validate_common
+from com.model.event import MAX_DEPTH, MAX_INT, common_event, format_ts, now_utc, validate
 
 
 def _where_json(exc: Exception, line_no: int | None) -> str:
@@ -104,8 +104,11 @@ def stream(lines: Iterable[str], defaults: dict | None = None, origin: str = "<s
         yield from parse("".join(head) + "".join(lines), defaults, origin)
         return
     n = len(head)
+    # The common event is checked the short way, without a place to name (none is refused there).
+    common = defaults is None or defaults.keys() <= {"project", "source"}
+    project, source = (defaults.get("project"), defaults.get("source")) if defaults else (None, None)
     while True:
-        event = validate_common(raw, default_ts, defaults)  # the common event, without a place to name
+        event = common_event(raw, default_ts, project, source) if common else None
         if event is None:
             try:
                 event = validate(raw, where=f"line {n}: ", default_ts=default_ts, defaults=defaults)

@@ -319,22 +319,28 @@ def validate_common(raw, default_ts: str | None = None, defaults: dict | None = 
     JSON types; a type and project of the right form (each name checked once); no id, or a whole one; the data's
     values scalars, or objects or lists of scalars; integers in range. Its bounds are checked on the values
     (not on the encoded text), so nothing is refused here: a refusal is `validate`'s, with its message."""
+    project = source = None
+    if defaults:
+        for key, value in defaults.items():
+            if key == "project":
+                project = value
+            elif key == "source":
+                source = value
+            elif value is not None:
+                return None  # another default: left to `validate`
+    return common_event(raw, default_ts, project, source)
+
+
+def common_event(raw, default_ts: str | None, project_default=None, source_default=None) -> "Event | None":
+    """`validate_common` with the defaults of a project and a source (the JSONL stream's, called per line)."""
     if type(raw) is not dict or not raw.keys() <= _FIELD_SET:
         return None
     get = raw.get
     etype, project, source = get("type"), get("project"), get("source")
-    if defaults:
-        for key, value in defaults.items():
-            if value is None:
-                continue
-            if key == "project":
-                if project is None:
-                    project = value
-            elif key == "source":
-                if source is None:
-                    source = value
-            elif get(key) is None:
-                return None
+    if project is None:
+        project = project_default
+    if source is None:
+        source = source_default
     if type(etype) is not str or etype not in _valid_types:
         if type(etype) is not str or not _TYPE_RE.match(etype):
             return None
@@ -451,9 +457,8 @@ def validate_common(raw, default_ts: str | None = None, defaults: dict | None = 
     )
     if len(line) > MAX_LINE:
         return None
-    event = Event(
-        id=event_id, type=etype, project=project, source=source, ts=ts, importance=importance, tags=tags, data=data
-    )
+    event = Event({"id": event_id, "type": etype, "project": project, "source": source, "ts": ts,
+                   "importance": importance, "tags": tags, "data": data})
     event.line = line
     event.id_given = given_id is not None
     event.ts_given = ts_given is not None
