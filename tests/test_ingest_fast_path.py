@@ -260,3 +260,79 @@ def test_a_line_without_an_end_is_refused_past_the_limit_without_reading_on(limi
     with pytest.raises(ComError, match="MiB of input"):
         list(reading.stream_lines(io.BufferedReader(Endless()), limit))
     assert Endless.read_bytes <= limit + 1 + io.DEFAULT_BUFFER_SIZE
+
+
+# -- the input's own text of the data -------------------------------------------------------------
+_json_key = st.text(alphabet=st.sampled_from(["a", "b", "Z", ":", "-", "0", " ", "é", '"', "\\", "\t"]), max_size=4)
+_json_scalar = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from([0.5, 1e16, -0.0, 100.0]),
+                         st.lists(st.sampled_from(["a", ":", "-0", " ", "é", "\u2028", '"', "\\", "\x7f", "\n",
+                                                   "run-00", "[-0", ":-0"]), max_size=4).map("".join))
+_json_data = st.dictionaries(_json_key, st.one_of(_json_scalar, st.lists(_json_scalar, max_size=3),
+                                                  st.dictionaries(_json_key, _json_scalar, max_size=3)), max_size=5)
+
+
+def _dump(value, sort: bool, spaced: bool, ascii_only: bool) -> str:
+    return json.dumps(value, sort_keys=sort, ensure_ascii=ascii_only, separators=(", ", ": ") if spaced else (",", ":"))
+
+
+@st.composite
+def exported_lines(draw):
+    """JSON lines as an exporter writes them (the stored line but for the id), mostly; now and then written
+    another way that parses to the same or nearly the same event (keys unsorted or twice, spaces, escapes,
+    numbers spelled otherwise, null data, something after the data, another line end)."""
+    data = draw(_json_data)
+    data["status"] = "passed"
+    spaced, ascii_only = draw(st.integers(0, 5)) == 0, draw(st.integers(0, 5)) == 0
+    text = _dump(data, True, spaced, ascii_only)
+    twist = draw(st.sampled_from(["none"] * 6 + ["unsorted", "twice", "minus0", "exp", "null", "after", "crlf",
+                                                 "trailing", "inner-space"]))
+    if twist == "unsorted" and len(data) > 1:
+        text = _dump(dict(reversed(list(data.items()))), False, spaced, ascii_only)
+    elif twist == "twice" and data:
+        key = next(iter(sorted(data)))
+        text = "{" + json.dumps(key) + ":0," + text[1:]
+    elif twist == "minus0":
+        text = text[:-1] + ("," if data else "") + '"zz":-0}'
+    elif twist == "exp":
+        text = text[:-1] + ("," if data else "") + '"zz":1E2}'
+    elif twist == "null":
+        text = "null"
+    elif twist == "inner-space" and len(text) > 2:
+        text = "{ " + text[1:]
+    head = ('{"type":"test_result","project":"shop","source":"pytest","ts":"2026-01-05T11:27:04.015838Z",'
+            '"importance":1.0,"tags":[],"data":')
+    line = head + text + ("," + '"type":"test_result"' if twist == "after" else "") + "}"
+    return line + ("\r\n" if twist == "crlf" else " \n" if twist == "trailing" else "\n")
+
+
+@settings(max_examples=500, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(exported_lines(), min_size=1, max_size=4))
+@example(['{"type":"test_result","project":"shop","source":"pytest","ts":"2026-01-05T11:27:04.015838Z",'
+          '"importance":1.0,"tags":[],"data":{"a":":","status":"passed"}}\n'])
+@example(['{"type":"test_result","project":"shop","source":"pytest","ts":"2026-01-05T11:27:04.015838Z",'
+          '"importance":1.0,"tags":[],"data":{"a":{"b":1,"b":2},"status":"passed"}}\n'])
+def test_a_line_stored_as_given_is_the_line_the_encoder_makes(lines):
+    """Where the stream keeps the input's text of the data, it is the text the encoder makes of the parsed data:
+    the stored lines, ids and refusals are those of parsing and validating each line in full."""
+    defaults = {"project": None, "source": None}
+    try:
+        got = [outcome(e) for e in jsonl.stream(io.StringIO("".join(lines)), defaults=defaults, origin="f")]
+    except (InvalidEvent, ComError) as exc:
+        got = ("refused", str(exc))
+    want = []
+    for n, line in enumerate(lines, 1):
+        try:
+            want.append(outcome(_validate(json.loads(line), f"line {n}: ", None, defaults)))
+        except InvalidEvent as exc:
+            want = ("refused", f"f: {exc}")
+            break
+    assert got == want
+
+
+def test_an_exported_line_keeps_its_data_text():
+    line = ('{"type":"test_result","project":"shop","source":"pytest","ts":"2026-01-05T11:27:04.015838Z",'
+            '"importance":1.0,"tags":[],"data":{"a":[1,true,null],"b":{"c":"d:e","e":-1},"status":"passed"}}\n')
+    with mock.patch.object(event_mod, "_c_encode", side_effect=AssertionError("encoded again")):
+        (event,) = jsonl.stream(io.StringIO(line))
+    assert event.line == '{"id":"' + event["id"] + '",' + line[1:-1]
+    assert event.line == _validate(json.loads(line), "", None, None).line

@@ -107,8 +107,9 @@ def stream(lines: Iterable[str], defaults: dict | None = None, origin: str = "<s
     # The common event is checked the short way, without a place to name (none is refused there).
     common = defaults is None or defaults.keys() <= {"project", "source"}
     project, source = (defaults.get("project"), defaults.get("source")) if defaults else (None, None)
+    text = first
     while True:
-        event = common_event(raw, default_ts, project, source) if common else None
+        event = common_event(raw, default_ts, project, source, text) if common else None
         if event is None:
             try:
                 event = validate(raw, where=f"line {n}: ", default_ts=default_ts, defaults=defaults)
@@ -121,6 +122,7 @@ def stream(lines: Iterable[str], defaults: dict | None = None, origin: str = "<s
                 break
         else:
             return
+        text = line
         try:
             raw = _loads_line(line)  # a trailing newline is whitespace after the value
         except _UNREADABLE as exc:

@@ -310,7 +310,46 @@ def _validate(raw, where: str, default_ts: str | None, defaults: dict | None) ->
 _LONG_DIGITS = re.compile(r"\d{19}")
 
 # The fast path: the event as producers write it (plain JSON types, data one level of objects or lists deep).
-_SCALARS = frozenset((str, float, bool, type(None)))
+_PLAIN = frozenset((str, bool, type(None)))
+_key_order: dict[tuple, bool] = {}  # the keys of an object -> whether they are in sorted order
+
+
+def _in_order(obj: dict) -> bool:
+    """Are a parsed object's keys in sorted order? Remembered per key tuple (a bulk ingest repeats a few)."""
+    keys = tuple(obj)
+    order = _key_order.get(keys)
+    if order is None:
+        try:
+            order = list(keys) == sorted(keys)
+        except TypeError:  # keys of several types (not from JSON)
+            order = False
+        if len(_key_order) > 10_000:
+            _key_order.clear()
+        _key_order[keys] = order
+    return order
+
+
+def _data_text(text: str, prefix: str, keys: int) -> str | None:
+    """The stored text of an event's data, cut from the input line `text` it was parsed from, when that line is
+    the event's stored line but for the id (`prefix` is the stored line's part from type to `"data":`); None
+    when it may not be. The caller has checked what the text cannot show: the data holds no floats (their text
+    may differ from repr's), its objects' keys are in sorted order, and `keys` counts them all. Then the cut is
+    the encoder's text exactly when it is an object (not null) with no backslash (so every string is as the
+    encoder writes it: the parser admits no raw control character in a string), no whitespace (none between
+    tokens), no integer written -0, and one `":` per key (no key twice, nothing after the data: each key ends
+    in `":`, and any other `":` is a string starting with a colon, which only makes the count too high)."""
+    if not text.startswith(prefix):
+        return None
+    if text.endswith("}\n"):
+        cut = text[len(prefix):-2]
+    elif text.endswith("}"):
+        cut = text[len(prefix):-1]
+    else:
+        return None
+    if (not cut.startswith("{") or "\\" in cut or " " in cut or "\n" in cut or "\r" in cut or "\t" in cut
+            or ":-0" in cut or ",-0" in cut or "[-0" in cut or cut.count('":') != keys):
+        return None
+    return cut
 
 
 def validate_common(raw, default_ts: str | None = None, defaults: dict | None = None) -> "Event | None":
@@ -331,8 +370,10 @@ def validate_common(raw, default_ts: str | None = None, defaults: dict | None = 
     return common_event(raw, default_ts, project, source)
 
 
-def common_event(raw, default_ts: str | None, project_default=None, source_default=None) -> "Event | None":
-    """`validate_common` with the defaults of a project and a source (the JSONL stream's, called per line)."""
+def common_event(raw, default_ts: str | None, project_default=None, source_default=None,
+                 text: str | None = None) -> "Event | None":
+    """`validate_common` with the defaults of a project and a source (the JSONL stream's, called per line).
+    `text`: the JSON line `raw` was parsed from (its data's text is stored as it is when it is the stored one)."""
     if type(raw) is not dict or not raw.keys() <= _FIELD_SET:
         return None
     get = raw.get
@@ -408,32 +449,50 @@ def common_event(raw, default_ts: str | None, project_default=None, source_defau
     else:
         ts = default_ts or format_ts(now_utc())
 
-    # The data's values: what `_bounds_problem` would walk (nesting, integers), in one pass.
+    # The data's values: what `_bounds_problem` would walk (nesting, integers), in one pass; and whether the
+    # input's own text of the data may be its stored text (see `_data_text`).
+    keys = len(data)
+    exact = text is not None
     for value in data.values():
         kind = type(value)
-        if kind in _SCALARS:
+        if kind in _PLAIN:
             continue
         if kind is int:
             if -MAX_INT <= value < MAX_INT:
                 continue
             return None
+        if kind is float:
+            exact = False
+            continue
         if kind is dict:
+            keys += len(value)
+            if exact and not _in_order(value):
+                exact = False
             value = value.values()
         elif kind is not list:
             return None
         for item in value:
             kind = type(item)
-            if kind not in _SCALARS and (kind is not int or not -MAX_INT <= item < MAX_INT):
+            if kind in _PLAIN:
+                continue
+            if kind is float:
+                exact = False
+            elif kind is not int or not -MAX_INT <= item < MAX_INT:
                 return None
-    try:
-        data_json = _ENCODER.encode(data) if _c_encode is None else "".join(_c_encode(data, 0))
-    except (TypeError, ValueError):  # NaN or Infinity; keys of several types (not comparable when sorted)
-        return None
 
     type_json = _names_json.get(etype) or _name_json(etype)
     project_json = _names_json.get(project) or _name_json(project)
     source_json = _names_json.get(source) or _name_json(source)
     importance_json = repr(importance)
+    data_json = None
+    if exact and ts_given is not None and _in_order(data):
+        data_json = _data_text(text, f'{{"type":{type_json},"project":{project_json},"source":{source_json},"ts":"{ts}",'
+                                     f'"importance":{importance_json},"tags":{tags_json},"data":', keys)
+    if data_json is None:
+        try:
+            data_json = _ENCODER.encode(data) if _c_encode is None else "".join(_c_encode(data, 0))
+        except (TypeError, ValueError):  # NaN or Infinity; keys of several types (not comparable when sorted)
+            return None
     head = f"{type_json}\x00{project_json}\x00{source_json}\x00{importance_json}\x00{tags_json}\x00{data_json}"
     given_id = get("id")
     if given_id is not None:
