@@ -207,7 +207,8 @@ class Spool:
         self.folder = Path(folder)
         self.keep_events = keep_events
         self.events: list[dict] | None = []
-        self.seen: dict[str, object] = {}  # id -> hash of its line (a repeat with another line is looked at)
+        # id -> hash of its line, or _DERIVED (a repeat with another line is looked at)
+        self.seen: dict[str, object] = {}
         self.given: set[str] = set()  # ids the input named (one may come again with other content: a conflict)
         self.untimed: set[str] = set()  # ids whose time was not given (the recording time)
         self.order: list[str] = []  # each id once, in the order given
@@ -369,10 +370,6 @@ class _Group:
         self.digest = None  # blake2b of the file's bytes, while the file is only appended to
         self.name: str | None = None  # after write_blob: the batch's name (a hash of its bytes) and blob id
         self.oid = None
-
-    def add(self, eid: str, line: str) -> None:
-        self.ids.append(eid)
-        self.lines.append(line)
 
     def _open(self, path: Path, mode: str):
         self.path = path
