@@ -110,7 +110,17 @@ class Memory:
     def results(self) -> TestResultsView:
         if self._results is None:
             self._results = TestResultsView(self.cache_path)
+            self._results.ids_may_repeat = self._ids_may_repeat
         return self._results
+
+    def _ids_may_repeat(self, snapshot: Snapshot) -> bool:
+        """Whether an event may sit in two of the snapshot's batches (both sides of a merge wrote it). The catalog
+        keeps every id held by more than one batch, so the test-results view pays for removing second copies
+        (a sort of every row's id) only in a memory that has some."""
+        if snapshot.commit is None:
+            return False
+        self._follow(snapshot.commit, [self.catalog])
+        return self.catalog.any_shared()
 
     @property
     def analyses(self) -> AnalysesView:

@@ -327,3 +327,109 @@ def test_loading_the_model_is_reported_at_once(tmp_path):
     stream.seek(0)
     embedder.embed(["a failure"], progress=Progress("com search", stream))  # cached: no model, no line
     assert stream.getvalue() == ""
+
+
+def _ranked_corpus():
+    """Three runs of 96 tests: most pass (one text each, their words shared with the failures' test ids), a few
+    fail or error in ways that share words with each other and with the passing tests; some events tagged."""
+    messages = ["Timeout 30000ms exceeded waiting for the checkout button", "connection refused by the orders database",
+                "assert cart total == 12.50", "gateway declined the payment E4077", "checkout page returned 503",
+                "database timeout while saving the order"]
+    runs = []
+    for run in range(3):
+        events = []
+        for i in range(96):
+            area = ("checkout", "orders", "cart", "payments")[i % 4]
+            data = {"test_id": f"tests/test_{area}.py::test_{area}_flow_{i}", "status": "passed"}
+            if i % 9 == run:
+                data.update(status="failed" if i % 3 else "error", error_message=messages[(i + run) % len(messages)])
+            event = {"type": "test_result", "project": "shop", "ts": f"2026-11-0{run + 1}T10:{i // 60:02d}:{i % 60:02d}Z",
+                     "data": data}
+            if i % 5 == 0:
+                event["tags"] = ["nightly"]
+            events.append(normalize(event))
+        runs.append(events)
+    return runs
+
+
+_EVENTS_BY_TEXT: dict = {}  # (memory, commit) -> {text number: events}: the reference reads the journal once
+
+
+def _reference(memory, query, where, k, mode="hybrid"):
+    """The ranking a filtered search defines, computed the slow way: the texts the filter can return (those with
+    a matching event) ranked among themselves by similarity (ties by text number) and by BM25 over the whole
+    FTS5 ranking (its 50 best of them), fused by reciprocal rank (a keyword hit's similarity rank counted among
+    all texts, as `TextRanking.rank` does); then every event of the snapshot that matches, newest first within a
+    text, the k first."""
+    import numpy as np
+
+    from com.model.text import event_text, normalise, text_hash
+    from com.views.index.query import KEYWORD_TEXTS, RRF_K
+
+    index = memory.index()
+    rows = index.rows
+    _texts = _EVENTS_BY_TEXT
+    key = (str(memory.root), memory.journal.head().id)
+    if key not in _texts:  # every event of the snapshot, by text number (read once per memory and commit)
+        number = dict(rows.db.execute("SELECT hash, text_no FROM texts"))
+        _texts.clear()
+        _texts[key] = events = {}
+        for event in memory.snapshot().events():
+            events.setdefault(number[text_hash(event_text(event))], []).append(event)
+    events = _texts[key]
+    allowed = sorted(n for n, evs in events.items() if any(where.matches(e) for e in evs))
+    text = normalise(query)
+    keyword = []
+    if mode != "vector":
+        terms = " OR ".join(f'"{t}"' for t in dict.fromkeys(re.findall(r"\w+", text.lower()))
+                            if t not in rows_stop_words())
+        ranked = [n for (n,) in rows.db.execute(
+            "SELECT rowid FROM texts_fts WHERE texts_fts MATCH ? ORDER BY bm25(texts_fts), rowid", (terms,))]
+        keyword = [n for n in ranked if n in set(allowed)][:KEYWORD_TEXTS]
+    scored = []
+    if mode != "keyword":
+        # einsum as the search computes it: a BLAS product may round differently and swap two near-equal texts
+        sims = np.einsum("ij,j->i", rows.vectors(index.embedder.dim),
+                         np.asarray(memory.embedder().embed([text])[0], dtype=np.float32))
+        order = sorted(allowed, key=lambda n: (-sims[n], n))
+        for r, n in enumerate(order, 1):
+            if n in keyword:
+                kr, vr = keyword.index(n) + 1, 1 + int((sims > sims[n]).sum())
+                scored.append((-(1 / (RRF_K + kr) + 1 / (RRF_K + vr)), 0, vr, n))
+            else:
+                scored.append((-1 / (RRF_K + r), 1, r, n))
+    else:
+        scored = [(-1 / (RRF_K + kr), 0, 0, n) for kr, n in enumerate(keyword, 1)]
+    out = []
+    for *_, n in sorted(scored):
+        for event in sorted(events[n], key=lambda e: e["ts"], reverse=True):
+            if where.matches(event):
+                out.append(event["id"])
+    return out[:k]
+
+
+def rows_stop_words():
+    from com.views.index.rows import STOP_WORDS
+
+    return STOP_WORDS
+
+
+def test_a_filtered_search_returns_exactly_the_events_its_ranking_defines(memory, journal):
+    """Whatever path a filter takes to the keyword hits (a small set of texts is checked before FTS5 scores
+    them, a large one after), the results are the reference ranking's, filtered: the same events in the same
+    order, and k of them whenever k match."""
+    from com.model.filter import EventFilter
+    from com.ops.search import search
+
+    for events in _ranked_corpus():
+        memory.record(events)
+    filters = [EventFilter.create(statuses=["failed"]), EventFilter.create(statuses=["error"]),
+               EventFilter.create(statuses=["passed"]), EventFilter.create(statuses=["failed", "error"]),
+               EventFilter.create(tags_include=["nightly"], statuses=["failed"]), EventFilter()]
+    queries = ["checkout timeout", "orders database refused", "E4077 payments flow", "cart test passed"]
+    for where in filters:
+        for query in queries:
+            for mode in ("hybrid", "keyword"):
+                for k in (3, 40):
+                    got = [r["event"]["id"] for r in search(memory, query, k, where, mode=mode).results]
+                    assert got == _reference(memory, query, where, k, mode), (where, query, mode, k)

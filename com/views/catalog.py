@@ -92,11 +92,15 @@ class Catalog(SqliteView):
             out.update(self.db.execute(f"SELECT path, events FROM blobs WHERE path IN ({marks})", chunk))
         return out
 
+    def any_shared(self) -> bool:
+        """Whether any id sits in more than one batch the catalog has taken."""
+        return self.db.execute("SELECT 1 FROM shared LIMIT 1").fetchone() is not None
+
     def shared_in(self, paths) -> dict[tuple[int, int], list[str]]:
         """The ids held by more than one batch (or twice by one) that one of `paths` holds: id key -> those of
         `paths` that hold it. Usually empty: only both sides of a merge ingesting an event make one."""
         out: dict[tuple[int, int], list[str]] = {}
-        if self.db.execute("SELECT 1 FROM shared LIMIT 1").fetchone() is None:
+        if not self.any_shared():
             return out
         for chunk, marks in sqlite.chunks(list(paths)):
             rows = self.db.execute(
