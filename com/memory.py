@@ -237,9 +237,8 @@ class Memory:
         that comes again with other content (in the input, or already recorded) is refused: a changed event
         needs a new id."""
         with batch_files.Spool(self.cache_path, keep_events=EAGER_RESULTS) as spool:
-            for event in events:
-                first = spool.add(event)
-                if first is not None and not same_event(first, event) and not same_event(event, first):
+            for first, event in spool.take(events):
+                if not same_event(first, event) and not same_event(event, first):
                     raise ComError(f"event {event['id']} appears twice in the input with different content "
                                    f"({difference(first, event)}); a changed event needs a new id (leave 'id' out)")
             with self.journal.writing(branch) as tx:
