@@ -1,13 +1,20 @@
-"""Benchmark the ways test results come in: `com ingest --junit` on a 50,000-testcase report, and the
-pytest plugin's overhead on a 2,000-test session. Prints one JSON object (medians) to stdout.
+"""Benchmark the ways test results come in: `com ingest --junit` on a 50,000-testcase report, the
+pytest plugin's overhead on a 2,000-test session, and (with --jsonl) one `com ingest --file` of a big JSONL file.
+Prints one JSON object (medians) to stdout.
 
 Targets (issue 3): >= 30,000 test cases/s end to end (the whole `com ingest --junit` process, a fresh
-memory), and <= 5% added wall time for `pytest --com` on 2,000 trivial tests.
+memory), and <= 5% added wall time for `pytest --com` on 2,000 trivial tests. Issue 12: one `com ingest --file`
+of the 1,000,000 events of `gen_history.py --tests 10000 --commits 50 --runs-per-commit 2` (their stored lines
+without ids, as `bench_reads.py` exports them) at >= 50,000 events/s, under 600 MiB (peak RSS of the process).
 
     .venv/bin/python scripts/bench_ingest.py [--cases 50000] [--tests 2000] [--repeat 3] [--pairs 15] [--skip-pytest]
+    .venv/bin/python scripts/bench_ingest.py --jsonl EVENTS.jsonl [--repeat 3] [--compare OTHER_CHECKOUT]
 
 The pytest figure is the median of the com/off ratios of interleaved pairs (whole processes), printed with
 the load average over the pairs.
+
+--compare runs the same file with another checkout's code (PYTHONPATH) interleaved, run for run, and says
+whether both memories hold the same tree (the stored bytes must not change).
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ import json
 import os
 import random
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -27,6 +35,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 BIN = Path(sys.executable).parent
 COM = str(BIN / "com")
+ROOT_DIR = Path(__file__).resolve().parent.parent
 
 
 # Byte-code is cached (outside the source tree) as in any installed package, even where the calling
@@ -290,6 +299,61 @@ def bench_pytest(tests: int, pairs: int) -> dict:
         return out
 
 
+def bench_jsonl(source: Path, repeat: int, compare: str | None) -> dict:
+    """`com ingest --file` of `source` into a fresh memory, `repeat` times (interleaved with the --compare
+    checkout's runs): wall, CPU (user+sys) and peak RSS of the process, medians, the load average beside each."""
+    events = sum(1 for line in source.open("rb") if line.strip())
+    trees = {"this": ROOT_DIR, **({"compare": compare} if compare else {})}
+    runs: dict[str, list[dict]] = {name: [] for name in trees}
+    with tempfile.TemporaryDirectory(prefix="com-bench-jsonl-") as tmp:
+        for n in range(repeat):
+            for name, tree in trees.items():
+                memory = Path(tmp) / f"{name}{n}"
+                env = _env({"COM_DIR": str(memory), "PYTHONPATH": str(tree)})
+                subprocess.run([COM, "init"], check=True, env=env, capture_output=True)
+                load = os.getloadavg()[0]
+                wall, cpu, rss, out = _measured([COM, "ingest", "--file", str(source), "--json"], env)
+                added = json.loads(out)["added"]
+                if added != events:
+                    raise SystemExit(f"{name}: added {added} of {events} events")
+                tree_id = subprocess.run(["git", "--git-dir", str(memory / "journal.git"), "rev-parse", "HEAD^{tree}"],
+                                         capture_output=True, text=True, check=True).stdout.strip()
+                runs[name].append({"wall_s": wall, "cpu_s": cpu, "rss_mib": rss, "load1": load, "tree": tree_id})
+                shutil.rmtree(memory)
+    out = {"events": events, "file_mb": round(source.stat().st_size / 1e6, 1)}
+    for name, rows in runs.items():
+        wall = statistics.median(r["wall_s"] for r in rows)
+        cpu = statistics.median(r["cpu_s"] for r in rows)
+        out[name] = {
+            "code": str(trees[name]),
+            "wall_s_median": round(wall, 2), "cpu_s_median": round(cpu, 2),
+            "events_per_s": round(events / wall), "events_per_cpu_s": round(events / cpu),
+            "rss_mib_median": round(statistics.median(r["rss_mib"] for r in rows)),
+            "runs": [{k: round(v, 2) if isinstance(v, float) else v for k, v in r.items() if k != "tree"} for r in rows],
+            "journal_tree": sorted({r["tree"] for r in rows}),
+        }
+    if compare:
+        out["same_journal_tree"] = out["this"]["journal_tree"] == out["compare"]["journal_tree"]
+    out["target_events_per_s"], out["target_rss_mib"] = 50_000, 600
+    return out
+
+
+def _measured(args: list[str], env: dict) -> tuple[float, float, float, str]:
+    """Wall seconds, CPU seconds (user+sys) and peak RSS (MiB) of one process (its own rusage, from wait4), and
+    its stdout."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(args, env=env, stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode != 0:
+            raise SystemExit(f"{' '.join(args[:3])} failed: {err.read().decode()[-2000:]}")
+        return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, out.read().decode()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=50_000)
@@ -299,7 +363,15 @@ def main() -> None:
     parser.add_argument("--skip-pytest", action="store_true")
     parser.add_argument("--skip-junit", action="store_true")
     parser.add_argument("--small-tests", type=int, default=7, help="the small session's size (0: not run)")
+    parser.add_argument("--jsonl", type=Path, help="only: `com ingest --file` of this JSONL file")
+    parser.add_argument("--compare", help="with --jsonl: another checkout to run interleaved (its PYTHONPATH)")
     args = parser.parse_args()
+    if args.jsonl:
+        out = {"cpus": os.cpu_count(), "loadavg_before": [round(x, 2) for x in os.getloadavg()]}
+        out["jsonl"] = bench_jsonl(args.jsonl, args.repeat, args.compare)
+        out["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
+        print(json.dumps(out, indent=2))
+        return
     # Other work on the machine inflates wall times: the load average before and after says how much.
     out = {"cpus": os.cpu_count(), "loadavg_before": [round(x, 2) for x in os.getloadavg()],
            "pycache": "PYTHONPYCACHEPREFIX=" + str(PYCACHE)}

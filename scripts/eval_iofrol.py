@@ -7,8 +7,10 @@ Before each cycle, its tests are ordered by `com select --tests` (history-only p
 memory holding the earlier cycles only); then the cycle's verdicts are recorded as one `com ingest` batch
 (one run per cycle; a test executed twice in a cycle is two attempts of that run). The replay calls the same
 use-cases the CLI calls (`com.ops.ingest`, `com.ops.select`); `--cli-check N` replays the first N cycles
-through real `com` processes too and says whether every order was the same. Nothing is tuned on the data:
-the selection runs with its fixed defaults.
+through real `com` processes too and says whether every order was the same. The selection runs with its
+fixed defaults; those of the history-only estimate (`selection.HistoryParams`: decay over a test's own runs,
+the new-test prior's weight) were chosen on cycles 1-160 only, so `napfd_halves` reports the calibration
+cycles and the held-out cycles 161-320 apart, for com and the reference orders alike.
 
 NAPFD is reported under two definitions, with reference orders (random, most recently failed first,
 optimal: failing first, shortest first) measured the same way:
@@ -106,24 +108,35 @@ def cycle_events(cycle, c: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+CALIBRATION_CYCLES = 160  # the history-only defaults were chosen on cycles 1-160; 161-320 are held out
+
+
 class Scores:
     def __init__(self, budgets):
         self.budgets = budgets
-        self.values = {d: {b: [] for b in budgets} for d in ("readme", "retecs")}
+        self.values = {d: {b: [] for b in budgets} for d in ("readme", "retecs")}  # (cycle, NAPFD)
 
-    def add(self, cycle, rows: list[int], budgets=None) -> None:
+    def add(self, cycle, rows: list[int], budgets=None, c: int = 0) -> None:
         durations = [cycle[i][1] for i in rows]
         verdicts = [cycle[i][2] for i in rows]
         for b in budgets or self.budgets:
             a = napfd(durations, verdicts, b, ranks_scheduled_only=False)
             r = napfd(durations, verdicts, b, ranks_scheduled_only=True)
             if a is not None:
-                self.values["readme"][b].append(a)
-            self.values["retecs"][b].append(1.0 if r is None else r)
+                self.values["readme"][b].append((c, a))
+            self.values["retecs"][b].append((c, 1.0 if r is None else r))
 
-    def means(self) -> dict:
-        return {d: {f"{int(b * 100)}%": round(sum(v) / len(v), 4) if v else None for b, v in per.items()}
-                for d, per in self.values.items()}
+    def means(self, first: int = 0, stop: int | None = None) -> dict:
+        def mean(pairs):
+            v = [x for c, x in pairs if c >= first and (stop is None or c < stop)]
+            return round(sum(v) / len(v), 4) if v else None
+
+        return {d: {f"{int(b * 100)}%": mean(v) for b, v in per.items()} for d, per in self.values.items()}
+
+    def halves(self) -> dict:
+        """NAPFD (readme) over the calibration cycles and over the held-out ones."""
+        return {"calibration": self.means(0, CALIBRATION_CYCLES)["readme"],
+                "held_out": self.means(CALIBRATION_CYCLES)["readme"]}
 
 
 def replay(cycles, budgets=BUDGETS, seed: int = 0, memory_dir: Path | None = None, limit: int | None = None) -> dict:
@@ -154,15 +167,15 @@ def replay(cycles, budgets=BUDGETS, seed: int = 0, memory_dir: Path | None = Non
                 order = result.ids + result.skipped
                 if b >= 1 or len(budgets) == 1:
                     orders.append(order)
-                com_scores.add(cycle, expand(cycle, order), budgets=(b,))
+                com_scores.add(cycle, expand(cycle, order), budgets=(b,), c=c)
             t_select += time.perf_counter() - t
             idx = list(range(len(cycle)))
             rnd = idx[:]
             rng.shuffle(rnd)
-            refs["random"].add(cycle, rnd)
+            refs["random"].add(cycle, rnd, c=c)
             mrf = sorted(idx, key=lambda i: (-last_verdict.get(cycle[i][0], 1), rng.random()))  # new tests first
-            refs["most_recently_failed_first"].add(cycle, mrf)
-            refs["optimal"].add(cycle, sorted(idx, key=lambda i: (-cycle[i][2], cycle[i][1])))
+            refs["most_recently_failed_first"].add(cycle, mrf, c=c)
+            refs["optimal"].add(cycle, sorted(idx, key=lambda i: (-cycle[i][2], cycle[i][1])), c=c)
             t = time.perf_counter()
             events = ops_ingest.from_json_lines(io.StringIO(cycle_events(cycle, c)), f"cycle {c + 1}")
             ops_ingest.record(memory, events, message=f"iofrol cycle {c + 1}")
@@ -175,6 +188,7 @@ def replay(cycles, budgets=BUDGETS, seed: int = 0, memory_dir: Path | None = Non
             shutil.rmtree(tmp, ignore_errors=True)
     return {"cycles": len(cycles), "cycles_with_failures": sum(1 for cy in cycles if any(v for _, _, v in cy)),
             "executions": sum(len(cy) for cy in cycles), "napfd": com_scores.means(),
+            "napfd_halves": {"com": com_scores.halves(), **{k: v.halves() for k, v in refs.items()}},
             "reference_measured": {k: v.means() for k, v in refs.items()}, "published": PUBLISHED,
             "seconds": {"select": round(t_select, 2), "ingest": round(t_ingest, 2)}, "_orders": orders}
 

@@ -59,6 +59,10 @@ def test_select_replay_through_a_memory(tmp_path):
     assert all(r["recall"] == 1.0 for r in rows)
     s = eval_select.summarise(rows)
     assert s["changes"] == len(rp.cases) and 0 < s["apfd_mean"] <= 1
+    rp.memory.close()
+    again = eval_select.Replay(tmp_path / "h", seed=2, tests=60, commits=16, victims="reach", semantic=False)
+    assert again.cases == rp.cases  # a kept history (--keep) is reused, not generated again
+    assert eval_select.summarise(again.evaluate("direct", sel.CALIBRATED, sel.parse_budget("100%"))) == s
 
 
 def test_reach_victims_are_tests_whose_calls_reach_the_changed_function(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -188,3 +189,54 @@ def test_stats_on_a_larger_random_history_are_consistent():
     for s in st.values():
         assert s.runs == 29 and 0.0 <= s.density <= 1.0 and s.fail_runs <= s.runs
     assert st["t0"].fail_runs == 0 and st["t2"].fail_runs > 0
+
+
+def test_history_estimate_decays_over_a_tests_own_runs_and_keeps_a_prior():
+    # "weekly" ran in runs 1 and 9 only and failed in 9; "daily" ran in every run and failed in run 1 only
+    specs = [("weekly", 1, "passed", 1, 1.0, None), ("weekly", 9, "failed", 1, 1.0, None)]
+    specs += [("daily", r, "failed" if r == 1 else "passed", 1, 1.0, None) for r in range(1, 10)]
+    st = sel.test_stats(rows(*specs), half_life_runs=1.0)
+    # own ages: weekly's run 9 is age 0 and run 1 age 1, however many runs of the history lie between them
+    assert st["weekly"].own_fail == pytest.approx(1.0) and st["weekly"].own_weight == pytest.approx(1.5)
+    assert st["daily"].own_fail == pytest.approx(0.5 ** 8)
+    p = sel.history_probability(st, ["weekly", "daily", "new"], sel.HistoryParams(new_test_prior=0.4, prior_weight=1.0))
+    assert p["weekly"] == pytest.approx((1.0 + 0.4) / (1.5 + 1.0))
+    assert p["new"] == 0.4 and p["daily"] < 0.25
+    # a test that passed twice is less surely green than one that passed fifty times
+    many = [("green_long", r, "passed", 1, 1.0, None) for r in range(1, 51)]
+    few = [("green_short", r, "passed", 1, 1.0, None) for r in (49, 50)]
+    p = sel.history_probability(sel.test_stats(rows(*many, *few)), ["green_long", "green_short"])
+    assert p["green_short"] > p["green_long"] > 0
+    # under a time budget short of the suite: failures per second (budget_power 1), or by P(fail) alone (0)
+    durations = {"weekly": 1000.0, "daily": 1.0}
+    budget = sel.parse_budget("60%")
+    assert [t.test for t in sel.prioritise(st, ["weekly", "daily"], durations=durations, budget=budget).tests] == [
+        "daily", "weekly"]
+    scores = {t.test: t.score for t in sel.prioritise(st, ["weekly", "daily"], durations=durations, budget=budget,
+                                                      params=sel.HistoryParams(budget_power=0.0)).tests}
+    assert scores["weekly"] > scores["daily"]
+    # the history-wide decay is still there when asked
+    p = sel.history_probability(st, ["weekly"], sel.HistoryParams(own_runs=False))
+    assert p["weekly"] == pytest.approx(st["weekly"].density * (1 - 0.5 * st["weekly"].flake_rate))
+
+
+def test_a_test_failing_whatever_the_change_runs_early_and_fills_a_budget_but_is_never_selected_by_it():
+    signals = {
+        "related": sel.Signals(direct=1.0, direct_reason="uses f", duration_ms=100.0),
+        "often_red": sel.Signals(recent=0.8, flake_rate=0.5, duration_ms=100.0),  # fails most runs, flaky
+        "green": sel.Signals(duration_ms=100.0),
+        "green2": sel.Signals(duration_ms=100.0),
+    }
+    w = sel.Weights(relation=0.4, history=0.2, criticality=0.0, flakiness=0.0, efficiency=0.0, base=1.0)
+    res = sel.select(signals, weights=w)  # no budget: only the related test is selected
+    assert res.ids == ["related"]
+    assert [t.test for t in res.tests][:2] == ["related", "often_red"]  # the rest: likeliest to fail first
+    assert next(t for t in res.tests if t.test == "often_red").signals["base"] == pytest.approx(0.8)
+    res = sel.select(signals, weights=w, budget=sel.parse_budget("50%"))  # room for one more test
+    assert res.ids == ["often_red", "related"]  # it fills the budget and, likelier to fail, runs first
+    filled = next(t for t in res.tests if t.test == "often_red")
+    assert any("fails often whatever the change" in r for r in filled.reasons)
+    # a test whose every failure is flaky says nothing about the change (history 0): only base runs it early
+    signals["often_red"] = replace(signals["often_red"], flake_rate=1.0)
+    assert sel.select(signals, weights=w, budget=sel.parse_budget("50%")).ids == ["often_red", "related"]
+    assert sel.select(signals, weights=replace(w, base=0.0), budget=sel.parse_budget("50%")).ids == ["related"]

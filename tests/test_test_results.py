@@ -224,3 +224,76 @@ def test_values_equal_in_python_but_not_in_json_stay_apart(memory):
         assert len(got) == 7
         for event in got:
             assert json.dumps(event, ensure_ascii=False, separators=(",", ":")) == stored[event["id"]], taken
+
+
+def _as_dict(pair):
+    tests, statuses = pair
+    return dict(zip(tests.tolist(), statuses.tolist()))
+
+
+def _shuffled_history(memory, seed):
+    """Runs whose times repeat and go back (an old report ingested late), some results twice in a batch."""
+    import random
+
+    rng = random.Random(seed)
+    for run in range(12):
+        minute = rng.choice((0, 0, 5, 9, run))  # equal times across batches, and times older than the last
+        events = []
+        for n in rng.sample(range(30), 18):
+            status = rng.choice(("passed", "passed", "failed", "error", "skipped"))
+            events.append(result(f"t.py::test_{n}", status, ts=f"2026-03-01T10:{minute:02d}:00Z", run_id=f"r{run}",
+                                 attempt=rng.choice((1, 2))))
+        memory.record(events)
+
+
+@pytest.mark.parametrize("seed, per_read", [(1, 1000), (2, 1000), (3, 1), (4, 1)])
+def test_the_standard_library_answers_equal_numpys(tmp_path, monkeypatch, seed, per_read):
+    """`com diff` asks each test's newest status without numpy when it can (`newest`, `newest_in_batches`): the
+    answers must be `latest`'s, for every snapshot and every range of added batches, in sorted and unsorted
+    segments alike, with ties on time and times that go back; reading whole columns or cell by cell (per_read 1).
+    """
+    from com.views import test_results
+
+    monkeypatch.setattr(test_results, "WALKS_PER_COLUMN_READ", per_read)
+    memory, _ = Memory.init(tmp_path / ".com")
+    _shuffled_history(memory, seed)
+    view = memory.results
+    commits = [memory.snapshot(f"HEAD~{back}") for back in range(11, -1, -1)]
+    for compacted in (False, True):
+        if compacted:
+            memory.follow(commits[-1], [view])
+            view._compact()  # one sorted segment: the walk over test_runs' last rows
+        for i, a in enumerate(commits):
+            memory.follow(a, [view])
+            assert view.newest(a) == _as_dict(view.latest(a))
+            for b in commits[i + 1:i + 4]:
+                added = sorted(set(b.batch_paths()) - set(a.batch_paths()))
+                batches = [batch for batch in b.batches() if batch.path in added]
+                batches.sort(key=lambda batch: added.index(batch.path))
+                want = _as_dict(view.latest(paths=added))
+                assert view.newest_in_batches([batch.events(memory.journal) for batch in batches]) == want
+                # Events left out by key (the diff's events both sides hold): the numpy walk compares ids too.
+                from com.model.event import id_key
+
+                left_out = {id_key(e["id"]) for e in batches[0].events(memory.journal)[::3]}
+                want = _as_dict(view.latest(paths=added, without_keys=left_out))
+                assert view.newest_in_batches([batch.events(memory.journal) for batch in batches], left_out) == want
+                tests = list(want)[::2]
+                assert view.newest(a, tests=tests) == _as_dict(view.latest(a, tests=tests))
+
+
+def test_newest_gives_way_to_numpy_past_its_budget(history):
+    older = history.snapshot("HEAD~1")  # the newest rows of its tests are in batches it lacks: walked
+    history.follow(history.snapshot(), [history.results])
+    assert history.results.newest(older, budget=0) is None
+    assert history.results.newest(older) == _as_dict(history.results.latest(older))
+
+
+def test_distinct_is_numpys_unique():
+    from com.model.result import distinct
+
+    rng = np.random.default_rng(7)
+    for size in (0, 1, 2, 50, 1000):
+        for values in (rng.integers(-5, 20, size), rng.integers(0, 2**40, size, dtype=np.int64)):
+            assert np.array_equal(distinct(values), np.unique(values))
+            assert distinct(values).dtype == np.unique(values).dtype

@@ -54,7 +54,7 @@ import numpy as np
 
 from com.model.errors import ComError
 from com.model.event import format_us
-from com.model.result import STATUS_CODE, ResultColumns
+from com.model.result import STATUS_CODE, ResultColumns, distinct
 
 PASSED, FAILED, ERROR = STATUS_CODE["passed"], STATUS_CODE["failed"], STATUS_CODE["error"]
 
@@ -248,14 +248,14 @@ def _entries_from_columns(cols: ResultColumns, rows: np.ndarray | None):
         # One failing run's signature (runs of a commit nearly always share it); -1 without a failure.
         "signature": np.maximum.reduceat(run_sig, est),
     }
-    used = np.unique(out["commit"])
+    used = distinct(out["commit"])
     first_seen = np.full(c2, _MAX, np.int64)
     np.minimum.at(first_seen, out["commit"], out["first_us"])
     keys = {}
     for c in used.tolist():
         keys[c] = cols.commits[c] if c < n_commits else "run:" + cols.runs[c - n_commits]
     sig_keys = {s: (cols.signatures[s] if s < n_sigs else NO_MESSAGE)
-                for s in np.unique(out["signature"]).tolist() if s >= 0}
+                for s in distinct(out["signature"]).tolist() if s >= 0}
     return out, keys, {c: int(first_seen[c]) for c in used.tolist()}, sig_keys
 
 
@@ -292,13 +292,21 @@ def mass_failures(cols: ResultColumns, rows: np.ndarray | None, share: float, mi
     run = cols.run[sel]
     total = np.bincount(run, minlength=n_runs)
     failed = np.bincount(run[cols.status[sel] != PASSED], minlength=n_runs)
+    run_commit = np.full(n_runs, -1, np.int64)
+    run_commit[run] = cols.commit[sel]
+    return mass_failure_runs(total, failed, run_commit, share, min_results)
+
+
+def mass_failure_runs(total: np.ndarray, failed: np.ndarray, run_commit: np.ndarray, share: float,
+                      min_results: int) -> np.ndarray:
+    """`mass_failures` from per-run counts: first-attempt verdicts, failures among them, and the run's code
+    commit (any numbering, -1 for none)."""
     mass = (total >= min_results) & (failed >= share * np.maximum(total, 1))
     if not mass.any():
         return mass
-    run_commit = np.full(n_runs, -1, np.int64)
-    run_commit[run] = cols.commit[sel]
+    run_commit = np.asarray(run_commit, dtype=np.int64)
     seen = (total > 0) & (run_commit >= 0)
-    width = len(cols.commits) + 1
+    width = int(run_commit.max(initial=-1)) + 2
     runs_of_commit = np.bincount(run_commit[seen], minlength=width)
     mass_of_commit = np.bincount(run_commit[seen & mass], minlength=width)
     code = seen & (runs_of_commit[np.maximum(run_commit, 0)] == mass_of_commit[np.maximum(run_commit, 0)])

@@ -31,7 +31,7 @@ import numpy as np
 from com.analysis.flaky import with_runs
 from com.analysis.lifecycle import OPEN, replay
 from com.model.errors import ComError
-from com.model.result import STATUS_CODE, STATUS_CODES, ResultColumns
+from com.model.result import STATUS_CODE, STATUS_CODES, ResultColumns, distinct
 
 FACTS_SCHEMA = "com.rollup.facts/1"
 STATUS_NAMES = STATUS_CODES
@@ -370,9 +370,9 @@ def _counts(p: _Prepared, start: int, end: int) -> dict:
     executed = int(np.count_nonzero(p.status[out_rows] != SKIPPED))
     failing = int(np.count_nonzero(p.failing[out_rows]))
     return {
-        "runs": int(len(np.unique(p.run[rows]))),
-        "commits": int(len(np.unique(p.commit[rows][p.commit[rows] >= 0]))),
-        "tests": int(len(np.unique(p.test[rows]))),
+        "runs": int(len(distinct(p.run[rows]))),
+        "commits": int(len(distinct(p.commit[rows][p.commit[rows] >= 0]))),
+        "tests": int(len(distinct(p.test[rows]))),
         "results": {"total": int(len(rows)), **{name: int(by_status[i]) for i, name in enumerate(STATUS_NAMES)}},
         "outcomes": {"total": int(len(pos)), "executed": executed, "failing": failing,
                      "retried": int(np.count_nonzero(p.retry_pass[pos]))},
@@ -640,11 +640,11 @@ def pattern_facts(cols: ResultColumns, *, until, days: int = 30, test: str | Non
         "period": _period(start, end, _label(start, end)),
         "occurrences": int(len(hits)),
         "results": int(len(test_rows)),
-        "runs": int(len(np.unique(p.run[hits]))),
-        "commits": int(len(np.unique(p.commit[hits][p.commit[hits] >= 0]))),
+        "runs": int(len(distinct(p.run[hits]))),
+        "commits": int(len(distinct(p.commit[hits][p.commit[hits] >= 0]))),
         "first_seen": iso(p.ts[hit_order[0]]) if len(hits) else None,
         "last_seen": iso(p.ts[hit_order[-1]]) if len(hits) else None,
-        "days_with_occurrences": int(len(np.unique(hit_days))),
+        "days_with_occurrences": int(len(distinct(hit_days))),
         "affected_tests": _capped(affected),
         "signatures": sigs,
         "by_day": by_day,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from com.model.result import STATUS_CODE, ResultColumns
+from com.model.result import STATUS_CODE, ResultColumns, distinct
 
 PASSED, FAILED, ERROR = STATUS_CODE["passed"], STATUS_CODE["failed"], STATUS_CODE["error"]
 MAX_COMMITS = 5  # failing commits named in a fact
@@ -74,7 +74,7 @@ def history(cols: ResultColumns) -> TestHistory:
     def named(c: int) -> str | None:
         return cols.commits[c] if c >= 0 else None
 
-    h = TestHistory(tests=len(np.unique(run_test)), runs=len(starts), failed=int(run_fail.sum()),
+    h = TestHistory(tests=len(distinct(run_test)), runs=len(starts), failed=int(run_fail.sum()),
                     first_us=int(run_ts.min()), last_us=int(run_ts.max()),
                     retried_passes=int((run_fail & (passes > 0)).sum()))
     # The same test both passing and failing on one code commit.

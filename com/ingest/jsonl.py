@@ -6,7 +6,7 @@ import json
 from typing import Iterable, Iterator
 
 from com.model.errors import ComError, InvalidEvent
-from com.model.event import MAX_DEPTH, MAX_INT, format_ts, now_utc, validate
+from com.model.event import MAX_DEPTH, MAX_INT, common_event, format_ts, now_utc, validate
 
 
 def _where_json(exc: Exception, line_no: int | None) -> str:
@@ -104,17 +104,25 @@ def stream(lines: Iterable[str], defaults: dict | None = None, origin: str = "<s
         yield from parse("".join(head) + "".join(lines), defaults, origin)
         return
     n = len(head)
+    # The common event is checked the short way, without a place to name (none is refused there).
+    common = defaults is None or defaults.keys() <= {"project", "source"}
+    project, source = (defaults.get("project"), defaults.get("source")) if defaults else (None, None)
+    text = first
     while True:
-        try:
-            yield validate(raw, where=f"line {n}: ", default_ts=default_ts, defaults=defaults)
-        except InvalidEvent as exc:
-            raise InvalidEvent(f"{origin}: {exc}") from None
+        event = common_event(raw, default_ts, project, source, text) if common else None
+        if event is None:
+            try:
+                event = validate(raw, where=f"line {n}: ", default_ts=default_ts, defaults=defaults)
+            except InvalidEvent as exc:
+                raise InvalidEvent(f"{origin}: {exc}") from None
+        yield event
         for line in lines:
             n += 1
             if not line.isspace():  # no copy of the line, unlike strip() (a line from a file is never "")
                 break
         else:
             return
+        text = line
         try:
             raw = _loads_line(line)  # a trailing newline is whitespace after the value
         except _UNREADABLE as exc:

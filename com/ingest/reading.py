@@ -68,17 +68,59 @@ def file_lines(path: str | os.PathLike, limit: int, param: str | None = "file") 
         yield from stream_lines(fh, limit, str(path), param)
 
 
+_BLOCK = 1 << 20
+
+
 def stream_lines(stream, limit: int, origin: str = "<stdin>", param: str | None = None) -> Iterator[str]:
     """The lines of a binary stream as UTF-8 text, at most `limit` bytes in all (an endless stream, or an endless
-    line, ends here, not in memory)."""
-    total = 0
+    line, ends here, not in memory). Read a block at a time, decoded whole while it holds no problem; a line past
+    the limit or not UTF-8 is refused when reached, as if read one line at a time."""
+    total = 0  # bytes of the lines handed out
+    rest: list[bytes] = []  # the start of a line whose end is not read yet (in parts: a long line is not copied
+    held = 0  # over and over), and its length
     while True:
+        room = limit + 1 - total - held  # never more than limit + 1 bytes read in all
+        if room <= 0:
+            raise _too_big(origin, limit)
         try:
-            raw = stream.readline(limit + 1 - total)
+            block = stream.read(min(_BLOCK, room))
         except OSError as exc:
             raise ComError(f"{origin}: cannot read: {exc.strerror or exc}", param=param) from None
-        if not raw:
+        if not block:
+            if rest:
+                yield from _one_by_one([b"".join(rest)], total, limit, origin, param)
             return
+        end = block.rfind(b"\n") + 1
+        if end == 0:
+            rest.append(block)
+            held += len(block)
+            continue
+        whole = block[:end]
+        if rest:
+            whole = b"".join(rest) + whole
+        rest = [block[end:]] if end < len(block) else []
+        held = len(block) - end
+        if total + len(whole) <= limit:
+            try:
+                text = whole.decode("utf-8")
+            except UnicodeDecodeError:
+                pass
+            else:
+                total += len(whole)
+                lines = text.split("\n")
+                lines.pop()  # "" after the last newline
+                for line in lines:
+                    yield line + "\n"
+                continue
+        lines = whole.split(b"\n")
+        lines.pop()
+        yield from _one_by_one([line + b"\n" for line in lines], total, limit, origin, param)
+        total += len(whole)  # (not reached: one of these lines is refused)
+
+
+def _one_by_one(raws: list[bytes], total: int, limit: int, origin: str, param: str | None) -> Iterator[str]:
+    """Lines checked one at a time, so the first one past the limit or not UTF-8 is the one refused."""
+    for raw in raws:
         total += len(raw)
         if total > limit:
             raise _too_big(origin, limit)

@@ -16,6 +16,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable, Iterator
 
 from com.model.errors import InvalidEvent
 from com.model.event import FIELDS, Event, id_key, to_line, ts_us, validate
@@ -190,6 +191,9 @@ class WrittenIds:
         return len(self._ids)
 
 
+_DERIVED = object()
+
+
 class Spool:
     """Validated events gathered into batches (one per project and day) as their stored lines, without keeping
     the events: in memory up to MEMORY_BYTES, then in temporary files under `folder`, so a write of a million
@@ -203,7 +207,8 @@ class Spool:
         self.folder = Path(folder)
         self.keep_events = keep_events
         self.events: list[dict] | None = []
-        self.seen: dict[str, int] = {}  # id -> hash of its line (a repeat with another line is looked at)
+        # id -> hash of its line, or _DERIVED (a repeat with another line is looked at)
+        self.seen: dict[str, object] = {}
         self.given: set[str] = set()  # ids the input named (one may come again with other content: a conflict)
         self.untimed: set[str] = set()  # ids whose time was not given (the recording time)
         self.order: list[str] = []  # each id once, in the order given
@@ -221,32 +226,55 @@ class Spool:
     def add(self, event: dict) -> "Event | None":
         """Take one validated event. A repeat of an id already taken is counted, not stored; when its line differs
         from the first one's, the first is returned (as an Event) for the caller to judge (None otherwise)."""
-        self.total += 1
-        eid = event["id"]
-        line = getattr(event, "line", None) or to_line(event)
-        seen = self.seen.get(eid)
-        if seen is not None:
-            return None if seen == hash(line) else self._first(eid)
-        self.seen[eid] = hash(line)
-        self.order.append(eid)
-        if not getattr(event, "ts_given", True):
-            self.untimed.add(eid)
-        if getattr(event, "id_given", True):
-            self.given.add(eid)
-        if self.events is not None:
-            self.events.append(event)
-            if len(self.events) > self.keep_events:
-                self.events = None
-        key = (event["project"], event["ts"][:10])
-        group = self.groups.get(key)
-        if group is None:
-            group = self.groups[key] = _Group(key)
-        group.add(eid, line)
-        group.types.add(event["type"])
-        if group.file is None:
-            self.in_memory += len(line)
-            if self.in_memory > self.MEMORY_BYTES:
-                self._spill()
+        differing = [first for first, _ in self.take((event,))]
+        return differing[0] if differing else None
+
+    def take(self, events: Iterable[dict]) -> Iterator[tuple[Event, dict]]:
+        """`add` each event, in one loop with its lookups made once (a bulk ingest takes a million); yields
+        (first, event) for each repeat of an id whose line differs from the first one's, for the caller to judge."""
+        seen, order, groups, untimed, given = self.seen, self.order, self.groups, self.untimed, self.given
+        limit, flush_bytes = self.MEMORY_BYTES, _Group.FLUSH_BYTES
+        taken = 0
+        try:
+            for event in events:
+                taken += 1
+                eid = event["id"]
+                line = getattr(event, "line", None) or to_line(event)
+                timed = getattr(event, "ts_given", True)
+                named = getattr(event, "id_given", True)
+                digest = _DERIVED if timed and not named else hash(line)
+                first = seen.get(eid)
+                if first is not None:
+                    if first != digest:
+                        yield self._first(eid), event
+                    continue
+                seen[eid] = digest
+                order.append(eid)
+                if not timed:
+                    untimed.add(eid)
+                if named:
+                    given.add(eid)
+                if self.events is not None:
+                    self.events.append(event)
+                    if len(self.events) > self.keep_events:
+                        self.events = None
+                key = (event["project"], event["ts"][:10])
+                group = groups.get(key)
+                if group is None:
+                    group = groups[key] = _Group(key)
+                group.ids.append(eid)
+                group.lines.append(line)
+                group.types.add(event["type"])
+                if group.file is None:
+                    self.in_memory += len(line)
+                    if self.in_memory > limit:
+                        self._spill()
+                else:
+                    group.held += len(line)
+                    if group.held > flush_bytes:
+                        group.flush()
+        finally:
+            self.total += taken
 
     def _first(self, eid: str) -> Event:
         return self.events_of({eid})[eid]
@@ -265,6 +293,7 @@ class Spool:
         return out
 
     def _spill(self) -> None:
+        """Move the lines held in memory to the batches' temporary files."""
         import tempfile
 
         if self._tmp is None:
@@ -273,6 +302,8 @@ class Spool:
         for n, group in enumerate(self.groups.values()):
             if group.file is None:
                 group.spill(self._tmp / f"{len(self.groups)}-{n}-{id(group)}.jsonl")
+            else:
+                group.flush()
         self.in_memory = 0
 
     def ids(self) -> list[str]:
@@ -322,37 +353,43 @@ class Spool:
 
 
 class _Group:
-    """The stored lines of one batch being written (text, without their newlines): in memory, or appended to a
-    temporary file (encoded as UTF-8 there)."""
+    """The stored lines of one batch being written (text, without their newlines): in memory, or, once spilled, in
+    a temporary file (UTF-8) followed by the lines taken since (in memory until the next spill). The file's
+    bytes are hashed as they are written, so naming the batch needs no second reading of them."""
+
+    FLUSH_BYTES = 256 << 10  # lines held before they are appended to the file: big writes, in the CPU's cache
 
     def __init__(self, key: tuple[str, str]):
         self.key = key
         self.ids: list[str] = []
         self.types: set[str] = set()
-        self.lines: list[str] | None = []
+        self.lines: list[str] = []  # the lines not in the file (all of them while there is none)
+        self.held = 0  # characters in `lines`, once there is a file
         self.file = None
         self.path: Path | None = None
+        self.digest = None  # blake2b of the file's bytes, while the file is only appended to
         self.name: str | None = None  # after write_blob: the batch's name (a hash of its bytes) and blob id
         self.oid = None
 
-    def add(self, eid: str, line: str) -> None:
-        self.ids.append(eid)
-        if self.file is not None:
-            self.file.write(line)
-            self.file.write("\n")
-        else:
-            self.lines.append(line)
-
     def _open(self, path: Path, mode: str):
         self.path = path
-        self.file = open(path, mode, encoding="utf-8", newline="\n")
+        self.file = open(path, mode)
 
     def spill(self, path: Path) -> None:
-        self._open(path, "w")
-        for line in self.lines:
-            self.file.write(line)
-            self.file.write("\n")
-        self.lines = None
+        self._open(path, "wb")
+        self.digest = hashlib.blake2b(digest_size=8)
+        self.flush()
+
+    def flush(self) -> None:
+        """Append the lines held in memory to the file (a few hundred at a time: big writes, in the CPU's cache)."""
+        lines = self.lines
+        for start in range(0, len(lines), 500):
+            data = ("\n".join(lines[start:start + 500]) + "\n").encode("utf-8")
+            self.file.write(data)
+            if self.digest is not None:
+                self.digest.update(data)
+        self.lines = []
+        self.held = 0
 
     def drop(self, ids: set[str]) -> None:
         if not any(eid in ids for eid in self.ids):
@@ -361,12 +398,14 @@ class _Group:
         if self.file is None:
             self.lines = [line for line in self.lines if line_id(line.encode("utf-8")) not in ids]
             return
+        self.flush()
         self.file.close()
         kept = self.path.with_suffix(".kept")
         with open(self.path, "rb") as src, open(kept, "wb") as dst:
             dst.writelines(line for line in src if line_id(line) not in ids)
         self.path.unlink()
-        self._open(kept, "a")
+        self._open(kept, "ab")
+        self.digest = None  # the file was rewritten: hashed when its blob is written
 
     def lines_of(self, ids: set[str]) -> list[str]:
         """The lines of these ids (text), read back from memory or the file."""
@@ -374,6 +413,7 @@ class _Group:
             return []
         if self.file is None:
             return [line for line in self.lines if line_id(line.encode("utf-8")) in ids]
+        self.flush()
         self.file.flush()
         with open(self.path, "rb") as src:
             return [line.rstrip(b"\n").decode("utf-8") for line in src if line_id(line) in ids]
@@ -385,11 +425,14 @@ class _Group:
             data = ("\n".join(self.lines) + "\n").encode("utf-8")
             self.name, self.oid = content_name(data), repo.create_blob(data)
             return
+        self.flush()
         self.file.flush()
-        digest = hashlib.blake2b(digest_size=8)
-        with open(self.path, "rb") as src:
-            for chunk in iter(lambda: src.read(1 << 20), b""):
-                digest.update(chunk)
+        digest = self.digest
+        if digest is None:
+            digest = hashlib.blake2b(digest_size=8)
+            with open(self.path, "rb") as src:
+                for chunk in iter(lambda: src.read(1 << 20), b""):
+                    digest.update(chunk)
         self.name, self.oid = digest.hexdigest(), repo.create_blob_fromdisk(str(self.path))
 
     def close(self) -> None:

@@ -155,6 +155,15 @@ def validate(raw, *, where: str = "", default_ts: str | None = None, defaults: d
     defaulted ts is not part of the event's identity, so re-ingesting the same JSON adds nothing.
     `defaults` fills missing top-level fields (e.g. source from the command line).
     """
+    event = validate_common(raw, default_ts, defaults)
+    if event is not None:
+        return event
+    return _validate(raw, where, default_ts, defaults)
+
+
+def _validate(raw, where: str, default_ts: str | None, defaults: dict | None) -> dict:
+    """`validate` for every input: each check in turn, with its message (the reference `validate_common`
+    must agree with)."""
     if not isinstance(raw, dict):
         _fail(where, f"expected a JSON object, got {type(raw).__name__}")
     if raw.keys() <= _FIELD_SET:
@@ -299,6 +308,220 @@ def validate(raw, *, where: str = "", default_ts: str | None = None, defaults: d
 
 
 _LONG_DIGITS = re.compile(r"\d{19}")
+
+# The fast path: the event as producers write it (plain JSON types, data one level of objects or lists deep).
+_PLAIN = frozenset((str, bool, type(None)))
+_key_order: dict[tuple, bool] = {}  # the keys of an object -> whether they are in sorted order
+
+
+def _in_order(obj: dict) -> bool:
+    """Are a parsed object's keys in sorted order? Remembered per key tuple (a bulk ingest repeats a few)."""
+    keys = tuple(obj)
+    order = _key_order.get(keys)
+    if order is None:
+        try:
+            order = list(keys) == sorted(keys)
+        except TypeError:  # keys of several types (not from JSON)
+            order = False
+        if len(_key_order) > 10_000:
+            _key_order.clear()
+        _key_order[keys] = order
+    return order
+
+
+def _data_text(text: str, prefix: str, keys: int) -> str | None:
+    """The stored text of an event's data, cut from the input line `text` it was parsed from, when that line is
+    the event's stored line but for the id (`prefix` is the stored line's part from type to `"data":`); None
+    when it may not be. The caller has checked what the text cannot show: the data holds no floats (their text
+    may differ from repr's), its objects' keys are in sorted order, and `keys` counts them all. Then the cut is
+    the encoder's text exactly when it is an object (not null) with no backslash (so every string is as the
+    encoder writes it: the parser admits no raw control character in a string), no whitespace (none between
+    tokens), no integer written -0, and one `":` per key (no key twice, nothing after the data: each key ends
+    in `":`, and any other `":` is a string starting with a colon, which only makes the count too high)."""
+    if not text.startswith(prefix):
+        return None
+    if text.endswith("}\n"):
+        cut = text[len(prefix):-2]
+    elif text.endswith("}"):
+        cut = text[len(prefix):-1]
+    else:
+        return None
+    if (not cut.startswith("{") or "\\" in cut or " " in cut or "\n" in cut or "\r" in cut or "\t" in cut
+            or ":-0" in cut or ",-0" in cut or "[-0" in cut or cut.count('":') != keys):
+        return None
+    return cut
+
+
+def validate_common(raw, default_ts: str | None = None, defaults: dict | None = None) -> "Event | None":
+    """`validate` of the common event, cheaper: exactly the Event `validate` makes of `raw`, or None when `raw`
+    is not of the common shape or would be refused (then `validate` decides, with its message). Common: plain
+    JSON types; a type and project of the right form (each name checked once); no id, or a whole one; the data's
+    values scalars, or objects or lists of scalars; integers in range. Its bounds are checked on the values
+    (not on the encoded text), so nothing is refused here: a refusal is `validate`'s, with its message."""
+    project = source = None
+    if defaults:
+        for key, value in defaults.items():
+            if key == "project":
+                project = value
+            elif key == "source":
+                source = value
+            elif value is not None:
+                return None  # another default: left to `validate`
+    return common_event(raw, default_ts, project, source)
+
+
+def common_event(raw, default_ts: str | None, project_default=None, source_default=None,
+                 text: str | None = None) -> "Event | None":
+    """`validate_common` with the defaults of a project and a source (the JSONL stream's, called per line).
+    `text`: the JSON line `raw` was parsed from (its data's text is stored as it is when it is the stored one)."""
+    if type(raw) is not dict or not raw.keys() <= _FIELD_SET:
+        return None
+    get = raw.get
+    etype, project, source = get("type"), get("project"), get("source")
+    if project is None:
+        project = project_default
+    if source is None:
+        source = source_default
+    if type(etype) is not str or etype not in _valid_types:
+        if type(etype) is not str or not _TYPE_RE.match(etype):
+            return None
+        _valid_types.add(etype)
+    if type(project) is not str or project not in _valid_projects:
+        if type(project) is not str or not _PROJECT_RE.match(project) or len(project) > 100:
+            return None
+        _valid_projects.add(project)
+    source = source or "cli"
+    if type(source) is not str:
+        return None
+    data = get("data")
+    if data is None:
+        data = {}
+    elif type(data) is not dict:
+        return None
+
+    if etype == "test_result":
+        status = data.get("status")
+        if type(status) is not str or status not in RESULT_IMPORTANCE:
+            return None
+        test_id = data.get("test_id")
+        if test_id is not None and (type(test_id) is not str or not test_id):
+            return None
+        default_importance = RESULT_IMPORTANCE[status]
+    elif etype in SEED_TYPES:
+        return None
+    else:
+        default_importance = DEFAULT_IMPORTANCE.get(etype, 2.0)
+
+    importance = get("importance")
+    if importance is None:
+        importance = default_importance
+    elif type(importance) is not float:
+        return None
+    if not 0.0 <= importance <= 5.0:
+        return None
+
+    tags = get("tags")
+    if tags is None:
+        tags, tags_json = [], "[]"
+    elif type(tags) is not list:
+        return None
+    elif tags:
+        for tag in tags:
+            if type(tag) is not str:
+                return None
+        tags_json = "[" + ",".join(map(_str, tags)) + "]"
+    else:
+        tags_json = "[]"
+
+    ts_given = get("ts")
+    if ts_given is not None:
+        if type(ts_given) is not str:
+            return None
+        ts = _ts_cache.get(ts_given)
+        if ts is None:
+            try:
+                ts = format_ts(parse_time(ts_given))
+            except InvalidEvent:
+                return None
+            if len(_ts_cache) > 50_000:
+                _ts_cache.clear()
+            _ts_cache[ts_given] = ts
+    else:
+        ts = default_ts or format_ts(now_utc())
+
+    # The data's values: what `_bounds_problem` would walk (nesting, integers), in one pass; and whether the
+    # input's own text of the data may be its stored text (see `_data_text`).
+    keys = len(data)
+    exact = text is not None
+    for value in data.values():
+        kind = type(value)
+        if kind in _PLAIN:
+            continue
+        if kind is int:
+            if -MAX_INT <= value < MAX_INT:
+                continue
+            return None
+        if kind is float:
+            exact = False
+            continue
+        if kind is dict:
+            keys += len(value)
+            if exact and not _in_order(value):
+                exact = False
+            value = value.values()
+        elif kind is not list:
+            return None
+        for item in value:
+            kind = type(item)
+            if kind in _PLAIN:
+                continue
+            if kind is float:
+                exact = False
+            elif kind is not int or not -MAX_INT <= item < MAX_INT:
+                return None
+
+    type_json = _names_json.get(etype) or _name_json(etype)
+    project_json = _names_json.get(project) or _name_json(project)
+    source_json = _names_json.get(source) or _name_json(source)
+    importance_json = repr(importance)
+    data_json = None
+    if exact and ts_given is not None and _in_order(data):
+        data_json = _data_text(text, f'{{"type":{type_json},"project":{project_json},"source":{source_json},"ts":"{ts}",'
+                                     f'"importance":{importance_json},"tags":{tags_json},"data":', keys)
+    if data_json is None:
+        try:
+            data_json = _ENCODER.encode(data) if _c_encode is None else "".join(_c_encode(data, 0))
+        except (TypeError, ValueError):  # NaN or Infinity; keys of several types (not comparable when sorted)
+            return None
+    head = f"{type_json}\x00{project_json}\x00{source_json}\x00{importance_json}\x00{tags_json}\x00{data_json}"
+    given_id = get("id")
+    if given_id is not None:
+        if type(given_id) is not str or not _ID_RE.match(given_id):
+            return None
+        event_id = given_id
+        identity = head
+    elif ts_given is not None:
+        identity = head + "\x00" + ts
+    else:
+        identity = head
+    try:
+        identity_bytes = identity.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    if given_id is None:
+        event_id = "evt_" + blake2b(identity_bytes, digest_size=12).hexdigest()
+    line = (
+        f'{{"id":"{event_id}","type":{type_json},"project":{project_json},"source":{source_json},'
+        f'"ts":"{ts}","importance":{importance_json},"tags":{tags_json},"data":{data_json}}}'
+    )
+    if len(line) > MAX_LINE:
+        return None
+    event = Event({"id": event_id, "type": etype, "project": project, "source": source, "ts": ts,
+                   "importance": importance, "tags": tags, "data": data})
+    event.line = line
+    event.id_given = given_id is not None
+    event.ts_given = ts_given is not None
+    return event
 
 
 def _bounds_problem(value, depth: int) -> str | None:

@@ -90,3 +90,14 @@ def _signature(data: dict) -> str | None:
     from com.model.text import signature
 
     return signature(data)
+
+
+def distinct(values):
+    """The sorted distinct values of a numpy array: `np.unique` without its import of numpy.ma (numpy 2 imports
+    it to ask whether the array is masked, 20-50 ms of a command's start)."""
+    import numpy as np
+
+    ordered = np.sort(values, kind="stable")
+    if len(ordered) < 2:
+        return ordered
+    return ordered[np.concatenate(([True], ordered[1:] != ordered[:-1]))]

@@ -587,17 +587,23 @@ def flipped_columns(memory: Memory, snapshot: Snapshot, test_ids: list[str]):
     their rows and a few columns of the rest (a `com diff` of one CI run classifies a handful of flips)."""
     import numpy as np
 
-    from com.analysis.flaky import MASS_FAILURE, MASS_FAILURE_MIN, mass_failures, with_runs
+    from com.analysis.flaky import MASS_FAILURE, MASS_FAILURE_MIN, mass_failure_runs, mass_failures, with_runs
 
     memory.follow(snapshot, [memory.results])
     cols = with_runs(memory.results.columns(snapshot, tests=test_ids))
     if not len(cols):
         return cols
-    every = with_runs(memory.results.columns(snapshot, runs_only=True))
-    mass = mass_failures(every, None, MASS_FAILURE, MASS_FAILURE_MIN)
-    if not mass.any():
+    outcomes = memory.results.run_outcomes(snapshot)  # counts per run, not a row per result
+    if outcomes is not None:
+        names, total, failed, run_commit = outcomes
+        left_out = {names[r] for r in np.flatnonzero(
+            mass_failure_runs(total, failed, run_commit, MASS_FAILURE, MASS_FAILURE_MIN)).tolist()}
+    else:
+        every = with_runs(memory.results.columns(snapshot, runs_only=True))
+        left_out = {every.runs[r] for r in np.flatnonzero(
+            mass_failures(every, None, MASS_FAILURE, MASS_FAILURE_MIN)).tolist()}
+    if not left_out:
         return cols
-    left_out = {every.runs[r] for r in np.flatnonzero(mass).tolist()}
     run_left_out = np.array([run in left_out for run in cols.runs] + [False], dtype=bool)
     return cols.take(~run_left_out[cols.run])
 

@@ -15,6 +15,7 @@ from com.model.filter import EventFilter, TestMatch
 from com.ops.result import Result, Stream
 
 EVENT_PREFIX_MIN = 6  # hex digits of an abbreviated event id (`com show evt_646cf8`)
+ADDED_READ_MAX = 2_000  # `com diff` parses up to this many added events rather than find their rows in the view
 
 
 @dataclass
@@ -260,7 +261,8 @@ def diff(memory: Memory, rev_a: str, rev_b: str | None = None) -> DiffResult:
     of flaky tests apart from regressions and fixes, and what the flaky registry says changed.
 
     The events are streams (read when written out); the counts come from the catalog and the tests from the
-    test-results view, so a human answer reads no batch."""
+    test-results view: a human answer reads no batch but the added ones of a short range (a CI run's worth
+    is parsed faster than its rows are found among a million)."""
     journal = memory.journal
     a, b = Snapshot(journal, journal.resolve(rev_a)), Snapshot(journal, journal.resolve(rev_b))
     only_b, only_a = changed_batches(journal, a, b)
@@ -279,9 +281,8 @@ def diff(memory: Memory, rev_a: str, rev_b: str | None = None) -> DiffResult:
 
 def _flips(memory: Memory, a: Snapshot, b: Snapshot, only_b: list, in_a: set[tuple[int, int]]) -> tuple[list, list]:
     """Tests whose newest added result fails while their newest result in a did not (newly failing), and tests
-    whose newest added result passes while a's failed (fixed): one grouped query per side."""
-    import numpy as np
-
+    whose newest added result passes while a's failed (fixed): with the standard library for a few added
+    results, else one grouped numpy query per side; the answers are the same (tests/test_test_results.py)."""
     from com.model.result import STATUS_CODE
 
     if not only_b:
@@ -289,18 +290,29 @@ def _flips(memory: Memory, a: Snapshot, b: Snapshot, only_b: list, in_a: set[tup
     view = memory.results
     memory.follow(b, [view])
     memory.follow(a, [view])
-    tests_b, status_b = view.latest(paths=[batch.path for batch in only_b], without_keys=in_a)
+    paths = [batch.path for batch in only_b]
+    # A few added results (a small suite's run) are parsed from their batches and compared without numpy,
+    # whose import would be most of the cost; more (a CI run of thousands) in numpy, faster per row.
+    now = before = None
+    if sum(batch_counts(memory, only_b).values()) <= ADDED_READ_MAX:
+        now = view.newest_in_batches([batch.events(memory.journal) for batch in only_b], in_a)
+        before = view.newest(a, tests=now)
+    if before is None:
+        now, before = _newest_with_numpy(view, a, paths, in_a)
+    failing = {STATUS_CODE[s] for s in FAILING}
+    passed = STATUS_CODE["passed"]
+    newly = [t for t, code in now.items() if code in failing and before.get(t) not in failing]
+    fixed = [t for t, code in now.items() if code == passed and before.get(t) in failing]
+    names = view.test_names(newly + fixed)
+    return sorted(names[t] for t in newly), sorted(names[t] for t in fixed)
+
+
+def _newest_with_numpy(view, a: Snapshot, paths: list[str], in_a) -> tuple[dict[int, int], dict[int, int]]:
+    tests_b, status_b = view.latest(paths=paths, without_keys=in_a)
     if not len(tests_b):
-        return [], []
+        return {}, {}
     tests_a, status_a = view.latest(a, tests=tests_b)
-    before = np.full(len(tests_b), -1, dtype=np.int16)  # -1: never recorded in a
-    before[np.searchsorted(tests_b, tests_a)] = status_a
-    failing = np.asarray([STATUS_CODE[s] for s in FAILING])
-    was_failing, fails = np.isin(before, failing), np.isin(status_b, failing)
-    newly = tests_b[fails & ~was_failing]
-    fixed = tests_b[(status_b == STATUS_CODE["passed"]) & was_failing]
-    names = view.test_names(np.concatenate([newly, fixed]))
-    return sorted(names[int(t)] for t in newly), sorted(names[int(t)] for t in fixed)
+    return dict(zip(tests_b.tolist(), status_b.tolist())), dict(zip(tests_a.tolist(), status_a.tolist()))
 
 
 def latest_status(memory: Memory, snapshot: Snapshot, test_ids: list[str]) -> dict[str, str]:

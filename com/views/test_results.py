@@ -3,9 +3,10 @@
 What flaky detection, selection, roll-ups, `com diff` and `com events --test` read instead of parsing the
 journal. Derived and disposable: rebuilt from the journal alone gives the same rows.
 
-Rows live in segments: one SQLite row per segment whose columns are packed arrays (test, time, batch, line,
-status, attempt, duration, signature, shape, context, id), appended by each take and merged when they grow
-many. Analyses load whole columns straight into numpy; a take writes them with the stdlib `array` module, so a
+Rows live in segments whose columns are packed arrays (test, time, batch, line, status, attempt, duration,
+signature, shape, context, id), one SQLite row per column of a segment (SQLite finds a byte of a big value by
+walking its chain of pages: with all the columns in one row, reading the last walked through the others),
+appended by each take and merged when they grow many. Analyses load whole columns straight into numpy; a take writes them with the stdlib `array` module, so a
 one-event ingest never imports numpy. Strings are numbered once in small tables (tests, runs, code commits,
 signatures), so a million results cost about 60 bytes each.
 
@@ -19,6 +20,7 @@ A snapshot's rows are the rows of its batches (`batch` numbers), so `--at REV` i
 
 from __future__ import annotations
 
+import functools
 import json
 import marshal
 import math
@@ -30,16 +32,19 @@ from contextlib import contextmanager
 from com.files import sqlite
 from com.views.base import SqliteView
 from com.model.event import FIELDS, blake2b, canonical_json, format_us, ts_us
-from com.model.result import STATUS_CODE, STATUS_CODES, ResultColumns
+from com.model.result import STATUS_CODE, STATUS_CODES, ResultColumns, distinct
 
 FEW_NAMES = 500  # up to this many codes are looked up by number; more read the whole table
 
-SCHEMA_VERSION = 5  # 5: code_dirty, a run on uncommitted changes has no code commit
+SCHEMA_VERSION = 7  # 5: code_dirty, a run on uncommitted changes has no code commit; 6: test_runs' last rows;
+# 7: a row per column of a segment
 MAX_UNSORTED = 8  # this many segments appended by takes are merged (and sorted by test) by the next reader
 MAX_SEGMENTS = 16
 SMALL_ROWS = 20_000  # takes up to this size are merged with the standard library inside the take itself
 FLUSH_ROWS = 200_000  # a long catch-up writes a segment every this many rows (bounded memory)
 SORT_AFTER = 100_000  # a take of this many rows sorts its segments at once (with numpy)
+LATEST_SLICE = 1 << 17  # `latest` reads a segment this many rows at a time (bounded memory)
+WALKS_PER_COLUMN_READ = 1000  # `newest` reads whole columns when it walks more than one test in this many rows
 # Data keys shared by a run's results (kept once per run, not in every test's shape).
 RUN_KEYS = ("branch", "code_dirty", "commit", "random_plugin", "random_seed", "report", "report_digest",
             "run_id")
@@ -66,14 +71,27 @@ CREATE TABLE IF NOT EXISTS codes (code_no INTEGER PRIMARY KEY, sha TEXT NOT NULL
 CREATE TABLE IF NOT EXISTS signatures (sig_no INTEGER PRIMARY KEY, text TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS contexts (ctx_no INTEGER PRIMARY KEY, json TEXT NOT NULL UNIQUE,
     run_no INTEGER NOT NULL, code_no INTEGER NOT NULL);
+-- A test's run of rows in a sorted segment, and its last row's sort key and status (a test's newest result is
+-- usually that row: `newest` then reads no column).
 CREATE TABLE IF NOT EXISTS test_runs (seg_no INTEGER NOT NULL, test_no INTEGER NOT NULL, start INTEGER NOT NULL,
-    count INTEGER NOT NULL, PRIMARY KEY (seg_no, test_no)) WITHOUT ROWID;
+    count INTEGER NOT NULL, last_ts INTEGER NOT NULL, last_batch INTEGER NOT NULL, last_seq INTEGER NOT NULL,
+    last_status INTEGER NOT NULL, PRIMARY KEY (seg_no, test_no)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS shapes (shape_no INTEGER PRIMARY KEY, hash INTEGER NOT NULL UNIQUE, body BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS segments (seg_no INTEGER PRIMARY KEY, rows INTEGER NOT NULL, sorted INTEGER NOT NULL,
-    {", ".join(f"{name} BLOB NOT NULL" for name in COLUMNS)});
+CREATE TABLE IF NOT EXISTS segments (seg_no INTEGER PRIMARY KEY, rows INTEGER NOT NULL, sorted INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS seg_columns (col_no INTEGER PRIMARY KEY, seg_no INTEGER NOT NULL, name TEXT NOT NULL,
+    data BLOB NOT NULL, UNIQUE (seg_no, name));
 """
 _TABLES = ("meta", "commits", "batches", "tests", "runs", "codes", "signatures", "contexts", "shapes", "segments",
-           "test_runs")
+           "seg_columns", "test_runs")
+
+
+def _reads(method):
+    """A read of the view: its blob handles are kept for the whole read, then closed (`_reading`)."""
+    @functools.wraps(method)
+    def read(self, *args, **kwargs):
+        with self._reading():
+            return method(self, *args, **kwargs)
+    return read
 
 
 class TestResultsView(SqliteView):
@@ -83,6 +101,22 @@ class TestResultsView(SqliteView):
     SCHEMA = _SCHEMA
     TABLES = _TABLES
     __test__ = False
+    # snapshot -> whether an event may sit in two of its batches; unset, every read removes second copies.
+    ids_may_repeat = None
+    # A read goes through each column's pages once: a small page cache, so that reading a million rows' columns
+    # does not leave 64 MB of pages in the reader's memory. Writes (a take, a merge of segments) get the big
+    # cache the base class explains.
+    CACHE_KIB = 8192
+    WRITE_CACHE_KIB = 65536
+    _handles = None  # (segment, column) -> open blob handle, inside `_reading`
+
+    @contextmanager
+    def _writing(self):
+        self.db.execute(f"PRAGMA cache_size=-{self.WRITE_CACHE_KIB}")
+        try:
+            yield
+        finally:
+            self.db.execute(f"PRAGMA cache_size=-{self.CACHE_KIB}")
 
     def has_batch(self, path: str) -> bool:
         return self.db.execute("SELECT 1 FROM batches WHERE path=?", (path,)).fetchone() is not None
@@ -90,7 +124,7 @@ class TestResultsView(SqliteView):
     @contextmanager
     def taking(self, shas: list[str]):
         db = self.db
-        with sqlite.transaction(db):
+        with self._writing(), sqlite.transaction(db):
             writer = _Writer(db)
             yield writer.add
             writer.flush()
@@ -140,8 +174,7 @@ class TestResultsView(SqliteView):
         chosen = [seg for (seg,) in small]
         cols = {name: array(code) for name, code in COLUMNS.items()}
         for seg in chosen:
-            blobs = self.db.execute(f"SELECT {', '.join(COLUMNS)} FROM segments WHERE seg_no = ?", (seg,)).fetchone()
-            for (name, code), blob in zip(COLUMNS.items(), blobs):
+            for name, blob in self.db.execute("SELECT name, data FROM seg_columns WHERE seg_no = ?", (seg,)):
                 cols[name].frombytes(blob)
         order = sorted(range(len(cols["test"])), key=lambda i: (cols["test"][i], cols["ts"][i], cols["batch"][i],
                                                               cols["seq"][i]))
@@ -150,25 +183,20 @@ class TestResultsView(SqliteView):
     def _replace(self, chosen: list[int], sorted_cols: dict) -> None:
         """Put one sorted segment (columns as arrays or numpy arrays) in place of the `chosen` segments, with
         where each test's run of rows starts and how long it is."""
-        marks = ",".join("?" * len(chosen))
-        self.db.execute(f"DELETE FROM segments WHERE seg_no IN ({marks})", chosen)
-        self.db.execute(f"DELETE FROM test_runs WHERE seg_no IN ({marks})", chosen)
+        self._delete_segments(chosen)
         tests = sorted_cols["test"]
-        seg = self.db.execute(
-            f"INSERT INTO segments (rows, sorted, {', '.join(COLUMNS)}) VALUES (?, 1{', ?' * len(COLUMNS)})",
-            (len(tests), *(sorted_cols[name].tobytes() for name in COLUMNS))).lastrowid
+        seg = _insert_segment(self.db, len(tests), True, {name: sorted_cols[name].tobytes() for name in COLUMNS})
+        ts, batch, seq, status = (sorted_cols[name] for name in ("ts", "batch", "seq", "status"))
         if hasattr(tests, "dtype"):  # numpy (a big merge): the runs without a Python loop over every row
-            import numpy as np
-
-            numbers, starts, counts = np.unique(tests, return_index=True, return_counts=True)
-            runs = zip([seg] * len(numbers), numbers.tolist(), starts.tolist(), counts.tolist())
+            runs = _runs_numpy(seg, tests, ts, batch, seq, status)
         else:
             runs, start = [], 0
             for i in range(1, len(tests) + 1):
                 if i == len(tests) or tests[i] != tests[start]:
-                    runs.append((seg, tests[start], start, i - start))
+                    runs.append((seg, tests[start], start, i - start, ts[i - 1], batch[i - 1], seq[i - 1],
+                                 status[i - 1]))
                     start = i
-        self.db.executemany("INSERT INTO test_runs VALUES (?, ?, ?, ?)", runs)
+        self.db.executemany("INSERT INTO test_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)", runs)
 
     def _column(self, seg_no: int, name: str, start: int | None = None, stop: int | None = None):
         """One column of one segment, or rows start:stop of it (read straight from the blob, not the whole)."""
@@ -176,11 +204,51 @@ class TestResultsView(SqliteView):
 
         dtype = np.dtype(_NUMPY[COLUMNS[name]])
         if start is None:
-            blob = self.db.execute(f"SELECT {name} FROM segments WHERE seg_no = ?", (seg_no,)).fetchone()[0]
-            return np.frombuffer(blob, dtype=dtype)
-        with self.db.blobopen("segments", name, seg_no, readonly=True) as blob:
-            blob.seek(start * dtype.itemsize)
-            return np.frombuffer(blob.read((stop - start) * dtype.itemsize), dtype=dtype)
+            return np.frombuffer(self._blob(seg_no, name), dtype=dtype)
+        return np.frombuffer(self._read(seg_no, name, start * dtype.itemsize, (stop - start) * dtype.itemsize),
+                             dtype=dtype)
+
+    def _read(self, seg_no: int, name: str, offset: int, size: int) -> bytes:
+        """Bytes of one column's blob. Inside `_reading`, through one handle per blob: SQLite finds a page of a
+        big blob by walking its chain of pages, once per handle (a new handle per read would walk it again)."""
+        handles = self._handles
+        handle = None if handles is None else handles.get((seg_no, name))
+        if handle is None:
+            handle = self.db.blobopen("seg_columns", "data", self._col_no(seg_no, name), readonly=True)
+            if handles is None:
+                with handle:
+                    handle.seek(offset)
+                    return handle.read(size)
+            handles[(seg_no, name)] = handle
+        handle.seek(offset)
+        return handle.read(size)
+
+    def _blob(self, seg_no: int, name: str) -> bytes:
+        """One column of one segment, whole."""
+        return self.db.execute("SELECT data FROM seg_columns WHERE seg_no = ? AND name = ?", (seg_no, name)).fetchone()[0]
+
+    def _col_no(self, seg_no: int, name: str) -> int:
+        return self.db.execute("SELECT col_no FROM seg_columns WHERE seg_no = ? AND name = ?", (seg_no, name)).fetchone()[0]
+
+    def _delete_segments(self, chosen: list[int]) -> None:
+        marks = ",".join("?" * len(chosen))
+        for table in ("segments", "seg_columns", "test_runs"):
+            self.db.execute(f"DELETE FROM {table} WHERE seg_no IN ({marks})", chosen)
+
+    @contextmanager
+    def _reading(self):
+        """Blob handles kept for the reads inside, all closed at the end (an open one holds a read transaction:
+        a long-lived process, the server, must not keep seeing an old state)."""
+        if self._handles is not None:  # nested
+            yield
+            return
+        self._handles = {}
+        try:
+            yield
+        finally:
+            handles, self._handles = self._handles, None
+            for handle in handles.values():
+                handle.close()
 
     def _compact(self) -> None:
         """Merge the unsorted segments (and the sorted ones not much bigger than them) into one segment sorted by
@@ -189,7 +257,7 @@ class TestResultsView(SqliteView):
         old segments until it commits."""
         import numpy as np
 
-        with sqlite.transaction(self.db):
+        with self._writing(), sqlite.transaction(self.db):
             segments = self.db.execute("SELECT seg_no, rows, sorted FROM segments ORDER BY rows").fetchall()
             chosen = [seg for seg, _, done in segments if not done]
             size = sum(rows for _, rows, done in segments if not done)
@@ -205,25 +273,21 @@ class TestResultsView(SqliteView):
                     for name in ("test", "ts", "batch", "seq")}
             order = np.lexsort((keys["seq"], keys["batch"], keys["ts"], keys["test"]))
             rows = len(order)
-            seg_new = self.db.execute(
-                f"INSERT INTO segments (rows, sorted, {', '.join(COLUMNS)}) VALUES (?, 1"
-                + "".join(f", zeroblob({rows * np.dtype(_NUMPY[code]).itemsize})" for code in COLUMNS.values())
-                + ")", (rows,)).lastrowid
-            tests = None
+            seg_new = _insert_segment(self.db, rows, True, {name: rows * np.dtype(_NUMPY[code]).itemsize
+                                                            for name, code in COLUMNS.items()})
+            kept = {}  # the columns test_runs is made of (the last row of each test's run)
             for name in COLUMNS:
                 column = keys.pop(name) if name in keys else np.concatenate([self._column(seg, name) for seg in chosen])
                 column = np.ascontiguousarray(column[order])
-                with self.db.blobopen("segments", name, seg_new) as blob:
+                with self.db.blobopen("seg_columns", "data", self._col_no(seg_new, name)) as blob:
                     blob.write(memoryview(column).cast("B"))
-                if name == "test":
-                    tests = column
+                if name in ("test", "ts", "batch", "seq", "status"):
+                    kept[name] = column
                 del column
-            marks = ",".join("?" * len(chosen))
-            self.db.execute(f"DELETE FROM segments WHERE seg_no IN ({marks})", chosen)
-            self.db.execute(f"DELETE FROM test_runs WHERE seg_no IN ({marks})", chosen)
-            numbers, starts, counts = np.unique(tests, return_index=True, return_counts=True)
-            self.db.executemany("INSERT INTO test_runs VALUES (?, ?, ?, ?)",
-                                zip([seg_new] * len(numbers), numbers.tolist(), starts.tolist(), counts.tolist()))
+            self._delete_segments(chosen)
+            self.db.executemany("INSERT INTO test_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                                _runs_numpy(seg_new, kept["test"], kept["ts"], kept["batch"], kept["seq"],
+                                            kept["status"]))
 
     def batch_numbers(self, paths) -> tuple[object, bool]:
         """(the numbers of the batches at `paths` that the view holds, whether that is every batch it holds)."""
@@ -233,6 +297,7 @@ class TestResultsView(SqliteView):
         numbers = [held[p] for p in paths if p in held]
         return np.asarray(numbers, dtype=np.int32), len(numbers) == len(held)
 
+    @_reads
     def select(self, snapshot, where: EventFilter | None = None, columns=("test", "ts", "status"),
                paths=None, test_nos=None) -> dict:
         """The rows of `snapshot` (or, given `paths`, of those batches) that `where` may match (test, status,
@@ -258,31 +323,58 @@ class TestResultsView(SqliteView):
             tests = test_nos if tests is None else np.intersect1d(tests, test_nos)
         statuses = where.result_status_set
         codes = np.asarray([STATUS_CODE[s] for s in statuses if s in STATUS_CODE], dtype=np.int8)
-        names = list(dict.fromkeys([*columns, "id_hi", "id_lo"]))
+        dedupe = snapshot is None or self.ids_may_repeat is None or self.ids_may_repeat(snapshot)
+        names = list(dict.fromkeys([*columns, "id_hi", "id_lo"] if dedupe else columns))
         parts = {name: [] for name in names}
         positions, base = [], 0
         nothing = (where.types and "test_result" not in where.types) or (tests is not None and not len(tests))
+        # A few tests in a sorted segment: their runs of rows only (test_runs), never a whole column.
+        few = None if tests is None or len(tests) > FEW_NAMES else [int(t) for t in tests]
         for seg, rows, done in ([] if nothing else self._segments()):
-            loaded, keep = {}, np.ones(rows, dtype=bool)
+            if few is not None and done:
+                marks = ",".join("?" * len(few))
+                runs = self.db.execute(f"SELECT start, count FROM test_runs WHERE seg_no = ? AND test_no IN ({marks})"
+                                       " ORDER BY start", (seg, *few)).fetchall()
+                idx = np.concatenate([np.arange(start, start + count) for start, count in runs]) if runs else \
+                    np.zeros(0, np.int64)
+
+                def gather(name, seg=seg, runs=runs):
+                    if not runs:
+                        return np.zeros(0, _NUMPY[COLUMNS[name]])
+                    return np.concatenate([self._column(seg, name, start, start + count) for start, count in runs])
+            else:
+                idx, gather = None, None
+            loaded = {}
+            keep = np.ones(rows if idx is None else len(idx), dtype=bool)
+            if idx is not None:
+                loaded["test"] = gather("test")
+            column_of = (lambda name, seg=seg: self._column(seg, name)) if idx is None else gather
             if not everything:
-                loaded["batch"] = self._column(seg, "batch")
+                loaded["batch"] = column_of("batch")
                 keep &= np.isin(loaded["batch"], batches)
-            if tests is not None:
-                loaded["test"] = self._column(seg, "test")
+            if tests is not None and idx is None:
+                loaded["test"] = column_of("test")
                 keep &= np.isin(loaded["test"], tests)
             if statuses:
-                loaded["status"] = self._column(seg, "status")
+                loaded["status"] = column_of("status")
                 keep &= np.isin(loaded["status"], codes)
             if where.since_us is not None or where.until_us is not None:
-                loaded["ts"] = ts = self._column(seg, "ts")
+                loaded["ts"] = ts = column_of("ts")
                 if where.since_us is not None:
                     keep &= ts >= where.since_us
                 if where.until_us is not None:
                     keep &= ts <= where.until_us
-            idx = np.flatnonzero(keep)
-            if not len(idx):
+            kept = np.flatnonzero(keep)
+            if not len(kept):
                 base += rows
                 continue
+            if idx is not None:  # rows of the tests' runs: every column gathered the same way
+                for name in names:
+                    parts[name].append((loaded[name] if name in loaded else gather(name))[kept])
+                positions.append(idx[kept] + base)
+                base += rows
+                continue
+            idx = kept
             lo, hi = int(idx[0]), int(idx[-1]) + 1
             narrow = hi - lo < rows // 4  # a run much shorter than the segment: read just that run
             whole = len(idx) == rows  # every row: the columns as read, not a copy of them
@@ -301,11 +393,13 @@ class TestResultsView(SqliteView):
                       else np.zeros(0, _NUMPY[COLUMNS[name]])) for name, chunks in parts.items()}
         out["row"] = (positions[0] if len(positions) == 1 else np.concatenate(positions) if positions
                       else np.zeros(0, np.int64))
-        unique = _first_of_each_id(out["id_hi"], out["id_lo"], np.arange(len(out["row"])))
-        if len(unique) < len(out["row"]):
-            out = {name: values[unique] for name, values in out.items()}
+        if dedupe:
+            unique = _first_of_each_id(out["id_hi"], out["id_lo"], np.arange(len(out["row"])))
+            if len(unique) < len(out["row"]):
+                out = {name: values[unique] for name, values in out.items()}
         return out
 
+    @_reads
     def latest(self, snapshot=None, paths=None, tests=None, without_keys=None) -> tuple[object, object]:
         """Each test's newest result among the rows of `snapshot`, or of the batches at `paths`: (test numbers,
         their status codes), by test number. Of equal times the later batch wins (in the order of `paths` when
@@ -333,35 +427,202 @@ class TestResultsView(SqliteView):
         keys = np.fromiter({hi for hi, _ in pairs}, dtype=np.uint64) if pairs else None
         found = []
         for seg, rows, done in self._segments():
-            batch_rank = rank[self._column(seg, "batch")]
-            keep = batch_rank >= 0 if not everything else np.ones(rows, dtype=bool)
-            test = self._column(seg, "test")
-            if wanted is not None:
-                keep &= wanted[np.minimum(test, len(wanted) - 1)] & (test < len(wanted))
-            if keys is not None:
-                id_hi = self._column(seg, "id_hi")
-                maybe = np.flatnonzero(keep & np.isin(id_hi, keys))
-                if len(maybe):  # rare (ids both sides of a merge wrote): compared whole, one by one
-                    id_lo = self._column(seg, "id_lo")
-                    keep[[i for i in maybe if (int(id_hi[i]), int(id_lo[i])) in pairs]] = False
-            idx = np.flatnonzero(keep)
-            if not len(idx):
-                continue
-            ts = self._column(seg, "ts")
-            if done:  # rows sorted by (test, time): only a run's last rows at its newest time can be its newest
-                t, when = test[idx], ts[idx]
-                last = np.r_[t[1:] != t[:-1], True]
-                group = np.cumsum(np.r_[True, t[1:] != t[:-1]]) - 1
-                newest = when[last][group]
-                idx = idx[when == newest]
-            seq, status = self._column(seg, "seq"), self._column(seg, "status")
-            found.append((test[idx], ts[idx], batch_rank[idx], seq[idx], status[idx]))
+            # A slice of rows at a time bounds memory by the slice, not the segment; a test whose run a slice
+            # boundary cuts gives a candidate from each side, and the sort below keeps the newer.
+            for lo in range(0, rows, LATEST_SLICE):
+                hi = min(rows, lo + LATEST_SLICE)
+                column = (lambda name: self._column(seg, name)) if hi - lo == rows else \
+                    (lambda name, lo=lo, hi=hi: self._column(seg, name, lo, hi))
+                part = self._latest_in(column, hi - lo, done, rank, everything, wanted, keys, pairs)
+                if part is not None:
+                    found.append(part)
         if not found:
             return np.zeros(0, np.int32), np.zeros(0, np.int8)
         test, ts, batch, seq, status = (np.concatenate(parts) for parts in zip(*found))
         order = np.lexsort((seq, batch, ts, test))  # per test, the last row is its newest result
         last = order[np.r_[test[order][1:] != test[order][:-1], True]]
         return test[last], status[last]
+
+    @staticmethod
+    def _latest_in(column, rows: int, done: bool, rank, everything: bool, wanted, keys, pairs):
+        """`latest`'s candidates among some rows (`column(name)` reads them): (test, time, batch rank, line,
+        status) arrays, or None."""
+        import numpy as np
+
+        batch_rank = rank[column("batch")]
+        keep = batch_rank >= 0 if not everything else np.ones(rows, dtype=bool)
+        test = column("test")
+        if wanted is not None:
+            keep &= wanted[np.minimum(test, len(wanted) - 1)] & (test < len(wanted))
+        if keys is not None:
+            id_hi = column("id_hi")
+            maybe = np.flatnonzero(keep & np.isin(id_hi, keys))
+            if len(maybe):  # rare (ids both sides of a merge wrote): compared whole, one by one
+                id_lo = column("id_lo")
+                keep[[i for i in maybe if (int(id_hi[i]), int(id_lo[i])) in pairs]] = False
+        idx = np.flatnonzero(keep)
+        if not len(idx):
+            return None
+        ts = column("ts")
+        if done:  # rows sorted by (test, time): only a run's last rows at its newest time can be its newest
+            t, when = test[idx], ts[idx]
+            last = np.r_[t[1:] != t[:-1], True]
+            group = np.cumsum(np.r_[True, t[1:] != t[:-1]]) - 1
+            newest = when[last][group]
+            idx = idx[when == newest]
+        return test[idx], ts[idx], batch_rank[idx], column("seq")[idx], column("status")[idx]
+
+    @_reads
+    def newest(self, snapshot, tests=None, budget: int = 100_000) -> dict[int, int] | None:
+        """What `latest(snapshot, tests=tests)` answers (test number -> status code of its newest result), with
+        the standard library only, or None when that would visit more than `budget` rows one by one (then numpy,
+        whose import costs more than the usual answer, is the cheaper way): `com diff` of a few added results.
+
+        In a segment sorted by test, a test's last row is its newest (test_runs keeps it): only when the snapshot
+        lacks that row's batch are the test's rows walked back from there (a step or two: the batches a snapshot
+        lacks are few and new)."""
+        held = dict(self.db.execute("SELECT path, batch_no FROM batches"))
+        numbers = {held[p] for p in snapshot.batch_paths() if p in held}
+        if not numbers:
+            return {}
+        everything = len(numbers) == len(held)
+        wanted = None if tests is None else {int(t) for t in tests}
+        segments = self.db.execute("SELECT seg_no, rows, sorted FROM segments ORDER BY seg_no").fetchall()
+        if len(segments) > MAX_SEGMENTS or sum(rows for _, rows, done in segments if not done) > budget:
+            return None
+        best: dict[int, tuple] = {}
+        visits = 0
+        for seg, rows, done in segments:
+            visits = self._newest_in(seg, rows, done, numbers, everything, wanted, best, visits, budget)
+            if visits > budget:
+                return None
+        return {t: code for t, (_, code) in best.items()}
+
+    def newest_in_batches(self, batches_events, without_keys=None) -> dict[int, int]:
+        """`latest(paths=...)` answered from the batches' own events (each a list of events, in the order of
+        `paths`), for batches the view holds: parsing a CI run's lines costs less than finding its rows among a
+        million. Rows are ranked as the view ranks them: time, then batch, then line."""
+        from com.model.event import id_key
+
+        best: dict[str, tuple] = {}
+        times: dict[str, int] = {}
+        for rank, events in enumerate(batches_events):
+            for seq, event in enumerate(events):
+                row = result_row(event)
+                if row is None or (without_keys and id_key(event["id"]) in without_keys):
+                    continue
+                ts = event["ts"]
+                when = times.get(ts)
+                if when is None:
+                    when = times[ts] = ts_us(ts)
+                key = (when, rank, seq)
+                current = best.get(row[1])
+                if current is None or key > current[0]:
+                    best[row[1]] = (key, STATUS_CODE[row[2]])
+        numbers: dict[str, int] = {}
+        for chunk, marks in sqlite.chunks(list(best)):
+            numbers.update(self.db.execute(f"SELECT test_id, test_no FROM tests WHERE test_id IN ({marks})", chunk))
+        return {numbers[t]: code for t, (_, code) in best.items() if t in numbers}
+
+    def _newest_in(self, seg: int, rows: int, done: bool, numbers: set, everything: bool, wanted, best: dict,
+                   visits: int, budget: int) -> int:
+        """`newest` in one segment: updates `best` (test -> ((time, batch, line), status)); returns the rows
+        visited so far (over `budget`: stop, numpy's turn)."""
+        def offer(t: int, key: tuple, code: int) -> None:
+            current = best.get(t)
+            if current is None or key > current[0]:
+                best[t] = (key, code)
+
+        walks = []
+        if done:
+            for t, start, count, when, b, line, code in self.db.execute(
+                    "SELECT test_no, start, count, last_ts, last_batch, last_seq, last_status FROM test_runs "
+                    "WHERE seg_no = ?", (seg,)):
+                if wanted is None or t in wanted:
+                    if everything or b in numbers:
+                        offer(t, (when, b, line), code)
+                    else:
+                        walks.append((t, start, count))
+            if not walks:
+                return visits
+        # Cell by cell when few rows are walked: a blob read costs microseconds, a column of a million rows ms.
+        cells = _Cells(self, seg, whole=not done or len(walks) > rows // WALKS_PER_COLUMN_READ)
+        batch, ts, seq, status = (cells.column(n) for n in ("batch", "ts", "seq", "status"))
+        if not done:
+            test = cells.column("test")
+            for i in range(rows):
+                t = test[i]
+                if (wanted is None or t in wanted) and (everything or batch[i] in numbers):
+                    offer(t, (ts[i], batch[i], seq[i]), status[i])
+            return visits + rows
+        for t, start, count in walks:
+            # Sorted by (time, batch, line): walking back, the first row of the snapshot is the test's newest.
+            i = start + count - 1
+            while i >= start and batch[i] not in numbers:
+                i -= 1
+            if i >= start:
+                offer(t, (ts[i], batch[i], seq[i]), status[i])
+            visits += start + count - i
+            if visits > budget:
+                break
+        return visits
+
+    @_reads
+    def run_outcomes(self, snapshot) -> tuple[list[str], object, object, object] | None:
+        """Per run of the snapshot: (names, first-attempt verdicts, failures among them, code commit number or
+        -1), runs named as `analysis.flaky.with_runs` names them (the run id, or "at:<time>" for results recorded
+        without one at one time). What a mass-failure check needs, counted per run context rather than given
+        a row per result. None when an event may sit in two batches (then `columns` removes second copies)."""
+        import numpy as np
+
+        from com.analysis.flaky import iso
+
+        if self.ids_may_repeat is None or self.ids_may_repeat(snapshot):
+            return None
+        numbers, everything = self.batch_numbers(snapshot.batch_paths())
+        passed, error = STATUS_CODE["passed"], STATUS_CODE["error"]
+        contexts = {ctx: (run, code) for ctx, run, code in
+                    self.db.execute("SELECT ctx_no, run_no, code_no FROM contexts")}
+        width = max(contexts, default=0) + 1
+        no_run = np.zeros(width, dtype=bool)
+        no_run[[ctx for ctx, (run, _) in contexts.items() if run < 0]] = True
+        ctx_total, ctx_failed = np.zeros(width, np.int64), np.zeros(width, np.int64)
+        at: dict[int, list] = {}  # results without a run id: time -> [verdicts, failures, commit]
+        for seg, rows, _ in self._segments():
+            for lo in range(0, rows, LATEST_SLICE):  # bounded memory, as in `latest`
+                hi = min(rows, lo + LATEST_SLICE)
+                status = self._column(seg, "status", lo, hi)
+                sel = (status <= error) & ((self._column(seg, "flags", lo, hi) & HAS_ATTEMPT == 0)
+                                           | (self._column(seg, "attempt", lo, hi) <= 1))
+                if not everything:
+                    sel &= np.isin(self._column(seg, "batch", lo, hi), numbers)
+                idx = np.flatnonzero(sel)
+                ctx, fails = self._column(seg, "ctx", lo, hi)[idx], status[idx] != passed
+                ctx_total += np.bincount(ctx, minlength=width)
+                ctx_failed += np.bincount(ctx[fails], minlength=width)
+                missing = no_run[ctx]
+                if missing.any():  # one run per time; its commit that of its last result
+                    times, inverse = np.unique(self._column(seg, "ts", lo, hi)[idx[missing]], return_inverse=True)
+                    last = np.zeros(len(times), np.int64)
+                    last[inverse] = ctx[missing]
+                    for when, n, failed, c in zip(times.tolist(), np.bincount(inverse).tolist(),
+                                                  np.bincount(inverse, weights=fails[missing]).tolist(), last.tolist()):
+                        entry = at.setdefault(when, [0, 0, -1])
+                        entry[0] += n
+                        entry[1] += int(failed)
+                        entry[2] = contexts[c][1]
+        by_run: dict[int, list] = {}
+        for c in np.flatnonzero((ctx_total > 0) & ~no_run).tolist():
+            run, code = contexts[c]
+            entry = by_run.setdefault(run, [0, 0, -1])
+            entry[0] += int(ctx_total[c])
+            entry[1] += int(ctx_failed[c])
+            entry[2] = code
+        run_names = self._names("runs", "run_no", "run_id", list(by_run))
+        names = [run_names[r] for r in by_run] + [f"at:{iso(t)}" for t in at]
+        counts = list(by_run.values()) + list(at.values())
+        total, failed, code = (np.asarray([c[i] for c in counts], dtype=np.int64) for i in range(3))
+        return names, total, failed, code
 
     def test_names(self, numbers) -> dict[int, str]:
         """test number -> test id, for these numbers."""
@@ -396,7 +657,7 @@ class TestResultsView(SqliteView):
             duration = np.where(sel["flags"] & HAS_DURATION, sel["duration"], np.nan)
             tests, test = _renumber(sel["test"], lambda used: self._names("tests", "test_no", "test_id", used))
             signatures, sig = _renumber(sel["sig"], lambda used: self._names("signatures", "sig_no", "text", used))
-        ctx_used = np.unique(sel["ctx"][sel["ctx"] >= 0])
+        ctx_used = distinct(sel["ctx"][sel["ctx"] >= 0])
         ctx_rows = self._names("contexts", "ctx_no", "run_no, code_no", ctx_used, pairs=True)
         size = max(ctx_rows, default=-1) + 2
         ctx_run, ctx_code = np.full(size, -1, np.int32), np.full(size, -1, np.int32)
@@ -447,10 +708,10 @@ class TestResultsView(SqliteView):
         sel = self.select(snapshot, where, ("test", "shape"))
         if not len(sel["test"]):
             return {}
-        pairs = np.unique(sel["test"].astype(np.int64) << 32 | sel["shape"].astype(np.int64))
+        pairs = distinct(sel["test"].astype(np.int64) << 32 | sel["shape"].astype(np.int64))
         tests, shapes = (pairs >> 32).astype(np.int64), (pairs & 0xFFFFFFFF).astype(np.int64)
         tags_of: dict[int, frozenset] = {}
-        for chunk, marks in sqlite.chunks(np.unique(shapes).tolist()):
+        for chunk, marks in sqlite.chunks(distinct(shapes).tolist()):
             for no, body in self.db.execute(f"SELECT shape_no, body FROM shapes WHERE shape_no IN ({marks})", chunk):
                 shape = json.loads(zlib.decompress(body).decode("utf-8", "surrogatepass"))
                 found = {t for t in shape.get("tags") or () if isinstance(t, str)}
@@ -468,6 +729,7 @@ class TestResultsView(SqliteView):
             out.setdefault(names[t], set()).update(tags_of.get(s, ()))
         return out
 
+    @_reads
     def rows_of_tests(self, snapshot, where: EventFilter) -> dict[str, list]:
         """Every column of the rows of the tests `where.test` names, in the snapshot and matching its other
         conditions, each event once: through the per-test runs of sorted segments (`test_runs`) and a scan of
@@ -483,15 +745,12 @@ class TestResultsView(SqliteView):
                 runs = self.db.execute(f"SELECT start, count FROM test_runs WHERE seg_no = ? AND test_no IN ({marks})"
                                        " ORDER BY start", (seg, *numbers)).fetchall()
             else:
-                tests = array(COLUMNS["test"], self.db.execute("SELECT test FROM segments WHERE seg_no = ?",
-                                                               (seg,)).fetchone()[0])
+                tests = array(COLUMNS["test"], self._blob(seg, "test"))
                 runs = _runs_of([i for i, t in enumerate(tests) if t in numbers])
             for start, count in runs:
                 for name, code in COLUMNS.items():
-                    with self.db.blobopen("segments", name, seg, readonly=True) as blob:
-                        size = array(code).itemsize
-                        blob.seek(start * size)
-                        out[name].extend(array(code, blob.read(count * size)))
+                    size = array(code).itemsize
+                    out[name].extend(array(code, self._read(seg, name, start * size, count * size)))
         return _kept(out, self._batch_paths_held(), snapshot, where)
 
     def _batch_paths_held(self) -> dict[int, str]:
@@ -507,6 +766,17 @@ class TestResultsView(SqliteView):
         else:
             rows = self.db.execute(f"SELECT {key}, {value} FROM {table}").fetchall()
         return {r[0]: r[1:] for r in rows} if pairs else {r[0]: r[1] for r in rows}
+
+
+def result_row(event: dict) -> tuple[dict, str, str] | None:
+    """(data, test id, status) of an event that is a row of this view; None for any other event."""
+    data = event.get("data")
+    if event.get("type") != "test_result" or type(data) is not dict:
+        return None
+    test_id, status = data.get("test_id"), data.get("status")
+    if type(test_id) is not str or not test_id or status not in STATUS_CODE:
+        return None
+    return data, test_id, status
 
 
 def _runs_of(positions: list[int]) -> list[tuple[int, int]]:
@@ -543,12 +813,62 @@ def _kept(rows: dict[str, list], held: dict[int, str], snapshot, where: EventFil
     return {name: [values[i] for i in keep] for name, values in rows.items()}
 
 
+class _Cells:
+    """A segment's columns, each read whole when first asked for (`whole`), or cell by cell through a blob
+    handle (a few hundred cells of a million-row segment cost less than its columns)."""
+
+    def __init__(self, view: "TestResultsView", seg: int, whole: bool):
+        self.view, self.db, self.seg, self.whole = view, view.db, seg, whole
+        self.blobs: dict[str, bytes] = {}
+
+    def blob(self, name: str) -> bytes:
+        if name not in self.blobs:
+            self.blobs[name] = self.view._blob(self.seg, name)
+        return self.blobs[name]
+
+    def column(self, name: str):
+        """The column's values by row: its bytes seen as values (not copied again), or a cell reader."""
+        if self.whole or name in self.blobs:
+            return memoryview(self.blob(name)).cast(COLUMNS[name])
+        return _CellReader(self.view, self.seg, name, COLUMNS[name])
+
+
+class _CellReader:
+    def __init__(self, view: "TestResultsView", seg: int, name: str, code: str):
+        self.view, self.seg, self.name, self.code = view, seg, name, code
+        self.size = array(code).itemsize
+
+    def __getitem__(self, i: int):
+        return memoryview(self.view._read(self.seg, self.name, i * self.size, self.size)).cast(self.code)[0]
+
+
+def _insert_segment(db: sqlite3.Connection, rows: int, done: bool, columns: dict) -> int:
+    """A new segment: its columns' bytes, or (an int) the size of a zeroed blob to write in place."""
+    seg = db.execute("INSERT INTO segments (rows, sorted) VALUES (?, ?)", (rows, int(done))).lastrowid
+    for name, data in columns.items():
+        if isinstance(data, int):
+            db.execute("INSERT INTO seg_columns (seg_no, name, data) VALUES (?, ?, zeroblob(?))", (seg, name, data))
+        else:
+            db.execute("INSERT INTO seg_columns (seg_no, name, data) VALUES (?, ?, ?)", (seg, name, data))
+    return seg
+
+
+def _runs_numpy(seg: int, tests, ts, batch, seq, status):
+    """test_runs rows of a sorted segment's columns (numpy arrays): each test's start, count and last row."""
+    import numpy as np
+
+    numbers, starts, counts = np.unique(tests, return_index=True, return_counts=True)
+    last = starts + counts - 1
+    return zip([seg] * len(numbers), numbers.tolist(), starts.tolist(), counts.tolist(), ts[last].tolist(),
+               batch[last].tolist(), seq[last].tolist(), status[last].tolist())
+
+
 def _renumber(codes, names_of):
     """Codes of the view's tables -> (list of the names used, codes into that list); -1 stays -1.
     `names_of(used codes)` gives their names (code -> name)."""
     import numpy as np
 
-    used = np.unique(codes[codes >= 0])
+    used = distinct(codes[codes >= 0])
     names = names_of(used)
     lookup = np.full(int(used.max()) + 2 if len(used) else 1, -1, dtype=np.int32)
     lookup[used] = np.arange(len(used), dtype=np.int32)
@@ -656,12 +976,10 @@ class _Writer:
         contexts, context_of = self.contexts, self._context
         dumps, status_code, row_keys, run_keys = marshal.dumps, STATUS_CODE, _ROW_KEYS, RUN_KEYS
         for seq, event in enumerate(events):
-            data = event.get("data")
-            if event.get("type") != "test_result" or type(data) is not dict:
+            row = result_row(event)
+            if row is None:
                 continue
-            test_id, status = data.get("test_id"), data.get("status")
-            if type(test_id) is not str or not test_id or status not in status_code:
-                continue
+            data, test_id, status = row
             shape_data = data.copy()
             for key in row_keys:
                 if key in shape_data:
@@ -751,8 +1069,7 @@ class _Writer:
         if not rows:
             return
         self.taken += rows
-        self.db.execute(f"INSERT INTO segments (rows, sorted, {', '.join(COLUMNS)}) VALUES (?, 0{', ?' * len(COLUMNS)})",
-                        (rows, *(self.cols[name].tobytes() for name in COLUMNS)))
+        _insert_segment(self.db, rows, False, {name: self.cols[name].tobytes() for name in COLUMNS})
         self.cols = {name: array(code) for name, code in COLUMNS.items()}
 
 
