@@ -11,7 +11,7 @@ import shutil
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import pygit2
 
@@ -40,6 +40,8 @@ class WriteResult:
     duplicates: int
     ids: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # derived stores that could not catch up (data is saved)
+    # With record(views_later=True): brings the views up to this commit when called (returns warnings as above).
+    catch_up: Callable[[], list[str]] | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict:
         return {"commit": self.commit, "added": self.added, "duplicates": self.duplicates, "ids": self.ids}
@@ -229,13 +231,18 @@ class Memory:
         return out
 
     # -- writing ----------------------------------------------------------------------------------
-    def record(self, events: Iterable[dict], message: str | None = None, branch: str | None = None) -> WriteResult:
+    def record(self, events: Iterable[dict], message: str | None = None, branch: str | None = None,
+               views_later: bool = False) -> WriteResult:
         """Write validated events as one atomic batch: one commit, or none if the snapshot holds them all.
 
         `events` may be a stream (e.g. a file read line by line): they are gathered as stored lines in a spool
         (temporary files past a few tens of MB), so memory holds the ids of a big write, not its events. An id
         that comes again with other content (in the input, or already recorded) is refused: a changed event
-        needs a new id."""
+        needs a new id.
+
+        The eager views take the write in before this returns, unless `views_later`: then the result's
+        `catch_up` does it when called (the events are durable once this returns; a view that has not caught up
+        yet is caught up by the next reader, as after a pull), so a caller can answer first."""
         with batch_files.Spool(self.cache_path, keep_events=EAGER_RESULTS) as spool:
             for first, event in spool.take(events):
                 if not same_event(first, event) and not same_event(event, first):
@@ -265,15 +272,24 @@ class Memory:
                 except (pygit2.GitError, OSError) as exc:  # e.g. a full disk; the branch has not moved
                     raise write_error(self.journal.path, exc) from None
                 sha = tx.commit(message, blob_ids=blobs)
-            warnings = []
+            catch_up = self._catch_up(sha, len(fresh), spool.written())
+            if views_later:
+                return WriteResult(sha, len(fresh), spool.total - len(fresh), fresh, [], catch_up)
+        return WriteResult(sha, len(fresh), spool.total - len(fresh), fresh, catch_up())
+
+    def _catch_up(self, sha: str, count: int, written: dict) -> Callable[[], list[str]]:
+        """What brings the eager views up to a write just committed: returns its warnings."""
+
+        def catch_up() -> list[str]:
             try:
-                commit = self.journal.repo[sha]
-                self._follow(commit, self.eager_views(len(fresh)), written=spool.written())
+                self._follow(self.journal.repo[sha], self.eager_views(count), written=written)
             except (sqlite3.Error, OSError, ComError) as exc:  # the data is saved; the views catch up on next use
                 why = sqlite_files.cause(exc, self.cache_path) if not isinstance(exc, ComError) else str(exc)
-                warnings.append(f"the events are saved, but the derived data was not updated ({why}); it catches "
-                                "up on next use")
-        return WriteResult(sha, len(fresh), spool.total - len(fresh), fresh, warnings)
+                return [f"the events are saved, but the derived data was not updated ({why}); it catches up on "
+                        "next use"]
+            return []
+
+        return catch_up
 
     # -- where memories are -------------------------------------------------------------------------
     @classmethod

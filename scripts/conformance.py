@@ -19,7 +19,7 @@ script asserts, for each run, that com's record
 and that --com changed neither pytest's exit code nor its summary line. Then it times the suites with and
 without --com (median of interleaved pairs). Prints one JSON document; exit 1 when anything disagrees.
 
-    python scripts/conformance.py [--cache .cache/conformance] [--pairs 5] [--projects click,attrs,more-itertools]
+    python scripts/conformance.py [--cache .cache/conformance] [--pairs 15] [--projects click,attrs,more-itertools]
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ import json
 import os
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tarfile
@@ -38,6 +37,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
 
 from com.ingest.outcome import junit_differences, parse_pytest_summary  # noqa: E402
 
@@ -317,30 +317,25 @@ def check_run(venv: Path, work: Path, name: str, got: dict, plain: dict | None, 
 
 
 def overhead(venv: Path, project: Path, work: Path, pairs: int) -> dict:
-    """Median of interleaved pairs: the same suite without and with --com (pytest-randomly off)."""
+    """Median of interleaved pairs: the same suite without and with --com (pytest-randomly off), timed as
+    bench_ingest times the 2,000-test session (alternating order, the writer's tail waited for, load average)."""
+    from bench_ingest import time_pairs
+
     tree = work / "timing"
     shutil.rmtree(tree, ignore_errors=True)
     shutil.copytree(project, tree)
     memory = init_memory(venv, work / "timing-memory")
-    base = [venv / "bin" / "python", "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:cacheprovider"]
+    base = [str(venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:cacheprovider"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("COM_")}
     run(base, cwd=tree, env=env, timeout=3600)  # warm caches and byte code
-    off, on = [], []
-    for _ in range(pairs):
-        for mode, extra in (("off", []), ("com", ["--com", f"--com-memory={memory}"])):
-            t0 = time.perf_counter()
-            run(base + extra, cwd=tree, env=env, timeout=3600)
-            (off if mode == "off" else on).append(time.perf_counter() - t0)
-    ratios = [b / a for a, b in zip(off, on)]
-    return {"pairs": pairs, "off_s_median": round(statistics.median(off), 3), "com_s_median": round(statistics.median(on), 3),
-            "ratio_of_medians": round(statistics.median(on) / statistics.median(off), 4),
-            "median_pair_ratio": round(statistics.median(ratios), 4)}
+    run(base + ["--com", f"--com-memory={memory}"], cwd=tree, env=env, timeout=3600)
+    return time_pairs({"off": base, "com": base + ["--com", f"--com-memory={memory}"]}, tree, env, pairs)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache", type=Path, default=ROOT / ".cache" / "conformance")
-    parser.add_argument("--pairs", type=int, default=5, help="interleaved timing pairs per suite (0: no timing)")
+    parser.add_argument("--pairs", type=int, default=15, help="interleaved timing pairs per suite (0: no timing)")
     parser.add_argument("--projects", default=",".join(PROJECTS))
     args = parser.parse_args()
     cache = args.cache.resolve()

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -287,3 +288,67 @@ def test_writer_paths_are_enough_for_the_fast_start_up():
                           text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="finds the writer process through /proc")
+def test_pytest_returns_once_the_session_is_committed_not_after_the_views(sample):
+    """The writer answers once the session's journal commit exists, before it brings com's views up to date:
+    with the test-results view locked by another process, pytest still returns at once and the run is in the
+    journal (a `com` command right after sees it); the writer's catch-up finishes once the lock goes."""
+    import sqlite3
+
+    root, _ = sample
+    assert run_com("init", cwd=root).returncode == 0
+    assert run_pytest(root, "--com", "tests/test_shop.py::test_pass").returncode == 0  # the views exist
+    lock = sqlite3.connect(root / ".com" / "cache" / "results.sqlite", isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")  # the writer's catch-up would wait up to a minute for this
+    try:
+        r = run_pytest(root, "--com", "tests/test_shop.py::test_pass", "tests/test_shop.py::TestCart")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "com: recorded 2 tests: 2 passed in journal commit" in r.stdout
+        assert journal_log(root)[0] == "pytest: 2 results (2 passed) in shop"
+        (writer,) = _writers_in(root)  # still waiting for the lock: pytest did not wait for it
+    finally:
+        lock.execute("ROLLBACK")
+        lock.close()
+    for _ in range(600):  # it finishes once the lock goes
+        if not _writers_in(root):
+            break
+        time.sleep(0.1)
+    head = git("--git-dir", str(root / ".com" / "journal.git"), "rev-parse", "HEAD").strip()
+    seen = sqlite3.connect(root / ".com" / "cache" / "results.sqlite")
+    assert seen.execute("SELECT 1 FROM commits WHERE sha=?", (head,)).fetchone() is not None  # the writer's catch-up
+    seen.close()
+    assert sorted(e["data"]["test_id"] for e in recorded(root)) == [
+        "tests/test_shop.py::TestCart::test_total", "tests/test_shop.py::test_pass", "tests/test_shop.py::test_pass"]
+
+
+def _writers_in(root: Path) -> list[int]:
+    """The pytest plugin's writer processes working in `root` (Linux /proc)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if b"writer_main" in (entry / "cmdline").read_bytes() and os.readlink(entry / "cwd") == str(root):
+                    pids.append(int(entry.name))
+            except OSError:
+                pass
+    return pids
+
+
+def test_the_summary_line_comes_before_pytests_own_last_line_and_without_a_terminal_summary(sample):
+    """The answer is awaited in the terminal summary (while pytest wrote its failures, the writer committed):
+    the line is said before pytest's final line; with --no-summary or no terminal it is still said."""
+    root, _ = sample
+    assert run_com("init", cwd=root).returncode == 0
+    r = run_pytest(root, "--com", "tests/test_shop.py::test_always_fails", "tests/test_shop.py::test_pass")
+    lines = r.stdout.splitlines()
+    (at,) = [i for i, line in enumerate(lines) if line.startswith("com: recorded 2 tests: 1 passed, 1 failed in journal")]
+    assert at > lines.index(next(l for l in lines if "FAILURES" in l)) and lines[-1].startswith("1 failed, 1 passed")
+    quiet = run_pytest(root, "--com", "--no-summary", "tests/test_shop.py::test_pass")
+    assert "com: recorded 1 test: 1 passed in journal commit" in quiet.stdout
+    bare = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:randomly", "-p", "no:terminal", "--com",
+                           "tests/test_shop.py::test_pass"], cwd=root, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "SAMPLE_COUNTER": str(root.parent / "counter")})
+    assert bare.returncode == 0 and "com: recorded 1 test: 1 passed in journal commit" in bare.stderr
+    assert len(journal_log(root)) == 3

@@ -146,6 +146,25 @@ def test_odd_values_survive_the_round_trip(memory):
     assert view_results(memory, snapshot) == journal_results(snapshot)
 
 
+def test_a_write_whose_views_catch_up_later_is_read_whole_before_and_after(memory):
+    """record(views_later=True) (the pytest writer answers before its view catch-up): the events are in the
+    journal at once; a reader that comes first takes them in itself, and the late catch-up adds no row."""
+    memory.record([result("t::old")])
+    written = memory.record([result(f"t::{i}", "failed" if i == 2 else "passed") for i in range(5)],
+                            views_later=True)
+    assert written.added == 5 and written.warnings == []
+    assert not memory.results.seen(written.commit) and not memory.catalog.seen(written.commit)
+    reader = Memory(memory.root)
+    snapshot = reader.snapshot()
+    assert str(snapshot.commit.id) == written.commit
+    assert len(view_results(reader, snapshot)) == 6
+    reader.close()
+    assert written.catch_up() == []  # after the reader: nothing left to take, nothing taken twice
+    assert memory.results.seen(written.commit) and memory.catalog.seen(written.commit)
+    assert view_results(memory, snapshot) == journal_results(snapshot)
+    assert len(memory.results.columns(snapshot)) == 6
+
+
 def test_the_same_event_in_two_batches_is_one_row(memory, tmp_path, com):
     bare = tmp_path / "remote.git"
     git("init", "-q", "--bare", bare)

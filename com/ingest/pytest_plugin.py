@@ -4,9 +4,12 @@ pytest loads this module in every run of the environment (entry point pytest11),
 nothing (not even pytest's own hook markers): it does nothing unless asked. When asked, it starts a writer
 process as soon as pytest knows its options (`writer_main`), which imports the journal (pygit2), finds the
 memory and catches up the catalog while pytest collects and the tests run, on another core; each finished
-attempt is streamed to it, and at the end of the session it writes one commit and answers. The test
-process itself only turns reports into plain data (what each status means: com.ingest.outcome, the same
-definition JUnit ingest follows), so what the tests wait for at the end is little more than the commit.
+attempt is streamed to it, and at the end of the session it writes one commit and answers; only then does
+it take the commit into com's derived views, which pytest does not wait for. The end is handed over at
+sessionfinish and the answer awaited in the terminal summary, so the commit is made while pytest writes its
+own summary; pytest still returns only once the session is in the journal. The test process itself only
+turns reports into plain data (what each status means: com.ingest.outcome, the same definition JUnit ingest
+follows).
 
 Recording never fails the test run: any problem becomes one warning line and pytest exits as it would have."""
 
@@ -204,6 +207,8 @@ class Recorder:
         self.unfinished = 0
         self.writer = None
         self.answer = None  # the writer's answer, once the session is recorded
+        self._ended = False  # the end marker was sent
+        self._said = False  # the answer was awaited and said
         try:
             verbosity = config.get_verbosity("verbosity_subtests")
         except Exception:  # noqa: BLE001 - a pytest without subtests
@@ -295,38 +300,73 @@ class Recorder:
         self.buffer.clear()
 
     # -- the end -------------------------------------------------------------------------------------
+    # The writer commits while pytest writes its summary: the session's end is handed over at sessionfinish,
+    # and the answer is awaited (and said) in the terminal summary, the last moment before pytest's final
+    # line; without a terminal summary (--no-summary, -p no:terminal, an internal error), at unconfigure.
+    # Either way pytest returns only once the session's journal commit exists. --com-quarantine needs the
+    # answer at sessionfinish (the Gate sets the exit status there), so it waits there.
     def pytest_sessionfinish(self, session, exitstatus):
         try:
             for nodeid in list(self.running):
                 self._finished(nodeid, *self.running.pop(nodeid))
             self._flush()
-            line = self._finish_writer()
+            self._send_end()
         except Exception as exc:  # noqa: BLE001 - the contract is: warn, never fail the tests
+            self._said = True
+            self._say(f"com: warning: test results not recorded: {type(exc).__name__}: {exc}")
+            return
+        if self.config.getoption("com_quarantine", False):
+            self._conclude()
+
+    def pytest_terminal_summary(self, terminalreporter):
+        self._conclude()
+
+    pytest_terminal_summary.pytest_impl = _HOOK_LAST  # type: ignore[attr-defined]
+
+    def _conclude(self) -> None:
+        """Await the writer's answer (once) and say what was recorded."""
+        if not self._ended or self._said:
+            return
+        self._said = True
+        try:
+            line = self._finish_writer()
+        except Exception as exc:  # noqa: BLE001
             line = f"com: warning: test results not recorded: {type(exc).__name__}: {exc}"
         if line:
             self._say(line)
 
-    def _finish_writer(self) -> str | None:
+    def _send_end(self) -> None:
+        """Tell the writer the session is over (it starts its commit now), without waiting for it."""
+        self._ended = True
         writer = self.writer
         if writer is None:
-            return f"com: warning: test results not recorded: {self.problem}"
+            return
         if self.problem is not None:  # something broke here: tell the writer to write nothing
             writer.kill()
             writer.wait()
-            return f"com: warning: test results not recorded: {self.problem}"
-        import subprocess
-
+            return
         try:
-            out, err = writer.communicate(_END + "\n", timeout=WRITER_TIMEOUT)  # the end marker, then EOF
-        except BrokenPipeError:  # the writer ended early: what it printed says why
-            out, err = writer.stdout.read(), writer.stderr.read()
-            writer.wait()
-        except subprocess.TimeoutExpired:
+            writer.stdin.write(_END + "\n")
+            writer.stdin.close()  # the end marker, then EOF
+        except OSError:  # the writer ended early: what it printed says why
+            pass
+
+    def _finish_writer(self) -> str | None:
+        writer = self.writer
+        if writer is None or self.problem is not None:
+            return f"com: warning: test results not recorded: {self.problem}"
+        try:
+            out, err = _read_answer(writer, WRITER_TIMEOUT)
+        except TimeoutError:
             writer.kill()
             writer.communicate()
             return f"com: warning: test results not recorded: the journal write took over {WRITER_TIMEOUT} s"
         answer = self.answer = _last_json(out)
         if answer is None:
+            try:
+                writer.wait(timeout=30)
+            except Exception:  # noqa: BLE001
+                pass
             detail = (err.strip().splitlines() or [f"exit code {writer.returncode}"])[-1]
             return f"com: warning: test results not recorded: the writer process failed: {detail}"
         if not answer.get("ok"):
@@ -342,6 +382,12 @@ class Recorder:
         return "\n".join([line, *(f"com: warning: {n}" for n in notes)])
 
     def pytest_unconfigure(self, config):
+        if self._ended:
+            # The session ended but pytest wrote no terminal summary: say it here. After its answer the writer
+            # only brings com's derived views up to date (the next com command would do it otherwise): it is
+            # left to finish on its own, not waited for.
+            self._conclude()
+            return
         # A run that ended before its session finished (e.g. --help, a usage error) must not leave the
         # writer behind; without the end marker it writes nothing.
         writer = self.writer
@@ -366,6 +412,38 @@ class Recorder:
         import sys
 
         sys.stderr.write(text + "\n")
+
+
+def _read_answer(writer, timeout: float) -> tuple[str, str]:
+    """(stdout, stderr) of the writer up to its answer line (or until it closes both, having died), without
+    waiting for it to exit: after answering it only catches com's derived views up."""
+    import selectors
+    import time
+
+    out_fd, err_fd = writer.stdout.fileno(), writer.stderr.fileno()
+    outs = {out_fd: bytearray(), err_fd: bytearray()}
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as selector:
+        for fd in outs:
+            selector.register(fd, selectors.EVENT_READ)
+        open_fds = set(outs)
+        while open_fds and not outs[out_fd].endswith(b"\n"):  # the answer is one line
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            for key, _ in selector.select(remaining):
+                chunk = os.read(key.fd, 1 << 16)
+                if chunk:
+                    outs[key.fd] += chunk
+                else:
+                    selector.unregister(key.fd)
+                    open_fds.discard(key.fd)
+    for stream in (writer.stdout, writer.stderr):
+        try:
+            stream.close()
+        except OSError:
+            pass
+    return outs[out_fd].decode("utf-8", "replace"), outs[err_fd].decode("utf-8", "replace")
 
 
 def _last_json(text: str):
@@ -732,9 +810,13 @@ def writer_main(args_json: str) -> int:
     if error is not None:
         return answer({"ok": False, "error": error})
     try:
-        return answer(session.write())
+        reply = session.write()
     except Exception as exc:  # noqa: BLE001
         return answer({"ok": False, "error": f"{type(exc).__name__}: {exc}"})
+    status = answer(reply)
+    # The session is in the journal and the test process has its answer: pytest need not wait for the rest.
+    session.catch_up_views()
+    return status
 
 
 class _WriterSession:
@@ -769,6 +851,20 @@ class _WriterSession:
         self.counts: dict[str, int] = {}
         self.events: list[dict] = []
         self.skipped: list[str] = []
+        self.catch_up = None  # brings the derived views up to the session's commit (after the answer)
+
+    def catch_up_views(self) -> None:
+        """After the answer: the views take the session in (else the next com command does). Nobody reads this
+        process's output any more, so it goes nowhere; a failure only leaves that to the next command."""
+        if self.catch_up is None:
+            return
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)  # the test process may be gone: a write to its pipes would fail
+            os.dup2(devnull, 2)
+            self.catch_up()
+        except Exception:  # noqa: BLE001
+            pass
 
     def run_info(self, info: dict) -> None:
         """What belongs to the whole run (a randomisation seed): recorded with every result of it."""
@@ -805,7 +901,9 @@ class _WriterSession:
         message = f"pytest: {len(self.events)} {noun} ({summary}) in {self.project}\n\nrun {self.run_id}"
         if self.revision.commit:
             message += f" on {self.revision.commit[:12]}"
-        result = self.memory.record(self.events, message=message)
+        # The quarantine answer reads the registry view: only then are the views brought up to date first.
+        result = self.memory.record(self.events, message=message, views_later=not self.quarantine)
+        self.catch_up = result.catch_up
         answer = {"ok": True, "results": len(self.events), "commit": result.commit, "added": result.added,
                   "summary": summary, "skipped": self.skipped}
         if self.quarantine:  # which of this session's tests are quarantined now (the Gate's half: quarantine.py)
