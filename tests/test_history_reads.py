@@ -248,6 +248,11 @@ def test_latest_results_per_test_in_sorted_and_unsorted_segments(memory):
         some = {"t::1", "t::4"}
         numbers = [n for n, name in view.test_names(range(1, 100)).items() if name in some]
         assert latest(snapshot=snapshot, tests=numbers) == reference(by_number, some), state
+        for back in range(1, 6):  # older snapshots: tests' last rows sit in batches they lack (walked back)
+            older = memory.snapshot(f"HEAD~{back}")
+            held = [b for b in by_number if older.has_path(b.path)]
+            assert latest(snapshot=older) == reference(held), (state, back)
+            assert latest(snapshot=older, tests=numbers) == reference(held, some), (state, back)
 
 
 def test_fsck_checks_the_counts_and_shared_ids_reads_rely_on(merged, com):

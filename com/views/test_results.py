@@ -44,6 +44,7 @@ SMALL_ROWS = 20_000  # takes up to this size are merged with the standard librar
 FLUSH_ROWS = 200_000  # a long catch-up writes a segment every this many rows (bounded memory)
 SORT_AFTER = 100_000  # a take of this many rows sorts its segments at once (with numpy)
 LATEST_SLICE = 1 << 17  # `latest` reads a segment this many rows at a time (bounded memory)
+WALK_STEPS = 64  # `latest` walks a sorted segment's runs back this many rows at most, else reads it whole
 WALKS_PER_COLUMN_READ = 1000  # `newest` reads whole columns when it walks more than one test in this many rows
 # Data keys shared by a run's results (kept once per run, not in every test's shape).
 RUN_KEYS = ("branch", "code_dirty", "commit", "random_plugin", "random_seed", "report", "report_digest",
@@ -427,6 +428,12 @@ class TestResultsView(SqliteView):
         keys = np.fromiter({hi for hi, _ in pairs}, dtype=np.uint64) if pairs else None
         found = []
         for seg, rows, done in self._segments():
+            if done and paths is None and pairs is None:
+                part = self._latest_by_runs(seg, rank, everything, wanted)
+                if part is not False:
+                    if part is not None:
+                        found.append(part)
+                    continue
             # A slice of rows at a time bounds memory by the slice, not the segment; a test whose run a slice
             # boundary cuts gives a candidate from each side, and the sort below keeps the newer.
             for lo in range(0, rows, LATEST_SLICE):
@@ -442,6 +449,42 @@ class TestResultsView(SqliteView):
         order = np.lexsort((seq, batch, ts, test))  # per test, the last row is its newest result
         last = order[np.r_[test[order][1:] != test[order][:-1], True]]
         return test[last], status[last]
+
+    def _latest_by_runs(self, seg: int, rank, everything: bool, wanted):
+        """`latest`'s candidates in a sorted segment, for a snapshot (ranked by batch number, the segment's own
+        order): each test's last row the snapshot holds, found from test_runs' last rows and, for the tests whose
+        last row it lacks, by stepping back over the batch column a row at a time for all of them at once (a step
+        or two: the batches a snapshot lacks are few and new). False when that takes more than WALK_STEPS steps
+        (then the segment is read slice by slice)."""
+        import numpy as np
+
+        runs = np.asarray(self.db.execute("SELECT test_no, start, count, last_batch FROM test_runs WHERE seg_no = ?",
+                                          (seg,)).fetchall(), dtype=np.int64).reshape(-1, 4)
+        if wanted is not None:
+            runs = runs[(runs[:, 0] < len(wanted)) & wanted[np.minimum(runs[:, 0], len(wanted) - 1)]]
+        test, start, pos = runs[:, 0], runs[:, 1], runs[:, 1] + runs[:, 2] - 1
+        walking = np.zeros(len(runs), dtype=bool) if everything else rank[runs[:, 3]] < 0
+        if walking.any():
+            batch = self._column(seg, "batch")
+            for _ in range(WALK_STEPS):
+                pos[walking] -= 1
+                gone = walking & (pos < start)  # no row of the snapshot: the test is not in it
+                walking &= ~gone
+                pos[gone] = -1
+                walking[walking] = rank[batch[pos[walking]]] < 0
+                if not walking.any():
+                    break
+            else:
+                return False
+            keep = pos >= 0
+            test, pos = test[keep], pos[keep]
+        if not len(pos):
+            return None
+        columns = {name: (self._column(seg, name)[pos] if len(pos) > len(runs) // 8 or len(pos) > 512
+                          else np.asarray([self._column(seg, name, p, p + 1)[0] for p in pos.tolist()],
+                                          dtype=_NUMPY[COLUMNS[name]]))
+                   for name in ("ts", "batch", "seq", "status")}
+        return (test.astype(np.int32), columns["ts"], rank[columns["batch"]], columns["seq"], columns["status"])
 
     @staticmethod
     def _latest_in(column, rows: int, done: bool, rank, everything: bool, wanted, keys, pairs):
