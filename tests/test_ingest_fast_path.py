@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from com.ingest import jsonl, reading
 from com.model import event as event_mod
 from com.model.errors import ComError, InvalidEvent
-from com.model.event import FIELDS, MAX_INT, _validate, common_event, validate, validate_common
+from com.model.event import MAX_INT, _validate, common_event, validate, validate_common
 
 CHECKS = settings(max_examples=400, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -5,10 +5,10 @@ journal. Derived and disposable: rebuilt from the journal alone gives the same r
 
 Rows live in segments whose columns are packed arrays (test, time, batch, line, status, attempt, duration,
 signature, shape, context, id), one SQLite row per column of a segment (SQLite finds a byte of a big value by
-walking its chain of pages: with all the columns in one row, reading the last walked through the others),
-appended by each take and merged when they grow many. Analyses load whole columns straight into numpy; a take writes them with the stdlib `array` module, so a
-one-event ingest never imports numpy. Strings are numbered once in small tables (tests, runs, code commits,
-signatures), so a million results cost about 60 bytes each.
+walking its chain of pages: with all the columns in one row, reading the last walked through the others), appended
+by each take and merged when they grow many. Analyses load whole columns straight into numpy; a take writes them
+with the stdlib `array` module, so a one-event ingest never imports numpy. Strings are numbered once in small
+tables (tests, runs, code commits, signatures), so a million results cost about 60 bytes each.
 
 A row also holds what it takes to give the stored event back exactly, without reading its batch: the
 per-row values (id, ts, status, attempt, duration) as columns, the run's values (run_id, commit, branch,
@@ -62,7 +62,7 @@ _NUMPY = {"i": "<i4", "q": "<i8", "b": "i1", "h": "<i2", "B": "u1", "d": "<f8", 
 # flags: which per-row values the row's columns hold (else they are absent or kept in the shape)
 HAS_ATTEMPT, HAS_DURATION, DURATION_INT = 1, 2, 4
 
-_SCHEMA = f"""
+_SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS commits (sha TEXT PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS batches (batch_no INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, project TEXT NOT NULL);
@@ -226,10 +226,12 @@ class TestResultsView(SqliteView):
 
     def _blob(self, seg_no: int, name: str) -> bytes:
         """One column of one segment, whole."""
-        return self.db.execute("SELECT data FROM seg_columns WHERE seg_no = ? AND name = ?", (seg_no, name)).fetchone()[0]
+        return self.db.execute("SELECT data FROM seg_columns WHERE seg_no = ? AND name = ?",
+                               (seg_no, name)).fetchone()[0]
 
     def _col_no(self, seg_no: int, name: str) -> int:
-        return self.db.execute("SELECT col_no FROM seg_columns WHERE seg_no = ? AND name = ?", (seg_no, name)).fetchone()[0]
+        return self.db.execute("SELECT col_no FROM seg_columns WHERE seg_no = ? AND name = ?",
+                               (seg_no, name)).fetchone()[0]
 
     def _delete_segments(self, chosen: list[int]) -> None:
         marks = ",".join("?" * len(chosen))
