@@ -207,13 +207,13 @@ def test_history_estimate_decays_over_a_tests_own_runs_and_keeps_a_prior():
     few = [("green_short", r, "passed", 1, 1.0, None) for r in (49, 50)]
     p = sel.history_probability(sel.test_stats(rows(*many, *few)), ["green_long", "green_short"])
     assert p["green_short"] > p["green_long"] > 0
-    # under a time budget short of the suite: failures per second (budget_power 1), or by P(fail) alone (0)
+    # under a time budget short of the suite: failures per second, or by P(fail) alone (duration_power 0)
     durations = {"weekly": 1000.0, "daily": 1.0}
     budget = sel.parse_budget("60%")
     assert [t.test for t in sel.prioritise(st, ["weekly", "daily"], durations=durations, budget=budget).tests] == [
         "daily", "weekly"]
     scores = {t.test: t.score for t in sel.prioritise(st, ["weekly", "daily"], durations=durations, budget=budget,
-                                                      params=sel.HistoryParams(budget_power=0.0)).tests}
+                                                      params=sel.HistoryParams(duration_power=0.0)).tests}
     assert scores["weekly"] > scores["daily"]
     # the history-wide decay is still there when asked
     p = sel.history_probability(st, ["weekly"], sel.HistoryParams(own_runs=False))

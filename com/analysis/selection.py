@@ -593,7 +593,6 @@ class HistoryParams:
     # order by p / duration**power; None: 1 under a time budget short of the whole suite (the most failures per
     # second fit in it), else 0 (with every test running, only the order of failures matters)
     duration_power: float | None = None
-    budget_power: float = 1.0  # the power under a time budget short of the suite when duration_power is None
     flake_discount: float = 0.5  # share of a flaky test's failure density that is discounted
     # decay over the test's own runs (a test run once a week is judged on its last runs, however old), or over
     # the whole history's runs (False)
@@ -647,7 +646,7 @@ def prioritise(stats: Mapping[str, TestStats], tests: Iterable[str], *, params: 
     limit = budget.limit_ms(suite)
     power = params.duration_power
     if power is None:
-        power = params.budget_power if limit is not None and limit < suite else 0.0
+        power = 1.0 if limit is not None and limit < suite else 0.0
     p = history_probability(stats, tests, params)
     scored = []
     for t in tests:

@@ -863,7 +863,7 @@ class _Cells:
     handle (a few hundred cells of a million-row segment cost less than its columns)."""
 
     def __init__(self, view: "TestResultsView", seg: int, whole: bool):
-        self.view, self.db, self.seg, self.whole = view, view.db, seg, whole
+        self.view, self.seg, self.whole = view, seg, whole
         self.blobs: dict[str, bytes] = {}
 
     def blob(self, name: str) -> bytes:
