@@ -242,40 +242,17 @@ class Memory:
 
         The eager views take the write in before this returns, unless `views_later`: then the result's
         `catch_up` does it when called (the events are durable once this returns; a view that has not caught up
-        yet is caught up by the next reader, as after a pull), so a caller can answer first."""
-        with batch_files.Spool(self.cache_path, keep_events=EAGER_RESULTS) as spool:
-            for first, event in spool.take(events):
-                if not same_event(first, event) and not same_event(event, first):
-                    raise ComError(f"event {event['id']} appears twice in the input with different content "
-                                   f"({difference(first, event)}); a changed event needs a new id (leave 'id' out)")
-            with self.journal.writing(branch) as tx:
-                known = self.known_ids(tx.tip, spool.ids())
-                # An id derived from content names that content; an id the input gave may come with other content.
-                named = [eid for eid in known if eid in spool.given]
-                if named:
-                    given = spool.events_of(named)
-                    for eid, (path, old) in self.stored(tx.tip, named).items():
-                        if not same_event(old, given[eid]):
-                            raise ComError(f"event {eid} is already recorded with other content "
-                                           f"({difference(old, given[eid])}; recorded in {path} vs this input): a "
-                                           "changed event needs a new id (leave 'id' out)")
-                spool.drop(known)
-                fresh = spool.ids()
-                if not fresh:
-                    return WriteResult(None, 0, spool.total, [])
-                if message is None:
-                    projects = sorted({project for project, _ in spool.groups})
-                    noun = "event" if len(fresh) == 1 else "events"
-                    message = f"ingest {len(fresh)} {noun} into {', '.join(projects)}"
-                try:
-                    blobs = spool.write_blobs(self.journal.repo)
-                except (pygit2.GitError, OSError) as exc:  # e.g. a full disk; the branch has not moved
-                    raise write_error(self.journal.path, exc) from None
-                sha = tx.commit(message, blob_ids=blobs)
-            catch_up = self._catch_up(sha, len(fresh), spool.written())
-            if views_later:
-                return WriteResult(sha, len(fresh), spool.total - len(fresh), fresh, [], catch_up)
-        return WriteResult(sha, len(fresh), spool.total - len(fresh), fresh, catch_up())
+        yet is caught up by the next reader, as after a pull), so a caller can answer first.
+
+        The same as `recording()` given the events at once (one code path)."""
+        with self.recording() as recording:
+            recording.extend(events)
+            return recording.commit(message, branch=branch, views_later=views_later)
+
+    def recording(self) -> "Recording":
+        """A write gathered while its events arrive (e.g. one per finished test), committed later as `record`
+        commits: see `Recording`. Use it as a context manager (its spool's temporary files are removed)."""
+        return Recording(self)
 
     def _catch_up(self, sha: str, count: int, written: dict) -> Callable[[], list[str]]:
         """What brings the eager views up to a write just committed: returns its warnings."""
@@ -464,3 +441,83 @@ def exclude_from_code_repo(root: Path) -> Path | None:
                 fh.write("\n")
             fh.write(pattern + "\n")
     return exclude
+
+
+class Recording:
+    """One write of `Memory.record`, taken an event at a time: `add`/`extend` check each event against those
+    before it (an id that comes again with other content is refused) and spool its stored line at once, so
+    what is left for `commit` is only the part that needs the journal's lock: which ids the snapshot holds
+    already (and whether they hold the same content), the batches' blobs and the commit. A writer fed while
+    tests run (the pytest plugin) thus has only that left after the last one."""
+
+    def __init__(self, memory: Memory):
+        self.memory = memory
+        self.spool = batch_files.Spool(memory.cache_path, keep_events=EAGER_RESULTS)
+        self.committed = False
+
+    def __enter__(self) -> "Recording":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.spool.close()
+
+    @property
+    def count(self) -> int:
+        """Events taken so far, each id once."""
+        return len(self.spool.order)
+
+    def add(self, event: dict) -> None:
+        """Take one validated event (see `extend`)."""
+        self.extend((event,))
+
+    def extend(self, events: Iterable[dict]) -> None:
+        """Take validated events; raises ComError (taking none after it) for an id given before with other
+        content."""
+        if self.committed:
+            raise ComError("this write is committed already: start another")
+        for first, event in self.spool.take(events):
+            if not same_event(first, event) and not same_event(event, first):
+                raise ComError(f"event {event['id']} appears twice in the input with different content "
+                               f"({difference(first, event)}); a changed event needs a new id (leave 'id' out)")
+
+    def commit(self, message: str | None = None, branch: str | None = None, views_later: bool = False) -> WriteResult:
+        """Write what was taken as one commit (none if the snapshot holds it all), as `Memory.record` says; the
+        spool is closed after it (a recording commits once)."""
+        if self.committed:
+            raise ComError("this write is committed already: start another")
+        self.committed = True
+        memory, spool = self.memory, self.spool
+        try:
+            with memory.journal.writing(branch) as tx:
+                known = memory.known_ids(tx.tip, spool.ids())
+                # An id derived from content names that content; an id the input gave may come with other content.
+                named = [eid for eid in known if eid in spool.given]
+                if named:
+                    given = spool.events_of(named)
+                    for eid, (path, old) in memory.stored(tx.tip, named).items():
+                        if not same_event(old, given[eid]):
+                            raise ComError(f"event {eid} is already recorded with other content "
+                                           f"({difference(old, given[eid])}; recorded in {path} vs this input): a "
+                                           "changed event needs a new id (leave 'id' out)")
+                spool.drop(known)
+                fresh = spool.ids()
+                if not fresh:
+                    return WriteResult(None, 0, spool.total, [])
+                if message is None:
+                    projects = sorted({project for project, _ in spool.groups})
+                    noun = "event" if len(fresh) == 1 else "events"
+                    message = f"ingest {len(fresh)} {noun} into {', '.join(projects)}"
+                try:
+                    blobs = spool.write_blobs(memory.journal.repo)
+                except (pygit2.GitError, OSError) as exc:  # e.g. a full disk; the branch has not moved
+                    raise write_error(memory.journal.path, exc) from None
+                sha = tx.commit(message, blob_ids=blobs)
+            catch_up = memory._catch_up(sha, len(fresh), spool.written())
+        finally:
+            spool.close()
+        if views_later:
+            return WriteResult(sha, len(fresh), spool.total - len(fresh), fresh, [], catch_up)
+        return WriteResult(sha, len(fresh), spool.total - len(fresh), fresh, catch_up())
