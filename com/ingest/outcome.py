@@ -51,9 +51,10 @@ def split_node_id(nodeid: str) -> tuple[str, list[str], str]:
     return path, names[:-1], name
 
 
-def junit_classname(nodeid: str) -> str | None:
-    """pytest's junit classname (module dotted path + classes) of a node id; None for a file's own id."""
-    path, classes, _ = split_node_id(nodeid)
+def junit_classname(nodeid: str, parts: tuple | None = None) -> str | None:
+    """pytest's junit classname (module dotted path + classes) of a node id; None for a file's own id.
+    `parts`: the node id's `split_node_id`, when the caller has it already."""
+    path, classes, _ = parts if parts is not None else split_node_id(nodeid)
     if path == nodeid:
         return None
     module = path.replace("/", ".")

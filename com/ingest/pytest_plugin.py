@@ -736,10 +736,10 @@ def complete_data(data: dict) -> dict:
     from com.ingest.outcome import junit_classname, split_node_id
 
     nodeid = data["test_id"]
-    path, _, name = split_node_id(nodeid)
-    data["name"] = name
-    data["classname"] = junit_classname(nodeid)
-    data["file"] = path
+    parts = split_node_id(nodeid)
+    data["name"] = parts[2]
+    data["classname"] = junit_classname(nodeid, parts)
+    data["file"] = parts[0]
     ms = round(data.pop("seconds", 0.0) * 1000.0, 3)
     data["duration_ms"] = int(ms) if ms.is_integer() else ms
     line = data.pop("line", None)
@@ -805,14 +805,18 @@ def writer_main(args_json: str) -> int:
                 session.add(obj)
             except Exception as exc:  # noqa: BLE001 - one bad result must not cost the session's others
                 session.skip(obj, exc)
-    if not ended:
-        return 0
-    if error is not None:
-        return answer({"ok": False, "error": error})
     try:
-        reply = session.write()
-    except Exception as exc:  # noqa: BLE001
-        return answer({"ok": False, "error": f"{type(exc).__name__}: {exc}"})
+        if not ended:
+            return 0
+        if error is not None:
+            return answer({"ok": False, "error": error})
+        try:
+            reply = session.write()
+        except Exception as exc:  # noqa: BLE001
+            return answer({"ok": False, "error": f"{type(exc).__name__}: {exc}"})
+    finally:
+        if session is not None:
+            session.close()
     status = answer(reply)
     # The session is in the journal and the test process has its answer: pytest need not wait for the rest.
     session.catch_up_views()
@@ -849,19 +853,31 @@ class _WriterSession:
         self.quarantine = bool(args.get("quarantine"))
         self.attempts: dict[str, int] = {}
         self.counts: dict[str, int] = {}
-        self.events: list[dict] = []
+        self.results = 0
         self.skipped: list[str] = []
         self.catch_up = None  # brings the derived views up to the session's commit (after the answer)
+        # Each result is checked and spooled as it arrives, so after the last test only the commit is left.
+        self.recording = self.memory.recording()
+        self.refused: Exception | None = None  # the recording refused a result: the session is not written
+
+    def close(self) -> None:
+        self.recording.close()
 
     def catch_up_views(self) -> None:
         """After the answer: the views take the session in (else the next com command does). Nobody reads this
-        process's output any more, so it goes nowhere; a failure only leaves that to the next command."""
+        process's output any more, so it goes nowhere; a failure only leaves that to the next command. Nobody
+        waits for it either, while pytest still ends (its summary, garbage collection, interpreter shutdown)
+        on a machine that may have one core free or none: it runs at the lowest priority."""
         if self.catch_up is None:
             return
         try:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, 1)  # the test process may be gone: a write to its pipes would fail
             os.dup2(devnull, 2)
+            try:
+                os.nice(19)
+            except (AttributeError, OSError):  # not on this platform
+                pass
             self.catch_up()
         except Exception:  # noqa: BLE001
             pass
@@ -871,6 +887,7 @@ class _WriterSession:
         self.common.update({k: v for k, v in info.items() if k in ("random_seed", "random_plugin")})
 
     def add(self, data: dict) -> None:
+        from com.model.errors import ComError
         from com.model.event import validate
 
         complete_data(data)
@@ -878,9 +895,14 @@ class _WriterSession:
         attempt = self.attempts.get(test_id, 0) + 1
         data["attempt"] = attempt
         data.update(self.common)
-        self.events.append(
-            validate({"type": "test_result", "project": self.project, "source": "pytest", "ts": self.ts, "data": data})
-        )
+        event = validate({"type": "test_result", "project": self.project, "source": "pytest", "ts": self.ts,
+                          "data": data})
+        try:
+            self.recording.add(event)
+        except ComError as exc:  # one id with two contents: as `Memory.record` of them all, nothing is written
+            self.refused = self.refused or exc
+            return
+        self.results += 1
         self.attempts[test_id] = attempt
         self.counts[data["status"]] = self.counts.get(data["status"], 0) + 1
 
@@ -894,21 +916,22 @@ class _WriterSession:
     def write(self) -> dict:
         from com.ingest.outcome import STATUS_ORDER
 
+        if self.refused is not None:
+            raise self.refused
         summary = ", ".join(f"{self.counts[k]} {k}" for k in STATUS_ORDER if self.counts.get(k))
-        if not self.events:
+        if not self.results:
             return {"ok": True, "results": 0, "commit": None, "added": 0, "summary": "", "skipped": self.skipped}
-        noun = "result" if len(self.events) == 1 else "results"
-        message = f"pytest: {len(self.events)} {noun} ({summary}) in {self.project}\n\nrun {self.run_id}"
+        noun = "result" if self.results == 1 else "results"
+        message = f"pytest: {self.results} {noun} ({summary}) in {self.project}\n\nrun {self.run_id}"
         if self.revision.commit:
             message += f" on {self.revision.commit[:12]}"
         # The quarantine answer reads the registry view: only then are the views brought up to date first.
-        result = self.memory.record(self.events, message=message, views_later=not self.quarantine)
+        result = self.recording.commit(message, views_later=not self.quarantine)
         self.catch_up = result.catch_up
-        answer = {"ok": True, "results": len(self.events), "commit": result.commit, "added": result.added,
+        answer = {"ok": True, "results": self.results, "commit": result.commit, "added": result.added,
                   "summary": summary, "skipped": self.skipped}
         if self.quarantine:  # which of this session's tests are quarantined now (the Gate's half: quarantine.py)
             from com.ops.flaky import quarantined_among
 
-            tests = {e["data"]["test_id"] for e in self.events if e["type"] == "test_result"}
-            answer["quarantined"] = sorted(quarantined_among(self.memory, tests))
+            answer["quarantined"] = sorted(quarantined_among(self.memory, set(self.attempts)))
         return answer
