@@ -8,10 +8,12 @@ of the 1,000,000 events of `gen_history.py --tests 10000 --commits 50 --runs-per
 without ids, as `bench_reads.py` exports them) at >= 50,000 events/s, under 600 MiB (peak RSS of the process).
 
     .venv/bin/python scripts/bench_ingest.py [--cases 50000] [--tests 2000] [--repeat 3] [--pairs 15] [--skip-pytest]
+                                             [--compare OTHER_CHECKOUT]
     .venv/bin/python scripts/bench_ingest.py --jsonl EVENTS.jsonl [--repeat 3] [--compare OTHER_CHECKOUT]
 
 The pytest figure is the median of the com/off ratios of interleaved pairs (whole processes), printed with
-the load average over the pairs.
+the load average over the pairs. With --compare, another checkout's `pytest --com` runs in the same rotation
+(its ratios to the same "off" runs under "others").
 
 --compare runs the same file with another checkout's code (PYTHONPATH) interleaved, run for run, and says
 whether both memories hold the same tree (the stored bytes must not change).
@@ -260,6 +262,10 @@ def time_pairs(commands: dict[str, list], cwd: Path, env: dict, pairs: int, chec
     ratio = [c / o for c, o in zip(wall["com"], wall["off"])]
     cpu_ratio = [c / o for c, o in zip(cpu["com"], cpu["off"])]
     med = {k: statistics.median(v) for k, v in wall.items()}
+    # Any other command (another checkout's --com, say): its own ratios to "off", from the same pairs.
+    others = {name: {"median_pair_ratio": round(statistics.median(c / o for c, o in zip(wall[name], wall["off"])), 4),
+                     "cpu_median_pair_ratio": round(statistics.median(c / o for c, o in zip(cpu[name], cpu["off"])), 4)}
+              for name in names if name not in ("off", "com")}
     return {
         "pairs": pairs,
         "median_pair_ratio": round(statistics.median(ratio), 4),
@@ -273,10 +279,11 @@ def time_pairs(commands: dict[str, list], cwd: Path, env: dict, pairs: int, chec
         "writer_after_return_s_median": round(statistics.median(tail), 3) if subreaper and tail else None,
         "loadavg_1min": {"min": round(min(load), 2), "median": round(statistics.median(load), 2),
                          "max": round(max(load), 2)},
+        **({"others": others} if others else {}),
     }
 
 
-def bench_pytest(tests: int, pairs: int) -> dict:
+def bench_pytest(tests: int, pairs: int, compare: str | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="com-bench-pytest-") as tmp:
         root = Path(tmp) / "proj"
         root.mkdir()
@@ -285,16 +292,23 @@ def bench_pytest(tests: int, pairs: int) -> dict:
         _git_repo(root, env)
         subprocess.run([COM, "init"], cwd=root, check=True, env=env, capture_output=True)
         base = [sys.executable, "-m", "pytest", "-q", "tests"]
-        subprocess.run(base, cwd=root, env=env, capture_output=True)  # warm the file cache and .pyc files
-        subprocess.run(base + ["--com"], cwd=root, env=env, capture_output=True)
+        commands = {"off": base, "com": base + ["--com"]}
+        if compare:  # the same session recorded by another checkout's plugin, in the same rotation
+            this = env.get("PYTHONPATH", str(ROOT_DIR))
+            commands = {name: ["env", f"PYTHONPATH={this}", *cmd] for name, cmd in commands.items()}
+            commands["compare"] = ["env", f"PYTHONPATH={compare}", *base, "--com"]
+        for cmd in commands.values():  # warm the file cache and .pyc files
+            subprocess.run(cmd, cwd=root, env=env, capture_output=True)
 
         def check(mode, r):
             if r.returncode != 0:
                 raise SystemExit(f"pytest {mode} failed:\n{r.stdout[-2000:]}{r.stderr[-2000:]}")
-            if mode == "com" and "com: recorded" not in r.stdout:
+            if mode != "off" and "com: recorded" not in r.stdout:
                 raise SystemExit(f"pytest --com did not record:\n{r.stdout[-2000:]}")
 
-        out = {"tests": tests, **time_pairs({"off": base, "com": base + ["--com"]}, root, env, pairs, check)}
+        out = {"tests": tests, **time_pairs(commands, root, env, pairs, check)}
+        if compare:
+            out["compare"] = compare
         out["target_ratio_max"] = 1.05
         return out
 
@@ -364,7 +378,8 @@ def main() -> None:
     parser.add_argument("--skip-junit", action="store_true")
     parser.add_argument("--small-tests", type=int, default=7, help="the small session's size (0: not run)")
     parser.add_argument("--jsonl", type=Path, help="only: `com ingest --file` of this JSONL file")
-    parser.add_argument("--compare", help="with --jsonl: another checkout to run interleaved (its PYTHONPATH)")
+    parser.add_argument("--compare", help="another checkout to run interleaved (its PYTHONPATH): with --jsonl its "
+                        "`com ingest --file`, else its `pytest --com` beside this one's")
     args = parser.parse_args()
     if args.jsonl:
         out = {"cpus": os.cpu_count(), "loadavg_before": [round(x, 2) for x in os.getloadavg()]}
@@ -378,9 +393,9 @@ def main() -> None:
     if not args.skip_junit:
         out["junit"] = bench_junit(args.cases, args.repeat)
     if not args.skip_pytest:
-        out["pytest_plugin"] = bench_pytest(args.tests, args.pairs)
+        out["pytest_plugin"] = bench_pytest(args.tests, args.pairs, args.compare)
         if args.small_tests:
-            out["pytest_plugin_small"] = bench_pytest(args.small_tests, args.pairs)
+            out["pytest_plugin_small"] = bench_pytest(args.small_tests, args.pairs, args.compare)
     out["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(out, indent=2))
 
