@@ -300,6 +300,10 @@ def test_pytest_returns_once_the_session_is_committed_not_after_the_views(sample
     root, _ = sample
     assert run_com("init", cwd=root).returncode == 0
     assert run_pytest(root, "--com", "tests/test_shop.py::test_pass").returncode == 0  # the views exist
+    for _ in range(600):  # once that run's writer has taken it into them (after pytest ended)
+        if not _writers_in(root):
+            break
+        time.sleep(0.1)
     lock = sqlite3.connect(root / ".com" / "cache" / "results.sqlite", isolation_level=None)
     lock.execute("BEGIN IMMEDIATE")  # the writer's catch-up would wait up to a minute for this
     try:

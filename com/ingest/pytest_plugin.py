@@ -4,10 +4,10 @@ pytest loads this module in every run of the environment (entry point pytest11),
 nothing (not even pytest's own hook markers): it does nothing unless asked. When asked, it starts a writer
 process as soon as pytest knows its options (`writer_main`), which imports the journal (pygit2), finds the
 memory and catches up the catalog while pytest collects and the tests run, on another core; each finished
-attempt is streamed to it, and at the end of the session it writes one commit and answers; only then does
-it take the commit into com's derived views, which pytest does not wait for. The end is handed over at
-sessionfinish and the answer awaited in the terminal summary, so the commit is made while pytest writes its
-own summary; pytest still returns only once the session is in the journal. The test process itself only
+attempt is streamed to it (and spooled there as it arrives), and at the end of the session it writes one
+commit and answers; once pytest has ended it takes the commit into com's derived views, which nobody waits
+for. The end is handed over at sessionfinish and the answer awaited in the terminal summary, so the commit is
+made while pytest writes its own summary; pytest still returns only once the session is in the journal. The test process itself only
 turns reports into plain data (what each status means: com.ingest.outcome, the same definition JUnit ingest
 follows).
 
@@ -21,6 +21,7 @@ _TRUE = ("1", "true", "yes", "on")
 _END = '{"__end__": true}'
 _FLUSH_EVERY = 250  # attempts per write to the writer's pipe
 WRITER_TIMEOUT = 600  # seconds the session waits for its commit (another writer may hold the journal's lock)
+CATCH_UP_DELAY = 10  # seconds the writer waits, after its answer, for the test process to end before the views
 
 
 def pytest_addoption(parser):
@@ -162,6 +163,18 @@ def _random_seed(config) -> dict:
 
 
 _SURROGATE_RE = None
+_json_string = _isfinite = None  # json's string encoder and math.isfinite
+
+
+def _bind_helpers() -> None:
+    """What the per-test path uses, imported when a Recorder starts (importing this module costs nothing)."""
+    global _SURROGATE_RE, _json_string, _isfinite
+    import json.encoder
+    import math
+    import re
+
+    _SURROGATE_RE = re.compile("[\ud800-\udfff]")
+    _json_string, _isfinite = json.encoder.encode_basestring, math.isfinite
 
 
 def _clean_text(text: str) -> str:
@@ -188,13 +201,11 @@ class Recorder:
 
     def __init__(self, config):
         import json
-        import re
         import time
 
         from com.ingest.outcome import RunCounts
 
-        global _SURROGATE_RE
-        _SURROGATE_RE = re.compile("[\ud800-\udfff]")
+        _bind_helpers()
         self.config = config
         self.dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
         # nodeid -> [phase reports, subtest reports] of the attempt in progress. Subtest reports arrive
@@ -276,16 +287,23 @@ class Recorder:
             self.problem = self.problem or f"{type(exc).__name__}: {exc}"
 
     def _finished(self, nodeid: str, reports: list, subtests: list, progress: str) -> None:
-        data, parent_failed = attempt_data(nodeid, reports, subtests, self.sections_seen.get(nodeid, 0), progress)
+        sections_before = self.sections_seen.get(nodeid, 0)
+        data = _passed_quickly(nodeid, reports, subtests, sections_before)
+        if data is not None:  # most attempts: their line is formatted directly
+            parent_failed, line = True, _passed_line(data)
+        else:
+            data, parent_failed = attempt_data(nodeid, reports, subtests, sections_before, progress)
+            line = None
         if reports:
             self.sections_seen[nodeid] = len(getattr(reports[-1], "sections", ()))
         if data is None:
             self.unfinished += 1
             return
         self.counts.add(data, parent_failed)
-        line = self.dumps(data)
-        if _SURROGATE_RE.search(line):
-            line = self.dumps(_clean(data))
+        if line is None:
+            line = self.dumps(data)
+            if _SURROGATE_RE.search(line):
+                line = self.dumps(_clean(data))
         self.buffer.append(line)
         if len(self.buffer) >= _FLUSH_EVERY:
             self._flush()
@@ -438,11 +456,11 @@ def _read_answer(writer, timeout: float) -> tuple[str, str]:
                 else:
                     selector.unregister(key.fd)
                     open_fds.discard(key.fd)
-    for stream in (writer.stdout, writer.stderr):
-        try:
-            stream.close()
-        except OSError:
-            pass
+    # The writer's stdout stays open until this process ends: the writer waits for that to catch up the views.
+    try:
+        writer.stderr.close()
+    except OSError:
+        pass
     return outs[out_fd].decode("utf-8", "replace"), outs[err_fd].decode("utf-8", "replace")
 
 
@@ -463,6 +481,7 @@ def _last_json(text: str):
 # What the writer imports first: with -S and only `_writer_paths()` on the path these must all be found.
 WRITER_IMPORTS = "pygit2, com.memory, com.code.repo, com.settings"
 WRITER_CODE = (
+    "import gc; gc.disable()  # only small acyclic objects are made, importing too: collections are pure cost\n"
     "import os, sys\n"
     "if len(sys.argv) > 2:\n"
     "    sys.path[:0] = __import__('json').loads(sys.argv[2])\n"
@@ -631,11 +650,9 @@ def _strip_progress(text: str, progress: str) -> str:
     return "".join(kept)
 
 
-def attempt_data(nodeid: str, reports: list, subtests: list, sections_before: int = 0, progress: str = ""):
-    """(data, pytest_parent_failed) of one attempt from its setup/call/teardown reports (or one failed
-    collection report, or pytest-xdist's crash report) and its subtest reports. data is None for an
-    attempt that never finished. What only the test process knows: status, phase, seconds, messages,
-    output; the writer completes the rest (complete_data), so a passing test costs almost nothing."""
+def _passed_quickly(nodeid: str, reports: list, subtests: list, sections_before: int) -> dict | None:
+    """`attempt_data`'s data of the common attempt, found cheaply: three passing phases, no subtests, no output
+    captured since the previous attempt, no properties, not an xfail test; None for any other."""
     if len(reports) == 3 and not subtests:
         setup, call, teardown = reports
         if (
@@ -644,7 +661,29 @@ def attempt_data(nodeid: str, reports: list, subtests: list, sections_before: in
             and not hasattr(call, "wasxfail")
         ):
             return {"test_id": nodeid, "status": "passed", "seconds": setup.duration + call.duration + teardown.duration,
-                    "line": teardown.location[1]}, True
+                    "line": teardown.location[1]}
+    return None
+
+
+def _passed_line(data: dict) -> str | None:
+    """The JSON line of `_passed_quickly`'s data, byte for byte what the Recorder's JSON encoder makes of it
+    (compact, UTF-8 text), formatted directly (the encoder costs twice as much); None when a value is not of
+    the plain kind that allows it (then the encoder makes the line)."""
+    test_id, seconds, line = data["test_id"], data["seconds"], data["line"]
+    if type(seconds) is not float or type(line) is not int or not test_id.isascii() or not _isfinite(seconds):
+        return None  # an ASCII id has no lone surrogate to clean either
+    return ('{"test_id":' + _json_string(test_id) + ',"status":"passed","seconds":' + float.__repr__(seconds)
+            + ',"line":' + int.__repr__(line) + "}")
+
+
+def attempt_data(nodeid: str, reports: list, subtests: list, sections_before: int = 0, progress: str = ""):
+    """(data, pytest_parent_failed) of one attempt from its setup/call/teardown reports (or one failed
+    collection report, or pytest-xdist's crash report) and its subtest reports. data is None for an
+    attempt that never finished. What only the test process knows: status, phase, seconds, messages,
+    output; the writer completes the rest (complete_data), so a passing test costs almost nothing."""
+    data = _passed_quickly(nodeid, reports, subtests, sections_before)
+    if data is not None:
+        return data, True
     from com.ingest import junit
     from com.ingest.outcome import SUBTESTS_FAILED_RE, attempt_status
 
@@ -823,11 +862,23 @@ def writer_main(args_json: str) -> int:
     return status
 
 
+def _await_reader_gone(timeout: float) -> None:
+    """Until the test process has ended, at most `timeout` seconds: it holds the read end of this process's
+    stdout open until then (a pipe's write end polls as an error once no reader is left; Linux, macOS)."""
+    try:
+        import select
+
+        poller = select.poll()
+        poller.register(1, select.POLLERR)
+        poller.poll(int(timeout * 1000))
+    except (AttributeError, OSError, ValueError):  # no poll here: no wait
+        pass
+
+
 class _WriterSession:
     """The writer's state: memory, code revision, project, and the events made so far."""
 
     def __init__(self, args: dict):
-        import uuid
         from datetime import datetime, timezone
         from pathlib import Path
 
@@ -841,7 +892,7 @@ class _WriterSession:
         self.revision = code_repo.resolve(None, None, rootpath)
         project = args.get("project") or self.memory.settings.get("project")
         self.project = project or code_repo.default_project(rootpath, self.revision.repo)
-        self.run_id = "pytest-" + uuid.uuid4().hex[:16]
+        self.run_id = "pytest-" + os.urandom(8).hex()  # (not uuid: importing it costs more than the rest)
         # One time for the whole session, like a JUnit suite's timestamp: attempts order the results
         # within a run (and one shared time is parsed once, not once per test).
         self.ts = format_ts(datetime.fromtimestamp(args["started"], timezone.utc))
@@ -864,20 +915,17 @@ class _WriterSession:
         self.recording.close()
 
     def catch_up_views(self) -> None:
-        """After the answer: the views take the session in (else the next com command does). Nobody reads this
-        process's output any more, so it goes nowhere; a failure only leaves that to the next command. Nobody
-        waits for it either, while pytest still ends (its summary, garbage collection, interpreter shutdown)
-        on a machine that may have one core free or none: it runs at the lowest priority."""
+        """After the answer: the views take the session in (else the next com command does). Nobody waits for
+        it, so it waits for the test process to end first (pytest's summary, garbage collection and interpreter
+        shutdown would otherwise share a busy machine's CPU with it). Nobody reads this process's output any
+        more, so it goes nowhere; a failure only leaves the catch-up to the next command."""
         if self.catch_up is None:
             return
         try:
+            _await_reader_gone(CATCH_UP_DELAY)
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, 1)  # the test process may be gone: a write to its pipes would fail
             os.dup2(devnull, 2)
-            try:
-                os.nice(19)
-            except (AttributeError, OSError):  # not on this platform
-                pass
             self.catch_up()
         except Exception:  # noqa: BLE001
             pass
