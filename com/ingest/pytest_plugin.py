@@ -862,17 +862,28 @@ def writer_main(args_json: str) -> int:
     return status
 
 
-def _await_reader_gone(timeout: float) -> None:
-    """Until the test process has ended, at most `timeout` seconds: it holds the read end of this process's
-    stdout open until then (a pipe's write end polls as an error once no reader is left; Linux, macOS)."""
+def _await_exit(pid: int, timeout: float) -> None:
+    """Until process `pid` (the test process, this one's parent) has ended, at most `timeout` seconds: through a
+    pidfd (Linux), else until the read end of this process's stdout is closed (the test process keeps it open
+    until its end; a pipe's write end polls as an error once no reader is left)."""
+    if os.getppid() != pid:
+        return  # ended already (this process was handed to another parent)
+    pidfd = None
     try:
         import select
 
         poller = select.poll()
-        poller.register(1, select.POLLERR)
+        try:
+            pidfd = os.pidfd_open(pid)
+            poller.register(pidfd, select.POLLIN)  # readable once the process has ended
+        except (AttributeError, OSError):
+            poller.register(1, select.POLLERR)
         poller.poll(int(timeout * 1000))
     except (AttributeError, OSError, ValueError):  # no poll here: no wait
         pass
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
 
 
 class _WriterSession:
@@ -887,6 +898,7 @@ class _WriterSession:
         from com.model.event import format_ts
         from com.settings import load as load_settings
 
+        self.parent = os.getppid()  # the test process
         rootpath = Path(args["rootpath"])
         self.memory = Memory.find(args.get("memory"), cwd=Path(args["cwd"]), settings=load_settings(rootpath))
         self.revision = code_repo.resolve(None, None, rootpath)
@@ -922,7 +934,7 @@ class _WriterSession:
         if self.catch_up is None:
             return
         try:
-            _await_reader_gone(CATCH_UP_DELAY)
+            _await_exit(self.parent, CATCH_UP_DELAY)
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, 1)  # the test process may be gone: a write to its pipes would fail
             os.dup2(devnull, 2)
