@@ -108,3 +108,57 @@ def test_fsck_removes_the_spool_of_a_killed_ingest(memory, com):
     assert any("temporary batch files" in line for line in r["info"]) and left.exists()
     r = json.loads(com("fsck", "--repair", "--json").stdout)
     assert r["ok"] and not left.exists()
+
+
+# -- Memory.recording(): the same write taken an event at a time (the pytest plugin's writer) -----------------
+def test_a_recording_fed_one_event_at_a_time_writes_what_record_writes(two, monkeypatch):
+    a, b = two
+    monkeypatch.setattr(batch_files.Spool, "MEMORY_BYTES", 300)  # through the spool's temporary files as well
+    events = [validate(json.loads(line)) for line in lines(300)]
+    events += events[:20]  # repeats: counted, not stored twice
+    with a.recording() as recording:
+        for event in events:
+            recording.add(event)
+        assert recording.count == 300
+        written = recording.commit(message="m")
+    expected = b.record(events, message="m")
+    assert (written.added, written.duplicates, written.ids) == (expected.added, expected.duplicates, expected.ids)
+    assert tree_of(a) == tree_of(b)
+    assert a.results.seen(written.commit) and a.catalog.seen(written.commit)  # the views took it in
+    assert not [p for p in a.cache_path.iterdir() if p.name.startswith("ingest-")]  # the spool is gone
+    with a.recording() as again:  # what the snapshot holds is left out: no commit
+        again.extend(events)
+        assert again.commit().commit is None
+
+
+def test_a_recording_refuses_an_id_given_again_with_other_content_when_it_comes(memory):
+    from com.model.errors import ComError
+
+    first = validate({"id": "evt_" + "a" * 24, "type": "note", "project": "p", "ts": "2026-03-01T10:00:00Z",
+                      "data": {"text": "one"}})
+    other = validate({"id": "evt_" + "a" * 24, "type": "note", "project": "p", "ts": "2026-03-01T10:00:00Z",
+                      "data": {"text": "two"}})
+    head = memory.snapshot().commit
+    with memory.recording() as recording:
+        recording.add(first)
+        recording.add(first)  # the same content again: a repeat
+        with pytest.raises(ComError, match="appears twice in the input with different content"):
+            recording.add(other)
+    assert memory.snapshot().commit == head  # nothing written
+
+
+def test_a_recording_commits_once_and_views_later_leaves_the_catch_up_to_the_caller(memory):
+    from com.model.errors import ComError
+
+    events = [validate(json.loads(line)) for line in lines(5)]
+    with memory.recording() as recording:
+        recording.extend(events)
+        result = recording.commit(views_later=True)
+        with pytest.raises(ComError, match="committed already"):
+            recording.add(events[0])
+        with pytest.raises(ComError, match="committed already"):
+            recording.commit()
+    assert str(memory.snapshot().commit.id) == result.commit  # durable before the views took it in
+    assert not memory.results.seen(result.commit)
+    assert result.catch_up() == []
+    assert memory.results.seen(result.commit) and memory.catalog.seen(result.commit)
