@@ -546,6 +546,7 @@ def _start_writer(config, started: float, options=None):
         "project": getattr(options, "com_project", None),
         "started": started,
         "quarantine": config.getoption("com_quarantine", False),
+        "test_process": os.getpid(),  # the views' catch-up waits for its end
     }
     writer = subprocess.Popen(
         [sys.executable, "-S", "-c", WRITER_CODE, json.dumps(args), json.dumps(_writer_paths())],
@@ -892,7 +893,7 @@ def _await_exit(pid: int, timeout: float) -> None:
     pidfd (Linux), else until the read end of this process's stdout is closed (the test process keeps it open
     until its end; a pipe's write end polls as an error once no reader is left)."""
     if os.getppid() != pid:
-        return  # ended already (this process was handed to another parent)
+        return  # not the parent, or ended already (this process was handed to another parent)
     pidfd = None
     try:
         import select
@@ -923,7 +924,7 @@ class _WriterSession:
         from com.model.event import format_ts
         from com.settings import load as load_settings
 
-        self.parent = os.getppid()  # the test process
+        self.test_process = args.get("test_process")  # whose end the views' catch-up waits for (if given)
         rootpath = Path(args["rootpath"])
         self.memory = Memory.find(args.get("memory"), cwd=Path(args["cwd"]), settings=load_settings(rootpath))
         self.revision = code_repo.resolve(None, None, rootpath)
@@ -959,7 +960,8 @@ class _WriterSession:
         if self.catch_up is None:
             return
         try:
-            _await_exit(self.parent, CATCH_UP_DELAY)
+            if self.test_process:
+                _await_exit(self.test_process, CATCH_UP_DELAY)
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, 1)  # the test process may be gone: a write to its pipes would fail
             os.dup2(devnull, 2)
