@@ -356,3 +356,185 @@ def test_the_summary_line_comes_before_pytests_own_last_line_and_without_a_termi
                           env={**os.environ, "SAMPLE_COUNTER": str(root.parent / "counter")})
     assert bare.returncode == 0 and "com: recorded 1 test: 1 passed in journal commit" in bare.stderr
     assert len(journal_log(root)) == 3
+
+
+# -- what makes the plugin cheap keeps what it records ----------------------------------------------------
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(test_id=st.text(), seconds=st.floats() | st.integers(), line=st.integers(-2**70, 2**70) | st.none() | st.booleans())
+def test_a_passed_attempts_line_is_the_encoders_byte_for_byte(test_id, seconds, line):
+    """The common attempt's line is formatted directly; it is exactly what the Recorder's JSON encoder makes, or
+    None (then the encoder makes it) — and None only when a value is not plain (an id with other than ASCII, a
+    duration that is not a finite float, a line that is not an int)."""
+    from com.ingest import pytest_plugin as plugin
+
+    plugin._bind_helpers()
+    data = {"test_id": test_id, "status": "passed", "seconds": seconds, "line": line}
+    encoded = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode(data)
+    quick = plugin._passed_line(data)
+    plain = (test_id.isascii() and type(seconds) is float and seconds not in (float("inf"), float("-inf"))
+             and seconds == seconds and type(line) is int)
+    assert quick == (encoded if plain else None)
+
+
+class _Pipe:
+    def __init__(self):
+        self.text = ""
+
+    def write(self, text):
+        self.text += text
+
+    def flush(self):
+        pass
+
+    def close(self):
+        pass
+
+
+class _Config:
+    """What a Recorder asks of pytest's config."""
+
+    def __init__(self, writer):
+        self._com_writer = (writer, 0.0)
+        self.option = type("Options", (), {})()
+
+    def get_verbosity(self, *_):
+        return 0
+
+    def getoption(self, *_args, **_kwargs):
+        return None
+
+
+def _reports():
+    """A session's reports as pytest hands them over: passes, a failure, a setup error, a rerun, an attempt that
+    never reported its teardown, captured output, a module that failed to import, and enough passes to cross
+    several batches."""
+    from _pytest.reports import CollectReport, TestReport
+
+    def attempt(nodeid, outcomes=("passed", "passed", "passed"), sections=(), longrepr=None, line=3):
+        out = []
+        for when, outcome in zip(("setup", "call", "teardown"), outcomes):
+            out.append(TestReport(nodeid, ("tests/test_a.py", line, nodeid.split("::")[-1]), {}, outcome,
+                                  longrepr if outcome in ("failed", "rerun") else None, when,
+                                  sections=sections if when == "teardown" else (), duration=0.001 * line))
+        return out
+
+    reports = [CollectReport("tests/test_broken.py", "failed", "ImportError: no module named nowhere", None)]
+    for n in range(40):
+        reports += attempt(f"tests/test_a.py::test_{n}", line=n)
+    reports += attempt("tests/test_a.py::test_fails", ("passed", "failed", "passed"), longrepr="AssertionError: no")
+    reports += attempt("tests/test_a.py::test_setup", ("failed", "passed"), longrepr="RuntimeError: down")[:1]
+    reports += attempt("tests/test_a.py::test_setup", ("failed", "passed"), longrepr="RuntimeError: down")[2:]
+    reports += attempt("tests/test_a.py::test_rerun", ("passed", "rerun", "passed"), longrepr="AssertionError: once")
+    reports += attempt("tests/test_a.py::test_rerun")
+    reports += attempt("tests/test_a.py::test_cut")[:2]  # no teardown: its next attempt starts
+    reports += attempt("tests/test_a.py::test_cut")
+    reports += attempt("tests/test_a.py::test_out", sections=[("Captured stdout call", "hello\n")])
+    reports += attempt("tests/test_a.py::test_unicode_é")
+    for n in range(40, 60):
+        reports += attempt(f"tests/test_a.py::test_{n}", line=n)
+    reports += attempt("tests/test_a.py::test_last")[:2]  # the session ended during it
+    return reports
+
+
+@pytest.mark.parametrize("every", [2, 7, 600])
+def test_reports_taken_in_batches_make_the_lines_taken_one_at_a_time(monkeypatch, every):
+    """The Recorder keeps reports and groups them into attempts in batches: the lines it sends, its counts and
+    what it finds unfinished are those of taking each report as it comes (a batch of one)."""
+    from _pytest.reports import CollectReport
+
+    from com.ingest import pytest_plugin as plugin
+
+    def session(size):
+        monkeypatch.setattr(plugin, "_TAKE_EVERY", size)
+        writer = type("Writer", (), {"stdin": _Pipe()})()
+        recorder = plugin.Recorder(_Config(writer))
+        for report in _reports():
+            if isinstance(report, CollectReport):
+                recorder.pytest_collectreport(report)
+            else:
+                recorder.pytest_runtest_logreport(report)
+        recorder.pytest_sessionfinish(None, 1)
+        assert recorder.problem is None
+        return writer.stdin.text, recorder.counts.summary(), recorder.unfinished
+
+    one = session(1)
+    lines = one[0].splitlines()
+    assert len(lines) == 1 + 40 + 1 + 1 + 2 + 2 + 1 + 1 + 20 + 1 + 1  # every attempt, then the end marker
+    assert lines[-1] == plugin._END
+    assert one == session(every)
+
+
+def test_the_writer_takes_the_session_into_the_views_once_the_test_process_has_ended(sample):
+    """The writer answers once the commit exists, then waits for the end of the test process named in its
+    arguments before it brings com's views up to date (pytest's own end does not share the CPU with that)."""
+    import sqlite3
+
+    root, _ = sample
+    assert run_com("init", cwd=root).returncode == 0
+    from com.ingest.pytest_plugin import WRITER_CODE
+
+    test_process = textwrap.dedent('''
+        import json, os, subprocess, sys
+        code, root = sys.argv[1], sys.argv[2]
+        args = json.dumps({"memory": None, "cwd": root, "rootpath": root, "project": None, "started": 0,
+                           "test_process": os.getpid()})
+        writer = subprocess.Popen([sys.executable, "-c", code, args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  text=True)
+        line = json.dumps({"test_id": "tests/test_shop.py::test_pass", "status": "passed", "seconds": 0.001})
+        writer.stdin.write(line + '\\n{"__end__": true}\\n')
+        writer.stdin.close()
+        print(writer.stdout.readline().strip(), flush=True)
+        sys.stdin.readline()  # ends when told to
+    ''')
+    parent = subprocess.Popen([sys.executable, "-c", test_process, WRITER_CODE, str(root)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, cwd=root)
+    views = root / ".com" / "cache" / "results.sqlite"
+
+    def seen() -> bool:
+        try:
+            db = sqlite3.connect(f"file:{views}?mode=ro", uri=True)
+            try:
+                return db.execute("SELECT 1 FROM commits WHERE sha=?", (answer["commit"],)).fetchone() is not None
+            finally:
+                db.close()
+        except sqlite3.OperationalError:  # not made yet
+            return False
+
+    try:
+        answer = json.loads(parent.stdout.readline())
+        assert answer["ok"] and answer["added"] == 1
+        assert not seen()
+        time.sleep(1.5)  # the writer has had ample time: it waits for the test process
+        assert not seen()
+    finally:
+        parent.communicate("\n", timeout=60)
+    for _ in range(600):
+        if seen():
+            break
+        time.sleep(0.1)
+    assert seen()
+
+
+def test_a_result_the_recording_refuses_means_no_commit(sample, monkeypatch):
+    """An id that comes again with other content is refused when it arrives (the recording checks each result
+    as it spools it); as with `Memory.record` of them all, the session is then not written."""
+    import com.model.event as event_module
+    from com.ingest.pytest_plugin import _WriterSession
+    from com.model.errors import ComError
+
+    root, _ = sample
+    assert run_com("init", cwd=root).returncode == 0
+    real = event_module.validate
+    monkeypatch.setattr(event_module, "validate", lambda raw, **kw: real({**raw, "id": "evt_" + "b" * 24}, **kw))
+    session = _WriterSession({"memory": None, "cwd": str(root), "rootpath": str(root), "project": None, "started": 0})
+    try:
+        session.add({"test_id": "tests/test_shop.py::test_pass", "status": "passed", "seconds": 0.001})
+        session.add({"test_id": "tests/test_shop.py::test_flaky", "status": "failed", "seconds": 0.002})
+        with pytest.raises(ComError, match="appears twice in the input with different content"):
+            session.write()
+    finally:
+        session.close()
+    assert journal_log(root) == []
