@@ -186,6 +186,30 @@ def test_a_catalog_that_lost_rows_is_found_and_rebuilt(com, memory, journal):
     assert ingest(com, [event("t1"), event("t3")])["added"] == 0
 
 
+@pytest.mark.parametrize("damage, said", [
+    ("UPDATE test_runs SET prev_status = 1 - prev_status WHERE prev >= 0", "runs of tests in segment"),
+    ("UPDATE test_runs SET last_batch = last_batch + 1", "runs of tests in segment"),
+    ("UPDATE batches SET tests = tests + 1 WHERE batch_no = 2", "1 batch(es) have their segment or number of tests"),
+    ("UPDATE batches SET seg_no = NULL", "batch(es) have their segment"),
+])
+def test_test_results_shortcuts_that_disagree_with_the_rows_are_found_and_rebuilt(com, memory, journal, damage, said):
+    """`com diff` takes each test's newest rows and each batch's segment from the view's side tables, without
+    reading the rows: fsck holds them to the rows."""
+    for n in range(10):  # ten runs: the view merges them into a sorted segment, with runs of tests
+        ingest(com, [event(f"t{i}", "failed" if (i + n) % 3 else "passed", ts=f"2026-03-01T10:{n:02d}:00Z")
+                     for i in range(4)])
+    assert fsck(com)["ok"] is True
+    db = sqlite3.connect(memory.cache_path / "results.sqlite")
+    assert db.execute("SELECT COUNT(*) FROM test_runs WHERE prev >= 0").fetchone()[0] == 4
+    db.execute(damage)
+    db.commit()
+    db.close()
+    [problem] = fsck(com)["problems"]
+    assert problem["check"] == "test-results" and said in problem["message"]
+    assert fsck(com, "--repair")["ok"] is True
+    assert fsck(com)["ok"] is True
+
+
 def test_a_garbage_catalog_is_replaced(com, memory, journal):
     ingest(com, [event("t1")])
     for f in memory.cache_path.glob("catalog.sqlite*"):

@@ -203,15 +203,19 @@ def test_streamed_json_of_a_long_range_is_the_list(memory, com):
     assert backwards["removed"] == expected["added"] and backwards["added"] == []
 
 
-def test_latest_results_per_test_in_sorted_and_unsorted_segments(memory):
+@pytest.mark.parametrize("seed, in_order", [(5, False), (6, False), (7, True), (8, True)])
+def test_latest_results_per_test_in_sorted_and_unsorted_segments(memory, seed, in_order):
     """The grouped query behind diff: each test's newest result, ties on time broken by the order of the batches
-    asked about, then by line; the same whether the view's segments are sorted by test or not."""
+    asked about, then by line; the same whether the view's segments are sorted by test or not, for one batch
+    (answered from test_runs when its tests' last rows are its own) and for every older snapshot (test_runs'
+    previous rows, then a walk)."""
     import random
 
-    rng = random.Random(5)
+    rng = random.Random(seed)
     statuses = ["passed", "failed", "error", "skipped"]
-    for run in range(12):
-        memory.record([result(f"t::{i}", rng.choice(statuses), ts=f"2026-03-0{1 + run % 3}T10:00:0{rng.randint(0, 1)}Z",
+    for run in range(12):  # times in the order of the runs (CI), or repeating and going back
+        day = 1 + run if in_order else 1 + run % 3
+        memory.record([result(f"t::{i}", rng.choice(statuses), ts=f"2026-03-{day:02d}T10:00:0{rng.randint(0, 1)}Z",
                               run_id=f"r{run}") for i in range(rng.randint(3, 9))])
     snapshot = memory.snapshot()
     journal = memory.journal
@@ -243,12 +247,14 @@ def test_latest_results_per_test_in_sorted_and_unsorted_segments(memory):
         for _ in range(6):
             chosen = rng.sample(batches, rng.randint(1, len(batches)))
             assert latest(paths=[b.path for b in chosen]) == reference(chosen), state
+        for batch in batches:
+            assert latest(paths=[batch.path]) == reference([batch]), state
         by_number = sorted(batches, key=lambda b: view.batch_numbers([b.path])[0][0])
         assert latest(snapshot=snapshot) == reference(by_number), state
         some = {"t::1", "t::4"}
         numbers = [n for n, name in view.test_names(range(1, 100)).items() if name in some]
         assert latest(snapshot=snapshot, tests=numbers) == reference(by_number, some), state
-        for back in range(1, 6):  # older snapshots: tests' last rows sit in batches they lack (walked back)
+        for back in range(1, 12):  # older snapshots: tests' last rows sit in batches they lack (walked back)
             older = memory.snapshot(f"HEAD~{back}")
             held = [b for b in by_number if older.has_path(b.path)]
             assert latest(snapshot=older) == reference(held), (state, back)

@@ -365,3 +365,28 @@ def test_events_for_a_test_id_with_non_ascii_and_a_longer_namesake(com, memory):
     )
     events = json.loads(com("events", "--test", "tests/test_ü.py::test_größe", "--json").stdout)["events"]
     assert [e["data"]["status"] for e in events] == ["passed", "failed"]
+
+
+def test_a_command_ends_without_teardown_but_runs_exit_handlers_and_waits_for_threads(tmp_path):
+    """`com` leaves with os._exit once a command is done (interpreter teardown was a tenth of `com diff`): the exit
+    code, the whole output, exit handlers and unfinished threads must survive that."""
+    import sys
+
+    probe = tmp_path / "probe"
+    code = (
+        "import atexit, sys, threading, time\n"
+        "from com.cli import main\n"
+        f"probe = {str(probe)!r}\n"
+        "def late(): time.sleep(0.2); open(probe + '.thread', 'w').write('done')\n"
+        "threading.Thread(target=late).start()\n"
+        "atexit.register(lambda: open(probe + '.atexit', 'w').write('ran'))\n"
+        "sys.stdout.write('x' * 200000)\n"  # more than a pipe holds: flushed before the process ends
+        "sys.argv = ['com', *sys.argv[1:]]\n"
+        "main()\n"
+    )
+    ok = subprocess.run([sys.executable, "-c", code, "--version"], capture_output=True, text=True)
+    assert ok.returncode == 0 and ok.stdout.startswith("x" * 200000) and ok.stdout.rstrip().endswith(
+        __import__("com").__version__)
+    assert (tmp_path / "probe.atexit").read_text() == "ran" and (tmp_path / "probe.thread").read_text() == "done"
+    bad = subprocess.run([sys.executable, "-c", code, "no-such-verb"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "no such command 'no-such-verb'" in bad.stderr

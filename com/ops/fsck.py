@@ -344,7 +344,8 @@ def _catalog_gaps(memory: Memory, snapshots, sizes: dict[str, int], twice: set[s
 
 
 def _result_gaps(memory: Memory, snapshots) -> str | None:
-    """Does the test-results view hold exactly the current branch's test results?"""
+    """Does the test-results view hold exactly the current branch's test results, and do the shortcuts its reads
+    take (where each test's runs and newest rows are, each batch's segment) agree with its rows?"""
     ref = f"refs/heads/{memory.journal.branch}"
     if ref not in snapshots:
         return None
@@ -356,7 +357,7 @@ def _result_gaps(memory: Memory, snapshots) -> str | None:
     held = len(memory.results.select(snapshot, None, ())["row"])
     if held != expected:
         return f"the test-results view holds {held} result(s) of the current branch, the journal {expected}"
-    return None
+    return memory.results.shortcuts_wrong()
 
 
 def _index_if_present(memory: Memory):

@@ -36,8 +36,8 @@ from com.model.result import STATUS_CODE, STATUS_CODES, ResultColumns, distinct
 
 FEW_NAMES = 500  # up to this many codes are looked up by number; more read the whole table
 
-SCHEMA_VERSION = 7  # 5: code_dirty, a run on uncommitted changes has no code commit; 6: test_runs' last rows;
-# 7: a row per column of a segment
+SCHEMA_VERSION = 8  # 5: code_dirty, a run on uncommitted changes has no code commit; 6: test_runs' last rows;
+# 7: a row per column of a segment; 8: test_runs' previous rows, each batch's segment and number of tests
 MAX_UNSORTED = 8  # this many segments appended by takes are merged (and sorted by test) by the next reader
 MAX_SEGMENTS = 16
 SMALL_ROWS = 20_000  # takes up to this size are merged with the standard library inside the take itself
@@ -65,18 +65,24 @@ HAS_ATTEMPT, HAS_DURATION, DURATION_INT = 1, 2, 4
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS commits (sha TEXT PRIMARY KEY);
-CREATE TABLE IF NOT EXISTS batches (batch_no INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, project TEXT NOT NULL);
+-- seg_no: the segment holding the batch's rows (one: a take writes a batch whole, a merge moves it whole), NULL
+-- while it has none; tests: how many tests it holds results of.
+CREATE TABLE IF NOT EXISTS batches (batch_no INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, project TEXT NOT NULL,
+    seg_no INTEGER, tests INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS tests (test_no INTEGER PRIMARY KEY, test_id TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS runs (run_no INTEGER PRIMARY KEY, run_id TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS codes (code_no INTEGER PRIMARY KEY, sha TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS signatures (sig_no INTEGER PRIMARY KEY, text TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS contexts (ctx_no INTEGER PRIMARY KEY, json TEXT NOT NULL UNIQUE,
     run_no INTEGER NOT NULL, code_no INTEGER NOT NULL);
--- A test's run of rows in a sorted segment, and its last row's sort key and status (a test's newest result is
--- usually that row: `newest` then reads no column).
+-- A test's run of rows in a sorted segment, its last row's sort key and status (a test's newest result is
+-- usually that row: `newest` then reads no column), and the same of its previous row: the last one of another
+-- batch (position `prev`, -1 and zeros when there is none), the test's newest result in a snapshot that lacks
+-- the last row's batch (a diff of the newest run, `--at HEAD~1`).
 CREATE TABLE IF NOT EXISTS test_runs (seg_no INTEGER NOT NULL, test_no INTEGER NOT NULL, start INTEGER NOT NULL,
     count INTEGER NOT NULL, last_ts INTEGER NOT NULL, last_batch INTEGER NOT NULL, last_seq INTEGER NOT NULL,
-    last_status INTEGER NOT NULL, PRIMARY KEY (seg_no, test_no)) WITHOUT ROWID;
+    last_status INTEGER NOT NULL, prev INTEGER NOT NULL, prev_ts INTEGER NOT NULL, prev_batch INTEGER NOT NULL,
+    prev_seq INTEGER NOT NULL, prev_status INTEGER NOT NULL, PRIMARY KEY (seg_no, test_no)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS shapes (shape_no INTEGER PRIMARY KEY, hash INTEGER NOT NULL UNIQUE, body BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS segments (seg_no INTEGER PRIMARY KEY, rows INTEGER NOT NULL, sorted INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS seg_columns (col_no INTEGER PRIMARY KEY, seg_no INTEGER NOT NULL, name TEXT NOT NULL,
@@ -194,10 +200,15 @@ class TestResultsView(SqliteView):
             runs, start = [], 0
             for i in range(1, len(tests) + 1):
                 if i == len(tests) or tests[i] != tests[start]:
-                    runs.append((seg, tests[start], start, i - start, ts[i - 1], batch[i - 1], seq[i - 1],
-                                 status[i - 1]))
+                    last = prev = i - 1
+                    while prev >= start and batch[prev] == batch[last]:
+                        prev -= 1
+                    before = (prev, ts[prev], batch[prev], seq[prev], status[prev]) if prev >= start else _NO_PREV
+                    runs.append((seg, tests[start], start, i - start, ts[last], batch[last], seq[last],
+                                 status[last], *before))
                     start = i
-        self.db.executemany("INSERT INTO test_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)", runs)
+        self.db.executemany(_INSERT_RUNS, runs)
+        self._moved(chosen, seg)
 
     def _column(self, seg_no: int, name: str, start: int | None = None, stop: int | None = None):
         """One column of one segment, or rows start:stop of it (read straight from the blob, not the whole)."""
@@ -232,6 +243,11 @@ class TestResultsView(SqliteView):
     def _col_no(self, seg_no: int, name: str) -> int:
         return self.db.execute("SELECT col_no FROM seg_columns WHERE seg_no = ? AND name = ?",
                                (seg_no, name)).fetchone()[0]
+
+    def _moved(self, chosen: list[int], seg: int) -> None:
+        """The batches of the `chosen` segments are in `seg` now."""
+        marks = ",".join("?" * len(chosen))
+        self.db.execute(f"UPDATE batches SET seg_no = ? WHERE seg_no IN ({marks})", (seg, *chosen))
 
     def _delete_segments(self, chosen: list[int]) -> None:
         marks = ",".join("?" * len(chosen))
@@ -288,9 +304,36 @@ class TestResultsView(SqliteView):
                     kept[name] = column
                 del column
             self._delete_segments(chosen)
-            self.db.executemany("INSERT INTO test_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                                _runs_numpy(seg_new, kept["test"], kept["ts"], kept["batch"], kept["seq"],
-                                            kept["status"]))
+            self.db.executemany(_INSERT_RUNS, _runs_numpy(seg_new, kept["test"], kept["ts"], kept["batch"],
+                                                          kept["seq"], kept["status"]))
+            self._moved(chosen, seg_new)
+
+    @_reads
+    def shortcuts_wrong(self) -> str | None:
+        """What reads take on trust, checked against the rows (for `com fsck`): each sorted segment's test_runs
+        (runs, last and previous rows) and each batch's segment and number of tests. None when all agree."""
+        import numpy as np
+
+        wrong = []
+        tests_of: dict[int, int] = {}
+        segment_of: dict[int, int] = {}
+        for seg, rows, done in self.db.execute("SELECT seg_no, rows, sorted FROM segments").fetchall():
+            cols = {name: self._column(seg, name) for name in ("test", "ts", "batch", "seq", "status")}
+            pairs = distinct((cols["batch"].astype(np.int64) << 32) | cols["test"].astype(np.int64))
+            batches, counts = np.unique(pairs >> 32, return_counts=True)
+            for batch, count in zip(batches.tolist(), counts.tolist()):
+                segment_of[batch] = seg
+                tests_of[batch] = tests_of.get(batch, 0) + count
+            if done:
+                kept = sorted(self.db.execute("SELECT * FROM test_runs WHERE seg_no = ?", (seg,)))
+                if kept != sorted(_runs_numpy(seg, cols["test"], cols["ts"], cols["batch"], cols["seq"],
+                                              cols["status"])):
+                    wrong.append(f"the runs of tests in segment {seg} disagree with its rows")
+        held = self.db.execute("SELECT batch_no, seg_no, tests FROM batches").fetchall()
+        off = sum(1 for batch, seg, count in held if seg != segment_of.get(batch) or count != tests_of.get(batch, 0))
+        if off:
+            wrong.append(f"{off} batch(es) have their segment or number of tests wrong")
+        return "; ".join(wrong) or None
 
     def batch_numbers(self, paths) -> tuple[object, bool]:
         """(the numbers of the batches at `paths` that the view holds, whether that is every batch it holds)."""
@@ -411,7 +454,8 @@ class TestResultsView(SqliteView):
 
         Segment by segment, reading only the columns that decide: in a segment sorted by test, a test's newest
         row is the last of its run (only rows tied with it on time are compared further), so a million rows
-        cost a few column reads and no sort of them all."""
+        cost a few column reads and no sort of them all; given batches, only the segments holding them are read,
+        and one batch whose tests' last rows are all its own (the newest run) reads test_runs alone."""
         import numpy as np
 
         numbers, everything = self.batch_numbers(snapshot.batch_paths() if paths is None else paths)
@@ -429,13 +473,27 @@ class TestResultsView(SqliteView):
         pairs = {((hi << 16) | (lo >> 32), lo & 0xFFFFFFFF) for hi, lo in without_keys} if without_keys else None
         keys = np.fromiter({hi for hi, _ in pairs}, dtype=np.uint64) if pairs else None
         found = []
-        for seg, rows, done in self._segments():
-            if done and paths is None and pairs is None:
-                part = self._latest_by_runs(seg, rank, everything, wanted)
-                if part is not False:
-                    if part is not None:
-                        found.append(part)
+        segments = self._segments()
+        holding = None  # given batches: segment -> [(batch, its number of tests)]; the other segments are skipped
+        if paths is not None:
+            holding = {}
+            for chunk, marks in sqlite.chunks(numbers.tolist()):
+                for batch, seg, count in self.db.execute(
+                        f"SELECT batch_no, seg_no, tests FROM batches WHERE batch_no IN ({marks})", chunk):
+                    holding.setdefault(seg, []).append((batch, count))
+        for seg, rows, done in segments:
+            part = False
+            if holding is not None:
+                if seg not in holding:
                     continue
+                if done and pairs is None and len(holding[seg]) == 1:
+                    part = self._latest_of_batch(seg, *holding[seg][0], rank, wanted)
+            elif done and pairs is None:
+                part = self._latest_by_runs(seg, rank, everything, wanted)
+            if part is not False:
+                if part is not None:
+                    found.append(part)
+                continue
             # A slice of rows at a time bounds memory by the slice, not the segment; a test whose run a slice
             # boundary cuts gives a candidate from each side, and the sort below keeps the newer.
             for lo in range(0, rows, LATEST_SLICE):
@@ -454,39 +512,69 @@ class TestResultsView(SqliteView):
 
     def _latest_by_runs(self, seg: int, rank, everything: bool, wanted):
         """`latest`'s candidates in a sorted segment, for a snapshot (ranked by batch number, the segment's own
-        order): each test's last row the snapshot holds, found from test_runs' last rows and, for the tests whose
-        last row it lacks, by stepping back over the batch column a row at a time for all of them at once (a step
-        or two: the batches a snapshot lacks are few and new). False when that takes more than WALK_STEPS steps
-        (then the segment is read slice by slice)."""
+        order): each test's last row the snapshot holds. test_runs gives each test's last row and its previous
+        one (the last of another batch), so a snapshot that lacks at most the newest batch of each test reads no
+        column; the tests it lacks both of are walked back over the batch column a row at a time, all at once
+        (a step or two: the batches a snapshot lacks are few and new). False when that takes more than
+        WALK_STEPS steps (then the segment is read slice by slice)."""
         import numpy as np
 
-        runs = np.asarray(self.db.execute("SELECT test_no, start, count, last_batch FROM test_runs WHERE seg_no = ?",
-                                          (seg,)).fetchall(), dtype=np.int64).reshape(-1, 4)
+        runs = np.asarray(self.db.execute(
+            "SELECT test_no, start, last_ts, last_batch, last_seq, last_status, prev, prev_ts, prev_batch, prev_seq,"
+            " prev_status FROM test_runs WHERE seg_no = ?", (seg,)).fetchall(), dtype=np.int64).reshape(-1, 11)
         if wanted is not None:
             runs = runs[(runs[:, 0] < len(wanted)) & wanted[np.minimum(runs[:, 0], len(wanted) - 1)]]
-        test, start, pos = runs[:, 0], runs[:, 1], runs[:, 1] + runs[:, 2] - 1
-        walking = np.zeros(len(runs), dtype=bool) if everything else rank[runs[:, 3]] < 0
-        if walking.any():
-            batch = self._column(seg, "batch")
-            for _ in range(WALK_STEPS):
-                pos[walking] -= 1
-                gone = walking & (pos < start)  # no row of the snapshot: the test is not in it
-                walking &= ~gone
-                pos[gone] = -1
-                walking[walking] = rank[batch[pos[walking]]] < 0
-                if not walking.any():
-                    break
-            else:
-                return False
-            keep = pos >= 0
-            test, pos = test[keep], pos[keep]
-        if not len(pos):
+        test, start, prev = runs[:, 0], runs[:, 1], runs[:, 6]
+        found = runs[:, 2:6]  # (ts, batch, seq, status) of each test's newest row the snapshot holds
+        if not everything:
+            lacked = rank[runs[:, 3]] < 0
+            if lacked.any():
+                before = lacked & (prev >= 0)
+                found = np.where(before[:, None], runs[:, 7:11], found)
+                kept = ~lacked | before
+                pos = np.where(before, prev, -1)
+                walking = before & (rank[runs[:, 8]] < 0)  # the previous row's batch is lacked too
+                if walking.any():
+                    batch = self._column(seg, "batch")
+                    for _ in range(WALK_STEPS):
+                        pos[walking] -= 1
+                        gone = walking & (pos < start)  # no row of the snapshot: the test is not in it
+                        walking &= ~gone
+                        kept &= ~gone
+                        walking[walking] = rank[batch[pos[walking]]] < 0
+                        if not walking.any():
+                            break
+                    else:
+                        return False
+                    walked = np.flatnonzero(kept & before & (rank[runs[:, 8]] < 0))
+                    if len(walked):
+                        at = pos[walked]
+                        found = found.copy()
+                        for j, name in enumerate(("ts", "batch", "seq", "status")):
+                            found[walked, j] = (self._column(seg, name)[at] if len(at) > 512 else
+                                                [self._column(seg, name, p, p + 1)[0] for p in at.tolist()])
+                test, found = test[kept], found[kept]
+        if not len(test):
             return None
-        columns = {name: (self._column(seg, name)[pos] if len(pos) > len(runs) // 8 or len(pos) > 512
-                          else np.asarray([self._column(seg, name, p, p + 1)[0] for p in pos.tolist()],
-                                          dtype=_NUMPY[COLUMNS[name]]))
-                   for name in ("ts", "batch", "seq", "status")}
-        return (test.astype(np.int32), columns["ts"], rank[columns["batch"]], columns["seq"], columns["status"])
+        return (test.astype(np.int32), found[:, 0], rank[found[:, 1]], found[:, 2].astype(np.int32),
+                found[:, 3].astype(np.int8))
+
+    def _latest_of_batch(self, seg: int, batch: int, tests: int, rank, wanted):
+        """`latest`'s candidates of one batch in a sorted segment: the tests whose last row is of that batch
+        (test_runs), when they are all the tests it holds; else False (its rows are read)."""
+        import numpy as np
+
+        runs = np.asarray(self.db.execute(
+            "SELECT test_no, last_ts, last_seq, last_status FROM test_runs WHERE seg_no = ? AND last_batch = ?",
+            (seg, batch)).fetchall(), dtype=np.int64).reshape(-1, 4)
+        if len(runs) != tests:  # a test with a newer row of another batch: where its row of this one is is unknown
+            return False
+        if wanted is not None:
+            runs = runs[(runs[:, 0] < len(wanted)) & wanted[np.minimum(runs[:, 0], len(wanted) - 1)]]
+        if not len(runs):
+            return None
+        return (runs[:, 0].astype(np.int32), runs[:, 1], np.full(len(runs), rank[batch], dtype=np.int32),
+                runs[:, 2].astype(np.int32), runs[:, 3].astype(np.int8))
 
     @staticmethod
     def _latest_in(column, rows: int, done: bool, rank, everything: bool, wanted, keys, pairs):
@@ -523,9 +611,9 @@ class TestResultsView(SqliteView):
         the standard library only, or None when that would visit more than `budget` rows one by one (then numpy,
         whose import costs more than the usual answer, is the cheaper way): `com diff` of a few added results.
 
-        In a segment sorted by test, a test's last row is its newest (test_runs keeps it): only when the snapshot
-        lacks that row's batch are the test's rows walked back from there (a step or two: the batches a snapshot
-        lacks are few and new)."""
+        In a segment sorted by test, a test's last row is its newest (test_runs keeps it, and the last row of
+        another batch before it): only when the snapshot lacks both rows' batches are the test's rows walked back
+        from there (a step or two: the batches a snapshot lacks are few and new)."""
         held = dict(self.db.execute("SELECT path, batch_no FROM batches"))
         numbers = {held[p] for p in snapshot.batch_paths() if p in held}
         if not numbers:
@@ -580,14 +668,17 @@ class TestResultsView(SqliteView):
 
         walks = []
         if done:
-            for t, start, count, when, b, line, code in self.db.execute(
-                    "SELECT test_no, start, count, last_ts, last_batch, last_seq, last_status FROM test_runs "
-                    "WHERE seg_no = ?", (seg,)):
+            for t, start, when, b, line, code, prev, *before in self.db.execute(
+                    "SELECT test_no, start, last_ts, last_batch, last_seq, last_status, prev, prev_ts, prev_batch, "
+                    "prev_seq, prev_status FROM test_runs WHERE seg_no = ?", (seg,)):
                 if wanted is None or t in wanted:
                     if everything or b in numbers:
                         offer(t, (when, b, line), code)
-                    else:
-                        walks.append((t, start, count))
+                    elif prev >= 0:  # the last row's batch is not in the snapshot: the last row of another one
+                        if before[1] in numbers:
+                            offer(t, tuple(before[:3]), before[3])
+                        else:
+                            walks.append((t, start, prev))
             if not walks:
                 return visits
         # Cell by cell when few rows are walked: a blob read costs microseconds, a column of a million rows ms.
@@ -600,14 +691,14 @@ class TestResultsView(SqliteView):
                 if (wanted is None or t in wanted) and (everything or batch[i] in numbers):
                     offer(t, (ts[i], batch[i], seq[i]), status[i])
             return visits + rows
-        for t, start, count in walks:
+        for t, start, prev in walks:
             # Sorted by (time, batch, line): walking back, the first row of the snapshot is the test's newest.
-            i = start + count - 1
+            i = prev - 1
             while i >= start and batch[i] not in numbers:
                 i -= 1
             if i >= start:
                 offer(t, (ts[i], batch[i], seq[i]), status[i])
-            visits += start + count - i
+            visits += prev - i
             if visits > budget:
                 break
         return visits
@@ -898,14 +989,28 @@ def _insert_segment(db: sqlite3.Connection, rows: int, done: bool, columns: dict
     return seg
 
 
+_INSERT_RUNS = f"INSERT INTO test_runs VALUES ({', '.join('?' * 13)})"
+_NO_PREV = (-1, 0, 0, 0, 0)  # test_runs' previous row of a test whose rows are all of one batch
+
+
 def _runs_numpy(seg: int, tests, ts, batch, seq, status):
-    """test_runs rows of a sorted segment's columns (numpy arrays): each test's start, count and last row."""
+    """test_runs rows of a sorted segment's columns (numpy arrays): each test's start, count, last row and
+    previous row (the last of another batch)."""
     import numpy as np
 
     numbers, starts, counts = np.unique(tests, return_index=True, return_counts=True)
     last = starts + counts - 1
+    # Rows i where row i+1 is of another test or another batch: the last such row before a test's last row
+    # ends the block before the last row's batch (its previous row), if it is the test's at all.
+    ends = np.flatnonzero((batch[1:] != batch[:-1]) | (tests[1:] != tests[:-1]))
+    k = np.searchsorted(ends, last) - 1
+    prev = np.where(k >= 0, ends[np.maximum(k, 0)], -1)
+    prev = np.where(prev >= starts, prev, -1)
+    has, at = prev >= 0, np.maximum(prev, 0)
     return zip([seg] * len(numbers), numbers.tolist(), starts.tolist(), counts.tolist(), ts[last].tolist(),
-               batch[last].tolist(), seq[last].tolist(), status[last].tolist())
+               batch[last].tolist(), seq[last].tolist(), status[last].tolist(), prev.tolist(),
+               np.where(has, ts[at], 0).tolist(), np.where(has, batch[at], 0).tolist(),
+               np.where(has, seq[at], 0).tolist(), np.where(has, status[at], 0).tolist())
 
 
 def _renumber(codes, names_of):
@@ -1009,6 +1114,7 @@ class _Writer:
         self.times: dict[str, tuple[int, bool]] = {}  # ts text -> (microseconds, canonical); a run shares one
         self.shape_of: dict[bytes, int] = {}  # marshalled values of a shape -> its number
         self.taken = 0  # rows written so far
+        self.pending: list[int] = []  # batches whose rows the next segment holds
 
     def add(self, batch, events: list[dict]) -> None:
         batch_no = self.db.execute("INSERT INTO batches (path, project) VALUES (?, ?)",
@@ -1018,6 +1124,7 @@ class _Writer:
         status_col, attempt_col, flags_col, duration_col = cols["status"], cols["attempt"], cols["flags"], cols["duration"]
         sig_col, shape_col, ctx_col, hi_col, lo_col = cols["sig"], cols["shape"], cols["ctx"], cols["id_hi"], cols["id_lo"]
         tests, known_tests, times, shape_of = self.tests, self.tests.known, self.times, self.shape_of
+        first = len(test_col)
         contexts, context_of = self.contexts, self._context
         dumps, status_code, row_keys, run_keys = marshal.dumps, STATUS_CODE, _ROW_KEYS, RUN_KEYS
         for seq, event in enumerate(events):
@@ -1084,6 +1191,10 @@ class _Writer:
             eid = event["id"]
             hi_col.append(int(eid[4:20], 16))
             lo_col.append(int(eid[20:28], 16))
+        if len(test_col) > first:
+            self.pending.append(batch_no)
+            self.db.execute("UPDATE batches SET tests = ? WHERE batch_no = ?",
+                            (len(set(test_col[first:])), batch_no))
         if len(test_col) >= FLUSH_ROWS:
             self.flush()
 
@@ -1114,7 +1225,10 @@ class _Writer:
         if not rows:
             return
         self.taken += rows
-        _insert_segment(self.db, rows, False, {name: self.cols[name].tobytes() for name in COLUMNS})
+        seg = _insert_segment(self.db, rows, False, {name: self.cols[name].tobytes() for name in COLUMNS})
+        for chunk, marks in sqlite.chunks(self.pending):
+            self.db.execute(f"UPDATE batches SET seg_no = ? WHERE batch_no IN ({marks})", (seg, *chunk))
+        self.pending = []
         self.cols = {name: array(code) for name, code in COLUMNS.items()}
 
 
