@@ -7,9 +7,9 @@ memory and catches up the catalog while pytest collects and the tests run, on an
 attempt is streamed to it (and spooled there as it arrives), and at the end of the session it writes one
 commit and answers; once pytest has ended it takes the commit into com's derived views, which nobody waits
 for. The end is handed over at sessionfinish and the answer awaited in the terminal summary, so the commit is
-made while pytest writes its own summary; pytest still returns only once the session is in the journal. The test process itself only
-turns reports into plain data (what each status means: com.ingest.outcome, the same definition JUnit ingest
-follows).
+made while pytest writes its own summary; pytest still returns only once the session is in the journal. The
+test process itself only turns reports into plain data, a batch at a time (what each status means:
+com.ingest.outcome, the same definition JUnit ingest follows).
 
 Recording never fails the test run: any problem becomes one warning line and pytest exits as it would have."""
 
