@@ -99,3 +99,35 @@ def test_kill_9_during_a_large_ingest_leaves_a_valid_journal(memory, isolated):
     assert done.returncode == 0, done.stderr
     assert count_events(memory) == 150_001
     assert fsck(memory).returncode == 0
+
+
+def test_opening_a_store_waits_out_a_lock_sqlite_reports_without_waiting():
+    """A process closing its last connection removes the WAL under an exclusive lock; an opener can then be told
+    "database is locked" by `PRAGMA journal_mode` at once (seen once in eight concurrent writers; not
+    reproducible on demand). FAKE: a connection that answers so twice, then opens; and one that always does."""
+    import sqlite3
+
+    import pytest
+
+    from com.files import sqlite as sqlite_files
+
+    class LockedAtFirst:  # fake: stands for SQLite's immediate SQLITE_BUSY
+        def __init__(self, times):
+            self.times, self.calls = times, 0
+
+        def execute(self, sql):
+            self.calls += 1
+            if self.calls <= self.times:
+                raise sqlite3.OperationalError("database is locked")
+
+    db = LockedAtFirst(2)
+    sqlite_files._wal(db)
+    assert db.calls == 3
+    other = LockedAtFirst(0)
+
+    def broken(sql):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    other.execute = broken
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O"):  # any other error is not waited out
+        sqlite_files._wal(other)
