@@ -91,6 +91,18 @@ def test_detect_tells_flaky_from_broken_with_the_promised_json(com, shop):
     assert bad.stderr.strip() == "com: error: --min-runs: must be at least 1, not 0"
 
 
+@pytest.mark.parametrize("command", ["detect", "report"])
+def test_a_window_longer_than_any_time_is_the_whole_history(com, shop, command):
+    """--days 1e9 reaches back past year 1 (found by the command-line property test: it was an internal error)."""
+    listed = "flaky" if command == "detect" else "top"
+    whole = as_json(com, "flaky", command)
+    assert whole[listed]
+    for days in ("1e9", "1e300"):
+        out = as_json(com, "flaky", command, "--days", days)
+        assert out["since"] is None and out[listed] == whole[listed] and out["broken"] == whole["broken"]
+    assert as_json(com, "flaky", "detect", "--days", "1")["since"] is not None
+
+
 def test_mark_is_a_versioned_event_and_unknown_tests_are_one_line(com, shop):
     before = head(shop)
     r = call(com, "flaky", "mark", SHOP + "test_nope", "quarantined", code=2)

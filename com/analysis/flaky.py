@@ -88,6 +88,9 @@ class Priors:
                            "same_signature in [0.5, 1)", param="priors")
 
 
+EARLIEST_US = -62_135_596_800 * 1_000_000  # 0001-01-01T00:00:00Z, the earliest stored time, from the epoch
+
+
 def iso(us: int | None) -> str | None:
     """Microseconds since the epoch as a stored event time (None stays None)."""
     return None if us is None else format_us(int(us))
@@ -452,7 +455,11 @@ def detect_flaky(cols: ResultColumns, *, window_days: float | None = None,
         raise ComError(f"must be above 0, not {window_days:g}", param="days")
     if as_of_us is None and window_days is not None and len(cols):
         as_of_us = int(cols.ts_us.max())
-    since_us = None if window_days is None or as_of_us is None else as_of_us - int(window_days * DAY_US)
+    since_us = None
+    if window_days is not None and as_of_us is not None:
+        span = window_days * DAY_US
+        # A window that reaches back past the first day a time can name (year 1) is the whole history.
+        since_us = None if span >= as_of_us - EARLIEST_US else as_of_us - int(span)
     state = FlakyState.from_columns(cols, since_us=since_us, until_us=as_of_us,
                                     mass_failure=mass_failure)
     det = state.detect(min_runs=min_runs, priors=priors)
