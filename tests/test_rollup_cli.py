@@ -151,6 +151,20 @@ def test_no_llm_needs_no_model_and_imports_no_llama_cpp(history, tmp_path):
     _check_narrative(out)
 
 
+def test_a_pattern_window_longer_than_any_time_reaches_back_to_year_one(history, com):
+    """--days past year 1 (an internal error before: date value out of range) covers the whole history."""
+    memory, events, _ = history
+    failures = defaultdict(int)
+    for e in events:
+        if e["type"] == "test_result" and e["data"]["status"] in FAILING:
+            failures[e["data"]["test_id"]] += 1
+    test_id = max(sorted(failures), key=failures.get)
+    args = ("--memory", memory.root, "rollup", "pattern", "--test", test_id, "--no-llm", "--no-save", "--json")
+    out = _json(com(*args, "--days", "1000000000"))
+    assert out["facts"]["period"]["start"].startswith("1-01-01") and out["facts"]["occurrences"] == failures[test_id]
+    assert _json(com(*args, "--days", "800000"))["facts"]["period"] == out["facts"]["period"]
+
+
 def test_a_saved_rollup_is_versioned_searchable_and_at_reads_the_past(tmp_path, com):
     _, memory = recorded(tmp_path / "h", tests=12, commits=8, registry=False)
     mem = ["--memory", memory.root]

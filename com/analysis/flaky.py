@@ -53,7 +53,7 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 
 from com.model.errors import ComError
-from com.model.event import format_us
+from com.model.event import EARLIEST_US, format_us
 from com.model.result import STATUS_CODE, ResultColumns, distinct
 
 PASSED, FAILED, ERROR = STATUS_CODE["passed"], STATUS_CODE["failed"], STATUS_CODE["error"]
@@ -88,7 +88,11 @@ class Priors:
                            "same_signature in [0.5, 1)", param="priors")
 
 
-EARLIEST_US = -62_135_596_800 * 1_000_000  # 0001-01-01T00:00:00Z, the earliest stored time, from the epoch
+def _window_start(as_of_us: int, window_days: float) -> int | None:
+    """Where a window of `window_days` before `as_of_us` starts; None (the whole history) when it reaches back
+    past the first day a time can name (year 1)."""
+    span = window_days * DAY_US
+    return None if span >= as_of_us - EARLIEST_US else as_of_us - int(span)
 
 
 def iso(us: int | None) -> str | None:
@@ -429,7 +433,7 @@ class FlakyState:
             if as_of_us is None:
                 as_of_us = int(e["last_us"].max()) if e["last_us"].shape[0] else None
             if as_of_us is not None:
-                since_us = as_of_us - int(window_days * DAY_US)
+                since_us = _window_start(as_of_us, window_days)
         if as_of_us is not None or since_us is not None:
             keep = np.ones(e["test"].shape[0], bool)
             if as_of_us is not None:
@@ -455,11 +459,7 @@ def detect_flaky(cols: ResultColumns, *, window_days: float | None = None,
         raise ComError(f"must be above 0, not {window_days:g}", param="days")
     if as_of_us is None and window_days is not None and len(cols):
         as_of_us = int(cols.ts_us.max())
-    since_us = None
-    if window_days is not None and as_of_us is not None:
-        span = window_days * DAY_US
-        # A window that reaches back past the first day a time can name (year 1) is the whole history.
-        since_us = None if span >= as_of_us - EARLIEST_US else as_of_us - int(span)
+    since_us = None if window_days is None or as_of_us is None else _window_start(as_of_us, window_days)
     state = FlakyState.from_columns(cols, since_us=since_us, until_us=as_of_us,
                                     mass_failure=mass_failure)
     det = state.detect(min_runs=min_runs, priors=priors)

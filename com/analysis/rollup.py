@@ -31,6 +31,7 @@ import numpy as np
 from com.analysis.flaky import with_runs
 from com.analysis.lifecycle import OPEN, replay
 from com.model.errors import ComError
+from com.model.event import EARLIEST_US
 from com.model.result import STATUS_CODE, STATUS_CODES, ResultColumns, distinct
 
 FACTS_SCHEMA = "com.rollup.facts/1"
@@ -595,7 +596,7 @@ def pattern_facts(cols: ResultColumns, *, until, days: int = 30, test: str | Non
         raise ComError(f"must be at least 1, not {days}", param="days")
     end = to_us(until)
     end = end - end % DAY_US + DAY_US
-    start = end - days * DAY_US
+    start = max(end - days * DAY_US, EARLIEST_US)  # at most back to year 1: the days there are
     p = _Prepared(cols)
     index = p.test_index()
     registry = registry or Registry()

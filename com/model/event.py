@@ -614,6 +614,7 @@ def read_type(etype: str) -> tuple[str, str | None]:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EARLIEST_US = -62_135_596_800 * 1_000_000  # 0001-01-01T00:00:00Z from the epoch: the earliest time a ts can name
 _us_cache: dict[str, int] = {}
 
 

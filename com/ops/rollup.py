@@ -27,7 +27,7 @@ from datetime import date, datetime, timedelta, timezone
 from com.memory import Memory
 from com.model import registry as types
 from com.model.errors import ComError, NotFound
-from com.model.event import format_ts, format_us, now_utc, ts_us, validate
+from com.model.event import EARLIEST_US, format_ts, format_us, now_utc, ts_us, validate
 from com.model.filter import EventFilter, TestMatch
 from com.ops.result import Result
 
@@ -259,7 +259,7 @@ def pattern(memory: Memory, *, test: str | None = None, signature: str | None = 
         last = last or now_utc().date()
     tags = None
     if tag:
-        start = _us(last) + DAY_US - days * DAY_US
+        start = max(_us(last) + DAY_US - days * DAY_US, EARLIEST_US)
         where = EventFilter.create(projects=project or (), since=start)
         tags = memory.results.test_tags(snapshot, where)
     t0 = time.perf_counter()
