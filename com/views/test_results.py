@@ -523,7 +523,7 @@ class TestResultsView(SqliteView):
             "SELECT test_no, start, last_ts, last_batch, last_seq, last_status, prev, prev_ts, prev_batch, prev_seq,"
             " prev_status FROM test_runs WHERE seg_no = ?", (seg,)).fetchall(), dtype=np.int64).reshape(-1, 11)
         if wanted is not None:
-            runs = runs[(runs[:, 0] < len(wanted)) & wanted[np.minimum(runs[:, 0], len(wanted) - 1)]]
+            runs = runs[_among(runs[:, 0], wanted)]
         test, start, prev = runs[:, 0], runs[:, 1], runs[:, 6]
         found = runs[:, 2:6]  # (ts, batch, seq, status) of each test's newest row the snapshot holds
         if not everything:
@@ -535,7 +535,7 @@ class TestResultsView(SqliteView):
                 pos = np.where(before, prev, -1)
                 walking = before & (rank[runs[:, 8]] < 0)  # the previous row's batch is lacked too
                 if walking.any():
-                    batch = self._column(seg, "batch")
+                    stepped, batch = walking.copy(), self._column(seg, "batch")
                     for _ in range(WALK_STEPS):
                         pos[walking] -= 1
                         gone = walking & (pos < start)  # no row of the snapshot: the test is not in it
@@ -546,7 +546,7 @@ class TestResultsView(SqliteView):
                             break
                     else:
                         return False
-                    walked = np.flatnonzero(kept & before & (rank[runs[:, 8]] < 0))
+                    walked = np.flatnonzero(kept & stepped)
                     if len(walked):
                         at = pos[walked]
                         found = found.copy()
@@ -570,7 +570,7 @@ class TestResultsView(SqliteView):
         if len(runs) != tests:  # a test with a newer row of another batch: where its row of this one is is unknown
             return False
         if wanted is not None:
-            runs = runs[(runs[:, 0] < len(wanted)) & wanted[np.minimum(runs[:, 0], len(wanted) - 1)]]
+            runs = runs[_among(runs[:, 0], wanted)]
         if not len(runs):
             return None
         return (runs[:, 0].astype(np.int32), runs[:, 1], np.full(len(runs), rank[batch], dtype=np.int32),
@@ -586,7 +586,7 @@ class TestResultsView(SqliteView):
         keep = batch_rank >= 0 if not everything else np.ones(rows, dtype=bool)
         test = column("test")
         if wanted is not None:
-            keep &= wanted[np.minimum(test, len(wanted) - 1)] & (test < len(wanted))
+            keep &= _among(test, wanted)
         if keys is not None:
             id_hi = column("id_hi")
             maybe = np.flatnonzero(keep & np.isin(id_hi, keys))
@@ -987,6 +987,13 @@ def _insert_segment(db: sqlite3.Connection, rows: int, done: bool, columns: dict
         else:
             db.execute("INSERT INTO seg_columns (seg_no, name, data) VALUES (?, ?, ?)", (seg, name, data))
     return seg
+
+
+def _among(tests, wanted):
+    """Which of `tests` (test numbers) a bool array by test number marks as wanted (past its end: none)."""
+    import numpy as np
+
+    return (tests < len(wanted)) & wanted[np.minimum(tests, len(wanted) - 1)]
 
 
 _INSERT_RUNS = f"INSERT INTO test_runs VALUES ({', '.join('?' * 13)})"
